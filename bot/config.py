@@ -1,0 +1,332 @@
+"""One settings model: a TOML file plus environment overrides.
+
+Every section is a pydantic model with `extra="forbid"`, so an unknown key or a
+wrong type is an error that names the key (and, for keys from the file, its
+line). Secrets are `SecretStr`: they print as `**********` everywhere, and
+`redacted_dump` is the only way settings are ever shown.
+
+Environment overrides:
+- well-known names for secrets and containers: `FAL_KEY`, `DISCORD_TOKEN`,
+  `SLACK_BOT_TOKEN`, `SLACK_APP_TOKEN`, `SLACK_SIGNING_SECRET`, `LTX_BOT_DB`;
+- any setting as `LTX_BOT__SECTION__KEY=value` (value parsed as TOML when it
+  parses, else taken as a string), e.g. `LTX_BOT__QUOTA__DAILY_CREDITS=500`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+DEFAULT_CONFIG_PATHS = ("config.toml", "/etc/ltx-bot/config.toml")
+MiB = 1024 * 1024
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatabaseSettings(Section):
+    path: str = Field("data/ltx-bot.sqlite3", description="SQLite file; created on first start.")
+
+
+class TierSettings(Section):
+    """A tier overrides the per-user limits for the users and roles it names."""
+
+    daily_credits: int | None = Field(None, ge=0)
+    monthly_credits: int | None = Field(None, ge=0)
+    max_concurrent_jobs: int | None = Field(None, ge=1)
+    cooldown_seconds: float | None = Field(None, ge=0)
+    roles: list[str] = Field(default_factory=list, description="Platform role names or ids.")
+    users: list[str] = Field(default_factory=list, description='"platform:user_id" entries.')
+    priority: int = Field(0, description="When a user matches several tiers the highest wins.")
+
+
+class QuotaSettings(Section):
+    credits_per_usd: float = Field(100.0, gt=0, description="1 credit = 1 cent by default.")
+    daily_credits: int = Field(200, ge=0, description="Per user, resets 00:00 UTC.")
+    monthly_credits: int = Field(2000, ge=0, description="Per user, resets on the 1st (UTC).")
+    max_concurrent_jobs: int = Field(2, ge=1, description="Unfinished jobs per user.")
+    cooldown_seconds: float = Field(10.0, ge=0, description="Between two jobs of one user.")
+    workspace_monthly_credits: int = Field(0, ge=0, description="Per guild/workspace; 0 = no limit.")
+    global_daily_credits: int = Field(0, ge=0, description="Whole bot per day; 0 = no limit.")
+    tiers: dict[str, TierSettings] = Field(default_factory=dict)
+
+
+class BackendSettings(Section):
+    kind: Literal["auto", "fal", "sim"] = Field(
+        "auto", description="auto = fal when a key is set, else the built-in simulator."
+    )
+    fal_key: SecretStr | None = Field(None, description="Prefer the FAL_KEY environment variable.")
+    fal_queue_url: str = "https://queue.fal.run"
+    fal_rest_url: str = "https://rest.fal.ai"
+    max_concurrent: int = Field(2, ge=1, description="Jobs at fal at once (local admission).")
+    priority: Literal["normal", "low"] = "normal"
+    request_timeout_seconds: float = Field(30.0, gt=0, description="Per HTTP call to fal.")
+    max_retry_seconds: float = Field(60.0, gt=0, description="Total retry budget per call.")
+    max_retries: int = Field(6, ge=0)
+    data_uri_max_bytes: int = Field(
+        0, ge=0, description="Inputs up to this size go inline as data: URIs; 0 = always upload."
+    )
+    webhook_url: str | None = Field(None, description="Optional fal webhook (not required).")
+    sim_host: str = "127.0.0.1"
+    sim_port: int = Field(0, ge=0, le=65535, description="0 = any free port.")
+    sim_queue_seconds: float = Field(1.0, ge=0)
+    sim_run_seconds: float = Field(4.0, ge=0)
+    sim_concurrency: int = Field(2, ge=1)
+
+
+class PriceSettings(Section):
+    """Operator override of a catalog entry's price (USD)."""
+
+    usd_per_video: float | None = Field(None, ge=0)
+    usd_per_megapixel: float | None = Field(None, ge=0)
+
+
+class ModelSettings(Section):
+    """Which catalog entry each kind of request goes to unless the user names a model."""
+
+    text: str = "ltx-video"
+    image: str = "ltx-2"
+    keyframes: str = "ltx-13b"
+    extend: str = "ltx-extend"
+
+
+class MediaSettings(Section):
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts that may resolve to private/loopback addresses (e.g. 127.0.0.1 in tests).",
+    )
+    max_input_bytes: int = Field(50 * MiB, gt=0)
+    max_image_pixels: int = Field(40_000_000, gt=0)
+    max_video_seconds: float = Field(60.0, gt=0)
+    max_video_frames: int = Field(1800, gt=0)
+    download_timeout_seconds: float = Field(60.0, gt=0)
+    output_dir: str = Field("outputs", description="Console adapter saves finished videos here.")
+    tmp_dir: str | None = Field(None, description="Temporary files; default: the system's.")
+
+
+class JobSettings(Section):
+    edit_interval_seconds: float = Field(3.0, ge=0, description="Progress edits per message.")
+    result_timeout_hours: float = Field(6.0, gt=0, description="Give up on a job after this.")
+
+
+class DiscordSettings(Section):
+    token: SecretStr | None = Field(None, description="Prefer the DISCORD_TOKEN environment variable.")
+    api_url: str | None = Field(None, description="REST base, e.g. a rate-limit proxy.")
+    dev_guild_ids: list[int] = Field(default_factory=list, description="Sync commands here at once.")
+    allowed_guilds: list[int] = Field(default_factory=list, description="Empty = any guild.")
+    allowed_channels: list[int] = Field(default_factory=list, description="Empty = any channel.")
+    allowed_roles: list[str] = Field(default_factory=list, description="Empty = anyone.")
+    admin_roles: list[str] = Field(default_factory=list)
+    admin_users: list[int] = Field(default_factory=list)
+    allow_dms: bool = False
+    default_upload_limit_bytes: int = Field(10 * MiB, gt=0, description="When no interaction says.")
+
+
+class SlackSettings(Section):
+    bot_token: SecretStr | None = Field(None, description="xoxb-…; prefer SLACK_BOT_TOKEN.")
+    app_token: SecretStr | None = Field(None, description="xapp-… for Socket Mode; SLACK_APP_TOKEN.")
+    signing_secret: SecretStr | None = Field(None, description="HTTP mode; SLACK_SIGNING_SECRET.")
+    mode: Literal["socket", "http"] = "socket"
+    host: str = "0.0.0.0"
+    port: int = Field(3000, ge=0, le=65535)
+    api_url: str | None = Field(None, description="Web API base, e.g. http://127.0.0.1:PORT/api/")
+    command: str = "/ltx"
+    allowed_workspaces: list[str] = Field(default_factory=list)
+    allowed_channels: list[str] = Field(default_factory=list)
+    admin_users: list[str] = Field(default_factory=list)
+    upload_limit_bytes: int = Field(100 * MiB, gt=0)
+    upload_timeout_seconds: float = Field(300.0, gt=0)
+
+
+class ConsoleSettings(Section):
+    admin_users: list[str] = Field(default_factory=list, description="Local user names.")
+    upload_limit_bytes: int = Field(500 * MiB, gt=0)
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(Section):
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    quota: QuotaSettings = Field(default_factory=QuotaSettings)
+    backend: BackendSettings = Field(default_factory=BackendSettings)
+    prices: dict[str, PriceSettings] = Field(default_factory=dict)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @property
+    def uses_simulator(self) -> bool:
+        if self.backend.kind == "sim":
+            return True
+        if self.backend.kind == "fal":
+            return False
+        return self.backend.fal_key is None or not self.backend.fal_key.get_secret_value()
+
+    @property
+    def discord_enabled(self) -> bool:
+        return bool(self.discord.token and self.discord.token.get_secret_value())
+
+    @property
+    def slack_enabled(self) -> bool:
+        if not (self.slack.bot_token and self.slack.bot_token.get_secret_value()):
+            return False
+        if self.slack.mode == "socket":
+            return bool(self.slack.app_token and self.slack.app_token.get_secret_value())
+        return bool(self.slack.signing_secret and self.slack.signing_secret.get_secret_value())
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key, the file and the line."""
+
+
+# Environment names operators and container platforms expect for secrets.
+WELL_KNOWN_ENV: dict[str, tuple[str, str]] = {
+    "FAL_KEY": ("backend", "fal_key"),
+    "DISCORD_TOKEN": ("discord", "token"),
+    "SLACK_BOT_TOKEN": ("slack", "bot_token"),
+    "SLACK_APP_TOKEN": ("slack", "app_token"),
+    "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),
+    "LTX_BOT_DB": ("database", "path"),
+}
+ENV_PREFIX = "LTX_BOT__"
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for key in path[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"environment override {'.'.join(path)}: {key} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Return (overrides, origin) where origin maps a dotted key to its env var name."""
+    data: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for name, (section, key) in WELL_KNOWN_ENV.items():
+        if environ.get(name):
+            _set_path(data, [section, key], environ[name])
+            origin[f"{section}.{key}"] = name
+    for name, raw in environ.items():
+        if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX):
+            path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+            if path:
+                _set_path(data, path, _env_value(raw))
+                origin[".".join(path)] = name
+    return data, origin
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """Best-effort line number of a dotted key in TOML text (tomllib keeps no positions)."""
+    parts = [str(p) for p in loc]
+    section_re = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+\s*(#.*)?$")
+    current: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = section_re.match(line)
+        if match:
+            current = [s.strip().strip('"') for s in match.group(1).split(".")]
+            if current == parts:
+                return number
+            continue
+        key_match = re.match(r'^\s*"?([A-Za-z0-9_\-./: ]+?)"?\s*=', line)
+        if key_match and [*current, key_match.group(1)] == parts[: len(current) + 1]:
+            return number
+    return None
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[Settings, Path | None]:
+    """Load settings from `path` (or the first default path that exists) and the environment."""
+    env = os.environ if environ is None else environ
+    file_path: Path | None = None
+    if path is not None:
+        file_path = Path(path)
+        if not file_path.is_file():
+            raise ConfigError(f"config file not found: {file_path}")
+    else:
+        explicit = env.get("LTX_BOT_CONFIG")
+        candidates = [explicit] if explicit else list(DEFAULT_CONFIG_PATHS)
+        for candidate in candidates:
+            if candidate and Path(candidate).is_file():
+                file_path = Path(candidate)
+                break
+    text = ""
+    data: dict[str, Any] = {}
+    if file_path is not None:
+        text = file_path.read_text(encoding="utf-8")
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file_path}: not valid TOML: {exc}") from None
+    overrides, origin = env_overrides(env)
+    merged = _merge(data, overrides)
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            dotted = ".".join(str(p) for p in loc)
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            if dotted in origin:
+                where = f"environment variable {origin[dotted]}"
+            elif file_path is not None:
+                line = _line_of(text, loc)
+                where = f"{file_path}" + (f" line {line}" if line else "")
+            else:
+                where = "defaults"
+            problems.append(f"{dotted}: {msg} ({where})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+    return settings, file_path
+
+
+def redacted_dump(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, every secret replaced by a marker."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "<set, redacted>" if value.get_secret_value() else "<empty>"
+        if isinstance(value, BaseModel):
+            return {k: walk(getattr(value, k)) for k in type(value).model_fields}
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    result = walk(settings)
+    assert isinstance(result, dict)
+    return result

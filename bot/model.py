@@ -1,0 +1,164 @@
+"""Domain types that cross rooms: requests (grammar -> jobs), media facts (media -> all),
+and job records (store -> jobs, commands, adapters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from bot.catalog import Endpoint, Estimate
+from bot.ports import MessageRef, Place
+
+MediaKind = Literal["image", "video"]
+JsonPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """An input as the grammar sees it: its kind and where it is (URL or local path)."""
+
+    kind: MediaKind
+    url: str
+
+
+@dataclass(frozen=True)
+class MediaSlot:
+    """Where in the fal input an attachment's URL goes (e.g. ("images", 1, "image_url"))."""
+
+    path: JsonPath
+    media_index: int
+
+
+@dataclass
+class GenerationRequest:
+    endpoint: Endpoint
+    input: dict[str, Any]  # validated against endpoint.input_model, JSON-ready, no None values
+    estimate: Estimate
+    media: list[MediaRef] = field(default_factory=list)
+    slots: list[MediaSlot] = field(default_factory=list)
+    prompt: str = ""
+
+    def with_urls(self, urls: list[str]) -> dict[str, Any]:
+        """A copy of `input` with each slot pointing at `urls[slot.media_index]`."""
+        import copy
+
+        data = copy.deepcopy(self.input)
+        for slot in self.slots:
+            set_json_path(data, slot.path, urls[slot.media_index])
+        return data
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint.endpoint_id,
+            "input": self.input,
+            "estimate": {"usd": self.estimate.usd, "credits": self.estimate.credits},
+        }
+
+
+def set_json_path(data: Any, path: JsonPath, value: Any) -> None:
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What the bytes really are (sniffed and probed, never taken from names or headers)."""
+
+    kind: MediaKind
+    format: str  # png, jpeg, webp, gif, mp4, webm, mov
+    size_bytes: int
+    width: int
+    height: int
+    frames: int | None = None
+    fps: float | None = None
+    duration: float | None = None
+    has_audio: bool = False
+    video_codec: str | None = None
+    audio_codec: str | None = None
+
+    @property
+    def content_type(self) -> str:
+        return {
+            "png": "image/png",
+            "jpeg": "image/jpeg",
+            "webp": "image/webp",
+            "gif": "image/gif",
+            "mp4": "video/mp4",
+            "webm": "video/webm",
+            "mov": "video/quicktime",
+        }.get(self.format, "application/octet-stream")
+
+
+@dataclass
+class LocalMedia:
+    """A downloaded, validated input. `path` is a temporary file the caller owns."""
+
+    path: Path
+    info: MediaInfo
+    source: str  # where it came from (never a credential-bearing URL in logs)
+    filename: str = ""
+
+
+class JobState(StrEnum):
+    ACCEPTED = "accepted"
+    WAITING = "waiting"  # local admission queue
+    SUBMITTED = "submitted"
+    IN_QUEUE = "in_queue"  # at fal, queued
+    RUNNING = "running"
+    DELIVERING = "delivering"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+ParentKind = Literal["reroll", "extend", "continue"]
+
+
+@dataclass
+class JobRecord:
+    id: int
+    owner_platform: str
+    owner_id: str
+    owner_name: str
+    place: Place
+    endpoint_id: str
+    input: dict[str, Any]
+    state: JobState
+    estimate_credits: int
+    estimate_usd: float
+    created_at: datetime
+    updated_at: datetime
+    prompt: str = ""
+    settled_credits: int | None = None
+    settled_usd: float | None = None
+    fal_request_id: str | None = None
+    local_position: int | None = None
+    queue_position: int | None = None
+    progress: float | None = None
+    status_message: MessageRef | None = None
+    result_message: MessageRef | None = None
+    interaction_token: str | None = field(default=None, repr=False)
+    interaction_expires_at: datetime | None = None
+    result_url: str | None = None
+    result_size: int | None = None
+    result: dict[str, Any] | None = None  # the fal output JSON
+    error_type: str | None = None
+    error_message: str | None = None  # user-facing text
+    finished_at: datetime | None = None
+    started_at: datetime | None = None  # when fal started running it
+    parent_id: int | None = None
+    parent_kind: ParentKind | None = None
+
+    @property
+    def owner_key(self) -> str:
+        return f"{self.owner_platform}:{self.owner_id}"

@@ -1,0 +1,185 @@
+"""The neutral types adapters speak, and the ChatPort protocol each one implements.
+
+Nothing here knows Discord or Slack. An adapter turns a platform event into an
+`Invocation`, hands it to the core, and renders the `StatusCard`s the core
+sends back through its `ChatPort`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Platform = Literal["discord", "slack", "console"]
+AttachmentKind = Literal["image", "video", "unknown"]
+ActionKind = Literal["cancel", "reroll", "extend", "continue", "delete"]
+Tone = Literal["info", "success", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class User:
+    platform: str
+    id: str
+    name: str
+    roles: tuple[str, ...] = ()
+    is_admin: bool = False
+
+    @property
+    def key(self) -> str:
+        """`platform:id`, the form config lists users in."""
+        return f"{self.platform}:{self.id}"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a conversation happens. `workspace` is the guild or Slack team (None in DMs)."""
+
+    platform: str
+    channel: str
+    workspace: str | None = None
+    thread: str | None = None
+
+
+@dataclass(frozen=True)
+class Credential:
+    """An auth header that may be sent only to `hosts` (and their subdomains when `subdomains`)."""
+
+    header: str
+    value: str = field(repr=False)
+    hosts: tuple[str, ...] = ()
+    subdomains: bool = True
+
+    def allows(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        for allowed in self.hosts:
+            allowed = allowed.lower()
+            if host == allowed or (self.subdomains and host.endswith("." + allowed)):
+                return True
+        return False
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file the user attached or pointed at. `url` is http(s) or, for the console, a local path."""
+
+    url: str
+    filename: str = ""
+    content_type: str | None = None
+    size: int | None = None
+    kind: AttachmentKind = "unknown"  # a hint from the platform; media.py sniffs the bytes
+    credential: Credential | None = None
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """A message the bot posted, enough to edit it later (also after a restart)."""
+
+    platform: str
+    channel: str
+    id: str
+    # Adapter-specific bits: interaction token and its expiry, thread ts, webhook id...
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InteractionInfo:
+    """A platform interaction the first reply can ride on (Discord: token valid 15 minutes)."""
+
+    token: str = field(repr=False)
+    expires_at: datetime
+    application_id: str | None = None
+    id: str | None = None
+
+
+@dataclass
+class Invocation:
+    """One command from one user, already stripped of platform details."""
+
+    user: User
+    place: Place
+    command: str  # "video", "keyframes", "extend", "quota", "jobs", "cancel", "quote", "help", "admin"
+    text: str = ""  # free text: prompt and --flags (or the arguments of quota/cancel/admin)
+    options: dict[str, Any] = field(default_factory=dict)  # structured options (slash commands)
+    attachments: list[Attachment] = field(default_factory=list)
+    interaction: InteractionInfo | None = None
+    reply_to: MessageRef | None = None
+    # Set by the adapter when the platform already shows a "thinking" message it can edit.
+    status_message: MessageRef | None = None
+    event_id: str | None = None  # for de-duplicating retried platform events
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    job_id: int
+    label: str
+
+    @property
+    def custom_id(self) -> str:
+        """Stable id that survives restarts: the adapter rebuilds the handler from it."""
+        return f"ltx:job:{self.job_id}:{self.kind}"
+
+
+@dataclass
+class StatusCard:
+    """Platform-neutral progress/result message. Adapters only render it."""
+
+    title: str
+    lines: list[str] = field(default_factory=list)
+    job_id: int | None = None
+    state: str | None = None
+    stage: str | None = None
+    progress: float | None = None  # 0..1 when known
+    local_position: int | None = None
+    queue_position: int | None = None
+    started_at: datetime | None = None
+    eta: datetime | None = None
+    actions: list[Action] = field(default_factory=list)
+    tone: Tone = "info"
+    final: bool = False
+    link: str | None = None  # e.g. the fal URL when the video could not be uploaded
+
+    def text(self) -> str:
+        """A plain-text rendering (console, notifications, fallbacks)."""
+        parts = [self.title, *self.lines]
+        if self.link:
+            parts.append(self.link)
+        return "\n".join(parts)
+
+
+@runtime_checkable
+class ChatPort(Protocol):
+    """What the core needs from a chat platform. Every return value is named."""
+
+    platform: str
+
+    async def post(self, place: Place, card: StatusCard) -> MessageRef:
+        """Post the one status message of a job (or any card) and return its reference."""
+        ...
+
+    async def edit(self, ref: MessageRef, card: StatusCard) -> MessageRef:
+        """Replace the message's content with `card`. Returns the (possibly new) reference:
+        an adapter may have to post a fresh message when the old one can no longer be edited."""
+        ...
+
+    async def send_video(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
+        """Upload a finished video (already fitted under `upload_limit`) with its summary."""
+        ...
+
+    async def send_image(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
+        """Upload an image (the poster frame when a video cannot fit) with its card."""
+        ...
+
+    async def delete(self, ref: MessageRef) -> None:
+        """Delete a message the bot posted (the Delete button)."""
+        ...
+
+    def upload_limit(self, place: Place) -> int:
+        """Bytes the platform accepts in one upload here, now."""
+        ...
+
+    async def tell(self, user: User, place: Place, text: str) -> None:
+        """A private or ephemeral note to one user (errors, quota, lists)."""
+        ...
