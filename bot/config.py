@@ -14,12 +14,15 @@ Environment overrides:
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -204,11 +207,44 @@ WELL_KNOWN_ENV: dict[str, tuple[str, str]] = {
 ENV_PREFIX = "LTX_BOT__"
 
 
-def _env_value(raw: str) -> Any:
+def _env_value(raw: str, path: list[str]) -> Any:
+    # A value for a text setting is taken as written: a token such as `123abc` or
+    # `true` must not turn into a number or a bool (and then fail as "not a string").
+    if _expects_text(path):
+        return raw
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return raw
+
+
+def _expects_text(path: list[str]) -> bool:
+    """True when the setting at `path` is a string (or secret) field of Settings."""
+    model: type[BaseModel] = Settings
+    index = 0
+    while index < len(path):
+        info = model.model_fields.get(path[index])
+        if info is None:
+            return False
+        annotation = info.annotation
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if typing.get_origin(annotation) is dict and len(args) == 2:
+            # dict sections such as quota.tiers.<name>: skip the name, descend into the value.
+            index += 2
+            value_type = args[1]
+            if index < len(path) and isinstance(value_type, type) and issubclass(value_type, BaseModel):
+                model = value_type
+                continue
+            return False
+        if index == len(path) - 1:
+            candidates = args if args else [annotation]
+            return any(c in (str, SecretStr) for c in candidates)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            index += 1
+            continue
+        return False
+    return False
 
 
 def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
@@ -233,7 +269,7 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str,
         if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX):
             path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
             if path:
-                _set_path(data, path, _env_value(raw))
+                _set_path(data, path, _env_value(raw, path))
                 origin[".".join(path)] = name
     return data, origin
 
@@ -248,69 +284,182 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _split_key(raw: str) -> list[str] | None:
+    """Split a TOML key (`a.b`, `"a.b".c`, `'x'`) into its parts; None when it is not a key."""
+    parts: list[str] = []
+    current = ""
+    quote: str | None = None
+    for char in raw.strip():
+        if quote:
+            if char == quote:
+                quote = None
+            else:
+                current += char
+        elif char in "\"'":
+            quote = char
+        elif char == ".":
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    if quote:
+        return None
+    parts.append(current.strip())
+    if not all(parts):
+        return None
+    return parts
+
+
+_TABLE_RE = re.compile(r"^\s*\[\[?\s*(.+?)\s*\]\]?\s*(#.*)?$")
+_KEY_RE = re.compile(r"""^\s*((?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*'))*)\s*=""")
+
+
+def _better(
+    best: tuple[int, int] | None, wanted: list[str], found: list[str], line: int
+) -> tuple[int, int] | None:
+    # A line counts when its key encloses the wanted one or lies inside it (a dotted key
+    # `quota.daily = 1` under an unknown table); the deepest such line wins, the first on ties.
+    depth = min(len(wanted), len(found))
+    if wanted[:depth] != found[:depth]:
+        return best
+    if best is None or depth > best[0]:
+        return (depth, line)
+    return best
+
+
 def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
-    """Best-effort line number of a dotted key in TOML text (tomllib keeps no positions)."""
+    """Line number of the key (or table) at `loc` in TOML text; tomllib keeps no positions.
+
+    Best effort but exact for the shapes a config file has: tables, dotted keys,
+    quoted keys. For a deeper `loc` (a list item, a field inside an inline table)
+    the line of the nearest enclosing key is given.
+    """
     parts = [str(p) for p in loc]
-    section_re = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+\s*(#.*)?$")
     current: list[str] = []
+    best: tuple[int, int] | None = None  # (matched depth, line)
+    in_multiline: str | None = None
     for number, line in enumerate(text.splitlines(), start=1):
-        match = section_re.match(line)
-        if match:
-            current = [s.strip().strip('"') for s in match.group(1).split(".")]
-            if current == parts:
-                return number
+        if in_multiline:
+            if in_multiline in line:
+                in_multiline = None
             continue
-        key_match = re.match(r'^\s*"?([A-Za-z0-9_\-./: ]+?)"?\s*=', line)
-        if key_match and [*current, key_match.group(1)] == parts[: len(current) + 1]:
-            return number
-    return None
+        table = _TABLE_RE.match(line)
+        if table:
+            keys = _split_key(table.group(1))
+            if keys is None:
+                continue
+            current = keys
+            best = _better(best, parts, current, number)
+            continue
+        key = _KEY_RE.match(line)
+        if key:
+            keys = _split_key(key.group(1))
+            rest = line[key.end() :]
+            for marker in ('"""', "'''"):
+                if rest.count(marker) == 1:
+                    in_multiline = marker
+            if keys is None:
+                continue
+            best = _better(best, parts, [*current, *keys], number)
+    return best[1] if best else None
+
+
+def _did_you_mean(loc: tuple[str | int, ...]) -> str:
+    """For an unknown key, the closest known key of the same section (a typo is the usual cause)."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        info = model.model_fields.get(str(part))
+        if info is None:
+            # a dict section (quota.tiers.<name>): the value model is one level further down
+            continue
+        annotation = info.annotation
+        args = typing.get_args(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif args and isinstance(args[-1], type) and issubclass(args[-1], BaseModel):
+            model = args[-1]
+        else:
+            return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def load_settings(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> tuple[Settings, Path | None]:
-    """Load settings from `path` (or the first default path that exists) and the environment."""
+    """Load settings from `path`, else `$LTX_BOT_CONFIG`, else the first default path that
+    exists, then apply the environment overrides. Raises ConfigError naming key and line."""
     env = os.environ if environ is None else environ
     file_path: Path | None = None
     if path is not None:
         file_path = Path(path)
         if not file_path.is_file():
             raise ConfigError(f"config file not found: {file_path}")
+    elif env.get("LTX_BOT_CONFIG"):
+        file_path = Path(env["LTX_BOT_CONFIG"])
+        if not file_path.is_file():
+            raise ConfigError(f"config file not found: {file_path} (from LTX_BOT_CONFIG)")
     else:
-        explicit = env.get("LTX_BOT_CONFIG")
-        candidates = [explicit] if explicit else list(DEFAULT_CONFIG_PATHS)
-        for candidate in candidates:
-            if candidate and Path(candidate).is_file():
+        for candidate in DEFAULT_CONFIG_PATHS:
+            if Path(candidate).is_file():
                 file_path = Path(candidate)
                 break
     text = ""
     data: dict[str, Any] = {}
     if file_path is not None:
-        text = file_path.read_text(encoding="utf-8")
+        try:
+            text = file_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file_path}: cannot read: {type(exc).__name__}") from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
+            # tomllib's message names line and column, never the value.
             raise ConfigError(f"{file_path}: not valid TOML: {exc}") from None
     overrides, origin = env_overrides(env)
     merged = _merge(data, overrides)
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
-        problems = []
+        problems: list[tuple[int, str]] = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             dotted = ".".join(str(p) for p in loc)
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            if dotted in origin:
-                where = f"environment variable {origin[dotted]}"
+            # err["msg"] never echoes the input, so a mistyped secret stays out of the message.
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key" + _did_you_mean(loc)
+            else:
+                msg = err["msg"]
+            line: int | None = None
+            env_name = next(
+                (origin[k] for k in origin if dotted == k or dotted.startswith(k + ".")), None
+            )
+            if env_name is not None:
+                where = f"environment variable {env_name}"
             elif file_path is not None:
                 line = _line_of(text, loc)
                 where = f"{file_path}" + (f" line {line}" if line else "")
             else:
                 where = "defaults"
-            problems.append(f"{dotted}: {msg} ({where})")
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+            problems.append((line or 0, f"{dotted}: {msg} ({where})"))
+        problems.sort(key=lambda p: p[0])
+        raise ConfigError(
+            "invalid configuration:\n  " + "\n  ".join(p[1] for p in problems)
+        ) from None
     return settings, file_path
+
+
+def _redact_url(value: str) -> str:
+    # A URL setting (proxy, webhook) may carry a password or a token in its query:
+    # show where it points, not how it authenticates.
+    if "://" not in value:
+        return value
+    parts = urlsplit(value)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "<redacted>@" + netloc.rsplit("@", 1)[1]
+    query = "<redacted>" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def redacted_dump(settings: Settings) -> dict[str, Any]:
@@ -325,6 +474,8 @@ def redacted_dump(settings: Settings) -> dict[str, Any]:
             return {k: walk(v) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v) for v in value]
+        if isinstance(value, str):
+            return _redact_url(value)
         return value
 
     result = walk(settings)
