@@ -266,6 +266,21 @@ class MediaSpec:
 
 
 @dataclass(frozen=True)
+class MediaLayout:
+    """Where attachment URLs go in an endpoint's input, so routing stays data.
+
+    `image_fields`/`video_fields` are dotted paths filled in order (LTX-2: start
+    image then end image). `image_list`/`video_list` name list fields of
+    conditioning items `{<kind>_url, start_frame_num, strength}` (keyframes).
+    """
+
+    image_fields: tuple[str, ...] = ()
+    video_fields: tuple[str, ...] = ()
+    image_list: str | None = None
+    video_list: str | None = None
+
+
+@dataclass(frozen=True)
 class Price:
     usd_per_video: float | None = None
     usd_per_megapixel: float | None = None  # of width x height x frames, rounded up
@@ -288,6 +303,7 @@ class Endpoint:
     media: MediaSpec
     # user option name -> input field; an option not listed here is "not supported by this model"
     options: Mapping[str, str]
+    layout: MediaLayout = field(default_factory=MediaLayout)
     aliases: tuple[str, ...] = ()
     frames: FrameRule | None = None
     output_model: type[FalOutputModel] = VideoOutput
@@ -349,6 +365,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         price=Price(usd_per_video=0.02),
         media=MediaSpec(images_min=1, images_max=1),
         options=_COMMON_09,
+        layout=MediaLayout(image_fields=("image_url",)),
         aliases=("ltx-i2v", "i2v"),
         nominal_size=(768, 512),
         fixed_frames=121,
@@ -370,6 +387,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             "positions": "start_frame_num", "expand": "expand_prompt", "reverse": "reverse_video",
             "steps": "first_pass_number_of_steps", "crf": "constant_rate_factor",
         },
+        layout=MediaLayout(image_list="images", video_list="videos"),
         aliases=("keyframes", "multiconditioning", "13b", "ltx-multi"),
         frames=FrameRule(field="number_of_frames", minimum=9, maximum=257, default=121,
                          fps_field="frame_rate", default_fps=30.0, fps_min=1, fps_max=60),
@@ -388,6 +406,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             "resolution": "resolution", "steps": "num_inference_steps", "expand": "expand_prompt",
             "start_frame": "start_frame_num",
         },
+        layout=MediaLayout(video_fields=("video.video_url",)),
         aliases=("extend", "v097-extend"),
         nominal_size=(1280, 720),
         fixed_frames=121,
@@ -411,6 +430,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             "multiscale": "use_multiscale", "acceleration": "acceleration",
             "quality": "video_quality",
         },
+        layout=MediaLayout(image_fields=("image_url", "end_image_url")),
         aliases=("ltx2", "ltx-2-19b", "19b"),
         frames=FrameRule(field="num_frames", minimum=9, maximum=481, default=121, fps_field="fps",
                          default_fps=25.0, fps_min=1, fps_max=60),
