@@ -1,0 +1,847 @@
+"""Durable state: users, jobs and the quota ledger in one SQLite file.
+
+The ledger is the truth about money. Every credit movement is one row
+(`reserve`, `settle`, `refund`, `grant`); `usage_totals` and
+`users.bonus_credits` are kept beside it *in the same transaction* so that
+quota checks read a handful of rows instead of summing the ledger.
+`SqliteStore.audit()` recomputes both from the ledger and reports any
+difference (there should never be one).
+
+Ledger row meaning: `credits` is the signed change the row makes to the
+amount charged for its job (reserve +estimate, settle real-estimate, refund
+-estimate), so the credits of a job's rows sum to what the job costs now.
+`bonus` is the part of `credits` drawn from (or given back to) the user's
+granted credits. `charged_at`/`day`/`month` name the window the row counts
+in: the job's reservation time, so a job settled after midnight still counts
+against the day it was started. Grant rows carry the granted amount in
+`credits` and do not count as usage.
+
+Concurrency: one aiosqlite connection serializes statements but not
+transactions, so every statement goes through `_lock` and every write
+transaction starts with BEGIN IMMEDIATE, which also excludes other
+connections (other processes) on the same file; `busy_timeout` makes them
+wait instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol, get_args
+
+import aiosqlite
+
+from bot.model import JobRecord, JobState, ParentKind
+from bot.ports import MessageRef, Place, User
+
+Clock = Callable[[], datetime]
+LedgerKind = Literal["reserve", "settle", "refund", "grant"]
+UsageScope = Literal["user_day", "user_month", "ws_month", "global_day"]
+
+FINAL_STATES: tuple[str, ...] = tuple(s.value for s in JobState if s.final)
+_FINAL_SQL = "(" + ", ".join(f"'{s}'" for s in FINAL_STATES) + ")"
+GLOBAL_KEY = "*"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobNotFound(LookupError):
+    """No job with that id."""
+
+
+# ---------------------------------------------------------------- value types
+
+
+@dataclass(frozen=True)
+class UserRow:
+    key: str
+    name: str
+    tier: str | None
+    blocked: bool
+    platform: str = ""
+    platform_id: str = ""
+    bonus_credits: int = 0  # granted credits not yet spent
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What admission knows about a job before it exists."""
+
+    owner: User
+    place: Place
+    endpoint_id: str
+    input: dict[str, Any]
+    estimate_credits: int
+    estimate_usd: float
+    created_at: datetime
+    prompt: str = ""
+    parent_id: int | None = None
+    parent_kind: ParentKind | None = None
+    status_message: MessageRef | None = None
+    interaction_token: str | None = None
+    interaction_expires_at: datetime | None = None
+    state: JobState = JobState.ACCEPTED
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    kind: LedgerKind
+    credits: int
+    user_key: str
+    charged_at: datetime  # the window the row counts in (see module docstring)
+    bonus: int = 0
+    usd: float = 0.0
+    job_id: int | None = None
+    workspace_key: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class UsageSnapshot:
+    """Everything admission needs about one user at one instant (one query)."""
+
+    day_credits: int  # all credits charged in the day window (granted part included)
+    day_bonus: int  # of which drawn from granted credits
+    month_credits: int
+    month_bonus: int
+    workspace_month_credits: int
+    global_day_credits: int
+    running_jobs: int
+    last_job_at: datetime | None
+    bonus_balance: int
+
+    @property
+    def day_regular(self) -> int:
+        return self.day_credits - self.day_bonus
+
+    @property
+    def month_regular(self) -> int:
+        return self.month_credits - self.month_bonus
+
+
+@dataclass(frozen=True)
+class JobCharge:
+    """A job's ledger state: what was reserved and how it was closed, if it was."""
+
+    job: JobRecord
+    reserved: int
+    reserved_bonus: int
+    reserved_usd: float
+    charged: int  # sum of the job's ledger credits = what it costs now
+    charged_bonus: int
+    final: Literal["settle", "refund"] | None
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    key: str
+    name: str
+    jobs: int
+    credits: int
+    usd: float
+
+
+def day_key(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def month_key(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m")
+
+
+def workspace_key_of(place: Place) -> str | None:
+    """Budgets apply per guild/workspace; direct messages have none."""
+    return f"{place.platform}:{place.workspace}" if place.workspace else None
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _ts(value: datetime) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("times must be timezone-aware (UTC)")
+    # One fixed format so that text comparison in SQL is time comparison.
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _ts_opt(value: datetime | None) -> str | None:
+    return None if value is None else _ts(value)
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _json_default(value: Any) -> Any:
+    # MessageRef.extra may hold an interaction expiry; keep it a datetime on the way back.
+    if isinstance(value, datetime):
+        return {"$dt": _ts(value)}
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def _json_hook(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and "$dt" in obj:
+        return datetime.fromisoformat(obj["$dt"])
+    return obj
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text, object_hook=_json_hook)
+
+
+def _ref_json(ref: MessageRef | None) -> str | None:
+    if ref is None:
+        return None
+    if not isinstance(ref, MessageRef):
+        raise ValueError("a message reference must be a MessageRef")
+    return _dumps({"platform": ref.platform, "channel": ref.channel, "id": ref.id, "extra": ref.extra})
+
+
+def _ref(text: str | None) -> MessageRef | None:
+    data = _loads(text)
+    if data is None:
+        return None
+    return MessageRef(platform=data["platform"], channel=data["channel"], id=data["id"],
+                      extra=data.get("extra") or {})
+
+
+# JobRecord field -> how it is written: a list of (column, value) pairs.
+def _encode_field(name: str, value: Any) -> list[tuple[str, Any]]:
+    if name == "place":
+        if not isinstance(value, Place):
+            raise ValueError("place must be a Place")
+        return [("place_platform", value.platform), ("workspace", value.workspace),
+                ("channel", value.channel), ("thread", value.thread),
+                ("workspace_key", workspace_key_of(value))]
+    if name in ("input", "result"):
+        return [(f"{name}_json", None if value is None else _dumps(value))]
+    if name in ("status_message", "result_message"):
+        return [(f"{name}_json", _ref_json(value))]
+    if name == "state":
+        return [("state", JobState(value).value)]
+    if name == "parent_kind":
+        if value is not None and value not in get_args(ParentKind):
+            raise ValueError(f"parent_kind must be one of {get_args(ParentKind)}")
+        return [("parent_kind", value)]
+    if name in _DATETIME_FIELDS:
+        if value is not None and not isinstance(value, datetime):
+            raise ValueError(f"{name} must be a datetime")
+        return [(name, _ts_opt(value))]
+    if name == "progress" and value is not None:
+        return [(name, float(value))]
+    return [(name, value)]
+
+
+_DATETIME_FIELDS = frozenset(
+    {"created_at", "updated_at", "interaction_expires_at", "finished_at", "started_at"}
+)
+JOB_FIELDS = frozenset(f.name for f in fields(JobRecord))
+# `id` is the key and `updated_at` is always the store's clock.
+UPDATABLE_FIELDS = JOB_FIELDS - {"id", "updated_at"}
+
+
+def _job_from_row(row: sqlite3.Row) -> JobRecord:
+    created = _dt(row["created_at"])
+    updated = _dt(row["updated_at"])
+    assert created is not None and updated is not None
+    return JobRecord(
+        id=row["id"],
+        owner_platform=row["owner_platform"],
+        owner_id=row["owner_id"],
+        owner_name=row["owner_name"],
+        place=Place(platform=row["place_platform"], channel=row["channel"],
+                    workspace=row["workspace"], thread=row["thread"]),
+        endpoint_id=row["endpoint_id"],
+        input=_loads(row["input_json"]),
+        state=JobState(row["state"]),
+        estimate_credits=row["estimate_credits"],
+        estimate_usd=row["estimate_usd"],
+        created_at=created,
+        updated_at=updated,
+        prompt=row["prompt"],
+        settled_credits=row["settled_credits"],
+        settled_usd=row["settled_usd"],
+        fal_request_id=row["fal_request_id"],
+        local_position=row["local_position"],
+        queue_position=row["queue_position"],
+        progress=row["progress"],
+        status_message=_ref(row["status_message_json"]),
+        result_message=_ref(row["result_message_json"]),
+        interaction_token=row["interaction_token"],
+        interaction_expires_at=_dt(row["interaction_expires_at"]),
+        result_url=row["result_url"],
+        result_size=row["result_size"],
+        result=_loads(row["result_json"]),
+        error_type=row["error_type"],
+        error_message=row["error_message"],
+        finished_at=_dt(row["finished_at"]),
+        started_at=_dt(row["started_at"]),
+        parent_id=row["parent_id"],
+        parent_kind=row["parent_kind"],
+    )
+
+
+def _user_from_row(row: sqlite3.Row) -> UserRow:
+    return UserRow(key=row["key"], name=row["name"], tier=row["tier"],
+                   blocked=bool(row["blocked"]), platform=row["platform"],
+                   platform_id=row["platform_id"], bonus_credits=row["bonus_credits"],
+                   created_at=_dt(row["created_at"]), updated_at=_dt(row["updated_at"]))
+
+
+# ---------------------------------------------------------------- schema
+
+_STATES_SQL = "(" + ", ".join(f"'{s.value}'" for s in JobState) + ")"
+
+# Each entry moves the schema one version forward; PRAGMA user_version records
+# how many have run. Never edit a released entry: append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: users, jobs, ledger (balances summed from the ledger)
+    (
+        """CREATE TABLE users (
+            key TEXT PRIMARY KEY,
+            platform TEXT NOT NULL,
+            platform_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            tier TEXT,
+            blocked INTEGER NOT NULL DEFAULT 0 CHECK (blocked IN (0, 1)),
+            bonus_credits INTEGER NOT NULL DEFAULT 0 CHECK (bonus_credits >= 0),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        f"""CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            owner_key TEXT NOT NULL REFERENCES users(key),
+            owner_platform TEXT NOT NULL,
+            owner_id TEXT NOT NULL,
+            owner_name TEXT NOT NULL,
+            place_platform TEXT NOT NULL,
+            workspace TEXT,
+            channel TEXT NOT NULL,
+            thread TEXT,
+            workspace_key TEXT,
+            endpoint_id TEXT NOT NULL,
+            input_json TEXT NOT NULL,
+            prompt TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL CHECK (state IN {_STATES_SQL}),
+            estimate_credits INTEGER NOT NULL CHECK (estimate_credits >= 0),
+            estimate_usd REAL NOT NULL,
+            settled_credits INTEGER,
+            settled_usd REAL,
+            fal_request_id TEXT,
+            local_position INTEGER,
+            queue_position INTEGER,
+            progress REAL,
+            status_message_json TEXT,
+            result_message_json TEXT,
+            interaction_token TEXT,
+            interaction_expires_at TEXT,
+            result_url TEXT,
+            result_size INTEGER,
+            result_json TEXT,
+            error_type TEXT,
+            error_message TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            parent_id INTEGER REFERENCES jobs(id),
+            parent_kind TEXT CHECK (parent_kind IN ('reroll', 'extend', 'continue')),
+            delivered INTEGER NOT NULL DEFAULT 0 CHECK (delivered IN (0, 1))
+        )""",
+        "CREATE INDEX jobs_owner_created ON jobs(owner_key, created_at)",
+        f"CREATE INDEX jobs_owner_unfinished ON jobs(owner_key) WHERE state NOT IN {_FINAL_SQL}",
+        f"CREATE INDEX jobs_unfinished ON jobs(id) WHERE state NOT IN {_FINAL_SQL}",
+        """CREATE TABLE ledger (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('reserve', 'settle', 'refund', 'grant')),
+            credits INTEGER NOT NULL,
+            bonus INTEGER NOT NULL DEFAULT 0,
+            usd REAL NOT NULL DEFAULT 0,
+            job_id INTEGER REFERENCES jobs(id),
+            user_key TEXT NOT NULL REFERENCES users(key),
+            workspace_key TEXT,
+            at TEXT NOT NULL,
+            charged_at TEXT NOT NULL,
+            day TEXT NOT NULL,
+            month TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            CHECK ((kind = 'grant') = (job_id IS NULL))
+        )""",
+        # The database itself refuses a second reservation or a second closing row.
+        "CREATE UNIQUE INDEX ledger_one_reserve ON ledger(job_id) WHERE kind = 'reserve'",
+        "CREATE UNIQUE INDEX ledger_one_final ON ledger(job_id) WHERE kind IN ('settle', 'refund')",
+        "CREATE INDEX ledger_user_day ON ledger(user_key, day)",
+        "CREATE INDEX ledger_charged_at ON ledger(charged_at)",
+    ),
+    # 2: per-window totals kept beside the ledger, backfilled from it
+    (
+        """CREATE TABLE usage_totals (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            period TEXT NOT NULL,
+            credits INTEGER NOT NULL DEFAULT 0,
+            bonus INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (scope, key, period)
+        ) WITHOUT ROWID""",
+        """INSERT INTO usage_totals (scope, key, period, credits, bonus)
+           SELECT 'user_day', user_key, day, SUM(credits), SUM(bonus) FROM ledger
+           WHERE kind != 'grant' GROUP BY user_key, day""",
+        """INSERT INTO usage_totals (scope, key, period, credits, bonus)
+           SELECT 'user_month', user_key, month, SUM(credits), SUM(bonus) FROM ledger
+           WHERE kind != 'grant' GROUP BY user_key, month""",
+        """INSERT INTO usage_totals (scope, key, period, credits, bonus)
+           SELECT 'ws_month', workspace_key, month, SUM(credits), SUM(bonus) FROM ledger
+           WHERE kind != 'grant' AND workspace_key IS NOT NULL GROUP BY workspace_key, month""",
+        f"""INSERT INTO usage_totals (scope, key, period, credits, bonus)
+           SELECT 'global_day', '{GLOBAL_KEY}', day, SUM(credits), SUM(bonus) FROM ledger
+           WHERE kind != 'grant' GROUP BY day""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+async def _migrate(db: aiosqlite.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Run every migration the file has not seen, each in its own IMMEDIATE transaction."""
+    while True:
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            # Read under the write lock: another process may have migrated meanwhile.
+            rows = await db.execute_fetchall("PRAGMA user_version")
+            version = int(next(iter(rows))[0])
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"database schema version {version} is newer than this code "
+                    f"({len(MIGRATIONS)}); upgrade ltx-bot"
+                )
+            if version >= target:
+                await db.execute("COMMIT")
+                return version
+            for statement in MIGRATIONS[version]:
+                await db.execute(statement)
+            # user_version lives in the file header and commits with the transaction.
+            await db.execute(f"PRAGMA user_version = {version + 1}")
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: we issue BEGIN ourselves; sqlite3's implicit BEGIN is DEFERRED.
+    db = await aiosqlite.connect(str(path), isolation_level=None)
+    db.row_factory = sqlite3.Row
+    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await db.execute("PRAGMA journal_mode = WAL")
+    # WAL + NORMAL survives application crashes; only an OS crash/power loss may
+    # lose the last commits, and never corrupts the file.
+    await db.execute("PRAGMA synchronous = NORMAL")
+    await db.execute("PRAGMA foreign_keys = ON")
+    return db
+
+
+# ---------------------------------------------------------------- protocols
+
+
+class LedgerTx(Protocol):
+    """The statements quota policy needs, all inside one write transaction."""
+
+    async def upsert_user(self, user: User, now: datetime) -> UserRow: ...
+    async def get_user(self, user_key: str) -> UserRow | None: ...
+    async def ensure_user_key(self, user_key: str, now: datetime) -> UserRow: ...
+    async def usage(self, user_key: str, workspace_key: str | None, at: datetime) -> UsageSnapshot: ...
+    async def insert_job(self, new: NewJob) -> JobRecord: ...
+    async def charge_of(self, job_id: int) -> JobCharge | None: ...
+    async def record(self, entry: LedgerEntry, now: datetime) -> None: ...
+    async def update_job(self, job_id: int, **changes: Any) -> JobRecord: ...
+
+
+class Store(Protocol):
+    async def close(self) -> None: ...
+    async def ensure_user(self, user: User) -> UserRow: ...
+    async def get_user(self, user_key: str) -> UserRow | None: ...
+    async def set_tier(self, user_key: str, tier: str | None) -> None: ...
+    async def set_blocked(self, user_key: str, blocked: bool) -> None: ...
+    async def get_job(self, job_id: int) -> JobRecord | None: ...
+    async def update_job(self, job_id: int, **changes: Any) -> JobRecord: ...
+    async def list_jobs(self, owner_key: str, limit: int = 10) -> list[JobRecord]: ...
+    async def unfinished_jobs(self) -> list[JobRecord]: ...
+    async def claim_delivery(self, job_id: int) -> bool: ...
+    def transaction(self) -> Any: ...  # async context manager yielding a LedgerTx
+    async def usage_totals(self, by: Literal["user", "workspace"], since: datetime) -> list[UsageRow]: ...
+    async def audit(self) -> list[str]: ...
+
+
+# ---------------------------------------------------------------- SQLite
+
+
+class SqliteTx:
+    """Statements on a connection that is inside BEGIN IMMEDIATE (the caller holds the lock)."""
+
+    def __init__(self, db: aiosqlite.Connection, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
+        rows = await self._db.execute_fetchall(sql, params)
+        for row in rows:
+            return row
+        return None
+
+    async def upsert_user(self, user: User, now: datetime) -> UserRow:
+        row = await self._one(
+            """INSERT INTO users (key, platform, platform_id, name, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (key) DO UPDATE SET
+                 name = excluded.name,
+                 updated_at = CASE WHEN users.name = excluded.name THEN users.updated_at
+                                   ELSE excluded.updated_at END
+               RETURNING *""",
+            (user.key, user.platform, user.id, user.name or user.id, _ts(now), _ts(now)),
+        )
+        assert row is not None
+        return _user_from_row(row)
+
+    async def ensure_user_key(self, user_key: str, now: datetime) -> UserRow:
+        """A user named only by key (an admin blocking someone who never used the bot)."""
+        platform, sep, platform_id = user_key.partition(":")
+        if not sep or not platform or not platform_id:
+            raise ValueError(f"user key must be platform:id, got {user_key!r}")
+        row = await self._one(
+            """INSERT INTO users (key, platform, platform_id, name, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (key) DO UPDATE SET key = key
+               RETURNING *""",
+            (user_key, platform, platform_id, platform_id, _ts(now), _ts(now)),
+        )
+        assert row is not None
+        return _user_from_row(row)
+
+    async def get_user(self, user_key: str) -> UserRow | None:
+        row = await self._one("SELECT * FROM users WHERE key = ?", (user_key,))
+        return None if row is None else _user_from_row(row)
+
+    async def usage(self, user_key: str, workspace_key: str | None, at: datetime) -> UsageSnapshot:
+        day, month = day_key(at), month_key(at)
+        row = await self._one(
+            f"""SELECT
+              (SELECT credits FROM usage_totals WHERE scope = 'user_day' AND key = :u AND period = :d) AS dc,
+              (SELECT bonus FROM usage_totals WHERE scope = 'user_day' AND key = :u AND period = :d) AS db,
+              (SELECT credits FROM usage_totals WHERE scope = 'user_month' AND key = :u AND period = :m) AS mc,
+              (SELECT bonus FROM usage_totals WHERE scope = 'user_month' AND key = :u AND period = :m) AS mb,
+              (SELECT credits FROM usage_totals WHERE scope = 'ws_month' AND key = :w AND period = :m) AS wc,
+              (SELECT credits FROM usage_totals WHERE scope = 'global_day' AND key = '{GLOBAL_KEY}' AND period = :d) AS gc,
+              (SELECT COUNT(*) FROM jobs WHERE owner_key = :u AND state NOT IN {_FINAL_SQL}) AS running,
+              (SELECT MAX(created_at) FROM jobs WHERE owner_key = :u) AS last_at,
+              (SELECT bonus_credits FROM users WHERE key = :u) AS balance""",
+            {"u": user_key, "d": day, "m": month, "w": workspace_key},
+        )
+        assert row is not None
+        return UsageSnapshot(
+            day_credits=row["dc"] or 0, day_bonus=row["db"] or 0,
+            month_credits=row["mc"] or 0, month_bonus=row["mb"] or 0,
+            workspace_month_credits=(row["wc"] or 0) if workspace_key else 0,
+            global_day_credits=row["gc"] or 0, running_jobs=row["running"],
+            last_job_at=_dt(row["last_at"]), bonus_balance=row["balance"] or 0,
+        )
+
+    async def insert_job(self, new: NewJob) -> JobRecord:
+        values: dict[str, Any] = {
+            "owner_key": new.owner.key,
+            "owner_platform": new.owner.platform,
+            "owner_id": new.owner.id,
+            "owner_name": new.owner.name,
+            "endpoint_id": new.endpoint_id,
+            "prompt": new.prompt,
+            "estimate_credits": new.estimate_credits,
+            "estimate_usd": new.estimate_usd,
+            "interaction_token": new.interaction_token,
+            "updated_at": _ts(new.created_at),
+        }
+        for name, value in (("place", new.place), ("input", new.input), ("state", new.state),
+                            ("created_at", new.created_at), ("parent_id", new.parent_id),
+                            ("parent_kind", new.parent_kind),
+                            ("status_message", new.status_message),
+                            ("interaction_expires_at", new.interaction_expires_at)):
+            values.update(_encode_field(name, value))
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        row = await self._one(
+            f"INSERT INTO jobs ({columns}) VALUES ({marks}) RETURNING *", tuple(values.values())
+        )
+        assert row is not None
+        return _job_from_row(row)
+
+    async def charge_of(self, job_id: int) -> JobCharge | None:
+        rows = list(await self._db.execute_fetchall(
+            """SELECT j.*, l.kind AS l_kind, l.credits AS l_credits, l.bonus AS l_bonus,
+                      l.usd AS l_usd
+               FROM jobs j LEFT JOIN ledger l ON l.job_id = j.id WHERE j.id = ?""",
+            (job_id,),
+        ))
+        if not rows:
+            return None
+        reserved = reserved_bonus = charged = charged_bonus = 0
+        reserved_usd = 0.0
+        final: Literal["settle", "refund"] | None = None
+        for row in rows:
+            kind = row["l_kind"]
+            if kind is None:
+                continue
+            charged += row["l_credits"]
+            charged_bonus += row["l_bonus"]
+            if kind == "reserve":
+                reserved, reserved_bonus, reserved_usd = row["l_credits"], row["l_bonus"], row["l_usd"]
+            elif kind in ("settle", "refund"):
+                final = kind
+        return JobCharge(job=_job_from_row(rows[0]), reserved=reserved,
+                         reserved_bonus=reserved_bonus, reserved_usd=reserved_usd,
+                         charged=charged, charged_bonus=charged_bonus, final=final)
+
+    async def record(self, entry: LedgerEntry, now: datetime) -> None:
+        day, month = day_key(entry.charged_at), month_key(entry.charged_at)
+        await self._db.execute(
+            """INSERT INTO ledger (kind, credits, bonus, usd, job_id, user_key, workspace_key,
+                                   at, charged_at, day, month, note)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (entry.kind, entry.credits, entry.bonus, entry.usd, entry.job_id, entry.user_key,
+             entry.workspace_key, _ts(now), _ts(entry.charged_at), day, month, entry.note),
+        )
+        if entry.kind == "grant":
+            await self._db.execute(
+                "UPDATE users SET bonus_credits = bonus_credits + ?, updated_at = ? WHERE key = ?",
+                (entry.credits, _ts(now), entry.user_key),
+            )
+            return
+        if entry.bonus:
+            await self._db.execute(
+                "UPDATE users SET bonus_credits = bonus_credits - ? WHERE key = ?",
+                (entry.bonus, entry.user_key),
+            )
+        scopes: list[tuple[str, str, str]] = [
+            ("user_day", entry.user_key, day),
+            ("user_month", entry.user_key, month),
+            ("global_day", GLOBAL_KEY, day),
+        ]
+        if entry.workspace_key:
+            scopes.append(("ws_month", entry.workspace_key, month))
+        marks = ", ".join("(?, ?, ?, ?, ?)" for _ in scopes)
+        params: list[Any] = []
+        for scope, key, period in scopes:
+            params.extend((scope, key, period, entry.credits, entry.bonus))
+        await self._db.execute(
+            f"""INSERT INTO usage_totals (scope, key, period, credits, bonus) VALUES {marks}
+                ON CONFLICT (scope, key, period) DO UPDATE SET
+                  credits = credits + excluded.credits, bonus = bonus + excluded.bonus""",
+            params,
+        )
+
+    async def update_job(self, job_id: int, **changes: Any) -> JobRecord:
+        unknown = set(changes) - UPDATABLE_FIELDS
+        if unknown:
+            raise ValueError(f"not updatable job fields: {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for name, value in changes.items():
+            values.update(_encode_field(name, value))
+        values["updated_at"] = _ts(self._clock())
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        row = await self._one(
+            f"UPDATE jobs SET {assignments} WHERE id = ? RETURNING *",
+            (*values.values(), job_id),
+        )
+        if row is None:
+            raise JobNotFound(job_id)
+        return _job_from_row(row)
+
+
+class SqliteStore:
+    """The Store on one SQLite file. Open with `open_store`."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path, clock: Clock = utc_now) -> None:
+        self._db = db
+        self.path = path
+        self.clock = clock
+        self._lock = asyncio.Lock()
+
+    # -- plumbing
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteTx]:
+        """One write transaction, exclusive across tasks and across connections to the file."""
+        async with self._lock:
+            if self._db.in_transaction:
+                # A cancelled task can leave a transaction open; never build on it.
+                await self._db.execute("ROLLBACK")
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteTx(self._db, self.clock)
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        # Reads take the lock too: on a shared connection they would otherwise see
+        # another task's uncommitted writes.
+        async with self._lock:
+            return list(await self._db.execute_fetchall(sql, params))
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._db.close()
+
+    async def schema_version(self) -> int:
+        rows = await self._fetch("PRAGMA user_version")
+        return int(rows[0][0])
+
+    # -- users
+
+    async def ensure_user(self, user: User) -> UserRow:
+        async with self.transaction() as tx:
+            return await tx.upsert_user(user, self.clock())
+
+    async def get_user(self, user_key: str) -> UserRow | None:
+        rows = await self._fetch("SELECT * FROM users WHERE key = ?", (user_key,))
+        return _user_from_row(rows[0]) if rows else None
+
+    async def set_tier(self, user_key: str, tier: str | None) -> None:
+        async with self.transaction() as tx:
+            await tx.ensure_user_key(user_key, self.clock())
+            await self._db.execute("UPDATE users SET tier = ?, updated_at = ? WHERE key = ?",
+                                   (tier, _ts(self.clock()), user_key))
+
+    async def set_blocked(self, user_key: str, blocked: bool) -> None:
+        async with self.transaction() as tx:
+            await tx.ensure_user_key(user_key, self.clock())
+            await self._db.execute("UPDATE users SET blocked = ?, updated_at = ? WHERE key = ?",
+                                   (int(blocked), _ts(self.clock()), user_key))
+
+    # -- jobs
+
+    async def get_job(self, job_id: int) -> JobRecord | None:
+        rows = await self._fetch("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return _job_from_row(rows[0]) if rows else None
+
+    async def update_job(self, job_id: int, **changes: Any) -> JobRecord:
+        async with self.transaction() as tx:
+            return await tx.update_job(job_id, **changes)
+
+    async def list_jobs(self, owner_key: str, limit: int = 10) -> list[JobRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM jobs WHERE owner_key = ? ORDER BY id DESC LIMIT ?", (owner_key, limit)
+        )
+        return [_job_from_row(r) for r in rows]
+
+    async def unfinished_jobs(self) -> list[JobRecord]:
+        rows = await self._fetch(f"SELECT * FROM jobs WHERE state NOT IN {_FINAL_SQL} ORDER BY id")
+        return [_job_from_row(r) for r in rows]
+
+    async def claim_delivery(self, job_id: int) -> bool:
+        async with self.transaction():
+            cursor = await self._db.execute(
+                "UPDATE jobs SET delivered = 1, updated_at = ? WHERE id = ? AND delivered = 0",
+                (_ts(self.clock()), job_id),
+            )
+            return cursor.rowcount == 1
+
+    # -- ledger reports
+
+    async def ledger_rows(self, job_id: int | None = None) -> list[dict[str, Any]]:
+        """Raw ledger rows, oldest first (admin export, tests)."""
+        if job_id is None:
+            rows = await self._fetch("SELECT * FROM ledger ORDER BY id")
+        else:
+            rows = await self._fetch("SELECT * FROM ledger WHERE job_id = ? ORDER BY id", (job_id,))
+        return [dict(r) for r in rows]
+
+    async def usage_totals(self, by: Literal["user", "workspace"], since: datetime) -> list[UsageRow]:
+        """Jobs, credits and USD per user or workspace for jobs started since `since`."""
+        if by == "user":
+            rows = await self._fetch(
+                """SELECT l.user_key AS key, COALESCE(u.name, l.user_key) AS name,
+                          COUNT(DISTINCT l.job_id) AS jobs, SUM(l.credits) AS credits,
+                          SUM(l.usd) AS usd
+                   FROM ledger l LEFT JOIN users u ON u.key = l.user_key
+                   WHERE l.kind != 'grant' AND l.charged_at >= ?
+                   GROUP BY l.user_key ORDER BY credits DESC, key""",
+                (_ts(since),),
+            )
+        else:
+            rows = await self._fetch(
+                """SELECT workspace_key AS key, workspace_key AS name,
+                          COUNT(DISTINCT job_id) AS jobs, SUM(credits) AS credits, SUM(usd) AS usd
+                   FROM ledger
+                   WHERE kind != 'grant' AND charged_at >= ? AND workspace_key IS NOT NULL
+                   GROUP BY workspace_key ORDER BY credits DESC, key""",
+                (_ts(since),),
+            )
+        return [UsageRow(key=r["key"], name=r["name"], jobs=r["jobs"], credits=r["credits"],
+                           usd=round(r["usd"], 6)) for r in rows]
+
+    async def audit(self) -> list[str]:
+        """Differences between the ledger and what is kept beside it; [] when consistent."""
+        problems: list[str] = []
+        derived: dict[tuple[str, str, str], tuple[int, int]] = {}
+        queries: Iterable[tuple[str, str]] = (
+            ("user_day", "SELECT user_key, day, SUM(credits), SUM(bonus) FROM ledger WHERE kind != 'grant' GROUP BY 1, 2"),
+            ("user_month", "SELECT user_key, month, SUM(credits), SUM(bonus) FROM ledger WHERE kind != 'grant' GROUP BY 1, 2"),
+            ("ws_month", "SELECT workspace_key, month, SUM(credits), SUM(bonus) FROM ledger WHERE kind != 'grant' AND workspace_key IS NOT NULL GROUP BY 1, 2"),
+            ("global_day", f"SELECT '{GLOBAL_KEY}', day, SUM(credits), SUM(bonus) FROM ledger WHERE kind != 'grant' GROUP BY 1, 2"),
+        )
+        for scope, sql in queries:
+            for key, period, credits, bonus in await self._fetch(sql):
+                derived[(scope, key, period)] = (credits, bonus)
+        kept = {(r[0], r[1], r[2]): (r[3], r[4]) for r in await self._fetch(
+            "SELECT scope, key, period, credits, bonus FROM usage_totals")}
+        for where in sorted(set(derived) | set(kept)):
+            a, b = derived.get(where, (0, 0)), kept.get(where, (0, 0))
+            if a != b:
+                problems.append(f"usage {where}: ledger says {a}, totals say {b}")
+        for key, kept_bonus, from_ledger in await self._fetch(
+            """SELECT u.key, u.bonus_credits,
+                      COALESCE((SELECT SUM(CASE WHEN kind = 'grant' THEN credits ELSE -bonus END)
+                                FROM ledger l WHERE l.user_key = u.key), 0)
+               FROM users u"""
+        ):
+            if kept_bonus != from_ledger:
+                problems.append(f"granted credits of {key}: ledger says {from_ledger}, users says {kept_bonus}")
+        for job_id, charged, settled, estimate, kinds in await self._fetch(
+            """SELECT j.id, COALESCE(SUM(l.credits), 0), j.settled_credits, j.estimate_credits,
+                      COALESCE(GROUP_CONCAT(l.kind), '')
+               FROM jobs j LEFT JOIN ledger l ON l.job_id = j.id GROUP BY j.id"""
+        ):
+            closed = {k for k in kinds.split(",") if k in ("settle", "refund")}
+            expected = (settled if "settle" in closed else 0 if "refund" in closed
+                        else estimate)
+            if "reserve" not in kinds.split(","):
+                problems.append(f"job {job_id}: no reservation")
+            elif charged != expected:
+                problems.append(f"job {job_id}: ledger charges {charged}, job says {expected}")
+        return problems
+
+
+async def open_store(path: str | Path, *, clock: Clock = utc_now) -> SqliteStore:
+    """Open (creating if needed) the SQLite file and bring its schema up to date."""
+    file = Path(path)
+    db = await _connect(file)
+    try:
+        await _migrate(db)
+    except BaseException:
+        await db.close()
+        raise
+    return SqliteStore(db, file, clock)

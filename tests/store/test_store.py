@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+from bot.model import JobState
+from bot.ports import InteractionInfo, MessageRef, Place
+from bot.quota import Quota
+from bot.store import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    JobNotFound,
+    SqliteStore,
+    _connect,
+    _migrate,
+    open_store,
+)
+
+from .conftest import ALICE, GUILD, ManualClock, make_request
+
+
+async def test_first_open_creates_file_and_schema(db_path: Path, clock: ManualClock) -> None:
+    assert not db_path.parent.exists()
+    store = await open_store(db_path, clock=clock)
+    try:
+        assert await asyncio.to_thread(db_path.is_file)
+        assert await store.schema_version() == SCHEMA_VERSION == len(MIGRATIONS)
+    finally:
+        await store.close()
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"users", "jobs", "ledger", "usage_totals"} <= tables
+
+
+async def test_reopen_keeps_data_and_open_is_idempotent(db_path: Path, clock: ManualClock, settings: Settings) -> None:
+    store = await open_store(db_path, clock=clock)
+    job = await Quota(store, settings, clock=clock).admit(ALICE, GUILD, make_request(21))
+    await store.close()
+    again = await open_store(db_path, clock=clock)
+    try:
+        assert await again.schema_version() == SCHEMA_VERSION
+        kept = await again.get_job(job.id)
+        assert kept == job
+        assert [r["kind"] for r in await again.ledger_rows(job.id)] == ["reserve"]
+    finally:
+        await again.close()
+
+
+async def test_newer_schema_is_refused(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    with sqlite3.connect(db_path) as raw:
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(RuntimeError, match="newer than this code"):
+        await open_store(db_path)
+
+
+async def test_migration_from_v1_backfills_usage_totals(db_path: Path, clock: ManualClock) -> None:
+    # Build a version-1 file with real ledger rows, as an old release would have left it.
+    db = await _connect(db_path)
+    assert await _migrate(db, target=1) == 1
+    now = clock().isoformat(timespec="microseconds")
+    await db.execute("INSERT INTO users (key, platform, platform_id, name, created_at, updated_at)"
+                     " VALUES ('discord:1', 'discord', '1', 'a', ?, ?)", (now, now))
+    await db.execute(
+        "INSERT INTO jobs (owner_key, owner_platform, owner_id, owner_name, place_platform, channel,"
+        " workspace, workspace_key, endpoint_id, input_json, state, estimate_credits, estimate_usd,"
+        " settled_credits, created_at, updated_at) VALUES ('discord:1', 'discord', '1', 'a', 'discord',"
+        " 'c', 'g', 'discord:g', 'e', '{}', 'done', 30, 0.3, 25, ?, ?)", (now, now))
+    for kind, credits in (("reserve", 30), ("settle", -5)):
+        await db.execute(
+            "INSERT INTO ledger (kind, credits, usd, job_id, user_key, workspace_key, at, charged_at,"
+            " day, month) VALUES (?, ?, 0, 1, 'discord:1', 'discord:g', ?, ?, '2026-04-30', '2026-04')",
+            (kind, credits, now, now))
+    await db.close()
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+
+    store = await open_store(db_path, clock=clock)
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+        assert await store.audit() == []
+        async with store.transaction() as tx:
+            usage = await tx.usage("discord:1", "discord:g", clock())
+        assert (usage.day_credits, usage.month_credits, usage.workspace_month_credits,
+                usage.global_day_credits) == (25, 25, 25, 25)
+    finally:
+        await store.close()
+
+
+async def test_two_connections_opening_a_fresh_file_migrate_once(db_path: Path) -> None:
+    a, b = await asyncio.gather(open_store(db_path), open_store(db_path))
+    try:
+        assert await a.schema_version() == await b.schema_version() == SCHEMA_VERSION
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_job_round_trip_every_field(store: SqliteStore, quota: Quota, clock: ManualClock) -> None:
+    expires = clock() + timedelta(minutes=15)
+    status = MessageRef("discord", "c1", "m1", extra={"token_expires": expires, "n": 3})
+    job = await quota.admit(ALICE, Place("discord", "c1", "g1", "t1"), make_request(21),
+                            status_message=status,
+                            interaction=InteractionInfo(token="tok", expires_at=expires))
+    assert job.state is JobState.ACCEPTED
+    assert job.owner_key == ALICE.key and job.owner_name == "alice"
+    assert job.place.thread == "t1" and job.interaction_token == "tok"
+    assert job.interaction_expires_at == expires
+    assert job.status_message == status  # the datetime inside extra survives JSON
+    assert job.created_at.tzinfo is not None and job.created_at == clock()
+
+    clock.advance(seconds=5)
+    started = clock() - timedelta(seconds=1)
+    fresh = await store.update_job(
+        job.id, state=JobState.RUNNING, fal_request_id="req-1", local_position=None,
+        queue_position=3, progress=0.5, started_at=started,
+        result_message=MessageRef("discord", "c1", "m2"), result_url="http://x/v.mp4",
+        result_size=123, result={"video": {"url": "http://x/v.mp4"}}, error_type=None,
+        error_message=None, parent_id=None, parent_kind="reroll",
+    )
+    assert fresh.updated_at == clock() and fresh.started_at == started
+    assert fresh.state is JobState.RUNNING and fresh.progress == 0.5
+    assert fresh.result == {"video": {"url": "http://x/v.mp4"}}
+    assert await store.get_job(job.id) == fresh
+
+
+async def test_update_job_refuses_unknown_fields_and_naive_times(store: SqliteStore, quota: Quota) -> None:
+    job = await quota.admit(ALICE, GUILD, make_request(1))
+    with pytest.raises(ValueError, match="colour"):
+        await store.update_job(job.id, colour="red")
+    with pytest.raises(ValueError):
+        await store.update_job(job.id, updated_at=datetime.now(UTC))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await store.update_job(job.id, finished_at=datetime(2026, 1, 1))
+    with pytest.raises(ValueError):
+        await store.update_job(job.id, state="exploded")
+    with pytest.raises(JobNotFound):
+        await store.update_job(99999, progress=0.1)
+    # A refused update leaves the job exactly as it was.
+    assert await store.get_job(job.id) == job
+
+
+async def test_claim_delivery_is_true_exactly_once(store: SqliteStore, quota: Quota) -> None:
+    job = await quota.admit(ALICE, GUILD, make_request(1))
+    results = await asyncio.gather(*(store.claim_delivery(job.id) for _ in range(20)))
+    assert results.count(True) == 1
+    assert await store.claim_delivery(job.id) is False
+
+
+async def test_claim_delivery_across_connections(db_path: Path, store: SqliteStore, quota: Quota) -> None:
+    job = await quota.admit(ALICE, GUILD, make_request(1))
+    other = await open_store(db_path)
+    try:
+        results = await asyncio.gather(*(s.claim_delivery(job.id) for s in (store, other) * 10))
+    finally:
+        await other.close()
+    assert results.count(True) == 1
+
+
+async def test_unfinished_and_list_jobs(store: SqliteStore, quota: Quota) -> None:
+    a = await quota.admit(ALICE, GUILD, make_request(1))
+    b = await quota.admit(ALICE, GUILD, make_request(1))
+    await store.update_job(a.id, state=JobState.DONE)
+    assert [j.id for j in await store.unfinished_jobs()] == [b.id]
+    assert [j.id for j in await store.list_jobs(ALICE.key)] == [b.id, a.id]
+    assert [j.id for j in await store.list_jobs(ALICE.key, limit=1)] == [b.id]
+    assert await store.list_jobs("discord:nobody") == []
+
+
+async def test_users_tier_and_block(store: SqliteStore) -> None:
+    row = await store.ensure_user(ALICE)
+    assert (row.key, row.name, row.tier, row.blocked) == ("discord:1001", "alice", None, False)
+    await store.set_tier(ALICE.key, "pro")
+    await store.set_blocked(ALICE.key, True)
+    row = await store.ensure_user(ALICE)  # seeing the user again keeps what admins set
+    assert (row.tier, row.blocked) == ("pro", True)
+    # An admin may act on someone who never used the bot.
+    await store.set_blocked("slack:U9", True)
+    stranger = await store.get_user("slack:U9")
+    assert stranger is not None and stranger.blocked and stranger.platform == "slack"
+    with pytest.raises(ValueError):
+        await store.set_blocked("nocolon", True)
+
+
+async def test_failed_transaction_rolls_back(store: SqliteStore) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            await tx.upsert_user(ALICE, store.clock())
+            raise RuntimeError("boom")
+    assert await store.get_user(ALICE.key) is None
