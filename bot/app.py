@@ -1,0 +1,130 @@
+"""Wiring: one long-lived HTTP client, the fal client (or the built-in simulator),
+the store, quotas, the job runner and the command core, started and stopped together.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import httpx
+
+from bot.commands import Bot
+from bot.config import Settings
+from bot.fal import FalClient
+from bot.jobs import JobRunner
+from bot.ports import ChatPort
+from bot.quota import Quota
+from bot.sim import SimOptions, Simulator
+from bot.store import SqliteStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self._own_http = http is None
+        # Generous read timeout: results and uploads are videos; connect stays short.
+        self.http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.backend.request_timeout_seconds, connect=10.0),
+            follow_redirects=False,
+        )
+        self._ports: list[ChatPort] = []
+        self.sim: Simulator | None = None
+        self._store: SqliteStore | None = None
+        self._quota: Quota | None = None
+        self._runner: JobRunner | None = None
+        self._bot: Bot | None = None
+        self._fal: FalClient | None = None
+        self.started = False
+
+    # Attributes adapters use once the app has started.
+    @property
+    def store(self) -> SqliteStore:
+        assert self._store is not None, "App.start() first"
+        return self._store
+
+    @property
+    def quota(self) -> Quota:
+        assert self._quota is not None, "App.start() first"
+        return self._quota
+
+    @property
+    def runner(self) -> JobRunner:
+        assert self._runner is not None, "App.start() first"
+        return self._runner
+
+    @property
+    def bot(self) -> Bot:
+        assert self._bot is not None, "App.start() first"
+        return self._bot
+
+    @property
+    def fal(self) -> FalClient:
+        assert self._fal is not None, "App.start() first"
+        return self._fal
+
+    def register_port(self, port: ChatPort) -> None:
+        self._ports.append(port)
+        if self._runner is not None:
+            self._runner.register_port(port)
+
+    async def start(self) -> None:
+        settings = self.settings
+        backend = settings.backend
+        extra_hosts: list[str] = []
+        queue_url, rest_url = backend.fal_queue_url, backend.fal_rest_url
+        if settings.uses_simulator:
+            self.sim = Simulator(
+                SimOptions(
+                    queue_seconds=backend.sim_queue_seconds,
+                    run_seconds=backend.sim_run_seconds,
+                    concurrency=backend.sim_concurrency,
+                ),
+                host=backend.sim_host,
+                port=backend.sim_port,
+            )
+            queue_url = rest_url = await self.sim.start()
+            # Results come from the simulator's own loopback address; let media fetch them.
+            host = urlsplit(queue_url).hostname
+            if host:
+                extra_hosts.append(host)
+            log.warning(
+                "No fal key configured: videos are SIMULATED by the built-in simulator at %s "
+                "(set FAL_KEY for real LTX generations).",
+                queue_url,
+            )
+        else:
+            log.info("Backend: fal at %s", queue_url)
+        self._fal = FalClient.from_settings(self.http, backend, queue_url=queue_url, rest_url=rest_url)
+        self._store = await open_store(settings.database.path)
+        self._quota = Quota(self._store, settings)
+        self._runner = JobRunner(
+            settings, self._store, self._quota, self._fal, self.http, extra_allowed_hosts=extra_hosts
+        )
+        for port in self._ports:
+            self._runner.register_port(port)
+        self._bot = Bot(
+            settings, self._store, self._quota, self._runner, self.http, extra_allowed_hosts=extra_hosts
+        )
+        await self._runner.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.stop()
+        if self._store is not None:
+            await self._store.close()
+        if self._own_http:
+            await self.http.aclose()
+        if self.sim is not None:
+            await self.sim.stop()
+        self.started = False
+
+    async def __aenter__(self) -> App:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
