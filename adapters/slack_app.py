@@ -1,0 +1,449 @@
+"""The Slack adapter: slack-bolt AsyncApp listeners, Socket Mode or HTTP, start/stop.
+
+Every listener acknowledges first and then hands the slow part to a task this
+adapter tracks (so `close()` can finish or cancel it, and tests can await
+`idle()`), never to an untracked `ensure_future`. Slack retries events it
+thinks were not acknowledged; retries carry the same `event_id`, which is
+remembered in memory for `EVENT_TTL` seconds (a restart forgets them; Slack
+stops retrying after about an hour, and the job store keeps the job itself).
+
+Entry point for `ltx-bot run`: `SlackRunner(app, settings)` (registers the
+port with the core app; build it before `app.start()` so resumed jobs find
+it), then `await runner.start()` / `await runner.close()`. `start_slack(app,
+settings)` does both steps for callers that register late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack_port import SlackPort
+from adapters.slack_render import (
+    ANIMATE_MODAL,
+    PROMPT_MODAL,
+    PROMPTED_ACTIONS,
+    ModalMeta,
+    animate_modal,
+    parse_action,
+    prompt_modal,
+    read_form,
+)
+from adapters.slack_translate import (
+    attachment_from,
+    file_credential,
+    is_complete,
+    media_command,
+    mention_command,
+    place_from,
+    refusal,
+    split_command,
+    strip_mentions,
+    team_of,
+    thread_of,
+    user_from,
+    user_of,
+)
+from bot.config import Settings
+from bot.errors import UserError, report_unexpected
+from bot.ports import Attachment, ChatPort, Invocation, MessageRef, Place, User
+
+log = logging.getLogger(__name__)
+
+SHORTCUT_CALLBACK = "ltx_animate"
+EVENTS_PATH = "/slack/events"
+EVENT_TTL = 2 * 60 * 60.0
+DEFAULT_API_URL = "https://slack.com/api/"
+NO_MEDIA = ("That message has no image or video I can animate. Use the shortcut on a message "
+            "with an image (or a clip to extend), or run the slash command with a prompt.")
+
+Handler = Callable[[Invocation, ChatPort], Awaitable[None]]
+
+
+def retry_handlers() -> list[AsyncRetryHandler]:
+    # 429s are waited out per Retry-After; progress edits are coalesced anyway.
+    return [AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3)]
+
+
+class SlackAdapter:
+    """Listeners + port. `handle` is the core's `Bot.handle`."""
+
+    def __init__(self, settings: Settings, handle: Handler, *,
+                 logger: logging.Logger | None = None) -> None:
+        slack = settings.slack
+        token = slack.bot_token.get_secret_value() if slack.bot_token else ""
+        if not token:
+            raise ValueError("slack.bot_token (SLACK_BOT_TOKEN) is required for the Slack adapter")
+        self.settings = settings
+        self.handle = handle
+        self.log = logger or log
+        base_url = slack.api_url or DEFAULT_API_URL
+        self.client = AsyncWebClient(token=token, base_url=base_url, timeout=30,
+                                     retry_handlers=retry_handlers())
+        self.upload_client = AsyncWebClient(token=token, base_url=base_url,
+                                            timeout=int(slack.upload_timeout_seconds),
+                                            retry_handlers=retry_handlers())
+        self.port = SlackPort(self.client, slack, upload_client=self.upload_client,
+                              edit_interval=settings.jobs.edit_interval_seconds)
+        self.credential = file_credential(token, slack.api_url)
+        secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
+        if slack.mode == "http" and not secret:
+            raise ValueError("slack.signing_secret (SLACK_SIGNING_SECRET) is required in HTTP mode")
+        self.bolt = AsyncApp(client=self.client, signing_secret=secret, name="ltx-bot",
+                             logger=self.log, process_before_response=False)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._seen: dict[str, float] = {}
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self.url: str | None = None  # HTTP mode: where Slack should send requests
+        self.started = 0  # invocations handed to the core (tests, metrics)
+        self._register()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        slack = self.settings.slack
+        if slack.mode == "http":
+            web_app = web.Application()
+            web_app.router.add_post(EVENTS_PATH, self._http_endpoint)
+            web_app.router.add_get("/healthz", self._health)
+            self._runner = web.AppRunner(web_app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, slack.host, slack.port)
+            await site.start()
+            host, port = self._runner.addresses[0][:2]
+            self.url = f"http://{host}:{port}{EVENTS_PATH}"
+            self.log.info("slack: HTTP mode, listening on %s:%s%s", host, port, EVENTS_PATH)
+        else:
+            app_token = slack.app_token.get_secret_value() if slack.app_token else ""
+            if not app_token:
+                raise ValueError("slack.app_token (SLACK_APP_TOKEN) is required in Socket Mode")
+            self._socket = AsyncSocketModeHandler(self.bolt, app_token, web_client=self.client)
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            self.log.info("slack: Socket Mode connected")
+
+    async def close(self, *, drain_seconds: float = 10.0) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=drain_seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        await self.port.close()
+        for client in (self.client, self.upload_client):
+            if client.session is not None and not client.session.closed:
+                await client.session.close()
+
+    async def idle(self, limit: float = 30.0) -> None:
+        """Wait until every background task started by a listener has finished."""
+
+        async def drain() -> None:
+            while self._tasks:
+                await asyncio.wait(set(self._tasks))
+
+        await asyncio.wait_for(drain(), limit)
+
+    async def _http_endpoint(self, request: web.Request) -> web.Response:
+        bolt_req = await to_bolt_request(request)
+        bolt_resp = await self.bolt.async_dispatch(bolt_req)
+        return await to_aiohttp_response(bolt_resp)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    # ------------------------------------------------------------ plumbing
+
+    def _spawn(self, work: Coroutine[Any, Any, None], user: User, place: Place, what: str) -> None:
+        task = asyncio.create_task(self._guarded(work, user, place, what))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, work: Coroutine[Any, Any, None], user: User, place: Place,
+                       what: str) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except UserError as exc:
+            await self._tell_quietly(user, place, str(exc))
+        except Exception as exc:
+            await self._tell_quietly(user, place, report_unexpected(self.log, exc, f"slack {what}"))
+
+    async def _tell_quietly(self, user: User, place: Place, text: str) -> None:
+        try:
+            await self.port.tell(user, place, text)
+        except Exception as exc:  # nothing else to tell the user with
+            self.log.warning("slack: could not tell %s: %s", user.id, type(exc).__name__)
+
+    async def _run(self, inv: Invocation) -> None:
+        self.started += 1
+        await self.handle(inv, self.port)
+
+    def first_time(self, event_id: str | None) -> bool:
+        """True the first time an event id is seen (within EVENT_TTL)."""
+        if not event_id:
+            return True
+        now = time.monotonic()
+        if len(self._seen) > 1000:
+            for key, until in list(self._seen.items()):
+                if until < now:
+                    del self._seen[key]
+        expires = self._seen.get(event_id)
+        if expires is not None and expires > now:
+            return False
+        self._seen[event_id] = now + EVENT_TTL
+        return True
+
+    async def _attachments(self, files: list[dict[str, Any]]) -> list[Attachment]:
+        atts = []
+        for f in files:
+            if not is_complete(f):
+                info = await self.client.files_info(file=str(f["id"]))
+                f = dict(info["file"])
+            atts.append(attachment_from(f, self.credential))
+        return atts
+
+    async def _open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        await self.client.views_open(trigger_id=trigger_id, view=view)
+
+    # ------------------------------------------------------------ listeners
+
+    def _register(self) -> None:
+        slack = self.settings.slack
+        self.bolt.command(slack.command)(self._on_command)
+        self.bolt.event("app_mention")(self._on_mention)
+        self.bolt.message_shortcut(SHORTCUT_CALLBACK)(self._on_shortcut)
+        self.bolt.view_submission(ANIMATE_MODAL)(self._on_animate_submit)
+        self.bolt.view_submission(PROMPT_MODAL)(self._on_prompt_submit)
+        self.bolt.action(re.compile(r"^ltx_[a-z]+$"))(self._on_button)
+        self.bolt.error(self._on_error)
+
+    async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
+        report_unexpected(self.log, error, "slack listener")
+
+    async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        slack = self.settings.slack
+        team = team_of(body)
+        channel = str(body.get("channel_id", ""))
+        refused = refusal(slack, team, channel)
+        if refused:
+            await ack(text=refused)
+            return
+        await ack()
+        user = user_from(str(body.get("user_id", "")), body.get("user_name"), slack)
+        place = place_from(channel, team)
+        if body.get("response_url"):
+            self.port.remember_response_url(user.id, channel, str(body["response_url"]))
+        command, text = split_command(str(body.get("text", "")))
+        if command == "modal":
+            meta = ModalMeta(channel=channel, team=team)
+            view = animate_modal(meta, with_file_input=True)
+            self._spawn(self._open_view(str(body.get("trigger_id", "")), view), user, place,
+                        "views.open")
+            return
+        inv = Invocation(user=user, place=place, command=command, text=text)
+        self._spawn(self._run(inv), user, place, f"command {command}")
+
+    async def _on_mention(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
+                          context: AsyncBoltContext) -> None:
+        await ack()
+        event_id = body.get("event_id")
+        if not self.first_time(event_id):
+            self.log.info("slack: ignoring retried event %s", event_id)
+            return
+        slack = self.settings.slack
+        team = team_of(body) or event.get("team")
+        channel = str(event.get("channel", ""))
+        user = user_from(str(event.get("user", "")), None, slack)
+        place = place_from(channel, team, thread_of(event))
+        refused = refusal(slack, team, channel)
+        if refused:
+            self._spawn(self.port.tell(user, place, refused), user, place, "refusal")
+            return
+        text = strip_mentions(str(event.get("text", "")), context.bot_user_id)
+        files = [f for f in event.get("files") or [] if isinstance(f, dict) and f.get("id")]
+        reply_to = MessageRef("slack", channel, str(event.get("ts", "")))
+
+        async def work() -> None:
+            atts = await self._attachments(files)
+            chosen = mention_command(text, atts)
+            await self._run(Invocation(user=user, place=place, command=chosen.command,
+                                       text=chosen.text, attachments=atts, reply_to=reply_to,
+                                       event_id=event_id))
+
+        self._spawn(work(), user, place, "app_mention")
+
+    async def _on_shortcut(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        slack = self.settings.slack
+        team = team_of(body)
+        channel = str((body.get("channel") or {}).get("id", ""))
+        user_id, name = user_of(body)
+        user = user_from(user_id, name, slack)
+        message = body.get("message") or {}
+        place = place_from(channel, team, thread_of(message))
+        if body.get("response_url"):
+            self.port.remember_response_url(user.id, channel, str(body["response_url"]))
+        refused = refusal(slack, team, channel)
+        files = [f for f in message.get("files") or [] if isinstance(f, dict) and f.get("id")]
+        media = [f for f in files if str(f.get("mimetype", "")).split("/")[0] in ("image", "video")
+                 or not is_complete(f)]
+        if refused or not media:
+            self._spawn(self.port.tell(user, place, refused or NO_MEDIA), user, place, "shortcut")
+            return
+        meta = ModalMeta(channel=channel, thread=place.thread, team=team,
+                         files=[str(f["id"]) for f in media])
+        names = ", ".join(str(f.get("name") or f["id"]) for f in media)
+        view = animate_modal(meta, with_file_input=False, source_note=f"Animating: {names}")
+        self._spawn(self._open_view(str(body.get("trigger_id", "")), view), user, place,
+                    "views.open")
+
+    async def _on_animate_submit(self, ack: AsyncAck, body: dict[str, Any],
+                                 view: dict[str, Any]) -> None:
+        meta = ModalMeta.load(view.get("private_metadata"))
+        form = read_form(view)
+        if meta is None:
+            await ack(response_action="errors",
+                      errors={"prompt": "This form has expired; please start again."})
+            return
+        if not form.prompt.strip():
+            await ack(response_action="errors", errors={"prompt": "Describe what should happen."})
+            return
+        await ack()
+        slack = self.settings.slack
+        user_id, name = user_of(body)
+        user = user_from(user_id, name, slack)
+        team = meta.team or team_of(body)
+        place = place_from(meta.channel, team, meta.thread)
+        refused = refusal(slack, team, meta.channel)
+        if refused:
+            self._spawn(self.port.tell(user, place, refused), user, place, "refusal")
+            return
+        files: list[dict[str, Any]] = [{"id": fid} for fid in meta.files] + form.files
+
+        async def work() -> None:
+            atts = await self._attachments(files)
+            chosen = media_command(form.text(), atts)
+            reply_to = MessageRef("slack", meta.channel, meta.thread) if meta.thread else None
+            await self._run(Invocation(user=user, place=place, command=chosen.command,
+                                       text=chosen.text, attachments=atts, reply_to=reply_to))
+
+        self._spawn(work(), user, place, "view_submission")
+
+    async def _on_prompt_submit(self, ack: AsyncAck, body: dict[str, Any],
+                                view: dict[str, Any]) -> None:
+        meta = ModalMeta.load(view.get("private_metadata"))
+        form = read_form(view)
+        if meta is None or meta.kind is None or meta.job_id is None:
+            await ack(response_action="errors",
+                      errors={"prompt": "This form has expired; press the button again."})
+            return
+        await ack()
+        user_id, name = user_of(body)
+        user = user_from(user_id, name, self.settings.slack)
+        place = place_from(meta.channel, meta.team or team_of(body), meta.thread)
+        inv = Invocation(user=user, place=place, command="action", text=form.prompt.strip(),
+                         options={"action": meta.kind, "job_id": meta.job_id})
+        self._spawn(self._run(inv), user, place, f"action {meta.kind}")
+
+    async def _on_button(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        slack = self.settings.slack
+        actions = body.get("actions") or []
+        if not actions:
+            return
+        action = actions[0]
+        parsed = parse_action(str(action.get("action_id", "")), str(action.get("value", "")))
+        if parsed is None:
+            return
+        kind, job_id = parsed
+        team = team_of(body)
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+        thread = container.get("thread_ts") or message.get("thread_ts") or message.get("ts")
+        user_id, name = user_of(body)
+        user = user_from(user_id, name, slack)
+        place = place_from(channel, team, thread)
+        if body.get("response_url"):
+            self.port.remember_response_url(user.id, channel, str(body["response_url"]))
+        refused = refusal(slack, team, channel)
+        if refused:
+            self._spawn(self.port.tell(user, place, refused), user, place, "refusal")
+            return
+        if kind in PROMPTED_ACTIONS:
+            meta = ModalMeta(channel=channel, thread=place.thread, team=team, kind=kind,
+                             job_id=job_id)
+            self._spawn(self._open_view(str(body.get("trigger_id", "")),
+                                        prompt_modal(kind, job_id, meta)),
+                        user, place, "views.open")
+            return
+        inv = Invocation(user=user, place=place, command="action",
+                         options={"action": kind, "job_id": job_id})
+        self._spawn(self._run(inv), user, place, f"action {kind}")
+
+
+# ---------------------------------------------------------------- runner for `ltx-bot run`
+
+
+class _Core(Protocol):
+    async def handle(self, inv: Invocation, port: ChatPort) -> None: ...
+
+
+class CoreApp(Protocol):
+    """What the Slack runner needs from `bot.app.App`."""
+
+    @property
+    def bot(self) -> _Core: ...
+
+    def register_port(self, port: ChatPort) -> None: ...
+
+
+class SlackRunner:
+    """Owns the adapter for `ltx-bot run`: construct (registers the port), start, close."""
+
+    def __init__(self, app: CoreApp, settings: Settings) -> None:
+        self.adapter = SlackAdapter(settings, app.bot.handle)
+        app.register_port(self.adapter.port)
+
+    @property
+    def port(self) -> SlackPort:
+        return self.adapter.port
+
+    async def start(self) -> None:
+        await self.adapter.start()
+
+    async def close(self) -> None:
+        await self.adapter.close()
+
+
+async def start_slack(app: CoreApp, settings: Settings) -> SlackRunner:
+    runner = SlackRunner(app, settings)
+    await runner.start()
+    return runner
+
+
+__all__ = ["SHORTCUT_CALLBACK", "SlackAdapter", "SlackApiError", "SlackRunner", "start_slack"]

@@ -1,0 +1,256 @@
+"""The ChatPort for Slack: status cards as Block Kit messages, videos via files_upload_v2.
+
+Edits are coalesced per message: at most one `chat.update` per
+`edit_interval` seconds, always ending on the last card the core sent. A final
+card waits for its slot instead of being dropped, so the last thing a user
+sees is the real outcome.
+
+Delivery: `files_upload_v2` cannot attach buttons, so the video goes up with
+the summary as `initial_comment` and, when the card has actions, a small
+message with the buttons follows in the same thread. The returned ref names
+that message (`id` = its ts) and carries the uploaded file ids in
+`extra["files"]`; `delete` removes both. Without actions the ref's id is the
+file id and `extra["kind"] == "file"`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from adapters.slack_render import (
+    actions_block,
+    card_blocks,
+    fallback_text,
+    summary_text,
+)
+from adapters.slack_translate import PLATFORM
+from bot.config import SlackSettings
+from bot.errors import UserError
+from bot.ports import MessageRef, Place, StatusCard, User
+
+log = logging.getLogger(__name__)
+
+# Errors after which a message can no longer be edited: post a fresh one instead.
+GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed",
+                  "msg_too_long"})
+NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
+NOT_A_MEMBER_TEXT = ("I can't post in this channel yet. Invite me first (`/invite @LTX`), "
+                     "then try again.")
+ALREADY_GONE = frozenset({"message_not_found", "file_not_found", "file_deleted"})
+# Response URLs are valid for 30 minutes after the command; keep a margin.
+RESPONSE_URL_TTL = 25 * 60
+
+
+@dataclass
+class _EditSlot:
+    """Per-message throttle state: when we last wrote it and what is still to be written."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_sent: float = float("-inf")
+    pending: StatusCard | None = None
+    flusher: asyncio.Task[None] | None = None
+    ref: MessageRef | None = None
+
+
+class SlackPort:
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        settings: SlackSettings,
+        *,
+        upload_client: AsyncWebClient | None = None,
+        edit_interval: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        # A second client because files_upload_v2 uses the client's own timeout for the
+        # upload POST; progress edits must not inherit a five-minute timeout.
+        self.upload_client = upload_client or client
+        self.settings = settings
+        self.edit_interval = edit_interval
+        self.clock = clock
+        self._slots: dict[tuple[str, str], _EditSlot] = {}
+        self._response_urls: dict[tuple[str, str], tuple[str, float]] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------ status message
+
+    async def post(self, place: Place, card: StatusCard) -> MessageRef:
+        try:
+            resp = await self.client.chat_postMessage(
+                channel=place.channel, thread_ts=place.thread, text=fallback_text(card),
+                blocks=card_blocks(card), unfurl_links=False, unfurl_media=False)
+        except SlackApiError as exc:
+            if _error(exc) in NOT_A_MEMBER:
+                raise UserError(NOT_A_MEMBER_TEXT) from None
+            raise
+        ts = str(resp["ts"])
+        channel = str(resp.get("channel") or place.channel)
+        ref = MessageRef(PLATFORM, channel, ts, {"thread_ts": place.thread} if place.thread else {})
+        self._slot(ref).last_sent = self.clock()
+        return ref
+
+    def _slot(self, ref: MessageRef) -> _EditSlot:
+        key = (ref.channel, ref.id)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _EditSlot(ref=ref)
+        return slot
+
+    async def edit(self, ref: MessageRef, card: StatusCard) -> MessageRef:
+        if ref.extra.get("kind") == "file":
+            return ref  # an uploaded file has no editable card
+        slot = self._slot(ref)
+        if card.final:
+            # A final card must land, after any pending progress, and then the slot retires.
+            if slot.flusher is not None and not slot.flusher.done():
+                slot.flusher.cancel()
+            slot.pending = None
+            async with slot.lock:
+                wait = slot.last_sent + self.edit_interval - self.clock()
+                if wait > 0:
+                    await asyncio.sleep(wait)  # Slack's rate limit, not a wait for an event
+                new_ref = await self._write(slot, ref, card)
+            self._slots.pop((ref.channel, ref.id), None)
+            return new_ref
+        slot.pending = card
+        if slot.flusher is None or slot.flusher.done():
+            slot.flusher = asyncio.create_task(self._flush(slot, ref))
+        return slot.ref or ref
+
+    async def _flush(self, slot: _EditSlot, ref: MessageRef) -> None:
+        try:
+            async with slot.lock:
+                wait = slot.last_sent + self.edit_interval - self.clock()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                card, slot.pending = slot.pending, None
+                if card is not None:
+                    await self._write(slot, ref, card)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a lost progress edit must not kill the job
+            log.warning("slack progress edit failed for %s: %s", ref.id, type(exc).__name__)
+
+    async def _write(self, slot: _EditSlot, ref: MessageRef, card: StatusCard) -> MessageRef:
+        current = slot.ref or ref
+        try:
+            await self.client.chat_update(channel=current.channel, ts=current.id,
+                                          text=fallback_text(card), blocks=card_blocks(card))
+        except SlackApiError as exc:
+            if _error(exc) not in GONE:
+                raise
+            # The message was deleted or can't be edited any more: show the card anew.
+            thread = current.extra.get("thread_ts")
+            place = Place(PLATFORM, current.channel, thread=thread)
+            fresh = await self.post(place, card)
+            slot.ref = fresh
+            slot.last_sent = self.clock()
+            return fresh
+        slot.last_sent = self.clock()
+        return current
+
+    async def flush(self) -> None:
+        """Write every pending edit now (shutdown, tests)."""
+        for slot in list(self._slots.values()):
+            if slot.flusher is not None and not slot.flusher.done():
+                await slot.flusher
+
+    async def close(self) -> None:
+        for slot in list(self._slots.values()):
+            if slot.flusher is not None and not slot.flusher.done():
+                slot.flusher.cancel()
+        self._slots.clear()
+
+    # ------------------------------------------------------------ delivery
+
+    async def send_video(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
+        return await self._send_file(place, path, card)
+
+    async def send_image(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
+        return await self._send_file(place, path, card)
+
+    async def _send_file(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
+        resp = await self.upload_client.files_upload_v2(
+            file=str(path), filename=path.name, title=card.title[:250] or path.name,
+            channel=place.channel, thread_ts=place.thread, initial_comment=summary_text(card))
+        files = resp.get("files") or []
+        file_ids = [str(f["id"]) for f in files if isinstance(f, dict) and f.get("id")]
+        extra: dict[str, Any] = {"files": file_ids, "filename": path.name}
+        if place.thread:
+            extra["thread_ts"] = place.thread
+        block = actions_block(card.actions, block_id=f"ltx_result_{card.job_id}"
+                              if card.job_id else None)
+        if block is None:
+            return MessageRef(PLATFORM, place.channel, file_ids[0] if file_ids else "",
+                              {**extra, "kind": "file"})
+        label = f"Job #{card.job_id}" if card.job_id else "What next?"
+        msg = await self.client.chat_postMessage(
+            channel=place.channel, thread_ts=place.thread, text=label,
+            blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": label}]}, block])
+        return MessageRef(PLATFORM, str(msg.get("channel") or place.channel), str(msg["ts"]),
+                          {**extra, "kind": "buttons"})
+
+    async def delete(self, ref: MessageRef) -> None:
+        """Delete the card or the result (its file(s) and its button message). Idempotent."""
+        for file_id in ref.extra.get("files") or []:
+            await self._ignore_gone(self.client.files_delete(file=file_id))
+        if ref.extra.get("kind") != "file" and ref.id:
+            await self._ignore_gone(self.client.chat_delete(channel=ref.channel, ts=ref.id))
+        self._slots.pop((ref.channel, ref.id), None)
+
+    async def _ignore_gone(self, call: Any) -> None:
+        try:
+            await call
+        except SlackApiError as exc:
+            if _error(exc) not in ALREADY_GONE:
+                raise
+
+    def upload_limit(self, place: Place) -> int:
+        return self.settings.upload_limit_bytes
+
+    # ------------------------------------------------------------ notes
+
+    def remember_response_url(self, user_id: str, channel: str, url: str) -> None:
+        """Slash commands and interactions carry a response_url that works where
+        chat.postEphemeral does not (DMs, channels the bot is not in)."""
+        now = self.clock()
+        self._response_urls[(user_id, channel)] = (url, now + RESPONSE_URL_TTL)
+        for key, (_, expires) in list(self._response_urls.items()):
+            if expires < now:
+                del self._response_urls[key]
+
+    async def tell(self, user: User, place: Place, text: str) -> None:
+        try:
+            await self.client.chat_postEphemeral(channel=place.channel, user=user.id, text=text,
+                                                 thread_ts=place.thread)
+            return
+        except SlackApiError as exc:
+            log.info("postEphemeral refused (%s); trying the response URL", _error(exc))
+            failure: Exception = exc
+        entry = self._response_urls.get((user.id, place.channel))
+        if entry is not None and entry[1] > self.clock():
+            webhook = AsyncWebhookClient(entry[0], timeout=10)
+            result = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
+            if result.status_code == 200:
+                return
+        raise failure
+
+
+def _error(exc: SlackApiError) -> str:
+    try:
+        return str(exc.response.get("error") or "")
+    except Exception:
+        return ""

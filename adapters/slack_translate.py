@@ -1,0 +1,169 @@
+"""Slack payloads -> neutral Invocations. Pure functions, no I/O.
+
+Each function takes a payload in Slack's documented shape (slash command form,
+Events API `event`, interactivity `payload`) and returns the neutral pieces
+the core speaks. Anything needing the Web API (files.info, views.open) lives
+in `slack_app`; these stay trivially testable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from bot.config import SlackSettings
+from bot.ports import Attachment, AttachmentKind, Credential, Place, User
+
+PLATFORM = "slack"
+SUBCOMMANDS = frozenset({"quota", "jobs", "cancel", "help", "quote", "admin"})
+MODAL_WORDS = frozenset({"animate"})
+SLACK_HOSTS = ("slack.com",)
+EXTEND_FLAG = re.compile(r"(^|\s)--extend(?=\s|$)")
+
+
+def user_from(user_id: str, name: str | None, settings: SlackSettings) -> User:
+    admins = set(settings.admin_users)
+    is_admin = user_id in admins or f"{PLATFORM}:{user_id}" in admins
+    return User(platform=PLATFORM, id=user_id, name=name or user_id, is_admin=is_admin)
+
+
+def place_from(channel: str, team: str | None, thread: str | None = None) -> Place:
+    return Place(platform=PLATFORM, channel=channel, workspace=team or None, thread=thread or None)
+
+
+def refusal(settings: SlackSettings, team: str | None, channel: str | None) -> str | None:
+    """The text shown when this workspace or channel is not enabled, else None."""
+    if settings.allowed_workspaces and team not in settings.allowed_workspaces:
+        return (f"LTX is not enabled in this workspace (`{team or 'unknown'}`). An operator can add "
+                "it to `slack.allowed_workspaces` in the bot's configuration.")
+    if settings.allowed_channels and channel not in settings.allowed_channels:
+        where = ", ".join(f"<#{c}>" for c in settings.allowed_channels)
+        return f"LTX only works in {where}. Please use it there."
+    return None
+
+
+def split_command(text: str) -> tuple[str, str]:
+    """`/ltx` text -> (command, rest). Empty text or `animate` means: open the modal."""
+    stripped = text.strip()
+    word, _, rest = stripped.partition(" ")
+    lowered = word.lower()
+    if not stripped or lowered in MODAL_WORDS:
+        return "modal", rest.strip()
+    if lowered in SUBCOMMANDS:
+        return lowered, rest.strip()
+    return "video", stripped
+
+
+def strip_mentions(text: str, bot_user_id: str | None) -> str:
+    """Drop the bot's own `<@U…>` mention(s); other users' mentions stay in the prompt."""
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>", " ", text)
+    else:
+        text = re.sub(r"^\s*<@[A-Z0-9]+(\|[^>]*)?>", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def kind_of(mimetype: str | None, filetype: str | None = None) -> AttachmentKind:
+    mime = (mimetype or "").lower()
+    if mime.startswith("image/"):
+        return "image"
+    if mime.startswith("video/"):
+        return "video"
+    ft = (filetype or "").lower()
+    if ft in {"png", "jpg", "jpeg", "gif", "webp"}:
+        return "image"
+    if ft in {"mp4", "mov", "webm", "m4v"}:
+        return "video"
+    return "unknown"
+
+
+def file_credential(bot_token: str, api_url: str | None) -> Credential:
+    """The bot token as a header that media.py may send only to Slack's own hosts."""
+    hosts = list(SLACK_HOSTS)
+    if api_url:
+        host = urlsplit(api_url).hostname
+        if host and host not in hosts:
+            hosts.append(host)
+    return Credential(header="Authorization", value=f"Bearer {bot_token}", hosts=tuple(hosts),
+                      subdomains=True)
+
+
+def is_complete(file: Mapping[str, Any]) -> bool:
+    """A file object with what we need; Slack sometimes sends stubs (`check_file_info`)."""
+    return bool(file.get("url_private_download")) and file.get("file_access") != "check_file_info"
+
+
+def attachment_from(file: Mapping[str, Any], credential: Credential) -> Attachment:
+    size = file.get("size")
+    return Attachment(
+        url=str(file["url_private_download"]),
+        filename=str(file.get("name") or file.get("title") or file.get("id") or "file"),
+        content_type=file.get("mimetype") or None,
+        size=size if isinstance(size, int) else None,
+        kind=kind_of(file.get("mimetype"), file.get("filetype")),
+        credential=credential,
+    )
+
+
+class MediaCommand(NamedTuple):
+    command: str
+    text: str
+
+
+def media_command(text: str, attachments: Iterable[Attachment]) -> MediaCommand:
+    """Which generation a message with files asks for.
+
+    A clip with `--extend` extends it; several images are keyframes; otherwise a
+    plain video (image-to-video when there is one image). `--extend` is consumed
+    here because it chose the command; the core never sees it as a flag.
+    """
+    atts = list(attachments)
+    images = sum(1 for a in atts if a.kind == "image")
+    videos = sum(1 for a in atts if a.kind == "video")
+    if EXTEND_FLAG.search(text):
+        cleaned = re.sub(r"\s+", " ", EXTEND_FLAG.sub(" ", text)).strip()
+        if videos:
+            return MediaCommand("extend", cleaned)
+    if images >= 2 or (videos and images and not EXTEND_FLAG.search(text)):
+        return MediaCommand("keyframes", text)
+    return MediaCommand("video", text)
+
+
+def mention_command(text: str, attachments: list[Attachment]) -> MediaCommand:
+    """A mention may also carry a sub-command (`@LTX quota`) when it has no files."""
+    if not attachments:
+        word, _, rest = text.strip().partition(" ")
+        if word.lower() in SUBCOMMANDS:
+            return MediaCommand(word.lower(), rest.strip())
+    return media_command(text, attachments)
+
+
+def thread_of(message: Mapping[str, Any]) -> str | None:
+    """The thread a reply to `message` belongs in: its own thread, else a new one under it."""
+    thread = message.get("thread_ts") or message.get("ts")
+    return str(thread) if thread else None
+
+
+def team_of(body: Mapping[str, Any]) -> str | None:
+    team = body.get("team_id") or body.get("team")
+    if isinstance(team, Mapping):
+        team = team.get("id")
+    if not team:
+        user = body.get("user")
+        if isinstance(user, Mapping):
+            team = user.get("team_id")
+    if not team:
+        view = body.get("view")
+        if isinstance(view, Mapping):
+            team = view.get("team_id")
+    return str(team) if team else None
+
+
+def user_of(body: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(id, display name) from an interactivity payload's `user`."""
+    user = body.get("user") or {}
+    if isinstance(user, Mapping):
+        return str(user.get("id", "")), user.get("username") or user.get("name")
+    return str(user), None
