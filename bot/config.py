@@ -18,6 +18,7 @@ import difflib
 import os
 import re
 import tomllib
+import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -237,7 +238,8 @@ def _expects_text(path: list[str]) -> bool:
                 continue
             return False
         if index == len(path) - 1:
-            candidates = args if args else [annotation]
+            is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+            candidates = args if is_union else [annotation]
             return any(c in (str, SecretStr) for c in candidates)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
