@@ -426,7 +426,11 @@ class SlackRunner:
     """Owns the adapter for `ltx-bot run`: construct (registers the port), start, close."""
 
     def __init__(self, app: CoreApp, settings: Settings) -> None:
-        self.adapter = SlackAdapter(settings, app.bot.handle)
+        async def handle(inv: Invocation, port: ChatPort) -> None:
+            # Looked up per call: `app.bot` exists only once the app has started.
+            await app.bot.handle(inv, port)
+
+        self.adapter = SlackAdapter(settings, handle)
         app.register_port(self.adapter.port)
 
     @property

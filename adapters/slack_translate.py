@@ -115,18 +115,16 @@ class MediaCommand(NamedTuple):
 def media_command(text: str, attachments: Iterable[Attachment]) -> MediaCommand:
     """Which generation a message with files asks for.
 
-    A clip with `--extend` extends it; several images are keyframes; otherwise a
-    plain video (image-to-video when there is one image). `--extend` is consumed
-    here because it chose the command; the core never sees it as a flag.
+    A clip with `--extend` extends it; several images (or images and a clip) are
+    keyframes; otherwise a plain video (image-to-video with one image). The text
+    is passed on untouched: the grammar knows `--extend` too.
     """
     atts = list(attachments)
     images = sum(1 for a in atts if a.kind == "image")
     videos = sum(1 for a in atts if a.kind == "video")
-    if EXTEND_FLAG.search(text):
-        cleaned = re.sub(r"\s+", " ", EXTEND_FLAG.sub(" ", text)).strip()
-        if videos:
-            return MediaCommand("extend", cleaned)
-    if images >= 2 or (videos and images and not EXTEND_FLAG.search(text)):
+    if videos and EXTEND_FLAG.search(text):
+        return MediaCommand("extend", text)
+    if images >= 2 or (videos and images):
         return MediaCommand("keyframes", text)
     return MediaCommand("video", text)
 

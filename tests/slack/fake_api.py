@@ -84,6 +84,7 @@ class FakeSlack:
     downloads: list[tuple[str, str | None]] = field(default_factory=list)  # (path, auth header)
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+    outside: set[str] = field(default_factory=set)  # channels the bot is not a member of
 
     def __post_init__(self) -> None:
         self._injected: dict[str, Injected] = {}
@@ -233,6 +234,8 @@ class FakeSlack:
         channel = str(p.get("channel", ""))
         if not channel:
             return {"error": "channel_not_found"}
+        if channel in self.outside:
+            return {"error": "not_in_channel"}
         ts = self._new_ts()
         msg = FakeMessage(channel, ts, str(p.get("text", "")), list(p.get("blocks") or []),
                           p.get("thread_ts"))
@@ -256,6 +259,8 @@ class FakeSlack:
         return {"channel": msg.channel, "ts": msg.ts}
 
     def _m_chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not p.get("channel") or p.get("channel") in self.outside:
+            return {"error": "channel_not_found"}
         self.ephemerals.append(Ephemeral(str(p.get("channel")), str(p.get("user")),
                                          str(p.get("text", "")), p.get("thread_ts")))
         return {"message_ts": self._new_ts()}

@@ -40,7 +40,7 @@ def test_media_command_routing() -> None:
     assert media_command("cat", [att("image")]) == ("video", "cat")
     assert media_command("cat", [att("image"), att("image")]).command == "keyframes"
     assert media_command("go on --extend --seconds 4", [att("video")]) == (
-        "extend", "go on --seconds 4")
+        "extend", "go on --extend --seconds 4")
     # --extend without a clip is left for the core to explain
     assert media_command("cat --extend", [att("image")]).command == "video"
     assert media_command("mix", [att("image"), att("video")]).command == "keyframes"
