@@ -106,8 +106,11 @@ class SlackAdapter:
         secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
         if slack.mode == "http" and not secret:
             raise ValueError("slack.signing_secret (SLACK_SIGNING_SECRET) is required in HTTP mode")
+        # process_before_response: every listener only acks and spawns a tracked task, so
+        # answering after it returns costs nothing and means the task exists once Slack
+        # has its answer (no fire-and-forget inside bolt that close() could not reach).
         self.bolt = AsyncApp(client=self.client, signing_secret=secret, name="ltx-bot",
-                             logger=self.log, process_before_response=False)
+                             logger=self.log, process_before_response=True)
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen: dict[str, float] = {}
         self._runner: web.AppRunner | None = None
@@ -250,7 +253,7 @@ class SlackAdapter:
         channel = str(body.get("channel_id", ""))
         refused = refusal(slack, team, channel)
         if refused:
-            await ack(text=refused)
+            await ack(text=refused, response_type="ephemeral")
             return
         await ack()
         user = user_from(str(body.get("user_id", "")), body.get("user_name"), slack)
