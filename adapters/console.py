@@ -1,0 +1,620 @@
+"""A terminal chat on the same core as Discord and Slack (`ltx-bot chat`).
+
+Each input line is one command: `/video a paper boat --seconds 4`,
+`/video --image cat.png the cat yawns`, `/cancel 3`, `/quota`... A line without
+a slash is `/video`. `--image`/`--video` take a local file or an http(s) URL;
+the console turns them into attachments the way a platform adapter turns
+uploaded files into attachments, so the core treats them alike.
+
+Progress is a live bar (rich) when stdout is a terminal and one plain line per
+change when it is not, so piped runs and tests read stable text. A finished
+video is copied into `media.output_dir` and announced as `saved: <path>`.
+
+With piped input the chat reads every line, then waits for every unfinished
+job of its user (resumed ones too) and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import itertools
+import logging
+import re
+import shutil
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+from bot import grammar
+from bot.config import Settings
+from bot.errors import UserError
+from bot.model import MediaKind
+from bot.ports import (
+    Action,
+    Attachment,
+    AttachmentKind,
+    Invocation,
+    MessageRef,
+    Place,
+    StatusCard,
+    User,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "console"
+CHANNEL = "console"
+COMMANDS = ("video", "keyframes", "extend", "quote", "quota", "jobs", "cancel", "help", "admin",
+            "reroll", "continue", "delete")
+# The buttons of a platform card, typed: `/reroll 9`, `/extend #9 prompt`, `/continue #9 prompt`.
+ACTION_COMMANDS = ("reroll", "continue", "delete")
+# Commands whose text goes through the generation grammar (and may carry --image/--video).
+MEDIA_COMMANDS = ("video", "keyframes", "extend", "quote")
+EXIT_WORDS = ("/quit", "/exit")
+_DASHES = ("\u2014", "\u2013", "\u2212")
+
+
+def local_user_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers (uid without passwd entry)
+        return "console"
+
+
+def console_user(name: str, settings: Settings) -> User:
+    return User(
+        platform=PLATFORM,
+        id=name,
+        name=name,
+        is_admin=name in settings.console.admin_users,
+    )
+
+
+CONSOLE_PLACE = Place(platform=PLATFORM, channel=CHANNEL)
+
+
+# ---------------------------------------------------------------- line parsing
+
+
+@dataclass
+class ParsedLine:
+    """One input line: the command, its text without media flags, and the attachments."""
+
+    command: str
+    text: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+_JOB_REF = re.compile(r"#?(\d+)(?:\s+(.*))?$", re.S)
+
+
+def _action_line(action: str, rest: str, *, needs_hash: bool) -> ParsedLine | None:
+    """`/reroll 9`, `/delete 9`, `/continue #9 prompt`, `/extend #9 prompt` as button presses."""
+    if needs_hash and not rest.startswith("#"):
+        return None
+    match = _JOB_REF.match(rest)
+    if not match:
+        raise UserError(f"Which job? e.g. /{action} #12 (see /jobs for yours).")
+    return ParsedLine(command="action", text=(match.group(2) or "").strip(),
+                      options={"action": action, "job_id": int(match.group(1))})
+
+
+def _media_flag(token: str) -> tuple[MediaKind, str | None] | None:
+    """('image'|'video', inline value or None) when `token` is --image/--video (or an alias)."""
+    for dash in _DASHES:
+        if token.startswith(dash):
+            token = "--" + token[len(dash) :]
+    if token.startswith("--"):
+        name = token[2:]
+    elif token.startswith("-") and len(token) >= 2 and token[1].isalpha() and (
+        len(token) == 2 or token[2] == "="
+    ):
+        name = token[1:]
+    else:
+        return None
+    value: str | None = None
+    if "=" in name:
+        name, value = name.split("=", 1)
+    spec = grammar.OPTION_BY_FLAG.get(name.lower())
+    if spec is None or spec.kind != "media" or spec.media_kind is None:
+        return None
+    return spec.media_kind, value
+
+
+def _requote(token: str, quoted: bool) -> str:
+    # Re-emit a token so that grammar.tokenize reads it back exactly as before.
+    if not quoted:
+        return token
+    quote = "'" if '"' in token else '"'
+    return f"{quote}{token}{quote}"
+
+
+def attachment_for(ref: str, kind: AttachmentKind, cwd: Path | None = None) -> Attachment:
+    """An Attachment for a local path (made absolute) or an http(s) URL."""
+    if ref.startswith(("http://", "https://")):
+        name = ref.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        return Attachment(url=ref, filename=name, kind=kind)
+    path = Path(ref.removeprefix("file://")).expanduser()
+    if not path.is_absolute():
+        path = (cwd or Path.cwd()) / path
+    if not path.is_file():
+        raise UserError(f"There is no file at {ref}.")
+    return Attachment(url=str(path), filename=path.name, size=path.stat().st_size, kind=kind)
+
+
+def parse_line(line: str, *, cwd: Path | None = None) -> ParsedLine | None:
+    """Split one input line into command, text and attachments. None for blank or comment lines.
+
+    Raises UserError for an unknown command, an unclosed quote, a media flag
+    without a value, or a file that does not exist.
+    """
+    stripped = line.strip()
+    if not stripped or stripped.startswith("#"):
+        return None
+    command = "video"
+    rest = stripped
+    if stripped.startswith("/"):
+        head, _, rest = stripped[1:].partition(" ")
+        command = head.lower()
+        if command not in COMMANDS:
+            raise UserError(f"I don't know the command /{head}. Type /help to see what I can do.")
+        rest = rest.strip()
+    if command in ACTION_COMMANDS:
+        parsed = _action_line(command, rest, needs_hash=False)
+        assert parsed is not None
+        return parsed
+    if command == "extend" and (action := _action_line("extend", rest, needs_hash=True)):
+        # `/extend #9 ...` extends a finished job; `/extend --video clip.mp4 ...` a file.
+        return action
+    if command not in MEDIA_COMMANDS:
+        return ParsedLine(command=command, text=rest)
+    tokens = grammar.tokenize(rest)
+    kept: list[str] = []
+    attachments: list[Attachment] = []
+    i = 0
+    while i < len(tokens):
+        token, quoted = tokens[i]
+        media = None if quoted else _media_flag(token)
+        if media is None:
+            kept.append(_requote(token, quoted))
+            i += 1
+            continue
+        kind, value = media
+        if value is None:
+            if i + 1 >= len(tokens):
+                raise UserError(f"{token} needs a file or a URL, e.g. {token} cat.png.")
+            value = tokens[i + 1][0]
+            i += 1
+        attachments.append(attachment_for(value, kind, cwd))
+        i += 1
+    return ParsedLine(command=command, text=" ".join(kept), attachments=attachments)
+
+
+# ---------------------------------------------------------------- rendering progress
+
+
+def _eta_text(card: StatusCard, now: datetime | None = None) -> str | None:
+    if card.eta is None:
+        return None
+    now = now or datetime.now(UTC)
+    eta = card.eta if card.eta.tzinfo else card.eta.replace(tzinfo=UTC)
+    seconds = max(0, int((eta - now).total_seconds()))
+    return f"eta {seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"eta {seconds}s"
+
+
+def _positions(card: StatusCard) -> list[str]:
+    parts = []
+    if card.local_position is not None:
+        parts.append(f"waiting #{card.local_position}")
+    if card.queue_position is not None:
+        # fal counts from 0 (next in line); people count from 1, as the cards do.
+        parts.append(f"fal queue #{card.queue_position + 1}")
+    return parts
+
+
+def action_hint(action: Action) -> str:
+    """The console command that does what a card's button does."""
+    if action.kind in ("extend", "continue"):
+        return f"/{action.kind} #{action.job_id} <prompt>"
+    return f"/{action.kind} {action.job_id}"
+
+
+def card_text(card: StatusCard) -> str:
+    """A finished card as text, with its buttons as the commands to type."""
+    text = card.text()
+    if card.actions:
+        text += "\n" + "  ".join(f"{a.label}: {action_hint(a)}" for a in card.actions)
+    return text
+
+
+def _headline(card: StatusCard) -> str:
+    stage = card.stage or card.state
+    return f"{card.title} · {stage}" if stage and stage != card.title else card.title
+
+
+def status_line(card: StatusCard) -> str:
+    """One line for a card in progress: `Job #3 · LTX-2 · Generating · 40% · eta 12s`."""
+    parts = [_headline(card)]
+    if card.progress is not None:
+        parts.append(f"{round(card.progress * 100)}%")
+    parts.extend(_positions(card))
+    eta = _eta_text(card)
+    if eta:
+        parts.append(eta)
+    return " · ".join(parts)
+
+
+class Renderer(Protocol):
+    def line(self, text: str) -> None: ...
+    def progress(self, key: str, card: StatusCard) -> None: ...
+    def done(self, key: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class PlainRenderer:
+    """One line per change; for pipes, logs and tests."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._last: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            self._out.write(text.rstrip("\n") + "\n")
+            self._out.flush()
+
+    def progress(self, key: str, card: StatusCard) -> None:
+        text = status_line(card)
+        if self._last.get(key) != text:
+            self._last[key] = text
+            self.line(text)
+
+    def done(self, key: str) -> None:
+        self._last.pop(key, None)
+
+    def close(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            self._out.flush()
+
+
+class LiveRenderer:
+    """A rich progress bar per job: stage, percent, queue position, ETA."""
+
+    def __init__(self, out: TextIO) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+        self._console: Console = Console(file=out, highlight=False, markup=False)
+        self._progress: Progress = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[info]}", markup=False),
+            console=self._console,
+            transient=True,
+        )
+        self._tasks: dict[str, TaskID] = {}
+        self._started = False
+
+    def line(self, text: str) -> None:
+        self._console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def progress(self, key: str, card: StatusCard) -> None:
+        if not self._started:
+            self._progress.start()
+            self._started = True
+        description = _headline(card)
+        info = _positions(card)
+        eta = _eta_text(card)
+        if eta:
+            info.append(eta)
+        fields: dict[str, Any] = {"info": " · ".join(info)}
+        # total=None makes rich draw an indeterminate (pulsing) bar until fal reports progress.
+        # rich counts in whole steps: a thousand of them gives 0.1 % resolution.
+        total = 1000 if card.progress is not None else None
+        completed = round((card.progress or 0.0) * 1000)
+        task = self._tasks.get(key)
+        if task is None:
+            self._tasks[key] = self._progress.add_task(
+                description, total=total, completed=completed, **fields
+            )
+        else:
+            self._progress.update(
+                task, description=description, total=total, completed=completed, **fields
+            )
+
+    def done(self, key: str) -> None:
+        task = self._tasks.pop(key, None)
+        if task is not None:
+            self._progress.remove_task(task)
+        if not self._tasks and self._started:
+            self._progress.stop()
+            self._started = False
+
+    def close(self) -> None:
+        if self._started:
+            self._progress.stop()
+            self._started = False
+
+
+# ---------------------------------------------------------------- the port
+
+
+@dataclass
+class ConsoleMessage:
+    """What the terminal shows for one message: its latest card, file and buttons."""
+
+    text: str
+    files: list[str] = field(default_factory=list)
+    buttons: list[str] = field(default_factory=list)
+    deleted: bool = False
+
+
+class ConsolePort:
+    """ChatPort for a terminal: cards become progress bars or lines, videos become files.
+
+    It also keeps what each message shows now (`messages`) and the notes told
+    to each user (`notes`), as a platform would: tests and the contract harness
+    read them.
+    """
+
+    platform = PLATFORM
+
+    def __init__(self, settings: Settings, out: TextIO | None = None, *, live: bool | None = None) -> None:
+        self.settings = settings
+        self.out = out or sys.stdout
+        if live is None:
+            live = self.out.isatty()
+        self.renderer: Renderer = LiveRenderer(self.out) if live else PlainRenderer(self.out)
+        self.output_dir = Path(settings.media.output_dir)
+        self._ids = itertools.count(1)
+        self.saved: list[Path] = []
+        self.messages: dict[str, ConsoleMessage] = {}
+        self.notes: dict[str, deque[str]] = {}
+
+    def _ref(self, kind: str, **extra: Any) -> MessageRef:
+        return MessageRef(platform=PLATFORM, channel=CHANNEL, id=f"{kind}-{next(self._ids)}", extra=extra)
+
+    def _record(self, ref: MessageRef, card: StatusCard, files: list[str] | None = None) -> None:
+        # What the terminal shows for this message now: a status line while in progress.
+        shows_progress = not (card.final or card.job_id is None or files)
+        self.messages[ref.id] = ConsoleMessage(
+            text=status_line(card) if shows_progress else card_text(card),
+            files=files or [],
+            buttons=[a.custom_id for a in card.actions],
+        )
+        if len(self.messages) > 1000:  # a long session: forget the oldest
+            del self.messages[next(iter(self.messages))]
+
+    def _show(self, key: str, card: StatusCard) -> None:
+        if card.final or card.job_id is None:
+            self.renderer.done(key)
+            self.renderer.line(card_text(card))
+        else:
+            self.renderer.progress(key, card)
+
+    async def post(self, place: Place, card: StatusCard) -> MessageRef:
+        ref = self._ref("status", job_id=card.job_id)
+        self._record(ref, card)
+        self._show(self._key(ref, card), card)
+        return ref
+
+    async def edit(self, ref: MessageRef, card: StatusCard) -> MessageRef:
+        self._record(ref, card)
+        self._show(self._key(ref, card), card)
+        return ref
+
+    @staticmethod
+    def _key(ref: MessageRef, card: StatusCard) -> str:
+        # The job when there is one, so a card re-posted after a restart keeps its bar.
+        return f"job-{card.job_id}" if card.job_id is not None else ref.id
+
+    async def _send_file(self, path: Path, card: StatusCard, what: str) -> MessageRef:
+        dest = await asyncio.to_thread(self._save, path, card, what)
+        self.renderer.done(f"job-{card.job_id}")
+        self.renderer.line(f"saved: {dest}")
+        self.renderer.line(card_text(card))
+        ref = self._ref("file", path=str(dest))
+        self._record(ref, card, [dest.name])
+        return ref
+
+    async def send_video(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
+        return await self._send_file(path, card, "video")
+
+    async def send_image(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
+        return await self._send_file(path, card, "poster")
+
+    def _save(self, src: Path, card: StatusCard, what: str) -> Path:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        stem = f"ltx-{card.job_id}-{stamp}" if card.job_id is not None else f"ltx-{what}-{stamp}"
+        if what == "poster":
+            stem += "-poster"
+        suffix = src.suffix or (".mp4" if what == "video" else ".png")
+        dest = self.output_dir / f"{stem}{suffix}"
+        for n in itertools.count(2):
+            if not dest.exists():
+                break
+            dest = self.output_dir / f"{stem}-{n}{suffix}"
+        # Copy, not move: the runner owns its temporary file and cleans it up itself.
+        shutil.copyfile(src, dest)
+        self.saved.append(dest.resolve())
+        return dest.resolve()
+
+    async def delete(self, ref: MessageRef) -> None:
+        message = self.messages.get(ref.id)
+        if message is not None:
+            message.deleted = True
+        path = ref.extra.get("path")
+        if isinstance(path, str):
+            # The Delete button of a finished video removes the saved file.
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(Path(path).unlink)
+            self.renderer.line(f"deleted: {path}")
+
+    def upload_limit(self, place: Place) -> int:
+        return self.settings.console.upload_limit_bytes
+
+    async def tell(self, user: User, place: Place, text: str) -> None:
+        self.notes.setdefault(user.key, deque(maxlen=100)).append(text)
+        self.renderer.line(text)
+
+    def close(self) -> None:
+        self.renderer.close()
+
+
+# ---------------------------------------------------------------- the chat loop
+
+
+def invocation_for(parsed: ParsedLine, user: User) -> Invocation:
+    return Invocation(
+        user=user,
+        place=CONSOLE_PLACE,
+        command=parsed.command,
+        text=parsed.text,
+        options=dict(parsed.options),
+        attachments=list(parsed.attachments),
+    )
+
+
+def _start_reader(stream: TextIO, queue: asyncio.Queue[str | None]) -> None:
+    """Feed lines from a blocking stream into the loop.
+
+    A daemon thread rather than `to_thread`: a read blocked on a terminal must
+    not keep the process alive after a signal asked it to stop.
+    """
+    loop = asyncio.get_running_loop()
+
+    def pump() -> None:
+        try:
+            for line in iter(stream.readline, ""):
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        except (OSError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=pump, name="console-stdin", daemon=True).start()
+
+
+class ConsoleChat:
+    """Reads commands, hands them to the core, and waits for the user's jobs at the end."""
+
+    def __init__(self, app: App, port: ConsolePort, user: User, *, cwd: Path | None = None) -> None:
+        self.app = app
+        self.port = port
+        self.user = user
+        self.cwd = cwd
+
+    async def handle_line(self, line: str) -> None:
+        try:
+            parsed = parse_line(line, cwd=self.cwd)
+        except UserError as exc:
+            await self.port.tell(self.user, CONSOLE_PLACE, str(exc))
+            return
+        if parsed is None:
+            return
+        await self.app.bot.handle(invocation_for(parsed, self.user), self.port)
+
+    async def unfinished(self) -> list[int]:
+        jobs = await self.app.store.unfinished_jobs()
+        return [job.id for job in jobs if job.owner_key == self.user.key]
+
+    async def wait_for_jobs(self) -> None:
+        # Loop: a job may finish while another starts (nothing here submits, but the
+        # store is the truth, so ask it again until nothing of ours is left).
+        while True:
+            ids = await self.unfinished()
+            if not ids:
+                return
+            noun = "job" if len(ids) == 1 else "jobs"
+            self.port.renderer.line(
+                f"waiting for {len(ids)} unfinished {noun}: {', '.join(f'#{i}' for i in ids)}"
+            )
+            await asyncio.gather(*(self.app.runner.wait(i) for i in ids))
+
+    async def run(self, stream: TextIO, stop: asyncio.Event, *, interactive: bool = False) -> int:
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        _start_reader(stream, queue)
+        stop_wait = asyncio.create_task(stop.wait())
+        try:
+            while True:
+                next_line = asyncio.create_task(queue.get())
+                finished, _ = await asyncio.wait(
+                    {next_line, stop_wait}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if stop_wait in finished:
+                    next_line.cancel()
+                    return 0
+                line = next_line.result()
+                if line is None or line.strip().lower() in EXIT_WORDS:
+                    break
+                await self.handle_line(line)
+            waiting = asyncio.create_task(self.wait_for_jobs())
+            finished, _ = await asyncio.wait(
+                {waiting, stop_wait}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if waiting in finished:
+                waiting.result()
+            else:
+                # Stopped while waiting: the jobs stay in the database and resume next start.
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
+            return 0
+        finally:
+            stop_wait.cancel()
+
+
+def banner(settings: Settings, user: User) -> str:
+    backend = "SIMULATED videos (no fal key)" if settings.uses_simulator else "fal"
+    admin = ", admin" if user.is_admin else ""
+    return (
+        f"ltx-bot console as {user.name}{admin}, backend: {backend}. "
+        f"Videos are saved in {Path(settings.media.output_dir).resolve()}.\n"
+        "Type a prompt (or /help); /quit or Ctrl-D to leave."
+    )
+
+
+async def run_console(
+    app: App,
+    *,
+    user_name: str | None = None,
+    stream: TextIO | None = None,
+    out: TextIO | None = None,
+    stop: asyncio.Event | None = None,
+    live: bool | None = None,
+) -> int:
+    """Run the console chat on `app` (not yet started): start, read, wait, stop."""
+    stream = stream or sys.stdin
+    out = out or sys.stdout
+    stop = stop or asyncio.Event()
+    settings = app.settings
+    user = console_user(user_name or local_user_name(), settings)
+    port = ConsolePort(settings, out, live=live)
+    app.register_port(port)
+    interactive = stream.isatty()
+    await app.start()
+    try:
+        if interactive:
+            port.renderer.line(banner(settings, user))
+        chat = ConsoleChat(app, port, user)
+        return await chat.run(stream, stop, interactive=interactive)
+    finally:
+        await app.stop()
+        port.close()

@@ -1,0 +1,503 @@
+"""`ltx-bot`: run, chat, sim, parse, check-config, health.
+
+Every command takes `--config FILE` and `--user NAME`, before or after the
+command name. Exit codes: 0 ok, 1 failure at run time, 2 bad configuration or
+bad input (the message says which key or flag).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import tomlkit
+
+from bot.config import ConfigError, Settings, load_settings, redacted_dump
+from bot.errors import UserError
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger("ltx-bot")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+HEARTBEAT_SECONDS = 15.0
+HEARTBEAT_MAX_AGE = 90.0
+
+
+# ---------------------------------------------------------------- logging
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the settings hold, for scrubbing log output."""
+    found: list[str] = []
+    for secret in (
+        settings.backend.fal_key,
+        settings.discord.token,
+        settings.slack.bot_token,
+        settings.slack.app_token,
+        settings.slack.signing_secret,
+    ):
+        if secret is not None and secret.get_secret_value():
+            found.append(secret.get_secret_value())
+    return found
+
+
+class RedactingFormatter(logging.Formatter):
+    """Replaces known secret values in every formatted record, tracebacks included.
+
+    Code never logs secrets on purpose; this catches what a library might echo
+    (a request URL, a repr) at DEBUG level.
+    """
+
+    def __init__(self, fmt: str, secrets: Sequence[str]) -> None:
+        super().__init__(fmt)
+        # Longest first, so a secret that contains another is replaced whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self._secrets:
+            text = text.replace(secret, "<redacted>")
+        return text
+
+
+def setup_logging(settings: Settings | None, *, stream: Any = None) -> None:
+    level = settings.logging.level if settings is not None else "INFO"
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        RedactingFormatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s",
+            secret_values(settings) if settings is not None else [],
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    if level != "DEBUG":
+        # One INFO line per HTTP request would drown the bot's own log lines.
+        for noisy in ("httpx", "httpcore", "aiohttp.access"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # On the subcommands the default is SUPPRESS, so `ltx-bot --config X run` is not
+    # overwritten by the subparser's default.
+    default: Any = None if top else argparse.SUPPRESS
+    parser.add_argument("--config", metavar="FILE", default=default,
+                        help="config file (default: $LTX_BOT_CONFIG, ./config.toml, /etc/ltx-bot/config.toml)")
+    parser.add_argument("--user", metavar="NAME", default=default,
+                        help="user name for the console chat (default: your login name)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ltx-bot",
+        description="A Discord and Slack bot that turns chat commands into LTX Video generations.",
+    )
+    _common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    p = sub.add_parser("run", help="run the bot: Discord and/or Slack when configured, else the console chat")
+    _common(p, top=False)
+    p = sub.add_parser("chat", help="chat with the bot in this terminal (one command per line)")
+    _common(p, top=False)
+    p = sub.add_parser("sim", help="run the fal-compatible simulator standalone",
+                       description="Options after `sim` (--host, --port, --queue-seconds, "
+                       "--run-seconds, --concurrency, --fail-rate) go to the simulator.")
+    _common(p, top=False)
+    p = sub.add_parser("parse", help="show the fal request a message would make, without running it",
+                       usage="ltx-bot parse [--attach PATH_OR_URL]... TEXT")
+    _common(p, top=False)
+    p.add_argument("--attach", action="append", default=[], metavar="PATH_OR_URL",
+                   help="an image or video, as if attached to the message (repeatable)")
+    p.add_argument("text", nargs="*", help="the message: [/video|/keyframes|/extend|/quote] prompt --flags")
+    p = sub.add_parser("check-config", help="validate the configuration and show what `run` would start")
+    _common(p, top=False)
+    p.add_argument("--json", action="store_true", help="print the effective settings as JSON")
+    p = sub.add_parser("health", help="exit 0 when the database opens and `run` is alive (for HEALTHCHECK)")
+    _common(p, top=False)
+    p.add_argument("--max-age", type=float, default=HEARTBEAT_MAX_AGE, metavar="SECONDS",
+                   help=f"oldest acceptable heartbeat (default {HEARTBEAT_MAX_AGE:g})")
+    p.add_argument("--no-heartbeat", action="store_true",
+                   help="only check that the database opens (no running bot needed)")
+    return parser
+
+
+def _split_parse_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """For `parse`, everything that is not one of our options is message text.
+
+    The message has flags of its own (`--seconds 4`) that argparse must not see,
+    so they are moved behind `--` in their original order.
+    """
+    ours = {"--config", "--user", "--attach"}
+    head: list[str] = []
+    text: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            text.extend(argv[i + 1 :])
+            break
+        name = token.split("=", 1)[0]
+        if name in ours:
+            head.append(token)
+            if "=" not in token and i + 1 < len(argv):
+                head.append(argv[i + 1])
+                i += 1
+        elif token in ("-h", "--help") and not text:
+            head.append(token)
+        else:
+            text.append(token)
+        i += 1
+    return head, text
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Parse argv; returns (namespace, extra args for `sim`)."""
+    parser = build_parser()
+    argv = list(argv)
+    # Find the command word to treat `parse` and `sim` arguments specially.
+    index = next((i for i, a in enumerate(argv) if not a.startswith("-")
+                  and (i == 0 or argv[i - 1] not in ("--config", "--user"))), None)
+    if index is not None and argv[index] == "parse":
+        head, text = _split_parse_argv(argv[index + 1 :])
+        args = parser.parse_args([*argv[: index + 1], *head])
+        args.text = text
+        return args, []
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "sim":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args, extra
+
+
+# ---------------------------------------------------------------- check-config
+
+
+def plan(settings: Settings) -> tuple[list[str], list[str], list[str]]:
+    """What `run` would start: (adapter lines, backend lines, problems that stop it)."""
+    adapters: list[str] = []
+    backend: list[str] = []
+    problems: list[str] = []
+    if settings.discord_enabled:
+        api = settings.discord.api_url or "Discord's API"
+        adapters.append(f"discord (token set; REST at {api})")
+    elif settings.discord.token is not None:
+        adapters.append("discord: not started (the token is empty)")
+    if settings.slack_enabled:
+        where = ("Socket Mode" if settings.slack.mode == "socket"
+                 else f"HTTP on {settings.slack.host}:{settings.slack.port}")
+        adapters.append(f"slack ({where}, command {settings.slack.command})")
+    elif settings.slack.bot_token is not None and settings.slack.bot_token.get_secret_value():
+        missing = "app token (SLACK_APP_TOKEN)" if settings.slack.mode == "socket" else "signing secret (SLACK_SIGNING_SECRET)"
+        adapters.append(f"slack: not started (bot token set but the {missing} is missing for {settings.slack.mode} mode)")
+    if not (settings.discord_enabled or settings.slack_enabled):
+        adapters.append("console chat (no Discord or Slack credentials configured)")
+    has_key = settings.backend.fal_key is not None and bool(settings.backend.fal_key.get_secret_value())
+    if settings.uses_simulator:
+        reason = "backend.kind = sim" if settings.backend.kind == "sim" else "no fal key"
+        backend.append(
+            f"built-in simulator ({reason}): videos are SIMULATED, nothing is spent at fal"
+        )
+    else:
+        if not has_key:
+            problems.append("backend.kind = fal but no fal key is set (FAL_KEY or backend.fal_key)")
+        backend.append(f"fal queue at {redacted_dump(settings)['backend']['fal_queue_url']}"
+                       + (" (key set)" if has_key else ""))
+    return adapters, backend, problems
+
+
+def _toml_value(value: Any) -> str:
+    return str(tomlkit.item(value).as_string())
+
+
+def render_settings(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """TOML-looking text of the redacted settings; unset optional keys shown as comments."""
+    lines: list[str] = []
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    if prefix and (scalars or not tables):
+        lines.append(f"[{prefix}]")
+    for key, value in scalars.items():
+        if value is None:
+            lines.append(f"# {key} = (not set)")
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    if prefix and (scalars or not tables):
+        lines.append("")
+    for key, value in tables.items():
+        name = f"{prefix}.{key}" if prefix else key
+        lines.extend(render_settings(value, name))
+    return lines
+
+
+def check_config(settings: Settings, path: Path | None, *, as_json: bool, out: Any) -> int:
+    adapters, backend, problems = plan(settings)
+    source = str(path) if path else "none (defaults and environment only)"
+    if as_json:
+        report = {"config_file": str(path) if path else None, "settings": redacted_dump(settings),
+                  "adapters": adapters, "backend": backend, "problems": problems}
+        out.write(json.dumps(report, indent=2) + "\n")
+    else:
+        out.write(f"# config file: {source}\n")
+        out.write("# effective settings (secrets redacted):\n\n")
+        out.write("\n".join(render_settings(redacted_dump(settings))).rstrip() + "\n\n")
+        out.write("# `ltx-bot run` would start:\n")
+        for line in adapters:
+            out.write(f"#   adapter: {line}\n")
+        for line in backend:
+            out.write(f"#   backend: {line}\n")
+        for line in problems:
+            out.write(f"# PROBLEM: {line}\n")
+    return EXIT_USAGE if problems else EXIT_OK
+
+
+# ---------------------------------------------------------------- health
+
+
+def heartbeat_path(settings: Settings) -> Path:
+    """Next to the database, so one volume holds all of the bot's state."""
+    db = Path(settings.database.path)
+    return db.with_name(db.name + ".heartbeat")
+
+
+def health(settings: Settings, *, max_age: float, require_heartbeat: bool) -> tuple[bool, str]:
+    db = Path(settings.database.path)
+    if not db.is_file():
+        return False, f"no database at {db} (has `ltx-bot run` started?)"
+    try:
+        # Read-only: a health probe must never create, migrate or lock the bot's database.
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return False, f"database {db} does not open: {exc}"
+    if not require_heartbeat:
+        return True, f"database {db} opens"
+    beat = heartbeat_path(settings)
+    try:
+        age = time.time() - beat.stat().st_mtime
+    except FileNotFoundError:
+        return False, f"no heartbeat at {beat}: `ltx-bot run` is not running"
+    if age > max_age:
+        return False, f"heartbeat is {age:.0f} s old (limit {max_age:g} s): the bot is stuck or stopped"
+    return True, f"ok: database opens, heartbeat {age:.0f} s old"
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+
+
+async def _heartbeat(path: Path) -> None:
+    # The event loop itself schedules it: a loop that hangs stops the heartbeat too.
+    while True:
+        try:
+            await asyncio.to_thread(_touch, path)
+        except OSError as exc:
+            log.warning("cannot write heartbeat %s: %s", path, exc.strerror)
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+
+
+# ---------------------------------------------------------------- run and chat
+
+
+class Started(Protocol):
+    """A running adapter: Slack's runner has `close()`, others `stop()`; either is fine."""
+
+
+AdapterStarter = Callable[["App", Settings], Awaitable[Started]]
+
+
+async def _shutdown(adapter: Started) -> None:
+    for name in ("stop", "close"):
+        method = getattr(adapter, name, None)
+        if method is not None:
+            await method()
+            return
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def request_stop(signum: int) -> None:
+        if stop.is_set():
+            # A second signal means "now": fall back to the default (terminate) action.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        log.info("%s received: stopping (unfinished jobs resume on the next start)",
+                 signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, request_stop, signum)
+
+
+def platform_starters(settings: Settings) -> list[tuple[str, AdapterStarter]]:
+    """The adapters whose credentials are configured, as (name, start function)."""
+    starters: list[tuple[str, AdapterStarter]] = []
+    if settings.discord_enabled:
+        starters.append(("discord", _starter("adapters.discord_bot", "start_discord")))
+    if settings.slack_enabled:
+        starters.append(("slack", _starter("adapters.slack_app", "start_slack")))
+    return starters
+
+
+def _starter(module: str, name: str) -> AdapterStarter:
+    # Imported only when configured: the core never imports discord or slack_bolt.
+    async def start(app: App, settings: Settings) -> Started:
+        function = getattr(importlib.import_module(module), name)
+        started: Started = await function(app, settings)
+        return started
+
+    return start
+
+
+async def run_chat(settings: Settings, user: str | None, stop: asyncio.Event | None = None) -> int:
+    from adapters.console import run_console
+    from bot.app import App
+
+    if stop is None:
+        stop = asyncio.Event()
+        _install_signals(stop)
+    return await run_console(App(settings), user_name=user, stop=stop)
+
+
+async def run_bot(settings: Settings, user: str | None) -> int:
+    from bot.app import App
+
+    stop = asyncio.Event()
+    _install_signals(stop)
+    starters = platform_starters(settings)
+    beat = heartbeat_path(settings)
+    heartbeat = asyncio.create_task(_heartbeat(beat))
+    try:
+        if not starters:
+            log.info("No Discord or Slack credentials configured: starting the console chat.")
+            return await run_chat(settings, user, stop)
+        app = App(settings)
+        started: list[tuple[str, Started]] = []
+        try:
+            # The core first: adapters hand commands to app.bot, and registering their
+            # port on a started runner resumes that platform's unfinished jobs.
+            await app.start()
+            for name, start in starters:
+                log.info("Starting the %s adapter.", name)
+                started.append((name, await start(app, settings)))
+            log.info("ltx-bot is running (%s). Ctrl-C or SIGTERM stops it; unfinished jobs "
+                     "resume on the next start.", ", ".join(n for n, _ in started))
+            await stop.wait()
+            log.info("Stopping: adapters first, then the job runner.")
+        finally:
+            # Adapters first: stop taking commands, then let the runner persist and close.
+            for name, adapter in reversed(started):
+                try:
+                    await _shutdown(adapter)
+                except Exception:
+                    log.exception("stopping the %s adapter failed", name)
+            await app.stop()
+        return EXIT_OK
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+        with contextlib.suppress(FileNotFoundError):
+            beat.unlink()
+
+
+def run_sim(settings: Settings | None, extra: list[str]) -> int:
+    from bot.sim import server
+
+    argv: list[str] = []
+    if settings is not None:
+        b = settings.backend
+        # Config values first: flags given on the command line come later and win.
+        argv = ["--host", b.sim_host, "--queue-seconds", str(b.sim_queue_seconds),
+                "--run-seconds", str(b.sim_run_seconds), "--concurrency", str(b.sim_concurrency)]
+        if b.sim_port:  # 0 means "any free port" for the built-in sim; standalone keeps its default
+            argv += ["--port", str(b.sim_port)]
+    result: int = server.main([*argv, *extra])
+    return result
+
+
+def run_parse(settings: Settings, text: list[str], attach: list[str], out: Any) -> int:
+    from bot import grammar
+
+    try:
+        result = grammar.cli_parse(" ".join(text), attach, settings)
+    except UserError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return EXIT_USAGE
+    out.write(json.dumps(result, indent=2) + "\n")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, extra = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings, path = load_settings(args.config)
+    except ConfigError as exc:
+        sys.stderr.write(f"ltx-bot: {exc}\n")
+        return EXIT_USAGE
+    setup_logging(settings)
+    command: str = args.command
+    try:
+        if command == "check-config":
+            return check_config(settings, path, as_json=args.json, out=sys.stdout)
+        if command == "health":
+            ok, message = health(settings, max_age=args.max_age,
+                                 require_heartbeat=not args.no_heartbeat)
+            (sys.stdout if ok else sys.stderr).write(message + "\n")
+            return EXIT_OK if ok else EXIT_FAILURE
+        if command == "parse":
+            return run_parse(settings, args.text, args.attach, sys.stdout)
+        if command == "sim":
+            return run_sim(settings, extra)
+        _, _, problems = plan(settings)
+        if problems:
+            for problem in problems:
+                sys.stderr.write(f"ltx-bot: {problem}\n")
+            return EXIT_USAGE
+        if command == "chat":
+            return asyncio.run(run_chat(settings, args.user))
+        if command == "run":
+            return asyncio.run(run_bot(settings, args.user))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        # A start-up failure (database not writable, a platform refusing the token...):
+        # one clear line; the traceback only at DEBUG. The formatter scrubs secrets.
+        log.error("ltx-bot %s failed: %s: %s", command, type(exc).__name__, exc,
+                  exc_info=settings.logging.level == "DEBUG")
+        return EXIT_FAILURE
+    raise AssertionError(f"unhandled command {command}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,209 @@
+"""The console's line parsing and its ChatPort, without the core."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from adapters.console import (
+    CONSOLE_PLACE,
+    ConsolePort,
+    console_user,
+    parse_line,
+    status_line,
+)
+from bot import grammar
+from bot.config import Settings
+from bot.errors import UserError
+from bot.ports import Action, StatusCard
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.model_validate(
+        {"media": {"output_dir": str(tmp_path / "outputs")}, "console": {"admin_users": ["root"],
+                                                                      "upload_limit_bytes": 12345}}
+    )
+
+
+# ---------------------------------------------------------------- lines
+
+
+def test_plain_text_is_video() -> None:
+    parsed = parse_line("a paper boat on a stormy sea --seconds 4\n")
+    assert parsed is not None
+    assert (parsed.command, parsed.text, parsed.attachments) == (
+        "video", "a paper boat on a stormy sea --seconds 4", [])
+
+
+def test_blank_and_comment_lines_are_skipped() -> None:
+    assert parse_line("   \n") is None
+    assert parse_line("# a comment in a script\n") is None
+
+
+def test_slash_commands_keep_their_text() -> None:
+    assert parse_line("/cancel 3") is not None
+    parsed = parse_line("/CANCEL 3")
+    assert parsed is not None and (parsed.command, parsed.text) == ("cancel", "3")
+    parsed = parse_line("/admin grant console:bob 50")
+    assert parsed is not None and (parsed.command, parsed.text) == ("admin", "grant console:bob 50")
+    parsed = parse_line("/quota")
+    assert parsed is not None and (parsed.command, parsed.text) == ("quota", "")
+
+
+def test_unknown_command_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="/frobnicate"):
+        parse_line("/frobnicate now")
+
+
+def test_local_files_become_absolute_attachments(tmp_path: Path) -> None:
+    (tmp_path / "cat.png").write_bytes(b"x" * 10)
+    (tmp_path / "my clip.mp4").write_bytes(b"y" * 20)
+    parsed = parse_line('/extend --video "my clip.mp4" the cat\'s boat --seconds 2', cwd=tmp_path)
+    assert parsed is not None
+    assert parsed.command == "extend"
+    assert parsed.text == "the cat's boat --seconds 2"
+    [att] = parsed.attachments
+    assert att.url == str(tmp_path / "my clip.mp4") and att.kind == "video" and att.size == 20
+    parsed = parse_line("/video --image=cat.png the cat yawns", cwd=tmp_path)
+    assert parsed is not None and parsed.attachments[0].url == str(tmp_path / "cat.png")
+    assert parsed.attachments[0].kind == "image" and parsed.text == "the cat yawns"
+
+
+def test_keyframes_keep_image_order_and_urls(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"a")
+    (tmp_path / "b.png").write_bytes(b"b")
+    parsed = parse_line(
+        "/keyframes --image a.png a flower --image https://example.com/x/c.png?sig=1 opens "
+        "--img b.png --at 0,40,80",
+        cwd=tmp_path,
+    )
+    assert parsed is not None
+    assert [a.url for a in parsed.attachments] == [
+        str(tmp_path / "a.png"), "https://example.com/x/c.png?sig=1", str(tmp_path / "b.png")]
+    assert parsed.attachments[1].filename == "c.png"
+    assert parsed.text == "a flower opens --at 0,40,80"
+
+
+def test_text_without_media_flags_reads_back_the_same(tmp_path: Path) -> None:
+    # The console re-emits the text it keeps; the grammar must see exactly what was typed.
+    line = 'a "quoted --seed 5" prompt --negative "blurry, text" it\'s fine --seconds 3'
+    parsed = parse_line(line, cwd=tmp_path)
+    assert parsed is not None
+    assert grammar.parse("video", parsed.text) == grammar.parse("video", line)
+
+
+def test_missing_file_and_missing_value_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"no file at nope\.png"):
+        parse_line("/video --image nope.png a cat", cwd=tmp_path)
+    with pytest.raises(UserError, match="needs a file or a URL"):
+        parse_line("/video a cat --image", cwd=tmp_path)
+
+
+def test_buttons_as_commands() -> None:
+    parsed = parse_line("/reroll 9")
+    assert parsed is not None
+    assert (parsed.command, parsed.options) == ("action", {"action": "reroll", "job_id": 9})
+    parsed = parse_line("/extend #9 the boat sails on")
+    assert parsed is not None
+    assert (parsed.command, parsed.text, parsed.options) == (
+        "action", "the boat sails on", {"action": "extend", "job_id": 9})
+    parsed = parse_line("/continue #4")
+    assert parsed is not None and parsed.options == {"action": "continue", "job_id": 4}
+    with pytest.raises(UserError, match="Which job"):
+        parse_line("/delete")
+
+
+def test_extend_with_a_file_is_a_new_job(tmp_path: Path) -> None:
+    (tmp_path / "clip.mp4").write_bytes(b"v")
+    parsed = parse_line("/extend --video clip.mp4 9 dancers", cwd=tmp_path)
+    assert parsed is not None and parsed.command == "extend" and parsed.text == "9 dancers"
+
+
+# ---------------------------------------------------------------- the port
+
+
+def card(title: str = "Job #3", **kw: object) -> StatusCard:
+    values: dict[str, object] = {"job_id": 3, "state": "running", "stage": "Generating",
+                                 "lines": ["a line"]}
+    values.update(kw)
+    return StatusCard(title=title, **values)  # type: ignore[arg-type]
+
+
+def test_identity_and_admin(settings: Settings) -> None:
+    assert console_user("root", settings).is_admin
+    user = console_user("ann", settings)
+    assert not user.is_admin and user.key == "console:ann" and user.platform == "console"
+
+
+def test_status_line_shows_stage_percent_positions_eta() -> None:
+    now = datetime.now(UTC)
+    line = status_line(card(progress=0.4, eta=now + timedelta(seconds=75)))
+    assert line.startswith("Job #3 · Generating · 40% · eta 1m1")
+    assert status_line(card(stage="In fal's queue", queue_position=0)) == "Job #3 · In fal's queue · fal queue #1"
+    assert status_line(card(stage="Waiting", local_position=2)) == "Job #3 · Waiting · waiting #2"
+    assert status_line(card(stage=None, state="running")) == "Job #3 · running"
+
+
+async def test_plain_output_prints_changes_once(settings: Settings) -> None:
+    out = io.StringIO()
+    port = ConsolePort(settings, out, live=False)
+    ref = await port.post(CONSOLE_PLACE, card(progress=0.1))
+    await port.edit(ref, card(progress=0.1))
+    await port.edit(ref, card(progress=0.5))
+    await port.edit(ref, card("Job #3 done", final=True, lines=["Done in 3s"],
+                              actions=[Action("reroll", 3, "Re-roll")]))
+    lines = out.getvalue().splitlines()
+    assert lines == ["Job #3 · Generating · 10%", "Job #3 · Generating · 50%", "Job #3 done",
+                     "Done in 3s", "Re-roll: /reroll 3"]
+    assert port.messages[ref.id].text == "Job #3 done\nDone in 3s\nRe-roll: /reroll 3"
+    assert port.messages[ref.id].buttons == ["ltx:job:3:reroll"]
+
+
+def file_state(path: str | Path) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+async def test_send_video_copies_into_outputs(settings: Settings, tmp_path: Path) -> None:
+    out = io.StringIO()
+    port = ConsolePort(settings, out, live=False)
+    src = tmp_path / "result.mp4"
+    src.write_bytes(b"video bytes")
+    ref = await port.send_video(CONSOLE_PLACE, src, card("Done", final=True))
+    ref2 = await port.send_video(CONSOLE_PLACE, src, card("Done", final=True))
+    saved = [line.removeprefix("saved: ") for line in out.getvalue().splitlines() if line.startswith("saved: ")]
+    assert len(saved) == 2 and saved[0] != saved[1]
+    assert [file_state(p) for p in saved] == [b"video bytes", b"video bytes"]
+    assert {str(Path(p).parent) for p in saved} == {str((tmp_path / "outputs").resolve())}
+    assert file_state(src) == b"video bytes"  # the runner owns its file: copied, not moved
+    await port.delete(ref)
+    assert [file_state(p) for p in saved] == [None, b"video bytes"]
+    assert port.messages[ref.id].deleted and not port.messages[ref2.id].deleted
+
+
+async def test_tell_and_upload_limit(settings: Settings) -> None:
+    out = io.StringIO()
+    port = ConsolePort(settings, out, live=False)
+    user = console_user("ann", settings)
+    await port.tell(user, CONSOLE_PLACE, "You have 3 credits left.")
+    assert out.getvalue() == "You have 3 credits left.\n"
+    assert list(port.notes["console:ann"]) == ["You have 3 credits left."]
+    assert port.upload_limit(CONSOLE_PLACE) == 12345
+
+
+async def test_live_renderer_draws_a_bar(settings: Settings) -> None:
+    out = io.StringIO()
+    port = ConsolePort(settings, out, live=True)
+    ref = await port.post(CONSOLE_PLACE, card(progress=0.25, queue_position=None))
+    await port.edit(ref, card(progress=0.75))
+    await port.edit(ref, card("Job #3 finished [ok]", final=True))
+    port.close()
+    text = out.getvalue()
+    # Markup characters in user text are printed as typed, not swallowed by rich.
+    assert "Job #3 finished [ok]" in text
