@@ -1,0 +1,610 @@
+"""The Discord ChatPort: posts, edits and uploads through discord.py's REST layer.
+
+A job's status message is usually the interaction's original response (the
+"thinking" message of a deferred slash command). While the interaction token
+is valid (15 minutes) it is edited through the interaction webhook, which
+needs no channel permissions; after that (or when Discord answers 401/50027)
+the port edits the same message with the bot token, and when even that is not
+possible it posts a fresh channel message and returns its reference.
+
+Edits are throttled per message: at most one every `min_edit_interval`
+seconds, keeping only the newest card in between; a final card is always sent
+at once. Rate limits (429) are retried by discord.py; what is left over is
+retried here, and a final state is never dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import aiohttp
+import discord
+from discord.http import HTTPClient, MultipartParameters, handle_message_parameters
+from discord.webhook.async_ import async_context
+
+from adapters.discord_render import CONTENT_LIMIT, render
+from bot.config import Settings
+from bot.errors import MediaError
+from bot.ports import MessageRef, Place, StatusCard, User
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+DISCORD_MIN_EDIT_INTERVAL = 3.0
+# Stop using a token a little before Discord does: a request in flight at the
+# 15-minute mark would fail and cost a retry.
+TOKEN_MARGIN_SECONDS = 30.0
+INVALID_WEBHOOK_TOKEN = 50027
+UNKNOWN_WEBHOOK = 10015
+UNKNOWN_MESSAGE = 10008
+CANNOT_DM = 50007
+TOO_LARGE = 40005
+FINAL_RETRY_SECONDS = 120.0
+
+T = TypeVar("T")
+DeferMode = Literal["public", "ephemeral", "update", "none"]
+
+
+class UploadTooLarge(MediaError):
+    """The file is larger than Discord accepts here; the runner falls back to a poster + link."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"The video is {size / 1_048_576:.1f} MB; this Discord server accepts uploads up to "
+            f"{limit / 1_048_576:.1f} MB."
+        )
+        self.size = size
+        self.limit = limit
+
+
+@dataclass
+class LiveInteraction:
+    """An interaction the port may still answer through (token valid 15 minutes)."""
+
+    application_id: int
+    token: str = field(repr=False)
+    interaction_id: int
+    user_id: str
+    channel: str
+    expires_at: float  # UNIX seconds
+    mode: DeferMode
+    # A "thinking" defer shows a loading message until the original response is
+    # edited; until then Discord turns the first followup into that response.
+    resolved: bool = False
+    original_id: str | None = None
+    dead: bool = False
+
+    def usable(self, now: float) -> bool:
+        return not self.dead and now < self.expires_at - TOKEN_MARGIN_SECONDS
+
+    def status_ref(self, channel: str) -> MessageRef:
+        return MessageRef(
+            platform=PLATFORM,
+            channel=channel,
+            id=self.original_id or "@original",
+            extra={
+                "token": self.token,
+                "application_id": str(self.application_id),
+                "interaction_id": str(self.interaction_id),
+                "expires_at": self.expires_at,
+                "original": True,
+            },
+        )
+
+
+@dataclass
+class _EditState:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_sent: float = float("-inf")
+    pending: StatusCard | None = None
+    flusher: asyncio.Task[None] | None = None
+    ref: MessageRef | None = None  # the newest reference of this message
+
+
+class DiscordPort:
+    """ChatPort for Discord. Needs a logged-in `discord.Client` (its HTTP session and token)."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        client: discord.Client,
+        settings: Settings,
+        *,
+        min_edit_interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.min_edit_interval = (
+            max(DISCORD_MIN_EDIT_INTERVAL, settings.jobs.edit_interval_seconds)
+            if min_edit_interval is None else min_edit_interval
+        )
+        self._clock = clock
+        self._wall = wall
+        self._edits: dict[str, _EditState] = {}
+        self._aliases: dict[str, MessageRef] = {}
+        self._live: dict[tuple[str, str], LiveInteraction] = {}
+        self._live_by_token: dict[str, LiveInteraction] = {}
+        self._limits: dict[str, int] = {}
+        self._job_refs: dict[int, MessageRef] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def remember_interaction(
+        self,
+        interaction: discord.Interaction[Any],
+        user_id: str,
+        channel: str,
+        mode: DeferMode,
+        original_id: int | None = None,
+    ) -> LiveInteraction:
+        """Record an interaction the adapter deferred: tell() and the status card ride on it."""
+        live = LiveInteraction(
+            application_id=interaction.application_id,
+            token=interaction.token,
+            interaction_id=interaction.id,
+            user_id=user_id,
+            channel=channel,
+            expires_at=interaction.expires_at.timestamp(),
+            mode=mode,
+            resolved=mode in ("update", "none"),
+            original_id=str(original_id) if original_id else None,
+        )
+        self._live[(user_id, channel)] = live
+        self._live_by_token[live.token] = live
+        self._limits[channel] = interaction.filesize_limit
+        self._prune()
+        return live
+
+    def _prune(self) -> None:
+        now = self._wall()
+        for key, live in list(self._live.items()):
+            if now >= live.expires_at:
+                del self._live[key]
+        for token, live in list(self._live_by_token.items()):
+            if now >= live.expires_at:
+                del self._live_by_token[token]
+
+    def live_for(self, user_id: str, channel: str) -> LiveInteraction | None:
+        live = self._live.get((user_id, channel))
+        if live is not None and live.usable(self._wall()):
+            return live
+        return None
+
+    def _live_of(self, ref: MessageRef) -> LiveInteraction | None:
+        """The interaction a reference rides on; rebuilt from `extra` after a restart."""
+        token = ref.extra.get("token")
+        if not token:
+            return None
+        live = self._live_by_token.get(token)
+        if live is None:
+            try:
+                live = LiveInteraction(
+                    application_id=int(ref.extra["application_id"]),
+                    token=str(token),
+                    interaction_id=int(ref.extra.get("interaction_id") or 0),
+                    user_id="",
+                    channel=ref.channel,
+                    expires_at=float(ref.extra["expires_at"]),
+                    mode="public",
+                    resolved=True,  # a stored reference was already used for a card
+                    original_id=None if ref.id == "@original" else ref.id,
+                )
+            except (KeyError, TypeError, ValueError):
+                return None
+            self._live_by_token[live.token] = live
+        return live
+
+    @staticmethod
+    def _key(ref: MessageRef) -> str:
+        token = ref.extra.get("token")
+        if ref.extra.get("original") and token:
+            # The original response may be known as "@original" or by its id.
+            return f"original:{ref.extra.get('interaction_id') or token[-12:]}"
+        return f"{ref.channel}:{ref.id}"
+
+    def _current(self, ref: MessageRef) -> MessageRef:
+        seen: set[str] = set()
+        key = self._key(ref)
+        while key in self._aliases and key not in seen:
+            seen.add(key)
+            ref = self._aliases[key]
+            key = self._key(ref)
+        return ref
+
+    @property
+    def http(self) -> HTTPClient:
+        return self.client.http
+
+    def _session(self) -> aiohttp.ClientSession:
+        # discord.py keeps the session private; Interaction itself reads it the same way.
+        session: aiohttp.ClientSession = self.http._HTTPClient__session  # type: ignore[attr-defined]
+        return session
+
+    async def _webhook(self, call: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        # The webhook adapter is typed as returning models; it really returns the JSON payload.
+        http = self.http
+        return await call(*args, session=self._session(), proxy=http.proxy,
+                          proxy_auth=http.proxy_auth, **kwargs)
+
+    # ------------------------------------------------------------ ChatPort
+
+    def upload_limit(self, place: Place) -> int:
+        """What the last interaction here said, else the guild's boost level, else the config."""
+        if place.channel in self._limits:
+            return self._limits[place.channel]
+        if place.workspace and place.workspace.isdigit():
+            guild = self.client.get_guild(int(place.workspace))
+            if guild is not None:
+                return guild.filesize_limit
+        return self.settings.discord.default_upload_limit_bytes
+
+    async def post(self, place: Place, card: StatusCard) -> MessageRef:
+        rendered = render(card)
+        params = handle_message_parameters(embed=rendered.embed, view=rendered.view,
+                                           allowed_mentions=discord.AllowedMentions.none())
+        data = await self._retrying(lambda: self.http.send_message(int(place.channel), params=params),
+                                    final=True)
+        ref = MessageRef(platform=PLATFORM, channel=str(data["channel_id"]), id=str(data["id"]))
+        self._note_job(card, ref)
+        state = self._state(ref)
+        state.last_sent = self._clock()
+        return ref
+
+    async def edit(self, ref: MessageRef, card: StatusCard) -> MessageRef:
+        ref = self._current(ref)
+        self._note_job(card, ref)
+        state = self._state(ref)
+        due = self._clock() - state.last_sent >= self.min_edit_interval
+        if card.final:
+            return await self._edit_now(ref, card, final=True)
+        if due and state.pending is None and not state.lock.locked():
+            try:
+                return await self._edit_now(ref, card, final=False)
+            except discord.HTTPException as exc:
+                if not _retryable(exc):
+                    log.warning("progress edit refused (HTTP %s, code %s); dropped", exc.status, exc.code)
+                    return state.ref or ref
+                log.warning("progress edit failed (HTTP %s); will retry the newest card", exc.status)
+        # Coalesce: keep only the newest card; one flusher sends it when the interval allows.
+        if state.pending is None or card is not state.pending:
+            state.pending = card
+        if state.flusher is None or state.flusher.done():
+            state.flusher = asyncio.create_task(self._flush(state), name="discord-status-edit")
+        return state.ref or ref
+
+    async def send_video(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
+        return await self._upload(place, path, card)
+
+    async def send_image(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
+        return await self._upload(place, path, card)
+
+    async def delete(self, ref: MessageRef) -> None:
+        ref = self._current(ref)
+        state = self._edits.get(self._key(ref))
+        if state is not None and state.flusher is not None:
+            state.flusher.cancel()
+            state.pending = None
+        live = self._live_of(ref)
+        adapter = async_context.get()
+        if live is not None and live.usable(self._wall()):
+            try:
+                if ref.extra.get("original"):
+                    await self._webhook(adapter.delete_original_interaction_response,
+                                        live.application_id, live.token)
+                else:
+                    await self._webhook(adapter.delete_webhook_message, live.application_id,
+                                        live.token, int(ref.id))
+                return
+            except discord.NotFound:
+                return
+            except discord.HTTPException as exc:
+                if not self._token_failed(exc, live):
+                    raise
+        if not ref.id.isdigit():
+            log.warning("cannot delete an interaction response whose token expired and id is unknown")
+            return
+        with contextlib.suppress(discord.NotFound):
+            await self.http.delete_message(int(ref.channel), int(ref.id))
+
+    async def tell(self, user: User, place: Place, text: str) -> None:
+        text = text if len(text) <= CONTENT_LIMIT else text[: CONTENT_LIMIT - 1] + "…"
+        live = self.live_for(user.id, place.channel)
+        if live is not None:
+            try:
+                await self._tell_interaction(live, text)
+                return
+            except discord.HTTPException as exc:
+                if not self._token_failed(exc, live):
+                    log.warning("ephemeral note failed (HTTP %s, code %s); sending it another way",
+                                exc.status, exc.code)
+        await self._tell_elsewhere(user, place, text)
+
+    # ------------------------------------------------------------ helpers: notes
+
+    async def _tell_interaction(self, live: LiveInteraction, text: str) -> None:
+        adapter = async_context.get()
+        mentions = discord.AllowedMentions.none()
+        if live.mode == "ephemeral" and not live.resolved:
+            # The deferred (already ephemeral) loading message becomes the note.
+            params = handle_message_parameters(content=text, allowed_mentions=mentions)
+            await self._webhook(adapter.edit_original_interaction_response, live.application_id,
+                                live.token, payload=params.payload)
+            live.resolved = True
+            return
+        if live.mode == "public" and not live.resolved:
+            # A first followup would *become* the public loading message (Discord keeps the
+            # defer's visibility). Resolve the loading state, send the private note, then
+            # remove the public placeholder so only the user sees what went wrong.
+            params = handle_message_parameters(content="…", allowed_mentions=mentions)
+            await self._webhook(adapter.edit_original_interaction_response, live.application_id,
+                                live.token, payload=params.payload)
+            live.resolved = True
+            await self._followup(live, text, ephemeral=True)
+            with contextlib.suppress(discord.HTTPException):
+                await self._webhook(adapter.delete_original_interaction_response,
+                                    live.application_id, live.token)
+            return
+        await self._followup(live, text, ephemeral=True)
+
+    async def _followup(self, live: LiveInteraction, text: str, *, ephemeral: bool) -> dict[str, Any]:
+        adapter = async_context.get()
+        params = handle_message_parameters(
+            content=text, flags=discord.MessageFlags(ephemeral=ephemeral),
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        data: dict[str, Any] = await self._webhook(adapter.execute_webhook, live.application_id,
+                                                   live.token, payload=params.payload, wait=True)
+        return data
+
+    async def _tell_elsewhere(self, user: User, place: Place, text: str) -> None:
+        """No live interaction: a DM keeps it private; a closed DM falls back to a mention."""
+        if place.workspace is None:
+            await self.http.send_message(int(place.channel), params=handle_message_parameters(
+                content=text, allowed_mentions=discord.AllowedMentions.none()))
+            return
+        try:
+            dm = await self.http.start_private_message(int(user.id))
+            await self.http.send_message(int(dm["id"]), params=handle_message_parameters(
+                content=text, allowed_mentions=discord.AllowedMentions.none()))
+            return
+        except discord.HTTPException as exc:
+            log.info("DM to a user failed (HTTP %s, code %s); mentioning them in the channel",
+                     exc.status, exc.code)
+        content = f"<@{user.id}> {text}"[:CONTENT_LIMIT]
+        await self.http.send_message(int(place.channel), params=handle_message_parameters(
+            content=content,
+            allowed_mentions=discord.AllowedMentions(users=[discord.Object(int(user.id))],
+                                                     everyone=False, roles=False)))
+
+    # ------------------------------------------------------------ helpers: edits
+
+    def _state(self, ref: MessageRef) -> _EditState:
+        key = self._key(ref)
+        state = self._edits.get(key)
+        if state is None:
+            state = self._edits[key] = _EditState(ref=ref)
+        return state
+
+    def _note_job(self, card: StatusCard, ref: MessageRef) -> None:
+        if card.job_id is not None:
+            self._job_refs[card.job_id] = ref
+
+    async def _flush(self, state: _EditState) -> None:
+        failures = 0
+        while state.pending is not None and not self._closed:
+            wait = state.last_sent + self.min_edit_interval - self._clock()
+            if failures:
+                # Persistent trouble (a 429 storm discord.py gave up on, 5xx): back off more.
+                wait = max(wait, min(0.25 * 2 ** failures, 30.0))
+            if wait > 0:
+                await asyncio.sleep(wait)
+            card, state.pending = state.pending, None
+            if card is None:
+                return
+            assert state.ref is not None
+            try:
+                await self._edit_now(state.ref, card, final=False)
+                failures = 0
+            except discord.HTTPException as exc:
+                if not _retryable(exc):
+                    log.warning("progress edit refused (HTTP %s, code %s); dropped", exc.status, exc.code)
+                    continue
+                failures += 1
+                log.warning("progress edit failed (HTTP %s); will retry the newest card", exc.status)
+                if state.pending is None:
+                    state.pending = card  # nothing newer arrived: this is still the state to show
+
+    async def _edit_now(self, ref: MessageRef, card: StatusCard, *, final: bool) -> MessageRef:
+        state = self._state(ref)
+        async with state.lock:
+            if final:
+                # The final state supersedes whatever was waiting; nothing may overwrite it later.
+                state.pending = None
+                if state.flusher is not None and state.flusher is not asyncio.current_task():
+                    state.flusher.cancel()
+                    state.flusher = None
+            ref = state.ref or ref
+            try:
+                new_ref = await self._retrying(lambda: self._send_edit(ref, card), final=final)
+            finally:
+                state.last_sent = self._clock()
+            if self._key(new_ref) != self._key(ref):
+                self._aliases[self._key(ref)] = new_ref
+                self._edits[self._key(new_ref)] = state
+            state.ref = new_ref
+            self._note_job(card, new_ref)
+            return new_ref
+
+    async def _retrying(self, send: Callable[[], Awaitable[T]], *, final: bool) -> T:
+        """discord.py already retried 429s five times; a final state deserves more patience."""
+        deadline = self._clock() + (FINAL_RETRY_SECONDS if final else 0.0)
+        delay = 0.25
+        while True:
+            try:
+                return await send()
+            except discord.HTTPException as exc:
+                if not (final and _retryable(exc)) or self._clock() + delay > deadline:
+                    raise
+                log.warning("Discord answered HTTP %s; retrying a final update in %.2fs",
+                            exc.status, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _token_failed(self, exc: discord.HTTPException, live: LiveInteraction) -> bool:
+        """401/50027 (expired) or an unknown webhook: stop using this token."""
+        if exc.status == 401 or exc.code in (INVALID_WEBHOOK_TOKEN, UNKNOWN_WEBHOOK):
+            live.dead = True
+            return True
+        return False
+
+    async def _send_edit(self, ref: MessageRef, card: StatusCard) -> MessageRef:
+        rendered = render(card)
+        params = handle_message_parameters(content=None, embed=rendered.embed, view=rendered.view,
+                                           allowed_mentions=discord.AllowedMentions.none())
+        live = self._live_of(ref)
+        if live is not None and live.usable(self._wall()):
+            try:
+                data = await self._webhook_edit(live, ref, params)
+            except discord.NotFound as exc:
+                if exc.code == UNKNOWN_MESSAGE:
+                    return await self._repost(ref, params, card)
+                if not self._token_failed(exc, live):
+                    raise
+            except discord.HTTPException as exc:
+                if not self._token_failed(exc, live):
+                    raise
+            else:
+                if ref.extra.get("original"):
+                    live.resolved = True
+                    live.original_id = str(data["id"])
+                extra = dict(ref.extra)
+                return MessageRef(platform=PLATFORM, channel=str(data.get("channel_id") or ref.channel),
+                                  id=str(data["id"]), extra=extra)
+        if ref.id.isdigit():
+            try:
+                edited = await self.http.edit_message(int(ref.channel), int(ref.id), params=params)
+            except (discord.NotFound, discord.Forbidden) as exc:
+                log.info("cannot edit message with the bot token (HTTP %s, code %s); posting anew",
+                         exc.status, exc.code)
+            else:
+                return MessageRef(platform=PLATFORM, channel=str(edited["channel_id"]), id=str(edited["id"]))
+        return await self._repost(ref, params, card)
+
+    async def _webhook_edit(
+        self, live: LiveInteraction, ref: MessageRef, params: MultipartParameters
+    ) -> dict[str, Any]:
+        adapter = async_context.get()
+        if ref.extra.get("original"):
+            data: dict[str, Any] = await self._webhook(
+                adapter.edit_original_interaction_response, live.application_id, live.token,
+                payload=params.payload, multipart=params.multipart, files=params.files)
+        else:
+            data = await self._webhook(
+                adapter.edit_webhook_message, live.application_id, live.token, int(ref.id),
+                payload=params.payload, multipart=params.multipart, files=params.files)
+        return data
+
+    async def _repost(self, ref: MessageRef, params: MultipartParameters, card: StatusCard) -> MessageRef:
+        data = await self.http.send_message(int(ref.channel), params=params)
+        new_ref = MessageRef(platform=PLATFORM, channel=str(data["channel_id"]), id=str(data["id"]))
+        log.info("status message of job %s re-posted as a channel message", card.job_id)
+        return new_ref
+
+    # ------------------------------------------------------------ helpers: uploads
+
+    async def _upload(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
+        size = await asyncio.to_thread(lambda: path.stat().st_size)
+        limit = self.upload_limit(place)
+        if size > limit:
+            # Never send what Discord will refuse: a 413 costs the whole upload.
+            raise UploadTooLarge(size, limit)
+        rendered = render(card)
+
+        def params() -> MultipartParameters:
+            # A fresh File per attempt: a retried request must re-read from the start.
+            return handle_message_parameters(
+                embed=rendered.embed, view=rendered.view, file=discord.File(path, filename=path.name),
+                allowed_mentions=discord.AllowedMentions.none())
+
+        live = self._upload_interaction(place, card)
+        try:
+            if live is not None:
+                try:
+                    data = await self._retrying(lambda: self._followup_file(live, params()), final=True)
+                    ref = MessageRef(platform=PLATFORM, channel=str(data.get("channel_id") or place.channel),
+                                     id=str(data["id"]), extra=self._followup_extra(live))
+                    self._note_job(card, ref)
+                    return ref
+                except discord.HTTPException as exc:
+                    if exc.status == 413 or exc.code == TOO_LARGE or not self._token_failed(exc, live):
+                        raise
+            data = await self._retrying(self._channel_file(place, params), final=True)
+        except discord.HTTPException as exc:
+            if exc.status == 413 or exc.code == TOO_LARGE:
+                self._limits[place.channel] = min(limit, size - 1)
+                raise UploadTooLarge(size, limit) from None
+            raise
+        ref = MessageRef(platform=PLATFORM, channel=str(data["channel_id"]), id=str(data["id"]))
+        self._note_job(card, ref)
+        return ref
+
+    def _channel_file(
+        self, place: Place, params: Callable[[], MultipartParameters]
+    ) -> Callable[[], Awaitable[dict[str, Any]]]:
+        async def send() -> dict[str, Any]:
+            with params() as p:
+                data: dict[str, Any] = await self.http.send_message(  # type: ignore[assignment]
+                    int(place.channel), params=p)
+                return data
+        return send
+
+    async def _followup_file(self, live: LiveInteraction, params: MultipartParameters) -> dict[str, Any]:
+        adapter = async_context.get()
+        with params as p:
+            data: dict[str, Any] = await self._webhook(
+                adapter.execute_webhook, live.application_id, live.token,
+                payload=p.payload, multipart=p.multipart, files=p.files, wait=True)
+            return data
+
+    def _upload_interaction(self, place: Place, card: StatusCard) -> LiveInteraction | None:
+        """The job's interaction, when its token is good for a while: followups need no channel
+        permissions. Only once the loading message is resolved, or the upload would replace it."""
+        if card.job_id is None or card.job_id not in self._job_refs:
+            return None
+        ref = self._current(self._job_refs[card.job_id])
+        live = self._live_of(ref)
+        if live is None or not live.usable(self._wall()) or not live.resolved:
+            return None
+        if ref.channel != place.channel:
+            return None
+        return live
+
+    @staticmethod
+    def _followup_extra(live: LiveInteraction) -> dict[str, Any]:
+        return {"token": live.token, "application_id": str(live.application_id),
+                "interaction_id": str(live.interaction_id), "expires_at": live.expires_at}
+
+    async def close(self) -> None:
+        self._closed = True
+        for state in self._edits.values():
+            if state.flusher is not None:
+                state.flusher.cancel()
+        tasks = [s.flusher for s in self._edits.values() if s.flusher is not None]
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def _retryable(exc: discord.HTTPException) -> bool:
+    return exc.status == 429 or exc.status >= 500
