@@ -1,0 +1,217 @@
+"""The `ltx-bot` command line: arguments, check-config, parse, health, logging."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bot import cli
+from bot.config import Settings
+
+BIN = Path(sys.executable).parent / "ltx-bot"
+
+SECRETS = {
+    "FAL_KEY": "fal-SECRET-1111aaaa",
+    "DISCORD_TOKEN": "discord-SECRET-2222bbbb",
+    "SLACK_BOT_TOKEN": "xoxb-SECRET-3333cccc",
+    "SLACK_APP_TOKEN": "xapp-SECRET-4444dddd",
+    "SLACK_SIGNING_SECRET": "signing-SECRET-5555eeee",
+}
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LTX_BOT") and k not in SECRETS}
+    env.update(extra)
+    return env
+
+
+def run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN), *args], cwd=cwd, env=env or clean_env(), capture_output=True,
+                          text=True, timeout=60)
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def test_config_and_user_before_or_after_the_command() -> None:
+    args, _ = cli.parse_args(["--config", "a.toml", "--user", "ann", "chat"])
+    assert (args.command, args.config, args.user) == ("chat", "a.toml", "ann")
+    args, _ = cli.parse_args(["chat", "--config", "b.toml", "--user", "bob"])
+    assert (args.config, args.user) == ("b.toml", "bob")
+    args, _ = cli.parse_args(["run"])
+    assert (args.config, args.user) == (None, None)
+
+
+def test_parse_keeps_message_flags_in_order() -> None:
+    args, _ = cli.parse_args(["parse", "--attach", "a.png", "a", "boat", "--seconds", "4",
+                              "--config", "c.toml", "--ar=9:16"])
+    assert args.attach == ["a.png"] and args.config == "c.toml"
+    assert args.text == ["a", "boat", "--seconds", "4", "--ar=9:16"]
+    args, _ = cli.parse_args(["--config", "c.toml", "parse", "--", "--config", "is", "text"])
+    assert args.text == ["--config", "is", "text"]
+
+
+def test_sim_passes_its_own_flags_through() -> None:
+    args, extra = cli.parse_args(["sim", "--port", "9999", "--config", "c.toml"])
+    assert args.command == "sim" and args.config == "c.toml" and extra == ["--port", "9999"]
+
+
+def test_unknown_option_for_other_commands_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.parse_args(["check-config", "--frobnicate"])
+    assert info.value.code == 2
+    assert "--frobnicate" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- check-config
+
+
+def test_check_config_never_prints_a_secret(tmp_path: Path) -> None:
+    file_secrets = {"fal": "fal-FILESECRET-9999", "disc": "disc-FILESECRET-8888",
+                    "hook": "hooktoken-FILESECRET-7777"}
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[logging]\nlevel = \"DEBUG\"\n"
+        f"[backend]\nfal_key = \"{file_secrets['fal']}\"\n"
+        f"webhook_url = \"https://bot.example/hook?token={file_secrets['hook']}\"\n"
+        f"[discord]\ntoken = \"{file_secrets['disc']}\"\n"
+    )
+    env = clean_env(**SECRETS, LTX_BOT__SLACK__MODE="socket")
+    result = run(["check-config", "--config", str(config)], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    for secret in [*SECRETS.values(), *file_secrets.values()]:
+        assert secret not in output
+    assert 'fal_key = "<set, redacted>"' in result.stdout
+    assert "adapter: discord" in result.stdout and "adapter: slack (Socket Mode" in result.stdout
+    assert "backend: fal queue at https://queue.fal.run (key set)" in result.stdout
+    as_json = run(["check-config", "--json", "--config", str(config)], cwd=tmp_path, env=env)
+    report = json.loads(as_json.stdout)
+    assert report["settings"]["slack"]["signing_secret"] == "<set, redacted>"
+    for secret in [*SECRETS.values(), *file_secrets.values()]:
+        assert secret not in as_json.stdout + as_json.stderr
+
+
+def test_check_config_invalid_names_key_and_line_without_the_secret(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[backend]\nfal_key = "fal-LEAK-123456"\n\n[quota]\ndaily_credit = 5\n')
+    result = run(["check-config", "--config", str(config)], cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"quota.daily_credit: unknown key; did you mean 'daily_credits'? ({config} line 5)" in result.stderr
+    assert "fal-LEAK-123456" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_defaults_mean_console_on_the_simulator(capsys: pytest.CaptureFixture[str],
+                                                            tmp_path: Path) -> None:
+    config = tmp_path / "empty.toml"
+    config.write_text("")
+    assert cli.main(["check-config", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "adapter: console chat" in out
+    assert "backend: built-in simulator (no fal key): videos are SIMULATED" in out
+    assert "# token = (not set)" in out
+
+
+def test_check_config_explains_half_configured_slack() -> None:
+    settings = Settings.model_validate({"slack": {"bot_token": "xoxb-1", "mode": "http"}})
+    adapters, _, problems = cli.plan(settings)
+    assert any("signing secret (SLACK_SIGNING_SECRET) is missing" in a for a in adapters)
+    assert problems == []
+
+
+def test_fal_backend_without_key_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[backend]\nkind = "fal"\n')
+    assert cli.main(["check-config", "--config", str(config)]) == 2
+    assert "PROBLEM: backend.kind = fal but no fal key is set" in capsys.readouterr().out
+    assert cli.main(["run", "--config", str(config)]) == 2
+    assert "no fal key is set" in capsys.readouterr().err
+
+
+def test_log_formatter_scrubs_secrets() -> None:
+    stream = io.StringIO()
+    settings = Settings.model_validate({"discord": {"token": "tok-abcdef-123"}})
+    cli.setup_logging(settings, stream=stream)
+    try:
+        logging.getLogger("some.library").warning("sending Authorization: Bot %s", "tok-abcdef-123")
+    finally:
+        cli.setup_logging(None, stream=sys.stderr)
+    assert "tok-abcdef-123" not in stream.getvalue()
+    assert "Authorization: Bot <redacted>" in stream.getvalue()
+
+
+# ---------------------------------------------------------------- parse
+
+
+def test_parse_prints_the_request(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("")
+    image = tmp_path / "cat.png"
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(image)
+    code = cli.main(["parse", "--config", str(config), "--attach", str(image),
+                     "the cat yawns", "--seconds", "2", "--seed", "7"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["endpoint"] == "fal-ai/ltx-2-19b/image-to-video"
+    assert data["input"]["prompt"] == "the cat yawns" and data["input"]["seed"] == 7
+    assert data["input"]["image_url"] == str(image)
+    assert data["estimate"]["credits"] > 0 and data["estimate"]["usd"] > 0
+
+
+def test_parse_bad_input_is_a_message_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("")
+    assert cli.main(["parse", "--config", str(config), "a boat --sedd 4"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "I don't know the flag --sedd. Did you mean --seed?" in captured.err
+    assert "Traceback" not in captured.err
+
+
+# ---------------------------------------------------------------- health
+
+
+def test_health_checks_database_and_heartbeat(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"database": {"path": str(tmp_path / "bot.sqlite3")}})
+    ok, message = cli.health(settings, max_age=60, require_heartbeat=True)
+    assert not ok and "no database" in message
+    sqlite3.connect(tmp_path / "bot.sqlite3").execute("CREATE TABLE t (x)").connection.close()
+    ok, message = cli.health(settings, max_age=60, require_heartbeat=False)
+    assert ok
+    ok, message = cli.health(settings, max_age=60, require_heartbeat=True)
+    assert not ok and "not running" in message
+    beat = cli.heartbeat_path(settings)
+    beat.touch()
+    assert cli.health(settings, max_age=60, require_heartbeat=True)[0]
+    old = time.time() - 600
+    os.utime(beat, (old, old))
+    ok, message = cli.health(settings, max_age=60, require_heartbeat=True)
+    assert not ok and "stuck or stopped" in message
+
+
+def test_health_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    (tmp_path / "bot.sqlite3").write_bytes(b"this is not sqlite" * 100)
+    settings = Settings.model_validate({"database": {"path": str(tmp_path / "bot.sqlite3")}})
+    ok, message = cli.health(settings, max_age=60, require_heartbeat=False)
+    assert not ok and "does not open" in message
+
+
+def test_health_command_exit_codes(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'[database]\npath = "{tmp_path / "bot.sqlite3"}"\n')
+    assert cli.main(["health", "--config", str(config)]) == 1
+    sqlite3.connect(tmp_path / "bot.sqlite3").close()
+    (tmp_path / "bot.sqlite3.heartbeat").touch()
+    assert cli.main(["health", "--config", str(config)]) == 0
