@@ -44,17 +44,26 @@ class Place:
 
 @dataclass(frozen=True)
 class Credential:
-    """An auth header that may be sent only to `hosts` (and their subdomains when `subdomains`)."""
+    """An auth header that may be sent only to `hosts` (and their subdomains when `subdomains`).
+
+    An entry may name a port ("127.0.0.1:8443", "[::1]:8443"): it then matches that
+    host on that port only (an origin, as browsers scope credentials), never subdomains.
+    """
 
     header: str
     value: str = field(repr=False)
     hosts: tuple[str, ...] = ()
     subdomains: bool = True
 
-    def allows(self, host: str) -> bool:
-        host = host.lower().rstrip(".")
+    def allows(self, host: str, port: int | None = None) -> bool:
+        host = host.lower().rstrip(".").strip("[]")
         for allowed in self.hosts:
             allowed = allowed.lower()
+            name, sep, entry_port = allowed.rpartition(":")
+            if sep and entry_port.isdigit() and (":" not in name or name.startswith("[")):
+                if port is not None and int(entry_port) == port and host == name.strip("[]"):
+                    return True
+                continue
             if host == allowed or (self.subdomains and host.endswith("." + allowed)):
                 return True
         return False
