@@ -1,0 +1,123 @@
+"""`ltx-bot chat` end to end: commands piped on stdin, the built-in simulator as backend.
+
+Each test runs the real entry point as a subprocess and checks what a person
+would: the `saved:` lines, that each saved mp4 plays to the end with the frame
+count that was asked for, the messages for refusals, and the exit code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.console.helpers import (
+    decoded_frames,
+    expected_frames,
+    make_mp4,
+    make_png,
+    run_cli,
+    saved_videos,
+    write_config,
+)
+
+
+def assert_clean(stderr: str) -> None:
+    assert "Traceback" not in stderr, stderr
+    assert " ERROR " not in stderr, stderr
+
+
+def test_text_image_keyframes_and_extend(tmp_path: Path) -> None:
+    make_png(tmp_path / "cat.png")
+    make_png(tmp_path / "b.png", color=(10, 90, 220))
+    make_mp4(tmp_path / "clip.mp4")
+    config = write_config(tmp_path)
+    commands = {
+        1: "a paper boat on a stormy sea --seconds 2",
+        2: "/video --image cat.png the cat yawns --seconds 1",
+        3: "/keyframes --image cat.png --image b.png a flower opens --seconds 1",
+        4: "/extend --video clip.mp4 the clip goes on",
+    }
+    result = run_cli(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                     stdin="".join(line + "\n" for line in commands.values()))
+    assert result.returncode == 0, result.stderr
+    assert_clean(result.stderr)
+    saved = saved_videos(result.stdout)
+    assert sorted(saved) == [1, 2, 3, 4], result.stdout
+    for job_id, line in commands.items():
+        path = saved[job_id]
+        assert path.parent == (tmp_path / "outputs").resolve()
+        assert decoded_frames(path) == expected_frames(line.removeprefix("/video "), config), line
+    # The simulator is announced, so nobody mistakes these videos for real ones.
+    assert "SIMULATED" in result.stderr
+    # Each summary follows its `saved:` line with the buttons as commands.
+    assert "Re-roll: /reroll 1" in result.stdout
+
+
+def test_quota_refusal_spends_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path, quota={"daily_credits": 3})
+    result = run_cli(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                     stdin="/video a boat --seconds 2\n/jobs\n/quota\n")
+    assert result.returncode == 0, result.stderr
+    assert_clean(result.stderr)
+    assert "more than your whole daily quota of 3 credits" in result.stdout
+    assert "saved: " not in result.stdout
+    assert "You have no jobs yet" in result.stdout
+    assert "Today: 0 of 3 credits used" in result.stdout
+
+
+def test_cancel_refunds_and_saves_nothing(tmp_path: Path) -> None:
+    # A long simulated queue keeps the job waiting at "fal" until the cancel arrives.
+    config = write_config(tmp_path, backend={"sim_queue_seconds": 60.0})
+    result = run_cli(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                     stdin="/video a boat --seconds 2\n/cancel 1\n/quota\n/jobs\n")
+    assert result.returncode == 0, result.stderr
+    assert_clean(result.stderr)
+    assert "Cancelled job #1" in result.stdout
+    assert "saved: " not in result.stdout
+    assert "Today: 0 of " in result.stdout
+    assert "#1 cancelled" in result.stdout
+
+
+def test_bad_input_is_explained_without_traceback_or_cost(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    lines = [
+        "/video hello --bogus 3",
+        "/frobnicate now",
+        "/video --image nope.png a cat",
+        "/video --seconds 4",
+        "/admin grant console:bob 50",
+        "/cancel 99",
+        "/quota",
+    ]
+    result = run_cli(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                     stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    assert_clean(result.stderr)
+    out = result.stdout
+    assert "I don't know the flag --bogus." in out
+    assert "I don't know the command /frobnicate." in out
+    assert "There is no file at nope.png." in out
+    assert "Please describe the video" in out
+    assert "Admin commands are for the bot's admins" in out
+    assert "There is no job #99" in out
+    assert "Today: 0 of " in out and "saved: " not in out
+
+
+def test_admin_from_config_and_help(tmp_path: Path) -> None:
+    config = write_config(tmp_path, console={"admin_users": ["root"]})
+    result = run_cli(["chat", "--config", str(config), "--user", "root"], cwd=tmp_path,
+                     stdin="/admin grant console:bob 50\n/help\n")
+    assert result.returncode == 0, result.stderr
+    assert "Granted 50 credits to console:bob." in result.stdout
+    assert "--seconds" in result.stdout  # the help lists the flags
+
+
+def test_run_without_platforms_is_the_console_on_the_simulator(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    result = run_cli(["run", "--config", str(config)], cwd=tmp_path,
+                     stdin="a lighthouse at dusk --seconds 1\n")
+    assert result.returncode == 0, result.stderr
+    assert_clean(result.stderr)
+    assert "starting the console chat" in result.stderr
+    assert "SIMULATED" in result.stderr
+    [path] = saved_videos(result.stdout).values()
+    assert decoded_frames(path) == expected_frames("a lighthouse at dusk --seconds 1", config)
