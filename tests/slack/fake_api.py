@@ -102,6 +102,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/files-pri/{team_file}/download/{name}", self._download)
+        app.router.add_get("/redirect", self._redirect)
         app.router.add_post("/response/{rid}", self._response)
         app.router.add_get("/link", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
@@ -330,6 +331,12 @@ class FakeSlack:
             # What Slack does without a valid token: 200 and an HTML sign-in page.
             return web.Response(body=LOGIN_PAGE, content_type="text/html")
         return web.Response(body=f.data, content_type=f.mimetype)
+
+    async def _redirect(self, request: web.Request) -> web.Response:
+        """A Slack-hosted URL that redirects elsewhere (CDNs do this)."""
+        self.downloads.append((request.path_qs, request.headers.get("Authorization")))
+        await self._notify()
+        raise web.HTTPFound(request.query["to"])
 
     async def _response(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -1,0 +1,169 @@
+"""The Slack adapter on the real core: App (store, quota, JobRunner, media) + fal simulator.
+
+Requests are signed and sent over HTTP to the adapter; generation runs on the
+simulator; everything the user would see is read back from the fake Web API.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiohttp import web
+from PIL import Image
+
+from adapters.slack_app import SlackRunner
+from bot.config import Settings
+from tests.slack.conftest import SIGNING_SECRET
+from tests.slack.fake_api import FakeFile, FakeMessage, FakeSlack
+from tests.slack.payloads import SignedSender, app_mention, block_actions, slash_command
+
+
+def png(w: int = 256, h: int = 160) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (w, h), (30, 120, 200)).save(out, format="PNG")
+    return out.getvalue()
+
+
+@dataclass
+class Live:
+    fake: FakeSlack
+    runner: SlackRunner
+    sender: SignedSender
+    app: Any
+
+    def videos(self, thread: str | None = None) -> list[FakeFile]:
+        return [f for f in self.fake.files.values()
+                if f.completed and f.name.endswith(".mp4") and not f.deleted
+                and (thread is None or f.thread_ts == thread)]
+
+    def button_messages(self) -> list[FakeMessage]:
+        return [m for m in self.fake.live_messages()
+                if any(e.get("action_id") == "ltx_reroll"
+                       for b in m.blocks if b.get("type") == "actions" for e in b["elements"])]
+
+
+@pytest.fixture
+async def live(app: Any, settings: Settings, fake_slack: FakeSlack) -> AsyncIterator[Live]:
+    slack = settings.slack
+    slack.bot_token = fake_slack.bot_token  # type: ignore[assignment]  # validated to SecretStr
+    slack.signing_secret = SIGNING_SECRET  # type: ignore[assignment]
+    slack.api_url = fake_slack.api_url
+    slack.mode, slack.host, slack.port = "http", "127.0.0.1", 0
+    runner = SlackRunner(app, settings)
+    await runner.start()
+    assert runner.adapter.url is not None
+    sender = SignedSender(runner.adapter.url, SIGNING_SECRET)
+    yield Live(fake_slack, runner, sender, app)
+    await sender.close()
+    await runner.close()
+
+
+async def test_mention_with_image_delivers_a_video_in_the_thread(live: Live) -> None:
+    fake = live.fake
+    image = fake.add_user_file("boat.png", png(), "image/png")
+    ts = "1700000100.000100"
+    await live.sender.event(app_mention("<@UBOT> the boat sails --seconds 2 --model ltx-2",
+                                        [image], ts=ts))
+    [video] = await fake.wait_for(lambda: live.videos(ts), limit=60)
+    await fake.wait_for(live.button_messages, limit=10)
+    # the input was fetched from Slack with the bot token
+    assert (f"/files-pri/T0001-{image['id']}/download/boat.png",
+            f"Bearer {fake.bot_token}") in fake.downloads
+    # one status message in the thread, edited to its final state
+    status = [m for m in fake.live_messages() if m.thread_ts == ts and m not in live.button_messages()]
+    assert len(status) == 1 and status[0].edits >= 1
+    assert len(video.data) > 1000 and video.initial_comment
+    [buttons] = live.button_messages()
+    assert buttons.thread_ts == ts
+    values = {e["value"] for b in buttons.blocks if b.get("type") == "actions" for e in b["elements"]}
+    [job_id] = values
+    job = await live.app.runner.wait(int(job_id))
+    assert job.state.value == "done" and job.place.thread == ts
+    assert job.result_message.id == buttons.ts
+
+
+async def test_slash_command_text_to_video_and_delete_by_owner_only(live: Live) -> None:
+    fake = live.fake
+    await live.sender.command(slash_command("a red kite over hills --seconds 2"))
+    [video] = await fake.wait_for(live.videos, limit=60)
+    [buttons] = await fake.wait_for(live.button_messages, limit=10)
+    assert video.thread_ts is None and video.channel == "C0001"
+    job_id = next(e["value"] for b in buttons.blocks if b.get("type") == "actions"
+                  for e in b["elements"] if e["action_id"] == "ltx_delete")
+
+    # someone else presses Delete: refused privately, nothing removed
+    await live.sender.interactive(block_actions("ltx_delete", job_id, user="U0OTHER",
+                                                message_ts=buttons.ts, thread_ts=None))
+    await live.runner.adapter.idle()
+    note = await fake.wait_for(lambda: [e for e in fake.ephemerals if e.user == "U0OTHER"])
+    assert "not yours" in note[0].text
+    assert not video.deleted and not buttons.deleted
+
+    await live.sender.interactive(block_actions("ltx_delete", job_id, message_ts=buttons.ts,
+                                                thread_ts=None))
+    await live.runner.adapter.idle()
+    assert video.deleted and buttons.deleted
+
+
+async def test_reroll_button_runs_a_new_job(live: Live) -> None:
+    fake = live.fake
+    await live.sender.command(slash_command("a lantern --seconds 2"))
+    [first] = await fake.wait_for(live.button_messages, limit=60)
+    job_id = next(e["value"] for b in first.blocks if b.get("type") == "actions"
+                  for e in b["elements"] if e["action_id"] == "ltx_reroll")
+    await live.sender.interactive(block_actions("ltx_reroll", job_id, message_ts=first.ts,
+                                                thread_ts=None))
+    videos = await fake.wait_for(lambda: len(live.videos()) >= 2 and live.videos(), limit=60)
+    assert len(videos) == 2
+    jobs = await live.app.store.list_jobs("slack:U0001")
+    [child] = [j for j in jobs if j.parent_id == int(job_id)]
+    assert child.parent_kind == "reroll"
+    assert (await live.app.runner.wait(child.id)).state.value == "done"
+
+
+async def test_user_errors_are_ephemeral(live: Live) -> None:
+    await live.sender.command(slash_command("a cat --seconds banana"))
+    notes = await live.fake.wait_for(lambda: live.fake.ephemerals)
+    assert "--seconds" in notes[0].text
+    assert not live.fake.named("chat.postMessage")
+
+
+@pytest.fixture
+async def elsewhere() -> AsyncIterator[tuple[str, list[str | None]]]:
+    """A non-Slack file host on loopback (as `localhost`) that records Authorization headers."""
+    seen: list[str | None] = []
+
+    async def serve(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.Response(body=png(), content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/{name}", serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://localhost:{port}", seen
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("via_redirect", [False, True])
+async def test_bot_token_never_reaches_a_non_slack_host(
+        live: Live, elsewhere: tuple[str, list[str | None]], via_redirect: bool) -> None:
+    base, seen = elsewhere
+    fake = live.fake
+    target = f"{base}/cat.png"
+    url = f"{fake.url}/redirect?to={target}" if via_redirect else target
+    image = fake.add_user_file("cat.png", png(), "image/png", url=url)
+    await live.sender.event(app_mention("<@UBOT> a cat --seconds 2", [image]))
+    await fake.wait_for(lambda: seen, limit=30)
+    await live.runner.adapter.idle()
+    assert seen == [None]
+    if via_redirect:  # Slack's own host did get the token; the hop elsewhere did not
+        assert any(auth == f"Bearer {fake.bot_token}" for path, auth in fake.downloads
+                   if path.startswith("/redirect"))
