@@ -59,6 +59,7 @@ from adapters.slack_translate import (
     thread_of,
     user_from,
     user_of,
+    who_and_where,
 )
 from bot.config import Settings
 from bot.errors import UserError, report_unexpected
@@ -123,6 +124,13 @@ class SlackAdapter:
 
     async def start(self) -> None:
         slack = self.settings.slack
+        try:
+            # Fail fast with a clear message instead of on the first user's command.
+            await self.client.auth_test()
+        except SlackApiError as exc:
+            raise ValueError(
+                f"Slack refused the bot token (SLACK_BOT_TOKEN): {exc.response.get('error')}"
+            ) from None
         if slack.mode == "http":
             web_app = web.Application()
             web_app.router.add_post(EVENTS_PATH, self._http_endpoint)
@@ -245,7 +253,13 @@ class SlackAdapter:
         self.bolt.error(self._on_error)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
-        report_unexpected(self.log, error, "slack listener")
+        # A listener failed before it could hand off: log with an id and show the id.
+        text = report_unexpected(self.log, error, "slack listener")
+        found = who_and_where(body)
+        if found is not None:
+            user = user_from(found[0], None, self.settings.slack)
+            place = place_from(found[1], team_of(body))
+            self._spawn(self._tell_quietly(user, place, text), user, place, "error note")
 
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         slack = self.settings.slack

@@ -165,3 +165,14 @@ def user_of(body: Mapping[str, Any]) -> tuple[str, str | None]:
     if isinstance(user, Mapping):
         return str(user.get("id", "")), user.get("username") or user.get("name")
     return str(user), None
+
+
+def who_and_where(body: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(user id, channel id) of any Slack payload, to tell someone about a failure."""
+    event = body.get("event") if isinstance(body.get("event"), Mapping) else {}
+    assert isinstance(event, Mapping)
+    user = body.get("user_id") or event.get("user") or user_of(body)[0]
+    channel_obj = body.get("channel")
+    channel = (body.get("channel_id") or event.get("channel")
+               or (channel_obj.get("id") if isinstance(channel_obj, Mapping) else None))
+    return (str(user), str(channel)) if user and channel else None

@@ -272,6 +272,8 @@ class FakeSlack:
         view = p.get("view")
         if isinstance(view, str):
             view = json.loads(view)
+        if not isinstance(view, dict):
+            return {"error": "invalid_arguments"}
         self.views.append(view)
         return {"view": {"id": f"V{next(self._ids):06d}", **view}}
 

@@ -143,7 +143,7 @@ async def test_bad_or_stale_signature_is_refused(adapter: SlackAdapter, sender: 
     assert resp.status_code == 401
     await settle(adapter)
     assert core.invocations == []
-    assert fake_slack.calls == []  # not even auth.test: nothing ran
+    assert [c.method for c in fake_slack.calls] == ["auth.test"]  # start()'s check only
 
 
 async def test_message_shortcut_opens_modal_and_submission_runs_in_the_thread(
@@ -314,3 +314,41 @@ async def test_tokens_and_secret_never_logged(adapter: SlackAdapter, sender: Sig
     text = "\n".join(r.getMessage() for r in caplog.records) + caplog.text
     assert fake_slack.bot_token not in text
     assert SIGNING_SECRET not in text
+
+
+async def test_url_verification_challenge(adapter: SlackAdapter, sender: SignedSender) -> None:
+    resp = await sender.event({"token": "x", "challenge": "ch4llenge", "type": "url_verification"})
+    assert resp.status_code == 200 and resp.json() == {"challenge": "ch4llenge"}
+
+
+async def test_failed_modal_open_shows_a_correlation_id(adapter: SlackAdapter,
+                                                        sender: SignedSender,
+                                                        fake_slack: FakeSlack) -> None:
+    fake_slack.inject("views.open", 500, count=1)
+    await sender.command(slash_command(""))
+    await settle(adapter)
+    [note] = fake_slack.ephemerals
+    assert "error id `" in note.text
+
+
+async def test_listener_failure_is_reported_with_an_id(adapter: SlackAdapter, sender: SignedSender,
+                                                       core: RecordingCore,
+                                                       fake_slack: FakeSlack) -> None:
+    payload = message_shortcut({"ts": "1.2"})
+    payload["message"] = "not an object"  # a shape the listener cannot read
+    resp = await sender.interactive(payload)
+    assert resp.status_code == 500
+    await settle(adapter)
+    [note] = fake_slack.ephemerals
+    assert note.user == "U0001" and "error id `" in note.text
+    assert not core.invocations
+
+
+async def test_start_fails_fast_on_a_bad_token(fake_slack: FakeSlack, tmp_path: Path,
+                                               core: RecordingCore) -> None:
+    settings = slack_settings_for(fake_slack, tmp_path, bot_token="xoxb-wrong")
+    adapter = SlackAdapter(settings, core.handle)
+    with pytest.raises(ValueError, match="invalid_auth"):
+        await adapter.start()
+    await adapter.close()
+    assert "xoxb-wrong" not in repr(settings)

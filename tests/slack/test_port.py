@@ -85,7 +85,7 @@ async def test_send_video_uploads_into_thread_then_buttons(port: SlackPort, fake
                                                           tmp_path: Path) -> None:
     video = tmp_path / "ltx-3.mp4"
     video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"v" * 5000)
-    actions = [Action(k, 3, k.title()) for k in ("reroll", "extend", "continue", "delete")]  # type: ignore[arg-type]
+    actions = [Action(k, 3, k.title()) for k in ("reroll", "extend", "continue", "delete")]
     ref = await port.send_video(PLACE, video, card("Job #3 done", lines=["seed 42"], final=True,
                                                    actions=actions))
     methods = [c.method for c in fake_slack.calls]

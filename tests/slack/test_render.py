@@ -38,10 +38,10 @@ def texts(blocks: list[dict[str, object]]) -> str:
 def test_progress_card_has_title_context_and_cancel() -> None:
     blocks = card_blocks(running_card(), now=NOW)
     assert blocks[0]["type"] == "section"
-    title = blocks[0]["text"]["text"]  # type: ignore[index]
+    title = blocks[0]["text"]["text"]
     # user text is escaped so a prompt cannot ping people or forge links
     assert "&lt;cat&gt; &amp; a dog" in title and "<cat>" not in title
-    context = [e["text"] for e in blocks[1]["elements"]]  # type: ignore[index]
+    context = [e["text"] for e in blocks[1]["elements"]]
     assert "LTX-2 · 4 s · 1280x720" in context
     assert "Position: #3 at fal" in context
     assert "Stage: rendering" in context
@@ -51,8 +51,8 @@ def test_progress_card_has_title_context_and_cancel() -> None:
     assert any(c.startswith(f"ETA <!date^{eta}^{{time}}|") for c in context)
     buttons = blocks[-1]
     assert buttons["type"] == "actions"
-    assert buttons["elements"][0]["action_id"] == "ltx_cancel"  # type: ignore[index]
-    assert buttons["elements"][0]["value"] == "7"  # type: ignore[index]
+    assert buttons["elements"][0]["action_id"] == "ltx_cancel"
+    assert buttons["elements"][0]["value"] == "7"
 
 
 def test_final_card_drops_progress_and_eta_and_shows_result_buttons() -> None:
@@ -62,10 +62,10 @@ def test_final_card_drops_progress_and_eta_and_shows_result_buttons() -> None:
     blocks = card_blocks(card, now=NOW)
     dump = texts(blocks)
     assert "▓" not in dump and "ETA" not in dump and "Elapsed" not in dump
-    assert blocks[0]["text"]["text"].startswith(":white_check_mark: ")  # type: ignore[index]
-    ids = [e["action_id"] for e in blocks[-1]["elements"]]  # type: ignore[index]
+    assert blocks[0]["text"]["text"].startswith(":white_check_mark: ")
+    ids = [e["action_id"] for e in blocks[-1]["elements"]]
     assert ids == ["ltx_reroll", "ltx_extend", "ltx_continue", "ltx_delete"]
-    delete = blocks[-1]["elements"][3]  # type: ignore[index]
+    delete = blocks[-1]["elements"][3]
     assert delete["confirm"]["confirm"]["text"] == "Delete"
 
 
@@ -73,11 +73,11 @@ def test_limits_are_respected() -> None:
     card = StatusCard(title="x" * 5000, lines=[f"line {i}" for i in range(20)],
                       actions=[Action("reroll", 1, "Re-roll"), Action("reroll", 1, "Again")])
     blocks = card_blocks(card, now=NOW)
-    assert len(blocks[0]["text"]["text"]) <= 3000  # type: ignore[index]
-    elements = blocks[1]["elements"]  # type: ignore[index]
+    assert len(blocks[0]["text"]["text"]) <= 3000
+    elements = blocks[1]["elements"]
     assert len(elements) == 10
     assert "line 19" in elements[-1]["text"]  # overflow is folded in, not dropped
-    assert len(blocks[-1]["elements"]) == 1  # type: ignore[index]
+    assert len(blocks[-1]["elements"]) == 1
     assert len(fallback_text(StatusCard(title="y" * 9000))) <= 4000
 
 
