@@ -1,0 +1,174 @@
+"""`ltx-bot run` and `chat` as processes: platforms from credentials, SIGTERM, resume.
+
+The platforms are the adapters' own fakes (real HTTP servers on 127.0.0.1);
+fal is the simulator, standalone (`ltx-bot sim`) where a restart of the bot
+must find its request again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.console.helpers import (
+    BIN,
+    clean_env,
+    decoded_frames,
+    expected_frames,
+    saved_videos,
+    write_config,
+)
+from tests.discord.fake_api import FakeDiscord
+from tests.slack.fake_api import FakeSlack
+from tests.slack.payloads import slash_command
+
+BOUND = 60.0  # an upper bound for a step, never an expectation of speed
+
+
+async def spawn(args: list[str], *, cwd: Path, env: dict[str, str],
+                stdin: bool = False) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        str(BIN), *args, cwd=cwd, env=env,
+        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=(cwd / f"{args[0]}.stderr").open("ab"),
+    )
+
+
+async def read_until(proc: asyncio.subprocess.Process, pattern: str, seen: list[str]) -> str:
+    assert proc.stdout is not None
+    async with asyncio.timeout(BOUND):
+        while True:
+            raw = await proc.stdout.readline()
+            if not raw:
+                raise AssertionError(f"output ended before {pattern!r}:\n" + "".join(seen))
+            line = raw.decode()
+            seen.append(line)
+            if re.search(pattern, line):
+                return line
+
+
+async def finish(proc: asyncio.subprocess.Process, seen: list[str]) -> int:
+    assert proc.stdout is not None
+    async with asyncio.timeout(BOUND):
+        seen.append((await proc.stdout.read()).decode())
+        return await proc.wait()
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()
+
+
+@pytest.fixture
+async def fal_sim(tmp_path: Path) -> AsyncIterator[str]:
+    """A standalone simulator process; it outlives the bot's restarts."""
+    proc = await spawn(["sim", "--port", "0", "--queue-seconds", "0", "--run-seconds", "3",
+                        "--concurrency", "2"], cwd=tmp_path, env=clean_env())
+    try:
+        line = await read_until(proc, r"fal simulator on http://127\.0\.0\.1:\d+", [])
+        match = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert match
+        yield match.group(0)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(BOUND):
+                    await proc.wait()
+        await stop(proc)
+
+
+async def test_sigterm_mid_job_then_restart_delivers(tmp_path: Path, fal_sim: str) -> None:
+    config = write_config(
+        tmp_path,
+        backend={"kind": "fal", "fal_key": "test-key", "fal_queue_url": fal_sim, "fal_rest_url": fal_sim},
+        media={"allow_hosts": ["127.0.0.1"]},
+    )
+    prompt = "a slow boat --seconds 1"
+    first = await spawn(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                        env=clean_env(), stdin=True)
+    seen: list[str] = []
+    try:
+        assert first.stdin is not None
+        first.stdin.write(f"{prompt}\n".encode())
+        await first.stdin.drain()
+        await read_until(first, r"Job #1 .*Generating", seen)
+        first.send_signal(signal.SIGTERM)
+        assert await finish(first, seen) == 0
+    finally:
+        await stop(first)
+    assert "saved: " not in "".join(seen)
+
+    # The restart reads no commands: it resumes job 1, waits for it, and delivers it.
+    second = await spawn(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                         env=clean_env())
+    later: list[str] = []
+    try:
+        assert await finish(second, later) == 0
+    finally:
+        await stop(second)
+    output = "".join(later)
+    saved = saved_videos(output)
+    assert list(saved) == [1], output
+    assert decoded_frames(saved[1]) == expected_frames(prompt, config)
+    # Followed at fal where it was, not sent again (that would be paid twice).
+    assert "Sending to fal" not in output
+    stderr = (tmp_path / "chat.stderr").read_text()
+    assert "Traceback" not in stderr
+    assert "SIGTERM received" in stderr
+
+
+async def test_run_starts_slack_and_serves_a_command(tmp_path: Path) -> None:
+    fake = FakeSlack()
+    await fake.start()
+    config = write_config(tmp_path, slack={"mode": "socket"})
+    env = clean_env(SLACK_BOT_TOKEN=fake.bot_token, SLACK_APP_TOKEN=fake.app_token,
+                    LTX_BOT__SLACK__API_URL=fake.api_url)
+    proc = await spawn(["run", "--config", str(config)], cwd=tmp_path, env=env)
+    try:
+        await fake.wait_for(lambda: fake.named("apps.connections.open"), limit=BOUND)
+        await fake.push_envelope({"envelope_id": "e1", "type": "slash_commands",
+                                  "payload": slash_command("a red kite --seconds 1"),
+                                  "accepts_response_payload": True})
+        await fake.wait_for(lambda: fake.named("files.completeUploadExternal"), limit=BOUND)
+        proc.send_signal(signal.SIGTERM)
+        assert await finish(proc, []) == 0
+    finally:
+        await stop(proc)
+        await fake.stop()
+    stderr = (tmp_path / "run.stderr").read_text()
+    assert "Starting the slack adapter" in stderr and "Traceback" not in stderr
+    for secret in (fake.bot_token, fake.app_token):
+        assert secret not in stderr
+    assert [f for f in fake.files.values() if f.name.endswith(".mp4") and f.completed]
+
+
+async def test_run_starts_discord_when_a_token_is_set(tmp_path: Path) -> None:
+    fake = FakeDiscord()
+    await fake.start()
+    token = "discord-test-token-abc123"
+    config = write_config(tmp_path)
+    env = clean_env(DISCORD_TOKEN=token, LTX_BOT__DISCORD__API_URL=fake.url)
+    proc = await spawn(["run", "--config", str(config)], cwd=tmp_path, env=env)
+    try:
+        me = await fake.wait_for(lambda c: c.method == "GET" and c.path.endswith("/users/@me"),
+                                 limit=BOUND, what="login")
+        assert me.bot_auth
+        # Logged in and the slash commands synced: the adapter is up.
+        await fake.wait_for(lambda c: c.method == "PUT" and c.path.endswith("/commands"),
+                            limit=BOUND, what="command sync")
+        proc.send_signal(signal.SIGTERM)
+        assert await finish(proc, []) == 0
+    finally:
+        await stop(proc)
+        await fake.stop()
+    stderr = (tmp_path / "run.stderr").read_text()
+    assert "Starting the discord adapter" in stderr
+    assert token not in stderr
