@@ -430,7 +430,12 @@ class DiscordFrontend:
             await self.invoke(inner, command, text=modal.prompt.value, options=options,
                               attachments=[attachment])
 
-        await interaction.response.send_modal(PromptModal(title, submitted, ask_shape=True))
+        await self.open_modal(interaction, PromptModal(title, submitted, ask_shape=True))
+
+    async def open_modal(self, interaction: discord.Interaction[Any], modal: PromptModal) -> None:
+        await interaction.response.send_modal(modal)
+        # Lets tests (and metrics) await the moment the modal can be submitted.
+        self.client.dispatch("ltx_modal_opened", modal)
 
     # ------------------------------------------------------------ buttons
 
@@ -445,8 +450,8 @@ class DiscordFrontend:
                 await self.invoke(inner, "action", text=modal.prompt.value, options=options)
 
             title = f"{'Extend' if kind == 'extend' else 'Continue'} job #{job_id}"
-            await interaction.response.send_modal(
-                PromptModal(title, submitted, ask_shape=False, prompt_required=False))
+            await self.open_modal(
+                interaction, PromptModal(title, submitted, ask_shape=False, prompt_required=False))
             return
         # Re-roll makes a new job: its "thinking" message becomes the new status message.
         # Cancel and Delete change existing messages: acknowledge without a new one.
@@ -462,7 +467,8 @@ class DiscordFrontend:
         if not any(u.id == me.id for u in message.mentions):
             return
         user = to_user(message.author, self.settings)
-        guild_id = message.guild.id if message.guild else None
+        # The guild may be missing from the cache (not yet streamed): the channel still knows it.
+        guild_id = message.guild.id if message.guild else getattr(message.channel, "guild_id", None)
         place = to_place(message.channel.id, guild_id, message.channel)
         why = refusal(self.settings, user, place)
         if why is not None:

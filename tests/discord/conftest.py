@@ -97,8 +97,24 @@ def dispatch(client: LtxClient, payload: dict[str, Any]) -> None:
     client._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
 
 
+async def open_modal(client: LtxClient, fake: FakeDiscord, payload: dict[str, Any]) -> dict[str, Any]:
+    """Dispatch an interaction that opens a modal; return the modal callback once it can be submitted."""
+    opened = asyncio.ensure_future(client.wait_for("ltx_modal_opened", timeout=10))
+    dispatch(client, payload)
+    await opened
+    call = await fake.wait_for(lambda c: c.path == f"/interactions/{payload['id']}/{payload['token']}/callback",
+                               what="the modal callback")
+    assert call.body["type"] == 9, call.body
+    body: dict[str, Any] = call.body
+    return body
+
+
 def dispatch_message(client: LtxClient, payload: dict[str, Any]) -> None:
     client._connection.parse_message_create(payload)  # type: ignore[arg-type]
+
+
+def dispatch_guild(client: LtxClient, payload: dict[str, Any]) -> None:
+    client._connection.parse_guild_create(payload)  # type: ignore[arg-type]
 
 
 def png_bytes(size: tuple[int, int] = (96, 64), colour: tuple[int, int, int] = (20, 120, 200)) -> bytes:

@@ -108,6 +108,26 @@ class Payloads:
             self.fake.add_message(self.channel_id, msg)
         return msg
 
+    def guild_create(self, *, premium_tier: int = 0, roles: dict[int, str] | None = None) -> dict[str, Any]:
+        """GUILD_CREATE as the gateway streams it at start (the guilds intent): fills the cache."""
+        role_list = [{"id": str(self.guild_id), "name": "@everyone", "permissions": "0", "position": 0,
+                      "color": 0, "hoist": False, "managed": False, "mentionable": False}]
+        for rid, name in (roles or {}).items():
+            role_list.append({"id": str(rid), "name": name, "permissions": "0", "position": 1,
+                              "color": 0, "hoist": False, "managed": False, "mentionable": False})
+        return {
+            "id": str(self.guild_id), "name": "Test server", "icon": None, "owner_id": "1",
+            "afk_timeout": 300, "verification_level": 0, "default_message_notifications": 0,
+            "explicit_content_filter": 0, "roles": role_list, "emojis": [], "features": [],
+            "mfa_level": 0, "system_channel_flags": 0, "premium_tier": premium_tier,
+            "preferred_locale": "en-US", "nsfw_level": 0, "premium_progress_bar_enabled": False,
+            "member_count": 3, "members": [], "presences": [], "voice_states": [], "threads": [],
+            "stage_instances": [], "guild_scheduled_events": [], "stickers": [],
+            "channels": [{"id": str(self.channel_id), "type": 0, "name": "videos", "position": 0,
+                          "permission_overwrites": [], "nsfw": False, "flags": 0}],
+            "large": False, "unavailable": False,
+        }
+
     # ------------------------------------------------------------ interactions
 
     def interaction(
@@ -116,7 +136,7 @@ class Payloads:
         data: dict[str, Any],
         *,
         user_id: int = USER_ID,
-        name: str = "alice",
+        user_name: str = "alice",
         roles: tuple[int, ...] = (),
         message: dict[str, Any] | None = None,
         created: float | None = None,
@@ -135,7 +155,7 @@ class Payloads:
                         "name": "videos", "position": 0, "nsfw": False,
                         "permission_overwrites": [], "flags": 0,
                         **({"guild_id": str(self.guild_id)} if self.guild_id else
-                           {"recipients": [self.user(user_id, name)]})},
+                           {"recipients": [self.user(user_id, user_name)]})},
             "app_permissions": str(discord.Permissions.text().value),
             "locale": "en-US",
             "entitlements": [],
@@ -147,9 +167,9 @@ class Payloads:
             payload["guild_id"] = str(self.guild_id)
             payload["guild_locale"] = "en-US"
             payload["guild"] = {"id": str(self.guild_id), "locale": "en-US", "features": []}
-            payload["member"] = self.member(user_id, name, roles)
+            payload["member"] = self.member(user_id, user_name, roles)
         else:
-            payload["user"] = self.user(user_id, name)
+            payload["user"] = self.user(user_id, user_name)
         if message is not None:
             payload["message"] = message
         self.fake.register_interaction(iid, token, self.channel_id, self.guild_id)
