@@ -244,7 +244,9 @@ class SlackAdapter:
 
     def _register(self) -> None:
         slack = self.settings.slack
-        self.bolt.command(slack.command)(self._on_command)
+        # Slack sends the command with its slash; accept "ltx" in the config as well.
+        command = slack.command if slack.command.startswith("/") else "/" + slack.command
+        self.bolt.command(command)(self._on_command)
         self.bolt.event("app_mention")(self._on_mention)
         self.bolt.message_shortcut(SHORTCUT_CALLBACK)(self._on_shortcut)
         self.bolt.view_submission(ANIMATE_MODAL)(self._on_animate_submit)

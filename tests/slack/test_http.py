@@ -352,3 +352,12 @@ async def test_start_fails_fast_on_a_bad_token(fake_slack: FakeSlack, tmp_path: 
         await adapter.start()
     await adapter.close()
     assert "xoxb-wrong" not in repr(settings)
+
+
+async def test_configured_command_name_is_used(make_adapter: Callable[..., Any],
+                                               core: RecordingCore) -> None:
+    adapter, sender = await make_adapter(command="video")
+    await sender.command(slash_command("a kite", command="/video"))
+    await sender.command(slash_command("a kite", command="/ltx"))  # not ours any more
+    await settle(adapter)
+    assert [i.text for i in core.invocations] == ["a kite"]
