@@ -68,6 +68,8 @@ _LABEL = {"png": "PNG image", "jpeg": "JPEG image", "webp": "WebP image", "gif":
 
 
 def _mb(n: float) -> str:
+    if n < MiB / 10:
+        return f"{max(1, round(n / 1024))} KB"
     value = n / MiB
     text = f"{value:.1f}" if value < 100 else f"{value:.0f}"
     return (text[:-2] if text.endswith(".0") else text) + " MB"
@@ -889,8 +891,8 @@ def _even(value: float) -> int:
 
 def plan_fit(source: _Source, limit_bytes: int) -> FitPlan | str:
     """Bitrates and picture size that should land under `limit_bytes`, or why none can."""
-    # The moov index costs about 20 bytes per packet; the rest is a fixed allowance.
-    overhead = 16 * 1024 + 24 * source.packets + limit_bytes // 100
+    # Measured: the moov index costs ~15 bytes per packet plus under 1 KB; allow more.
+    overhead = 2048 + 20 * source.packets + limit_bytes // 100
     budget = limit_bytes - overhead
     audio: Literal["copy", "encode", "none"] = "none"
     audio_bytes = 0
@@ -1030,7 +1032,7 @@ def fit_video(src: Path, dest_dir: Path, limit_bytes: int) -> FitResult:
 
 def _lower(plan: FitPlan, source: _Source, got: int, limit_bytes: int) -> FitPlan | str:
     """The plan shrunk by how far the first try overshot, plus a margin."""
-    fixed = 16 * 1024 + 24 * source.packets
+    fixed = 2048 + 20 * source.packets
     audio = source.audio_bytes if plan.audio == "copy" else plan.audio_bps * source.duration / 8
     spent_video = max(1.0, got - fixed - audio)
     allowed_video = limit_bytes - fixed - audio - limit_bytes // 100

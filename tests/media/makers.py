@@ -164,14 +164,14 @@ def make_noise_clip(path: Path, *, frames: int = 72, size: tuple[int, int] = (64
 
 
 def make_smooth_clip(path: Path, *, frames: int = 48, size: tuple[int, int] = (640, 360),
-                     fps: int = 24, crf: int = 4) -> Path:
+                     fps: int = 24, crf: int = 4, audio: bool = True) -> Path:
     """Moving gradients at near-lossless quality: big, but easy to squeeze (scale-down path)."""
     gradient = Image.linear_gradient("L").resize(size)
     with av.open(str(path), "w", format="mp4") as out:
         vs = out.add_stream("libx264", rate=fps)
         vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
         vs.options = {"preset": "ultrafast", "crf": str(crf)}
-        feed = AudioFeed(out, _add_audio(out, "aac", 48000), 48000)
+        feed = AudioFeed(out, _add_audio(out, "aac", 48000), 48000) if audio else None
         for i in range(frames):
             red = ImageChops.offset(gradient, i * 6, 0)
             blue = ImageChops.offset(gradient, 0, i * 4)
@@ -179,9 +179,11 @@ def make_smooth_clip(path: Path, *, frames: int = 48, size: tuple[int, int] = (6
             frame = av.VideoFrame.from_image(img)
             frame.pts = i
             out.mux(vs.encode(frame))
-            feed.until((i + 1) * 48000 // fps)
+            if feed is not None:
+                feed.until((i + 1) * 48000 // fps)
         out.mux(vs.encode(None))
-        feed.close()
+        if feed is not None:
+            feed.close()
     return path
 
 
