@@ -1067,9 +1067,9 @@ class JobRunner:
             event.set()
 
     def _release_slot(self, live: _Live) -> None:
-        if live.holds_slot:
-            live.holds_slot = False
-            self.admission.release(live.job.id)
+        # Unconditional: a waiter cancelled before it ever ran is still in the line.
+        live.holds_slot = False
+        self.admission.release(live.job.id)
 
     # ------------------------------------------------------------ store and cards
 

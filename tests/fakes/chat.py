@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class ChatCall:
     filename: str | None = None
     user: User | None = None
     text: str | None = None
+    at: float = 0.0  # time.monotonic() of the call
 
     @property
     def job_id(self) -> int | None:
@@ -184,6 +186,7 @@ class FakeChat:
 
     def _record(self, call: ChatCall) -> None:
         call.seq = next(self._seq)
+        call.at = time.monotonic()
         self.calls.append(call)
         # Swap before setting, so every current waiter wakes once and re-checks.
         old, self._changed = self._changed, asyncio.Event()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.jobs import JobRunner
-from bot.model import JobState
+from bot.model import JobRecord, JobState
 from tests.jobs.conftest import ALICE, Jobs, image_request, invocation, png_input
 
 ORDER = list(JobState)
@@ -87,10 +87,12 @@ async def test_a_media_url_without_local_file_is_used_as_is(jobs: Jobs) -> None:
 
 async def test_status_card_moves_to_a_reposted_message(jobs: Jobs) -> None:
     # The adapter can no longer edit the first message (e.g. an expired interaction).
-    jobs.runner.hooks.on_state = lambda job: (
-        jobs.chat.stale.add(job.status_message.id) if job.status_message else None,
-        jobs.states(job),
-    )
+    def make_stale(job: JobRecord) -> None:
+        if job.status_message is not None:
+            jobs.chat.stale.add(job.status_message.id)
+        jobs.states(job)
+
+    jobs.runner.hooks.on_state = make_stale
     job = await jobs.submit_text()
     done = await jobs.runner.wait(job.id)
     await jobs.chat.wait_final(job.id)

@@ -1,0 +1,125 @@
+"""What the status card says, how often it changes, and the admission queue on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from bot.jobs import Admission, format_duration, plain_failure, progress_bar
+from bot.model import JobRecord, JobState
+from tests.jobs.conftest import ROOM, Jobs
+
+
+def record(state: JobState, **changes: object) -> JobRecord:
+    now = datetime.now(UTC)
+    job = JobRecord(id=42, owner_platform="console", owner_id="alice", owner_name="Alice",
+                    place=ROOM, endpoint_id="fal-ai/ltx-video", input={"prompt": "x"},
+                    state=state, estimate_credits=2, estimate_usd=0.02,
+                    created_at=now - timedelta(seconds=30), updated_at=now, prompt="a fox")
+    for name, value in changes.items():
+        setattr(job, name, value)
+    return job
+
+
+def test_card_for_each_state(jobs: Jobs) -> None:
+    card = jobs.runner.card_for
+    waiting = card(record(JobState.WAITING, local_position=3))
+    assert waiting.title == "Job #42 · LTX Video 0.9 text-to-video"
+    assert "Waiting for a free slot: #3 in line" in waiting.lines
+    assert waiting.local_position == 3
+    assert [a.kind for a in waiting.actions] == ["cancel"]
+    assert any(line.startswith("Elapsed 30s") for line in waiting.lines)
+
+    queued = card(record(JobState.IN_QUEUE, queue_position=4))
+    assert "In fal's queue: position 5" in queued.lines and queued.queue_position == 4
+
+    started = datetime.now(UTC) - timedelta(seconds=20)
+    running = card(record(JobState.RUNNING, progress=0.5, started_at=started))
+    assert running.progress == 0.5 and running.eta is not None
+    assert 15 <= (running.eta - datetime.now(UTC)).total_seconds() <= 25
+    assert any("50%" in line for line in running.lines)
+    assert any(line.startswith("ETA ") for line in running.lines)
+
+    failed = card(record(JobState.FAILED, error_message="It broke. Your credits were refunded."))
+    assert failed.final and failed.tone == "error" and failed.actions == []
+    assert "It broke. Your credits were refunded." in failed.lines
+
+    done = card(record(JobState.DONE, settled_credits=2,
+                       finished_at=datetime.now(UTC)))
+    assert done.final and done.actions == [] and done.tone == "success"
+    assert any(line.startswith("Done in 30s · 2 credits") for line in done.lines)
+
+    assert card(record(JobState.DELIVERING)).actions == []
+
+
+def test_words() -> None:
+    assert format_duration(5) == "5s" and format_duration(125) == "2m 05s"
+    assert format_duration(3720) == "1h 02m"
+    assert progress_bar(0.5, width=4) == "██░░ 50%"
+    assert plain_failure("request_timeout").startswith("The generation took longer")
+    assert "refunded" in plain_failure(None)
+    assert "some new thing" in plain_failure("some_new_thing")
+
+
+async def test_progress_and_eta_reach_the_card(jobs: Jobs) -> None:
+    jobs.sim.options.run_seconds = 1.0
+    jobs.sim.options.steps = 10
+    job = await jobs.submit_text("watch it grow")
+    await jobs.runner.wait(job.id)
+    running = [c for c in jobs.chat.status_cards(job.id) if c.state == "running"]
+    progress = [c.progress for c in running if c.progress is not None]
+    assert len(progress) >= 3
+    assert progress == sorted(progress) and progress[-1] > progress[0]
+    assert any(c.eta is not None for c in running)
+
+
+async def test_queue_position_at_fal_is_shown(jobs: Jobs) -> None:
+    jobs.sim.options.concurrency = 1
+    jobs.sim.options.run_seconds = 0.5
+    first = await jobs.submit_text("ahead")
+    second = await jobs.submit_text("behind")
+    await jobs.runner.wait(second.id)
+    await jobs.runner.wait(first.id)
+    queued = [c for c in jobs.chat.status_cards(second.id) if c.state == "in_queue"]
+    assert any(c.queue_position == 0 and "In fal's queue: position 1" in c.lines for c in queued)
+
+
+async def test_edits_are_throttled_but_the_final_one_always_goes(jobs: Jobs) -> None:
+    jobs.settings.jobs.edit_interval_seconds = 0.3
+    jobs.sim.options.run_seconds = 1.2
+    jobs.sim.options.steps = 24
+    job = await jobs.submit_text("not too chatty")
+    await jobs.runner.wait(job.id)
+    card = await jobs.chat.wait_final(job.id)
+    assert card.state == "done"
+    calls = [c for c in jobs.chat.calls if c.kind in ("post", "edit") and c.job_id == job.id]
+    assert calls[-1].card is not None and calls[-1].card.final
+    # 24 progress steps, yet no two non-final edits closer than the interval.
+    gaps = [b.at - a.at for a, b in itertools.pairwise(calls[:-1])]
+    assert all(gap >= 0.3 - 0.01 for gap in gaps), gaps
+    assert len(calls) < 24
+
+
+async def test_admission_hands_slots_in_order() -> None:
+    moves: list[dict[int, int]] = []
+    admission = Admission(1, moves.append)
+    assert admission.enqueue(1) == 0
+    assert admission.enqueue(2) == 1
+    assert admission.enqueue(3) == 2
+    assert admission.enqueue(4) == 3
+    second = asyncio.create_task(admission.wait(2))
+    fourth = asyncio.create_task(admission.wait(4))
+    admission.release(3)  # job 3 gave up while waiting: the ones behind it move up
+    assert moves[-1] == {2: 1, 4: 2}
+    admission.release(1)
+    await second
+    assert moves[-1] == {4: 1}
+    assert not fourth.done()
+    admission.release(2)
+    await fourth
+    assert admission.held == 1 and admission.waiting == 0
+    admission.release(2)  # releasing twice changes nothing
+    assert admission.held == 1
+    admission.hold(9)  # a job resumed at fal counts even beyond the limit
+    assert admission.held == 2 and admission.enqueue(5) == 1

@@ -1,0 +1,147 @@
+"""fal misbehaving, results that do not fit, and failures: each ends clearly and refunded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.model import JobState
+from bot.ports import MessageRef, Place, StatusCard
+from tests.fakes.chat import FakeChat
+from tests.jobs.conftest import ALICE, Jobs, image_request, invocation, png_input
+
+
+async def test_bursts_of_429_and_503_still_finish(jobs: Jobs) -> None:
+    jobs.sim.fail_next(429, 3, path_contains="/fal-ai/ltx-video")
+    jobs.sim.fail_next(503, 3, path_contains="/status")
+    jobs.sim.fail_next(503, 2, path_contains="/requests/")
+    jobs.sim.options.fail_rate = 0.25
+    job = await jobs.submit_text("through the storm")
+    done = await jobs.runner.wait(job.id)
+    assert done.state is JobState.DONE, done.error_message
+    assert len(jobs.chat.videos(job.id)) == 1
+    assert jobs.sim.requests_by_kind["submit"] == 1
+    assert await jobs.ledger(job.id) == [("reserve", 2), ("settle", 0)]
+
+
+async def test_a_dropped_status_stream_still_finishes(jobs: Jobs) -> None:
+    jobs.sim.options.drop_stream_rate = 1.0
+    jobs.sim.options.run_seconds = 0.4
+    job = await jobs.submit_text("cut the wire")
+    done = await jobs.runner.wait(job.id)
+    assert done.state is JobState.DONE, done.error_message
+    assert jobs.sim.requests_by_kind["stream"] >= 1
+    assert jobs.sim.requests_by_kind["status"] >= 1  # fell back to polling
+    assert len(jobs.chat.videos(job.id)) == 1
+
+
+async def test_a_failed_request_is_refunded_with_plain_words(jobs: Jobs) -> None:
+    jobs.sim.options.error_rate = 1.0
+    job = await jobs.submit_text("doomed")
+    done = await jobs.runner.wait(job.id)
+    assert done.state is JobState.FAILED
+    assert done.error_type == "runner_disconnected"
+    assert done.error_message is not None
+    assert "fal lost the machine" in done.error_message
+    assert "refunded" in done.error_message
+    assert await jobs.ledger(job.id) == [("reserve", 2), ("refund", -2)]
+    card = await jobs.chat.wait_final(job.id)
+    assert card.tone == "error" and card.actions == []
+    assert done.error_message in card.lines
+    assert jobs.chat.videos() == []
+    assert jobs.work_leftovers() == []
+
+
+async def test_fal_down_fails_and_refunds(jobs: Jobs) -> None:
+    # More 503s than the client retries: the submit gives up.
+    jobs.fal.max_retries = 2
+    jobs.sim.fail_next(503, 10, path_contains="/fal-ai/ltx-video")
+    job = await jobs.submit_text("nobody home")
+    done = await jobs.runner.wait(job.id)
+    assert done.state is JobState.FAILED
+    assert done.error_message is not None and "fal is having trouble" in done.error_message
+    assert await jobs.charged(job.id) == 0
+
+
+async def test_upload_failure_fails_the_job_and_refunds(jobs: Jobs) -> None:
+    jobs.sim.fail_next(500, 1, path_contains="/files/upload")
+    item = png_input(jobs.tmp_path / "in", jobs.settings)
+    job = await jobs.runner.submit(invocation(), image_request(jobs.settings, "fox.png"), [item])
+    assert job.state is JobState.FAILED
+    assert job.error_message is not None and "could not be sent to fal" in job.error_message
+    assert await jobs.charged(job.id) == 0
+    assert jobs.sim.requests_by_kind["submit"] == 0
+    assert (await jobs.chat.wait_final(job.id)).state == "failed"
+
+
+async def test_a_large_result_is_fitted_under_the_limit(jobs: Jobs) -> None:
+    jobs.sim.options.scale = 0.5
+    first = await jobs.runner.wait((await jobs.submit_text("big", seed=3)).id)
+    original = (await jobs.chat.wait_video(first.id)).size
+    assert original is not None
+
+    jobs.chat.limit = int(original * 0.7)
+    second = await jobs.runner.wait((await jobs.submit_text("big", seed=3)).id)
+    assert second.state is JobState.DONE, second.error_message
+    sent = await jobs.chat.wait_video(second.id)
+    assert sent.size is not None and sent.size <= jobs.chat.limit
+    assert sent.data is not None and sent.data[4:8] == b"ftyp"
+    assert second.result_size == sent.size
+    assert jobs.work_leftovers() == []
+
+
+async def test_nothing_fits_so_a_poster_and_the_link_are_sent(jobs: Jobs) -> None:
+    # Room for a small still, far too little for any video.
+    jobs.chat.limit = 6_000
+    job = await jobs.submit_text("too big for this chat")
+    done = await jobs.runner.wait(job.id)
+    assert done.state is JobState.DONE
+    assert jobs.chat.videos() == []
+    [image] = jobs.chat.images(job.id)
+    assert image.data is not None and image.data[:2] == b"\xff\xd8"  # a JPEG still
+    assert image.card is not None and image.card.link == done.result_url
+    assert image.card.link is not None and image.card.link.startswith(jobs.sim.url)
+    assert any("link" in line for line in image.card.lines)
+    assert done.settled_credits == 2
+    assert jobs.work_leftovers() == []
+
+
+class BrokenChat(FakeChat):
+    """A platform that cannot say how much it accepts: an unexpected error mid-delivery."""
+
+    def upload_limit(self, place: Place) -> int:
+        raise RuntimeError("platform exploded")
+
+
+async def test_an_unexpected_error_fails_with_a_correlation_id(jobs: Jobs) -> None:
+    broken = BrokenChat("console")
+    runner = jobs.new_runner(broken)
+    await jobs.runner.stop()
+    await runner.start()
+    job = await jobs.submit_text("boom", runner=runner)
+    done = await runner.wait(job.id)
+    assert done.state is JobState.FAILED
+    assert done.error_message is not None and "error id `" in done.error_message
+    assert "platform exploded" not in done.error_message
+    assert await jobs.charged(job.id) == 0  # not settled before the video was in hand
+    card = await broken.wait_final(job.id)
+    assert done.error_message in card.lines
+
+
+class NoVideoChat(FakeChat):
+    async def send_video(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
+        raise ConnectionError("upload refused")
+
+
+async def test_a_video_that_cannot_be_posted_leaves_the_link(jobs: Jobs) -> None:
+    chat = NoVideoChat("console")
+    runner = jobs.new_runner(chat)
+    await jobs.runner.stop()
+    await runner.start()
+    job = await jobs.submit_text("paid for", runner=runner)
+    done = await runner.wait(job.id)
+    assert done.state is JobState.DONE
+    assert done.error_message is not None and "Download it with the link" in done.error_message
+    card = await chat.wait_final(job.id)
+    assert card.link == done.result_url
+    assert await jobs.charged(job.id) == 2
+    assert ALICE.key == done.owner_key
