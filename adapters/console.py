@@ -317,7 +317,10 @@ class LiveRenderer:
         if not self._started:
             self._progress.start()
             self._started = True
-        description = _headline(card)
+        # The bar line stays short so the bar itself fits an 80-column terminal; the
+        # card's title (job and model) is printed once above it instead.
+        label = f"#{card.job_id}" if card.job_id is not None else card.title
+        description = f"{label} {card.stage or card.state or ''}".strip()
         info = _positions(card)
         eta = _eta_text(card)
         if eta:
@@ -329,6 +332,7 @@ class LiveRenderer:
         completed = round((card.progress or 0.0) * 1000)
         task = self._tasks.get(key)
         if task is None:
+            self.line(card.title)
             self._tasks[key] = self._progress.add_task(
                 description, total=total, completed=completed, **fields
             )
