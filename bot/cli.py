@@ -1,4 +1,4 @@
-"""`ltx-bot`: run, chat, sim, parse, check-config, health.
+"""`ltx-bot`: run, chat, sim, parse, check-config, health, backup.
 
 Every command takes `--config FILE` and `--user NAME`, before or after the
 command name. Exit codes: 0 ok, 1 failure at run time, 2 bad configuration or
@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate the configuration and show what `run` would start")
     _common(p, top=False)
     p.add_argument("--json", action="store_true", help="print the effective settings as JSON")
+    p = sub.add_parser("backup", help="copy the database consistently, also while the bot runs")
+    _common(p, top=False)
+    p.add_argument("dest", metavar="DEST", help="the backup file to write (must not exist)")
     p = sub.add_parser("health", help="exit 0 when the database opens and `run` is alive (for HEALTHCHECK)")
     _common(p, top=False)
     p.add_argument("--max-age", type=float, default=HEARTBEAT_MAX_AGE, metavar="SECONDS",
@@ -310,6 +313,37 @@ def _touch(path: Path) -> None:
     path.touch()
 
 
+def backup(settings: Settings, dest: Path) -> tuple[bool, str]:
+    """SQLite's online backup: a consistent copy even while `run` writes (WAL included)."""
+    db = Path(settings.database.path)
+    if not db.is_file():
+        return False, f"no database at {db}"
+    if dest.exists():
+        return False, f"{dest} exists; choose a new file name"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    try:
+        source = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            target = sqlite3.connect(partial)
+            try:
+                source.backup(target)
+                (check,) = target.execute("PRAGMA integrity_check").fetchone()
+            finally:
+                target.close()
+        finally:
+            source.close()
+        if check != "ok":
+            partial.unlink(missing_ok=True)
+            return False, f"the copy failed its integrity check: {check}"
+        # Renamed only when complete, so DEST is never a half-written database.
+        partial.rename(dest)
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        return False, f"backup of {db} failed: {exc}"
+    return True, f"backed up {db} to {dest} ({dest.stat().st_size} bytes)"
+
+
 async def _heartbeat(path: Path) -> None:
     # The event loop itself schedules it: a loop that hangs stops the heartbeat too.
     while True:
@@ -473,6 +507,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "health":
             ok, message = health(settings, max_age=args.max_age,
                                  require_heartbeat=not args.no_heartbeat)
+            (sys.stdout if ok else sys.stderr).write(message + "\n")
+            return EXIT_OK if ok else EXIT_FAILURE
+        if command == "backup":
+            ok, message = backup(settings, Path(args.dest))
             (sys.stdout if ok else sys.stderr).write(message + "\n")
             return EXIT_OK if ok else EXIT_FAILURE
         if command == "parse":

@@ -215,3 +215,36 @@ def test_health_command_exit_codes(tmp_path: Path) -> None:
     sqlite3.connect(tmp_path / "bot.sqlite3").close()
     (tmp_path / "bot.sqlite3.heartbeat").touch()
     assert cli.main(["health", "--config", str(config)]) == 0
+
+
+# ---------------------------------------------------------------- backup
+
+
+def test_backup_copies_a_live_wal_database(tmp_path: Path) -> None:
+    db = tmp_path / "bot.sqlite3"
+    live = sqlite3.connect(db)
+    live.execute("PRAGMA journal_mode = WAL")
+    live.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY, prompt TEXT)")
+    live.executemany("INSERT INTO jobs (prompt) VALUES (?)", [(f"p{i}",) for i in range(100)])
+    live.commit()  # committed into the WAL file, not yet checkpointed into the main file
+    assert (tmp_path / "bot.sqlite3-wal").stat().st_size > 0
+    config = tmp_path / "c.toml"
+    config.write_text(f'[database]\npath = "{db}"\n')
+    dest = tmp_path / "backups" / "copy.sqlite3"
+    try:
+        assert cli.main(["backup", "--config", str(config), str(dest)]) == 0
+        copy = sqlite3.connect(dest)
+        assert copy.execute("SELECT count(*), max(prompt) FROM jobs").fetchone() == (100, "p99")
+        copy.close()
+        # Never overwrite an earlier backup.
+        assert cli.main(["backup", "--config", str(config), str(dest)]) == 1
+    finally:
+        live.close()
+    assert not list(dest.parent.glob("*.partial"))
+
+
+def test_backup_without_a_database_fails(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"database": {"path": str(tmp_path / "none.sqlite3")}})
+    ok, message = cli.backup(settings, tmp_path / "copy.sqlite3")
+    assert not ok and "no database" in message
+    assert not (tmp_path / "copy.sqlite3").exists()
