@@ -59,7 +59,7 @@ async def test_post_edit_and_final_on_a_channel_message(client: LtxClient, fake:
     assert post.bot_auth
     msg = shown(fake, ref)
     text = flatten_message(msg)
-    assert "Queued" in text and "fal queue: #2" in text and "Stage: denoising" in text
+    assert "Queued" in text and "fal queue: #3" in text and "Stage: denoising" in text
     assert "ETA: <t:" in text and "Elapsed: 1m 0" in text
     assert button_ids(msg) == ["ltx:job:5:cancel"]
     done = await port.edit(ref, card("Done", final=True))
