@@ -42,10 +42,10 @@ class DatabaseSettings(Section):
 class TierSettings(Section):
     """A tier overrides the per-user limits for the users and roles it names."""
 
-    daily_credits: int | None = Field(None, ge=0)
-    monthly_credits: int | None = Field(None, ge=0)
-    max_concurrent_jobs: int | None = Field(None, ge=1)
-    cooldown_seconds: float | None = Field(None, ge=0)
+    daily_credits: int | None = Field(None, ge=0, description="Replaces quota.daily_credits.")
+    monthly_credits: int | None = Field(None, ge=0, description="Replaces quota.monthly_credits.")
+    max_concurrent_jobs: int | None = Field(None, ge=1, description="Replaces quota.max_concurrent_jobs.")
+    cooldown_seconds: float | None = Field(None, ge=0, description="Replaces quota.cooldown_seconds.")
     roles: list[str] = Field(default_factory=list, description="Platform role names or ids.")
     users: list[str] = Field(default_factory=list, description='"platform:user_id" entries.')
     priority: int = Field(0, description="When a user matches several tiers the highest wins.")
@@ -59,7 +59,9 @@ class QuotaSettings(Section):
     cooldown_seconds: float = Field(10.0, ge=0, description="Between two jobs of one user.")
     workspace_monthly_credits: int = Field(0, ge=0, description="Per guild/workspace; 0 = no limit.")
     global_daily_credits: int = Field(0, ge=0, description="Whole bot per day; 0 = no limit.")
-    tiers: dict[str, TierSettings] = Field(default_factory=dict)
+    tiers: dict[str, TierSettings] = Field(
+        default_factory=dict, description="Named tiers, [quota.tiers.NAME]; see TierSettings."
+    )
 
 
 class BackendSettings(Section):
@@ -67,38 +69,40 @@ class BackendSettings(Section):
         "auto", description="auto = fal when a key is set, else the built-in simulator."
     )
     fal_key: SecretStr | None = Field(None, description="Prefer the FAL_KEY environment variable.")
-    fal_queue_url: str = "https://queue.fal.run"
-    fal_rest_url: str = "https://rest.fal.ai"
+    fal_queue_url: str = Field("https://queue.fal.run", description="fal queue API base URL.")
+    fal_rest_url: str = Field("https://rest.fal.ai", description="fal storage (uploads) base URL.")
     max_concurrent: int = Field(2, ge=1, description="Jobs at fal at once (local admission).")
-    priority: Literal["normal", "low"] = "normal"
+    priority: Literal["normal", "low"] = Field("normal", description="fal queue priority.")
     request_timeout_seconds: float = Field(30.0, gt=0, description="Per HTTP call to fal.")
     max_retry_seconds: float = Field(60.0, gt=0, description="Total retry budget per call.")
-    max_retries: int = Field(6, ge=0)
+    max_retries: int = Field(6, ge=0, description="Retries per call (408/409/429/5xx, network).")
     data_uri_max_bytes: int = Field(
         0, ge=0, description="Inputs up to this size go inline as data: URIs; 0 = always upload."
     )
     webhook_url: str | None = Field(None, description="Optional fal webhook (not required).")
-    sim_host: str = "127.0.0.1"
+    sim_host: str = Field("127.0.0.1", description="Built-in simulator: listen address.")
     sim_port: int = Field(0, ge=0, le=65535, description="0 = any free port.")
-    sim_queue_seconds: float = Field(1.0, ge=0)
-    sim_run_seconds: float = Field(4.0, ge=0)
-    sim_concurrency: int = Field(2, ge=1)
+    sim_queue_seconds: float = Field(1.0, ge=0, description="Simulated time in fal's queue.")
+    sim_run_seconds: float = Field(4.0, ge=0, description="Simulated generation time.")
+    sim_concurrency: int = Field(2, ge=1, description="Simulated jobs running at once.")
 
 
 class PriceSettings(Section):
     """Operator override of a catalog entry's price (USD)."""
 
-    usd_per_video: float | None = Field(None, ge=0)
-    usd_per_megapixel: float | None = Field(None, ge=0)
+    usd_per_video: float | None = Field(None, ge=0, description="A flat price per video.")
+    usd_per_megapixel: float | None = Field(
+        None, ge=0, description="Per megapixel of width x height x frames, rounded up."
+    )
 
 
 class ModelSettings(Section):
     """Which catalog entry each kind of request goes to unless the user names a model."""
 
-    text: str = "ltx-video"
-    image: str = "ltx-2"
-    keyframes: str = "ltx-13b"
-    extend: str = "ltx-extend"
+    text: str = Field("ltx-video", description="Model for a prompt alone.")
+    image: str = Field("ltx-2", description="Model for one image (two on LTX-2: start and end).")
+    keyframes: str = Field("ltx-13b", description="Model for keyframes and video conditioning.")
+    extend: str = Field("ltx-extend", description="Model for extending a video.")
 
 
 class MediaSettings(Section):
@@ -106,11 +110,11 @@ class MediaSettings(Section):
         default_factory=list,
         description="Hosts that may resolve to private/loopback addresses (e.g. 127.0.0.1 in tests).",
     )
-    max_input_bytes: int = Field(50 * MiB, gt=0)
-    max_image_pixels: int = Field(40_000_000, gt=0)
-    max_video_seconds: float = Field(60.0, gt=0)
-    max_video_frames: int = Field(1800, gt=0)
-    download_timeout_seconds: float = Field(60.0, gt=0)
+    max_input_bytes: int = Field(50 * MiB, gt=0, description="Largest input file.")
+    max_image_pixels: int = Field(40_000_000, gt=0, description="Largest input image (pixels).")
+    max_video_seconds: float = Field(60.0, gt=0, description="Longest input video.")
+    max_video_frames: int = Field(1800, gt=0, description="Most frames in an input video.")
+    download_timeout_seconds: float = Field(60.0, gt=0, description="Per input download.")
     output_dir: str = Field("outputs", description="Console adapter saves finished videos here.")
     tmp_dir: str | None = Field(None, description="Temporary files; default: the system's.")
 
@@ -127,9 +131,14 @@ class DiscordSettings(Section):
     allowed_guilds: list[int] = Field(default_factory=list, description="Empty = any guild.")
     allowed_channels: list[int] = Field(default_factory=list, description="Empty = any channel.")
     allowed_roles: list[str] = Field(default_factory=list, description="Empty = anyone.")
-    admin_roles: list[str] = Field(default_factory=list)
-    admin_users: list[int] = Field(default_factory=list)
-    allow_dms: bool = False
+    admin_roles: list[str] = Field(default_factory=list, description="Role names or ids with admin.")
+    admin_users: list[int] = Field(default_factory=list, description="User ids with admin.")
+    allow_dms: bool = Field(False, description="Answer in direct messages.")
+    message_content_intent: bool = Field(
+        False,
+        description="Read the text of messages that mention the bot (a privileged intent: "
+        "enable it in the Developer Portal too). Slash commands and menus work without it.",
+    )
     default_upload_limit_bytes: int = Field(10 * MiB, gt=0, description="When no interaction says.")
 
 
@@ -137,32 +146,34 @@ class SlackSettings(Section):
     bot_token: SecretStr | None = Field(None, description="xoxb-…; prefer SLACK_BOT_TOKEN.")
     app_token: SecretStr | None = Field(None, description="xapp-… for Socket Mode; SLACK_APP_TOKEN.")
     signing_secret: SecretStr | None = Field(None, description="HTTP mode; SLACK_SIGNING_SECRET.")
-    mode: Literal["socket", "http"] = "socket"
-    host: str = "0.0.0.0"
-    port: int = Field(3000, ge=0, le=65535)
+    mode: Literal["socket", "http"] = Field("socket", description="socket needs no public URL.")
+    host: str = Field("0.0.0.0", description="HTTP mode: listen address.")
+    port: int = Field(3000, ge=0, le=65535, description="HTTP mode: listen port.")
     api_url: str | None = Field(None, description="Web API base, e.g. http://127.0.0.1:PORT/api/")
-    command: str = "/ltx"
-    allowed_workspaces: list[str] = Field(default_factory=list)
-    allowed_channels: list[str] = Field(default_factory=list)
-    admin_users: list[str] = Field(default_factory=list)
-    upload_limit_bytes: int = Field(100 * MiB, gt=0)
-    upload_timeout_seconds: float = Field(300.0, gt=0)
+    command: str = Field("/ltx", description="The slash command as set up in the Slack app.")
+    allowed_workspaces: list[str] = Field(default_factory=list, description="Team ids; empty = any.")
+    allowed_channels: list[str] = Field(default_factory=list, description="Channel ids; empty = any.")
+    admin_users: list[str] = Field(default_factory=list, description="User ids (U...) with admin.")
+    upload_limit_bytes: int = Field(100 * MiB, gt=0, description="Largest video uploaded.")
+    upload_timeout_seconds: float = Field(300.0, gt=0, description="Per video upload.")
 
 
 class ConsoleSettings(Section):
     admin_users: list[str] = Field(default_factory=list, description="Local user names.")
-    upload_limit_bytes: int = Field(500 * MiB, gt=0)
+    upload_limit_bytes: int = Field(500 * MiB, gt=0, description="Largest video saved unshrunk.")
 
 
 class LoggingSettings(Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logs go to stderr.")
 
 
 class Settings(Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     quota: QuotaSettings = Field(default_factory=QuotaSettings)
     backend: BackendSettings = Field(default_factory=BackendSettings)
-    prices: dict[str, PriceSettings] = Field(default_factory=dict)
+    prices: dict[str, PriceSettings] = Field(
+        default_factory=dict, description="Price overrides per catalog key, [prices.KEY]."
+    )
     models: ModelSettings = Field(default_factory=ModelSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)

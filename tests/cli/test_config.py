@@ -251,3 +251,19 @@ def test_redacted_dump_covers_every_setting() -> None:
     flat = _flatten(redacted_dump(Settings()))
     expected = {".".join(p) for p in field_paths(Settings) if "*" not in p}
     assert expected <= set(flat)
+
+
+def test_every_setting_says_what_it_is_for() -> None:
+    # check-config and docs/operations.md show these descriptions to operators.
+    from bot.config import PriceSettings, TierSettings
+
+    missing = [".".join(p) for model in (Settings, TierSettings, PriceSettings)
+               for p in field_paths(model)
+               if "*" not in p and not _field(model, p).description]
+    assert missing == []
+
+
+def _field(model: type[BaseModel], path: tuple[str, ...]) -> Any:
+    for part in path[:-1]:
+        model = model.model_fields[part].annotation  # type: ignore[assignment]
+    return model.model_fields[path[-1]]
