@@ -267,3 +267,20 @@ def _field(model: type[BaseModel], path: tuple[str, ...]) -> Any:
     for part in path[:-1]:
         model = model.model_fields[part].annotation  # type: ignore[assignment]
     return model.model_fields[path[-1]]
+
+
+def test_operations_doc_lists_every_setting_under_its_section() -> None:
+    from bot.config import PriceSettings, TierSettings
+
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    sections = re.split(r"^#### ", doc, flags=re.M)
+    tables = {s.split("\n", 1)[0].strip("`[] "): s for s in sections[1:]}
+    missing = []
+    leaf_paths = [p for p in field_paths(Settings) if "*" not in p]
+    leaf_paths += [("quota.tiers.NAME", k) for k in TierSettings.model_fields]
+    leaf_paths += [("prices.KEY", k) for k in PriceSettings.model_fields]
+    for path in leaf_paths:
+        section, key = ".".join(path[:-1]), path[-1]
+        if f"| `{key}` |" not in tables.get(section, ""):
+            missing.append(f"{section}.{key}")
+    assert missing == []
