@@ -1,0 +1,207 @@
+"""The command core through `Bot.handle`, on the real App, simulator and SQLite file."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from aiohttp import web
+from PIL import Image
+
+from bot.model import JobState
+from bot.ports import Attachment, Invocation, MessageRef, Place, StatusCard, User
+from tests.fakes.chat import FakeChat
+
+ALICE = User(platform="console", id="alice", name="Alice")
+BOB = User(platform="console", id="bob", name="Bob")
+ROOT = User(platform="console", id="root", name="Root", is_admin=True)
+ROOM = Place(platform="console", channel="general", workspace="local")
+
+
+def inv(command: str, text: str = "", user: User = ALICE, **kw: Any) -> Invocation:
+    return Invocation(user=user, place=ROOM, command=command, text=text, **kw)
+
+
+@pytest.fixture
+def chat(app: Any) -> FakeChat:
+    port = FakeChat("console")
+    app.register_port(port)
+    return port
+
+
+def notes(chat: FakeChat, user: User = ALICE) -> list[str]:
+    return [c.text or "" for c in chat.of_kind("tell") if c.user == user]
+
+
+async def ledger(app: Any) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = await app.store.ledger_rows()
+    return rows
+
+
+async def test_text_video_end_to_end(app: Any, chat: FakeChat) -> None:
+    await app.bot.handle(inv("video", "a paper boat on a stormy sea --seconds 2 --seed 5"), chat)
+    job = await app.store.get_job(1)
+    assert job is not None and job.endpoint_id.endswith("multiconditioning")
+    call = await chat.wait_video(1)
+    final = await app.runner.wait(1)
+    assert final.state is JobState.DONE and final.settled_credits == 4
+    assert call.data is not None
+    path = Path(app.settings.media.tmp_dir) / "check.mp4"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(call.data)
+    with av.open(str(path)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames == job.input["number_of_frames"] == 57  # 2 s at 30 fps, snapped to 8k+1
+
+
+async def test_image_attachment_from_a_local_server(app: Any, chat: FakeChat, tmp_path: Path) -> None:
+    png = tmp_path / "cat.png"
+    Image.new("RGB", (300, 200), (10, 120, 200)).save(png)
+    server = web.Application()
+    async def serve(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(png)
+
+    server.router.add_get("/cat.png", serve)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        attachment = Attachment(url=f"http://127.0.0.1:{port}/cat.png", filename="cat.png",
+                                content_type="image/png", kind="image")
+        await app.bot.handle(inv("video", "the cat yawns --seconds 1 --no-audio", attachments=[attachment]), chat)
+        await chat.wait_video(1)
+    finally:
+        await runner.cleanup()
+    job = await app.runner.wait(1)
+    assert job.state is JobState.DONE
+    assert job.endpoint_id == "fal-ai/ltx-2-19b/image-to-video"
+    assert job.input["image_url"].startswith(app.settings.backend.fal_rest_url)  # uploaded to fal storage
+    assert job.input["generate_audio"] is False
+
+
+@pytest.mark.parametrize(
+    ("text", "attachments", "fragment"),
+    [
+        ("a fox --sed 3", [], "Did you mean --seed"),
+        ("--seed 3", [], "describe the video"),
+        ("a fox --camera dolly_in", [], "does not support --camera"),
+    ],
+)
+async def test_bad_input_changes_nothing(app: Any, chat: FakeChat, text: str, attachments: list[Attachment],
+                                         fragment: str) -> None:
+    await app.bot.handle(inv("video", text, attachments=attachments), chat)
+    assert any(fragment in n for n in notes(chat))
+    assert await app.store.list_jobs(ALICE.key) == []
+    assert await ledger(app) == []
+    assert chat.of_kind("post") == []
+
+
+async def test_bad_attachment_is_refused_before_any_quota(app: Any, chat: FakeChat, tmp_path: Path) -> None:
+    fake_png = tmp_path / "cat.png"
+    fake_png.write_bytes(b"PK\x03\x04" + b"\x00" * 200)  # a zip wearing a .png name
+    await app.bot.handle(inv("video", f"the cat yawns --image {fake_png}"), chat)
+    text = " ".join(notes(chat))
+    assert "ZIP" in text or "zip" in text
+    assert await ledger(app) == [] and await app.store.list_jobs(ALICE.key) == []
+
+
+async def test_quote_quota_jobs_help(app: Any, chat: FakeChat) -> None:
+    await app.bot.handle(inv("quote", "a fox --seconds 4 --ar 9:16"), chat)
+    assert "4 credits" in notes(chat)[-1]
+    await app.bot.handle(inv("quota"), chat)
+    assert re.search(r"\d+ of \d+", notes(chat)[-1])
+    await app.bot.handle(inv("jobs"), chat)
+    assert "no jobs" in notes(chat)[-1]
+    await app.bot.handle(inv("video", "a fox --seed 1"), chat)
+    await app.runner.wait(1)
+    await app.bot.handle(inv("jobs"), chat)
+    assert "#1 done" in notes(chat)[-1]
+    await app.bot.handle(inv("help"), chat)
+    assert "--seconds" in notes(chat)[-1] and "ltx-2" in notes(chat)[-1]
+    assert await app.store.list_jobs(ALICE.key) != []
+
+
+async def test_quota_refusal_says_what_is_left(app: Any, chat: FakeChat) -> None:
+    app.settings.quota.daily_credits = 3
+    await app.bot.handle(inv("video", "a fox --seconds 2"), chat)  # 4 credits > 3
+    assert "3" in notes(chat)[-1] and "daily" in notes(chat)[-1]
+    assert await app.store.list_jobs(ALICE.key) == []
+
+
+async def test_cancel_by_owner_only(app: Any, chat: FakeChat, sim: Any) -> None:
+    sim.options.run_seconds = 30
+    await app.bot.handle(inv("video", "a long fox"), chat)
+    await app.bot.handle(inv("cancel", "1", user=BOB), chat)
+    assert "not yours" in notes(chat, BOB)[-1]
+    assert (await app.store.get_job(1)).state is not JobState.CANCELLED
+    await app.bot.handle(inv("cancel", "#1"), chat)
+    job = await app.runner.wait(1)
+    assert job.state is JobState.CANCELLED
+    assert "refunded" in notes(chat)[-1]
+
+
+async def test_admin_commands(app: Any, chat: FakeChat) -> None:
+    await app.bot.handle(inv("admin", "grant console:bob 50"), chat)
+    assert "admin" in notes(chat)[-1].lower()
+    await app.bot.handle(inv("admin", "grant bob 50", user=ROOT), chat)
+    assert "Granted 50 credits to console:bob" in notes(chat, ROOT)[-1]
+    await app.bot.handle(inv("admin", "block bob", user=ROOT), chat)
+    await app.bot.handle(inv("video", "a fox", user=BOB), chat)
+    assert "blocked" in notes(chat, BOB)[-1].lower()
+    await app.bot.handle(inv("admin", "unblock <@bob>", user=ROOT), chat)
+    await app.bot.handle(inv("video", "a fox", user=BOB), chat)
+    await app.runner.wait(1)
+    await app.bot.handle(inv("admin", "usage users 7", user=ROOT), chat)
+    assert "console:bob" in notes(chat, ROOT)[-1]
+    await app.bot.handle(inv("admin", "tier bob gold", user=ROOT), chat)
+    assert "no tier" in notes(chat, ROOT)[-1]
+
+
+async def test_buttons_reroll_extend_continue_delete(app: Any, chat: FakeChat) -> None:
+    await app.bot.handle(inv("video", "a fox --seconds 1 --seed 3"), chat)
+    parent = await app.runner.wait(1)
+    assert parent.state is JobState.DONE
+
+    await app.bot.handle(inv("action", options={"action": "reroll", "job_id": 1}, user=BOB), chat)
+    reroll = await app.runner.wait(2)
+    assert reroll.parent_id == 1 and reroll.parent_kind == "reroll" and reroll.owner_id == "bob"
+    assert reroll.input["seed"] != parent.input["seed"]
+    assert {k: v for k, v in reroll.input.items() if k != "seed"} == {
+        k: v for k, v in parent.input.items() if k != "seed"}
+
+    await app.bot.handle(inv("action", "the fox keeps running", options={"action": "extend", "job_id": 1}), chat)
+    extend = await app.runner.wait(3)
+    assert extend.state is JobState.DONE and extend.endpoint_id == "fal-ai/ltx-video-v097/extend"
+    assert extend.input["video"]["video_url"] == parent.result_url
+
+    await app.bot.handle(inv("action", "", options={"action": "continue", "job_id": 1}), chat)
+    cont = await app.runner.wait(4)
+    assert cont.state is JobState.DONE and cont.endpoint_id == "fal-ai/ltx-2-19b/image-to-video"
+    assert cont.prompt == parent.prompt and cont.parent_kind == "continue"
+
+    await app.bot.handle(inv("action", options={"action": "delete", "job_id": 1}, user=BOB), chat)
+    assert chat.of_kind("delete") == []
+    await app.bot.handle(inv("action", options={"action": "delete", "job_id": 1}), chat)
+    assert len(chat.of_kind("delete")) == 1
+
+
+class BrokenChat(FakeChat):
+    async def post(self, place: Place, card: StatusCard) -> MessageRef:
+        raise RuntimeError("secret internals must not reach the user")
+
+
+async def test_unexpected_error_shows_only_an_id(app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    chat = BrokenChat("console")
+    app.register_port(chat)
+    caplog.set_level(logging.ERROR)
+    await app.bot.handle(inv("video", "a fox"), chat)
+    said = notes(chat)[-1]
+    match = re.search(r"`([0-9a-f]{8})`", said)
+    assert match and "secret internals" not in said
+    assert match.group(1) in caplog.text
