@@ -34,6 +34,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,6 +67,7 @@ class SimOptions:
     steps: int = 10  # progress log lines per job
     token_ttl_seconds: float = 3600.0
     api_key: str | None = None  # when set, queue and token calls need `Key <api_key>`
+    render_workers: int = 2  # threads that encode videos (more only adds GIL contention)
 
 
 @dataclass
@@ -169,6 +171,7 @@ class Simulator:
         self._files: dict[str, _StoredFile] = {}
         self._tokens: dict[str, float] = {}
         self._renders: set[asyncio.Future[Any]] = set()
+        self._render_pool: ThreadPoolExecutor | None = None
         self._tmp: Path | None = None
         self._runner: web.AppRunner | None = None
 
@@ -205,6 +208,9 @@ class Simulator:
         await asyncio.gather(*tasks, return_exceptions=True)
         # Render threads cannot be interrupted; wait so the temp dir is not pulled from under them.
         await asyncio.gather(*self._renders, return_exceptions=True)
+        if self._render_pool is not None:
+            self._render_pool.shutdown(wait=False)
+            self._render_pool = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -411,7 +417,8 @@ class Simulator:
         job.position = None
         started = time.monotonic()
         self._log(job, f"Generating with {job.endpoint.title}")
-        render = asyncio.ensure_future(asyncio.to_thread(self._render, job))
+        loop = asyncio.get_running_loop()
+        render = asyncio.ensure_future(loop.run_in_executor(self._executor(), self._render, job))
         self._renders.add(render)
         render.add_done_callback(self._renders.discard)
         steps = max(1, self.options.steps)
@@ -438,6 +445,13 @@ class Simulator:
             return
         job.inference_time = round(time.monotonic() - started, 3)
         self._finish(job, result=result)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._render_pool is None:
+            self._render_pool = ThreadPoolExecutor(
+                max_workers=max(1, self.options.render_workers), thread_name_prefix="sim-render"
+            )
+        return self._render_pool
 
     def _log(self, job: _Job, message: str) -> None:
         job.logs.append({"message": message, "level": "INFO", "source": "USER",

@@ -24,7 +24,7 @@ from bot.errors import (
     ResultExpired,
     UserError,
 )
-from bot.fal import Completed, Failed, FalClient, Queued, Running
+from bot.fal import Completed, Failed, FalClient, PoolShards, Queued, Running, new_http_client
 from bot.sim import Simulator
 from tests.fal.conftest import KEY, fast_options, make_client
 from tests.fal.helpers import download, follow, probe
@@ -411,3 +411,26 @@ async def test_the_key_never_reaches_logs_or_errors(
     assert caplog.records  # the client did log (retries, requests)
     assert KEY not in caplog.text
     assert all(KEY not in str(r.args) for r in caplog.records)
+
+
+async def test_pool_shards_spread_open_streams(sim: Simulator) -> None:
+    transport = PoolShards(3)
+    async with httpx.AsyncClient(transport=transport, timeout=30.0) as http:
+        fal = make_client(http, sim.url)
+        sim.options.run_seconds = 30.0
+        handles = [await fal.submit("fal-ai/ltx-video", {"prompt": f"{i}"}) for i in range(3)]
+        streams = [fal.events(h) for h in handles]
+        for stream, handle in zip(streams, handles, strict=True):
+            await anext(stream)  # the stream is open now
+            assert handle.request_id
+        # Three open streams, one per shard: no pool holds them all.
+        assert transport.in_flight == (1, 1, 1)
+        for handle in handles:
+            assert await fal.cancel(handle) in ("OK", "CANCELLATION_REQUESTED")
+        for stream in streams:
+            events = [event async for event in stream]
+            assert isinstance(events[-1], Failed)
+        assert transport.in_flight == (0, 0, 0)
+    client = new_http_client(timeout=1.0, shards=2)
+    assert isinstance(client._transport, PoolShards)
+    await client.aclose()
