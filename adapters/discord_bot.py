@@ -535,7 +535,9 @@ def intents_for(settings: Settings) -> discord.Intents:
     intents.guilds = True  # guild cache: roles by name, boost level (upload limit), channels
     intents.guild_messages = True  # messages that mention the bot
     intents.dm_messages = settings.discord.allow_dms
-    intents.message_content = getattr(settings.discord, "message_content_intent", False)
+    # Only for replying to *other people's* images with a mention: without it Discord blanks
+    # the attachments of messages that don't mention the bot.
+    intents.message_content = settings.discord.message_content_intent
     return intents
 
 

@@ -1,0 +1,302 @@
+"""End to end: Discord payloads -> the real core and job runner -> fal simulator -> fake Discord.
+
+Every scenario goes through discord.py's command tree, view store or modal store,
+the real `Bot.handle`, the JobRunner and the simulator, and is judged by what the
+fake Discord REST API ends up holding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.discord_bot import DiscordRunner, LtxClient
+from adapters.discord_render import button_ids, flatten_message
+from bot.config import Settings
+from tests.discord.conftest import dispatch, dispatch_message, mp4_bytes, open_modal, png_bytes
+from tests.discord.fake_api import EPHEMERAL, Call, FakeDiscord
+from tests.discord.payloads import CHANNEL_ID, USER_ID, Payloads, minutes_ago
+
+RESULT_KINDS = ("reroll", "extend", "continue", "delete")
+
+
+@dataclass
+class Live:
+    app: Any
+    runner: DiscordRunner
+    fake: FakeDiscord
+    p: Payloads
+
+    @property
+    def client(self) -> LtxClient:
+        return self.runner.client
+
+    async def delivered(self, after: int = 0) -> tuple[dict[str, Any], int]:
+        """The first finished-video message posted after call #`after`, and its job id."""
+        call = await self.fake.wait_for(
+            lambda c: self.fake.calls.index(c) >= after and c.method == "POST" and c.status == 200
+            and any(f.filename.endswith(".mp4") for f in c.files),
+            limit=30, what="a delivered video")
+        message = self.fake.messages[int(call.response["id"])]
+        ids = button_ids(message)
+        assert [i.rsplit(":", 1)[1] for i in ids] == list(RESULT_KINDS), ids
+        return message, int(ids[0].split(":")[2])
+
+    async def wait_job(self, job_id: int) -> Any:
+        return await self.app.runner.wait(job_id)
+
+    def original(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        mid = self.fake.interactions[payload["token"]].original_id
+        return None if mid is None else self.fake.visible(mid)
+
+
+@pytest.fixture
+async def live(app: Any, fake: FakeDiscord, settings: Settings, payloads: Payloads) -> AsyncIterator[Live]:
+    settings.discord.token = "e2e-bot-token"  # type: ignore[assignment]
+    settings.discord.api_url = fake.url
+    runner = DiscordRunner(app, settings)
+    await runner.login()
+    try:
+        yield Live(app, runner, fake, payloads)
+    finally:
+        await runner.close()
+
+
+async def test_text_to_video(live: Live) -> None:
+    payload = live.p.slash("video", {"prompt": "a paper boat on a stormy sea"})
+    dispatch(live.client, payload)
+    message, job_id = await live.delivered()
+    assert message["attachments"][0]["filename"].endswith(".mp4")
+    assert "paper boat" in flatten_message(message)
+    job = await live.wait_job(job_id)
+    assert job.state.value == "done" and job.owner_id == str(USER_ID)
+    status = live.original(payload)
+    assert status is not None and f"Job #{job_id}" in flatten_message(status)
+    assert button_ids(status) == []  # final card: no Cancel any more
+    # Status edits and the upload rode on the interaction: no bot-token message was needed.
+    assert not [c for c in live.fake.calls if c.bot_auth and c.path.startswith("/channels/")]
+
+
+def _notes(fake: FakeDiscord) -> list[str]:
+    return [m["content"] for mid, m in fake.messages.items()
+            if m["flags"] & EPHEMERAL and mid not in fake.deleted]
+
+
+async def test_image_to_video_from_an_option(live: Live) -> None:
+    image = live.p.attachment("cat.png", png_bytes((160, 96)), "image/png")
+    dispatch(live.client, live.p.slash("video", {"prompt": "the cat blinks", "duration": 1.0},
+                                       attachments={"image": image}))
+    message, job_id = await live.delivered()
+    job = await live.wait_job(job_id)
+    assert job.endpoint_id == "fal-ai/ltx-2-19b/image-to-video"
+    assert job.input["num_frames"] == 25  # 1 s at 25 fps, snapped to 8k+1
+    assert message["attachments"][0]["size"] > 0
+
+
+async def test_mention_reply_runs_in_the_channel(live: Live) -> None:
+    bot = live.fake.bot_id
+    image = live.p.attachment("sea.png", png_bytes(), "image/png")
+    original = live.p.message(author_id=USER_ID + 1, author_name="bob", attachments=[image])
+    live.client._connection.parse_guild_create(live.p.guild_create())  # type: ignore[arg-type]
+    dispatch_message(live.client, live.p.message(
+        content=f"<@{bot}> the waves start crashing --seconds 1", mentions=[bot], referenced=original))
+    _, job_id = await live.delivered()
+    job = await live.wait_job(job_id)
+    assert job.prompt == "the waves start crashing" and "image-to-video" in job.endpoint_id
+    # No interaction: status card and video are channel messages sent with the bot token.
+    upload = [c for c in live.fake.calls if c.files][-1]
+    assert upload.bot_auth and upload.path == f"/channels/{CHANNEL_ID}/messages"
+    status = live.fake.visible(int(job.status_message.id))
+    assert status is not None and f"Job #{job_id}" in flatten_message(status)
+
+
+async def test_context_menus_with_their_modals(live: Live) -> None:
+    image = live.p.attachment("sunset.png", png_bytes(), "image/png")
+    target = live.p.message(attachments=[image], author_id=USER_ID + 3)
+    modal = await open_modal(live.client, live.fake, live.p.context_menu("Animate image", target))
+    dispatch(live.client, live.p.modal_submit(modal, ["the sun sinks", "1", "9:16"]))
+    _, job_id = await live.delivered()
+    job = await live.wait_job(job_id)
+    assert job.prompt == "the sun sinks" and job.input["video_size"] == "portrait_16_9"
+
+    clip = live.p.attachment("wave.mp4", mp4_bytes(Path(live.app.settings.media.tmp_dir or "."),
+                                                   frames=16), "video/mp4")
+    target = live.p.message(attachments=[clip])
+    after = len(live.fake.calls)
+    modal = await open_modal(live.client, live.fake, live.p.context_menu("Extend video", target))
+    dispatch(live.client, live.p.modal_submit(modal, ["it keeps rolling", "", ""]))
+    _, job_id = await live.delivered(after)
+    job = await live.wait_job(job_id)
+    assert job.endpoint_id == "fal-ai/ltx-video-v097/extend" and job.prompt == "it keeps rolling"
+
+
+async def test_keyframes_and_extend_commands(live: Live, tmp_path: Path) -> None:
+    a = live.p.attachment("a.png", png_bytes(colour=(200, 0, 0)), "image/png")
+    b = live.p.attachment("b.png", png_bytes(colour=(0, 0, 200)), "image/png")
+    dispatch(live.client, live.p.slash("keyframes", {"prompt": "red turns blue", "duration": 1.0},
+                                       attachments={"image1": a, "image2": b}))
+    _, job_id = await live.delivered()
+    job = await live.wait_job(job_id)
+    assert job.endpoint_id.endswith("/multiconditioning") and len(job.input["images"]) == 2
+
+    clip = live.p.attachment("clip.mp4", mp4_bytes(tmp_path, frames=16), "video/mp4")
+    after = len(live.fake.calls)
+    dispatch(live.client, live.p.slash("extend", {"prompt": "more", "from_frame": 8},
+                                       attachments={"video": clip}))
+    _, job_id = await live.delivered(after)
+    job = await live.wait_job(job_id)
+    assert job.endpoint_id.endswith("/extend") and job.input["video"]["start_frame_num"] == 8
+
+
+async def test_quota_refusal_is_ephemeral(live: Live, settings: Settings) -> None:
+    settings.quota.daily_credits = 0
+    payload = live.p.slash("video", {"prompt": "anything"})
+    dispatch(live.client, payload)
+    await live.fake.wait_until(lambda: bool(_notes(live.fake)), what="an ephemeral note")
+    assert "credit" in _notes(live.fake)[0].lower()
+    await live.fake.wait_until(lambda: live.original(payload) is None, what="placeholder removed")
+    assert not [c for c in live.fake.calls if c.files]
+
+
+async def test_bad_attachment_gets_an_ephemeral_error(live: Live) -> None:
+    text = live.p.attachment("notes.png", b"this is not an image at all", "image/png")
+    dispatch(live.client, live.p.slash("video", {"prompt": "x"}, attachments={"image": text}))
+    await live.fake.wait_until(lambda: bool(_notes(live.fake)), what="an ephemeral note")
+    note = _notes(live.fake)[0]
+    assert "notes.png" in note or "image" in note.lower()
+    assert "error id" not in note  # a user error, not an unexpected one
+
+
+async def _restart(live: Live, settings: Settings) -> None:
+    """A new Discord client and port, as after a process restart: nothing kept in memory."""
+    await live.runner.close()
+    live.runner = DiscordRunner(live.app, settings)
+    await live.runner.login()
+
+
+async def test_result_buttons_after_a_restart(live: Live, settings: Settings) -> None:
+    dispatch(live.client, live.p.slash("video", {"prompt": "a lighthouse at night"}))
+    result, job_id = await live.delivered()
+    await live.wait_job(job_id)
+    await _restart(live, settings)
+
+    after = len(live.fake.calls)
+    dispatch(live.client, live.p.button(f"ltx:job:{job_id}:reroll", result))
+    _, reroll_id = await live.delivered(after)
+    reroll = await live.wait_job(reroll_id)
+    assert reroll.parent_id == job_id and reroll.parent_kind == "reroll"
+    assert reroll.prompt == "a lighthouse at night"
+
+    for kind, prompt in (("extend", "the beam sweeps the sea"), ("continue", "dawn breaks")):
+        after = len(live.fake.calls)
+        modal = await open_modal(live.client, live.fake, live.p.button(f"ltx:job:{job_id}:{kind}", result))
+        dispatch(live.client, live.p.modal_submit(modal, [prompt]))
+        _, child_id = await live.delivered(after)
+        child = await live.wait_job(child_id)
+        assert (child.parent_id, child.parent_kind, child.prompt) == (job_id, kind, prompt)
+
+    # Someone else may not delete it; the owner may.
+    stranger = live.p.button(f"ltx:job:{job_id}:delete", result, user_id=USER_ID + 50, user_name="eve")
+    dispatch(live.client, stranger)
+    await live.fake.wait_until(lambda: bool(_notes(live.fake)), what="a refusal")
+    assert live.fake.visible(int(result["id"])) is not None
+    dispatch(live.client, live.p.button(f"ltx:job:{job_id}:delete", result))
+    await live.fake.wait_until(lambda: live.fake.visible(int(result["id"])) is None,
+                               what="the result deleted")
+
+
+async def test_cancel_button_and_command(live: Live, sim: Any) -> None:
+    sim.options.run_seconds = 60.0  # long enough to be cancelled while running
+    payload = live.p.slash("video", {"prompt": "a slow sunrise"})
+    dispatch(live.client, payload)
+    call: Call = await live.fake.wait_for(
+        lambda c: c.method == "PATCH" and "@original" in c.path
+        and any(i.endswith(":cancel") for i in button_ids(c.body or {})), what="a Cancel button")
+    cancel_id = next(i for i in button_ids(call.body) if i.endswith(":cancel"))
+    job_id = int(cancel_id.split(":")[2])
+    status = live.original(payload)
+    assert status is not None
+    dispatch(live.client, live.p.button(cancel_id, status))
+    job = await live.wait_job(job_id)
+    assert job.state.value == "cancelled"
+    await live.fake.wait_until(lambda: "Cancelled" in flatten_message(live.original(payload) or {}),
+                               what="the cancelled card")
+    assert button_ids(live.original(payload) or {}) == []
+
+    dispatch(live.client, live.p.slash("video", {"prompt": "another slow one"}))
+    second = await live.fake.wait_for(
+        lambda c: c.method == "PATCH" and any(i.endswith(":cancel") and i != cancel_id
+                                              for i in button_ids(c.body or {})), what="job 2")
+    second_id = int(next(i for i in button_ids(second.body) if i.endswith(":cancel")).split(":")[2])
+    dispatch(live.client, live.p.slash("cancel", {"job": second_id}))
+    assert (await live.wait_job(second_id)).state.value == "cancelled"
+    await live.fake.wait_until(lambda: any(f"#{second_id}" in n for n in _notes(live.fake)),
+                               what="the cancel confirmation")
+
+
+async def test_a_video_larger_than_the_limit_is_fitted(live: Live) -> None:
+    dispatch(live.client, live.p.slash("video", {"prompt": "a busy market", "seed": 7}))
+    first, _ = await live.delivered()
+    size = first["attachments"][0]["size"]
+    # Same request where Discord says uploads must be smaller than that video.
+    live.p.filesize_limit = int(size * 0.6)
+    after = len(live.fake.calls)
+    dispatch(live.client, live.p.slash("video", {"prompt": "a busy market", "seed": 7}))
+    second, job_id = await live.delivered(after)
+    fitted = second["attachments"][0]["size"]
+    assert fitted <= live.p.filesize_limit < size
+    assert not [c for c in live.fake.calls if c.status == 413]
+    assert (await live.wait_job(job_id)).result_size == fitted
+
+
+async def test_expired_interaction_falls_back_to_channel_messages(live: Live, sim: Any) -> None:
+    # Already past 15 minutes when the card is first edited: the port never tries the token.
+    old = live.p.slash("video", {"prompt": "an old request"}, created=minutes_ago(16))
+    dispatch(live.client, old)
+    _, job_id = await live.delivered()
+    job = await live.wait_job(job_id)
+    token_calls = [c for c in live.fake.calls if old["token"] in c.path and "/callback" not in c.path]
+    assert token_calls == []
+    status_id = live.fake.interactions[old["token"]].original_id
+    edits = live.fake.calls_to("PATCH", f"/channels/{CHANNEL_ID}/messages/{status_id}")
+    assert edits and all(c.bot_auth for c in edits)
+    assert "Done" in flatten_message(live.fake.visible(status_id or 0) or {})
+    assert job.result_message is not None and "token" not in job.result_message.extra
+
+    # Expiring mid-job: Discord answers 401/50027 and the port switches to the bot token.
+    sim.options.run_seconds = 1.0
+    fresh = live.p.slash("video", {"prompt": "a long request"})
+    after = len(live.fake.calls)
+    dispatch(live.client, fresh)
+    await live.fake.wait_for(lambda c: fresh["token"] in c.path and c.method == "PATCH",
+                             what="a webhook edit")
+    live.fake.expire(fresh["token"])
+    _, job_id = await live.delivered(after)
+    await live.wait_job(job_id)
+    refused = [c for c in live.fake.calls if fresh["token"] in c.path and c.status == 401]
+    assert refused and refused[0].response["code"] == 50027
+    status_id = live.fake.interactions[fresh["token"]].original_id
+    await live.fake.wait_until(
+        lambda: "Done" in flatten_message(live.fake.visible(status_id or 0) or {}), what="final card")
+    assert live.fake.calls_to("PATCH", f"/channels/{CHANNEL_ID}/messages/{status_id}")[-1].bot_auth
+
+
+async def test_a_429_storm_on_edits_still_delivers(live: Live) -> None:
+    # More consecutive 429s than discord.py retries by itself, on edits and on the upload.
+    live.fake.fail_next("PATCH", "/messages/@original", 429, count=14, retry_after=0.01)
+    # The upload goes by followup or by channel message, depending on whether any edit got
+    # through before it (a followup must not replace a still-loading message): storm both.
+    live.fake.fail_next("POST", "/webhooks/", 429, count=3, retry_after=0.01)
+    live.fake.fail_next("POST", "/channels/", 429, count=3, retry_after=0.01)
+    payload = live.p.slash("video", {"prompt": "rain on a window"})
+    dispatch(live.client, payload)
+    _, job_id = await live.delivered()
+    job = await live.wait_job(job_id)
+    assert job.state.value == "done"
+    await live.fake.wait_until(lambda: "Done" in flatten_message(live.original(payload) or {}),
+                               what="the final card despite the storm")
+    assert len([c for c in live.fake.calls if c.status == 429]) >= 17
