@@ -494,9 +494,17 @@ class FalClient:
         return parse_status(await self._status_json(handle))
 
     async def _status_json(self, handle: QueueHandle) -> Mapping[str, Any]:
-        response = await self._send(
-            "GET", handle.status_url, what="status", params={"logs": "1"}
-        )
+        try:
+            response = await self._send(
+                "GET", handle.status_url, what="status", params={"logs": "1"}
+            )
+        except FalError as exc:
+            # fal forgets requests some time after they end: on resume that means "gone".
+            if type(exc) is FalError and exc.status in (404, 410):
+                raise ResultExpired(
+                    "fal no longer knows this request", status=exc.status
+                ) from None
+            raise
         data = _json_or_none(response)
         if not isinstance(data, Mapping):
             raise FalError("fal sent a status that is not JSON", status=response.status_code)

@@ -172,6 +172,7 @@ class Simulator:
         self._tokens: dict[str, float] = {}
         self._renders: set[asyncio.Future[Any]] = set()
         self._render_pool: ThreadPoolExecutor | None = None
+        self._closing = False
         self._tmp: Path | None = None
         self._runner: web.AppRunner | None = None
 
@@ -190,7 +191,8 @@ class Simulator:
         app.router.add_get(base, self._result)
         app.router.add_post("/{endpoint_id:.+}", self._submit)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -201,6 +203,10 @@ class Simulator:
         return self.url
 
     async def stop(self) -> None:
+        # Open status streams would hold the server's shutdown: wake them to end.
+        self._closing = True
+        for job in self._jobs.values():
+            self._notify(job)
         for job in self._jobs.values():
             if job.task is not None and not job.task.done():
                 job.task.cancel()
@@ -533,7 +539,7 @@ class Simulator:
                 if text != last:
                     await response.write(f"data: {text}\n\n".encode())
                     last = text
-                if job.state == COMPLETED:
+                if job.state == COMPLETED or self._closing:
                     break
                 if drop and job.state == IN_PROGRESS:
                     # A cut connection, not a clean end: the client sees a broken body.

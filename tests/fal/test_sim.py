@@ -17,6 +17,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from bot.errors import ResultExpired
 from bot.fal import Completed, Failed, FalClient, Queued
 from bot.sim import Simulator
 from bot.sim.render import RenderSpec, render_video, scaled_size
@@ -237,3 +238,25 @@ async def test_api_key_is_enforced_when_configured(sim: Simulator, http: httpx.A
     ok = await http.post(f"{sim.url}/fal-ai/ltx-video", json=body,
                          headers={"Authorization": "Key k1"})
     assert ok.status_code == 200
+
+
+async def test_stop_ends_open_streams(http: httpx.AsyncClient) -> None:
+    sim = Simulator(fast_options(run_seconds=30.0))
+    await sim.start()
+    try:
+        reply = await _submit(http, sim, "fal-ai/ltx-video", {"prompt": "x"})
+        await sim.wait_state(str(reply["request_id"]), "IN_PROGRESS")
+        async with http.stream("GET", f"{reply['status_url']}/stream") as response:
+            lines = response.aiter_lines()
+            assert (await anext(lines)).startswith("data: ")
+            stopping = asyncio.create_task(sim.stop())
+            rest = [line async for line in lines]  # a clean end, not a cut connection
+            assert not any('"COMPLETED"' in line for line in rest)
+            await stopping
+    finally:
+        await sim.stop()
+
+
+async def test_forgotten_request_status_is_result_expired(fal: FalClient) -> None:
+    with pytest.raises(ResultExpired):
+        await fal.status(fal.handle_for("fal-ai/ltx-video", "forgotten"))
