@@ -550,7 +550,10 @@ class LtxClient(discord.Client):
         self.sync_commands = sync_commands
         self.port = port or DiscordPort(self, settings)
         self.frontend = DiscordFrontend(self, settings, handle, self.port)
-        self.tree = LtxTree(self)
+        # Where the commands show up: servers, plus the bot's DMs when allow_dms (a guild install;
+        # group DMs need a user install, which this bot does not offer).
+        self.tree = LtxTree(self, allowed_contexts=app_commands.AppCommandContext(
+            guild=True, dm_channel=settings.discord.allow_dms, private_channel=False))
         add_commands(self.tree, self.frontend)
         self.synced: list[app_commands.AppCommand] = []
 

@@ -295,3 +295,59 @@ async def test_messages_not_for_the_bot_are_ignored_and_invisible_attachments_ex
                              and "content intent" in (c.body or {}).get("content", ""))
     assert dm.bot_auth
     assert not recorder.invocations
+
+
+async def test_commands_are_offered_in_dms_only_when_allowed(
+    fake: FakeDiscord, make_client: ClientFactory, settings: Settings, recorder: Recorder,
+) -> None:
+    await make_client(settings, recorder.handle)
+    video = next(c for c in fake.synced["global"] if c["name"] == "video")
+    assert video["contexts"] == [0]  # guild only
+    settings.discord.allow_dms = True
+    await make_client(settings, recorder.handle)
+    video = next(c for c in fake.synced["global"] if c["name"] == "video")
+    assert sorted(video["contexts"]) == [0, 1]
+
+
+async def test_dev_guilds_get_an_immediate_guild_sync_instead_of_global(
+    fake: FakeDiscord, make_client: ClientFactory, settings: Settings, recorder: Recorder,
+) -> None:
+    settings.discord.dev_guild_ids = [GUILD_ID, GUILD_ID + 1]
+    await make_client(settings, recorder.handle)
+    puts = [c.path for c in fake.calls_to("PUT", "/commands")]
+    assert puts == [f"/applications/{fake.app_id}/guilds/{GUILD_ID}/commands",
+                    f"/applications/{fake.app_id}/guilds/{GUILD_ID + 1}/commands"]
+    assert {c["name"] for c in fake.synced[f"guild:{GUILD_ID}"]} >= {"video", "Animate image"}
+
+
+async def test_unexpected_adapter_failure_shows_only_an_error_id(
+    fake: FakeDiscord, make_client: ClientFactory, settings: Settings, payloads: Payloads,
+    caplog: Any,
+) -> None:
+    async def broken(inv: Any, port: Any) -> None:
+        raise RuntimeError("secret internals /etc/passwd")
+
+    client = await make_client(settings, broken)
+    dispatch(client, payloads.slash("jobs"))
+    note = await fake.wait_for(lambda c: c.method == "PATCH" and "@original" in c.path)
+    content = note.body["content"]
+    assert "error id" in content and "passwd" not in content
+    cid = content.split("`")[1]
+    assert any(cid in r.getMessage() for r in caplog.records)
+
+
+async def test_roles_by_name_from_the_guild_cache_make_admins(
+    fake: FakeDiscord, make_client: ClientFactory, settings: Settings, recorder: Recorder,
+    payloads: Payloads,
+) -> None:
+    from tests.discord.conftest import dispatch_guild
+    from tests.discord.payloads import ROLE_ID
+
+    settings.discord.admin_roles = ["Video admins"]
+    client = await make_client(settings, recorder.handle)
+    dispatch_guild(client, payloads.guild_create(roles={ROLE_ID: "Video admins"}))
+    dispatch(client, payloads.slash("ltx-admin", {}, sub="block", users={"user": USER_ID + 4},
+                                    roles=(ROLE_ID,)))
+    inv = await recorder.next()
+    assert inv.user.is_admin and "Video admins" in inv.user.roles and str(ROLE_ID) in inv.user.roles
+    assert inv.options == {"sub": "block", "user": f"discord:{USER_ID + 4}"}
