@@ -564,6 +564,7 @@ class ConsoleChat:
                 )
                 if stop_wait in finished:
                     next_line.cancel()
+                    await self.say_stopped()
                     return 0
                 line = next_line.result()
                 if line is None or line.strip().lower() in EXIT_WORDS:
@@ -580,9 +581,18 @@ class ConsoleChat:
                 waiting.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await waiting
+                await self.say_stopped()
             return 0
         finally:
             stop_wait.cancel()
+
+    async def say_stopped(self) -> None:
+        ids = await self.unfinished()
+        if ids:
+            listed = ", ".join(f"#{i}" for i in ids)
+            self.port.renderer.line(
+                f"stopped: unfinished job(s) {listed} are kept and resume on the next start"
+            )
 
 
 def banner(settings: Settings, user: User) -> str:

@@ -78,3 +78,22 @@ def test_terminal_chat_shows_a_live_bar_and_saves(tmp_path: Path) -> None:
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r\n", "\n").replace("\r", "\n")
     [path] = saved_videos(plain).values()
     assert decoded_frames(path) > 0
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_mid_job_stops_and_keeps_the_job(tmp_path: Path) -> None:
+    config = write_config(tmp_path, backend={"sim_run_seconds": 60.0})
+    term = Terminal(["chat", "--config", str(config), "--user", "ann"], tmp_path)
+    try:
+        term.read_until(b"Type a prompt")
+        term.write(b"a paper boat --seconds 2\n")
+        term.read_until(b"Generating")
+        term.write(b"\x03")  # Ctrl-C: the terminal sends SIGINT
+        term.read_until(b"resume on the next start")
+        assert term.wait() == 0
+    except BaseException:
+        os.kill(term.pid, 9)
+        raise
+    text = term.output.decode(errors="replace")
+    assert "stopped: unfinished job(s) #1 are kept" in text
+    assert "saved: " not in text and "Traceback" not in text
