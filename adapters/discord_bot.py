@@ -291,8 +291,7 @@ class DiscordFrontend:
     async def gate(self, interaction: discord.Interaction[Any]) -> tuple[User, Place] | None:
         """Refuse at once (ephemeral, says what is required) or return who and where."""
         user, place = self.user_of(interaction), self.place_of(interaction)
-        # Every interaction tells the real upload limit here (boosts change it).
-        self.port._limits[place.channel] = interaction.filesize_limit
+        self.port.note_upload_limit(place.channel, interaction.filesize_limit)
         why = refusal(self.settings, user, place)
         if why is not None:
             await interaction.response.send_message(why, ephemeral=True)

@@ -162,9 +162,13 @@ class DiscordPort:
         )
         self._live[(user_id, channel)] = live
         self._live_by_token[live.token] = live
-        self._limits[channel] = interaction.filesize_limit
+        self.note_upload_limit(channel, interaction.filesize_limit)
         self._prune()
         return live
+
+    def note_upload_limit(self, channel: str, limit: int) -> None:
+        """Every interaction carries the real limit for its channel (boosts change it)."""
+        self._limits[channel] = limit
 
     def _prune(self) -> None:
         now = self._wall()

@@ -114,7 +114,7 @@ def dispatch_message(client: LtxClient, payload: dict[str, Any]) -> None:
 
 
 def dispatch_guild(client: LtxClient, payload: dict[str, Any]) -> None:
-    client._connection.parse_guild_create(payload)  # type: ignore[arg-type]
+    client._connection.parse_guild_create(payload)
 
 
 def png_bytes(size: tuple[int, int] = (96, 64), colour: tuple[int, int, int] = (20, 120, 200)) -> bytes:
@@ -137,7 +137,8 @@ def mp4_file(path: Path, *, frames: int = 9, size: tuple[int, int] = (64, 64), n
                 img = Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3))
             else:
                 img = Image.new("RGB", size, (i * 25 % 255, 60, 90))
-            for packet in stream.encode(av.VideoFrame.from_image(img)):
+            frame = av.VideoFrame.from_image(img)  # type: ignore[no-untyped-call]
+            for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 API_PREFIX = "/api/v10"
 DISCORD_EPOCH_MS = 1420070400000
@@ -113,8 +113,8 @@ class FakeDiscord:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        assert isinstance(server, asyncio.base_events.Server)
+        port = server.sockets[0].getsockname()[1]
         self.root = f"http://127.0.0.1:{port}"
         self.url = self.root + API_PREFIX
         return self.url
@@ -289,8 +289,8 @@ class FakeDiscord:
                 part = await reader.next()
                 if part is None:
                     break
-                assert not isinstance(part, type(reader))
-                data = await part.read()  # type: ignore[union-attr]
+                assert isinstance(part, BodyPartReader)  # discord.py sends flat multipart bodies
+                data = await part.read()
                 name = part.name or ""
                 if name == "payload_json":
                     body = json.loads(data)
@@ -423,8 +423,8 @@ class FakeDiscord:
                 self._apply(original, body, call.files)
                 return self._json(200, original)
             flags = int(body.get("flags") or 0) & EPHEMERAL
-            msg = self.new_message(inter.channel_id, body, call.files, flags=flags, webhook=True)
-            return self._json(200, msg)
+            created = self.new_message(inter.channel_id, body, call.files, flags=flags, webhook=True)
+            return self._json(200, created)
         if len(parts) == 5 and parts[3] == "messages":
             target = inter.original_id if parts[4] == "@original" else int(parts[4])
             msg = self.messages.get(target or 0)

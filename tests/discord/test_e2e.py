@@ -17,7 +17,14 @@ import pytest
 from adapters.discord_bot import DiscordRunner, LtxClient
 from adapters.discord_render import button_ids, flatten_message
 from bot.config import Settings
-from tests.discord.conftest import dispatch, dispatch_message, mp4_bytes, open_modal, png_bytes
+from tests.discord.conftest import (
+    dispatch,
+    dispatch_guild,
+    dispatch_message,
+    mp4_bytes,
+    open_modal,
+    png_bytes,
+)
 from tests.discord.fake_api import EPHEMERAL, Call, FakeDiscord
 from tests.discord.payloads import CHANNEL_ID, USER_ID, Payloads, minutes_ago
 
@@ -101,7 +108,7 @@ async def test_mention_reply_runs_in_the_channel(live: Live) -> None:
     bot = live.fake.bot_id
     image = live.p.attachment("sea.png", png_bytes(), "image/png")
     original = live.p.message(author_id=USER_ID + 1, author_name="bob", attachments=[image])
-    live.client._connection.parse_guild_create(live.p.guild_create())  # type: ignore[arg-type]
+    dispatch_guild(live.client, live.p.guild_create())
     dispatch_message(live.client, live.p.message(
         content=f"<@{bot}> the waves start crashing --seconds 1", mentions=[bot], referenced=original))
     _, job_id = await live.delivered()

@@ -201,7 +201,7 @@ async def test_send_video_uploads_with_summary_and_buttons(
     client: LtxClient, fake: FakeDiscord, recorder: Recorder, payloads: Payloads, tmp_path: Path,
 ) -> None:
     video = mp4_file(tmp_path / "job-9.mp4")
-    actions = [Action(k, 9, k.title()) for k in ("reroll", "extend", "continue", "delete")]  # type: ignore[arg-type]
+    actions = [Action(k, 9, k.title()) for k in ("reroll", "extend", "continue", "delete")]
     # Without an interaction: a channel message with the bot token.
     ref = await client.port.send_video(PLACE, video, card("Job #9 done: seed 42", job_id=9, final=True,
                                                         actions=actions))

@@ -47,7 +47,7 @@ def test_core_bar_is_not_doubled_and_final_cards_are_plain() -> None:
 
 
 def test_buttons_carry_the_stable_custom_ids() -> None:
-    actions = [Action(k, 12, k.title()) for k in ("reroll", "extend", "continue", "delete")]  # type: ignore[arg-type]
+    actions = [Action(k, 12, k.title()) for k in ("reroll", "extend", "continue", "delete")]
     view = render(StatusCard(title="done", actions=actions)).view
     assert view is not None and view.timeout is None
     rows = view.to_components()
