@@ -426,11 +426,15 @@ async def run_bot(settings: Settings, user: str | None) -> int:
     stop = asyncio.Event()
     _install_signals(stop)
     starters = platform_starters(settings)
+    for line in plan(settings)[0]:
+        if "not started" in line:
+            log.warning("%s", line)  # half-configured: say so rather than silently skip it
     beat = heartbeat_path(settings)
     heartbeat = asyncio.create_task(_heartbeat(beat))
     try:
         if not starters:
-            log.info("No Discord or Slack credentials configured: starting the console chat.")
+            log.info("No Discord or Slack credentials configured (or not complete): starting the "
+                     "console chat.")
             return await run_chat(settings, user, stop)
         app = App(settings)
         started: list[tuple[str, Started]] = []
