@@ -58,7 +58,7 @@ def make_source(path: Path) -> None:
                 cx = (i * (7 + k * 3) + k * 200) % WIDTH
                 cy = HEIGHT / 2 + math.sin(i / 10 + k) * 250
                 draw.ellipse((cx - 60, cy - 60, cx + 60, cy + 60), fill=(40 * k, 255 - 30 * k, 90))
-            frame = av.VideoFrame.from_image(img)
+            frame = av.VideoFrame.from_image(img)  # type: ignore[no-untyped-call]
             frame.pts = i
             out.mux(vs.encode(frame))
             while sample < (i + 1) * 48000 // FPS:
@@ -79,16 +79,20 @@ import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from bot import media
-started = time.perf_counter()
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+started, cpu_started = time.perf_counter(), cpu()
 result = media.fit_video(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
-seconds = time.perf_counter() - started
-print(json.dumps({"seconds": seconds, "size": result.path.stat().st_size if result.path else None,
+seconds, cpu_seconds = time.perf_counter() - started, cpu() - cpu_started
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds,
+                  "size": result.path.stat().st_size if result.path else None,
                   "reencoded": result.reencoded, "reason": result.reason}))
 """
 
 
-def run_child(argv: list[str]) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS bytes, stdout) of one child process."""
+def run_child(argv: list[str]) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds, peak RSS bytes, stdout) of one child process."""
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
@@ -99,7 +103,7 @@ def run_child(argv: list[str]) -> tuple[float, int, str]:
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed: {err.decode(errors='replace')[-2000:]}")
-    return wall, usage.ru_maxrss * 1024, out.decode()
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, out.decode()
 
 
 def ffmpeg_argv(src: Path, dest: Path, plan: media.FitPlan) -> list[str]:
@@ -129,6 +133,8 @@ def main() -> None:
         ours_wall: list[float] = []
         rss: list[int] = []
         theirs: list[float] = []
+        ours_cpu: list[float] = []
+        theirs_cpu: list[float] = []
         sizes: dict[str, int | None] = {}
         details: dict[str, Any] = {}
         for run in range(args.runs):
@@ -136,18 +142,20 @@ def main() -> None:
             for side in (("ours", "ffmpeg") if run % 2 == 0 else ("ffmpeg", "ours")):
                 if side == "ours":
                     outdir = tmpdir / f"ours-{run}"
-                    wall, peak, text = run_child([sys.executable, "-c", CHILD, str(ROOT), str(src),
+                    wall, _cpu, peak, text = run_child([sys.executable, "-c", CHILD, str(ROOT), str(src),
                                                   str(outdir), str(LIMIT)])
                     report = json.loads(text)
                     ours.append(report["seconds"])
+                    ours_cpu.append(report["cpu_seconds"])
                     ours_wall.append(wall)
                     rss.append(peak)
                     sizes["ours"] = report["size"]
                     details["reencoded"] = report["reencoded"]
                 else:
                     dest = tmpdir / f"ffmpeg-{run}.mp4"
-                    wall, _peak, _ = run_child(ffmpeg_argv(src, dest, plan))
+                    wall, cpu, _peak, _ = run_child(ffmpeg_argv(src, dest, plan))
                     theirs.append(wall)
+                    theirs_cpu.append(cpu)
                     sizes["ffmpeg"] = dest.stat().st_size
         ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
         print(json.dumps({
@@ -164,6 +172,13 @@ def main() -> None:
             "ffmpeg_cli_seconds": round(theirs_median, 3),
             "ratio_vs_ffmpeg_cli": round(ours_median / theirs_median, 3),
             "ratio_including_python_startup": round(statistics.median(ours_wall) / theirs_median, 3),
+            # CPU time is steadier than wall time on a shared machine.
+            "fit_cpu_seconds": round(statistics.median(ours_cpu), 3),
+            "ffmpeg_cli_cpu_seconds": round(statistics.median(theirs_cpu), 3),
+            "cpu_ratio_vs_ffmpeg_cli": round(statistics.median(ours_cpu) / statistics.median(theirs_cpu), 3),
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "fit_seconds_all": [round(x, 2) for x in ours],
+            "ffmpeg_cli_seconds_all": [round(x, 2) for x in theirs],
             "fit_peak_rss_mb": round(max(rss) / 1e6, 1),
             "output_bytes": sizes,
             **details,

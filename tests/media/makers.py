@@ -8,16 +8,19 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import Any, cast
 
 import av
 from av.audio.resampler import AudioResampler
+from av.audio.stream import AudioStream
+from av.video.stream import VideoStream
 from PIL import Image, ImageChops
 
 Color = tuple[int, int, int]
 
 
 def image_bytes(fmt: str, size: tuple[int, int] = (96, 64), color: Color = (200, 30, 30),
-                **save: object) -> bytes:
+                **save: Any) -> bytes:
     img = Image.new("RGB", size, color)
     buf = io.BytesIO()
     img.save(buf, fmt, **save)
@@ -74,8 +77,8 @@ def _tone(samples: int, start: int, rate: int) -> bytes:
                                          for n in range(samples)))
 
 
-def _add_audio(out: av.container.OutputContainer, codec: str, rate: int) -> av.audio.stream.AudioStream:
-    stream = out.add_stream(codec, rate=rate)
+def _add_audio(out: av.container.OutputContainer, codec: str, rate: int) -> AudioStream:
+    stream = cast(AudioStream, out.add_stream(codec, rate=rate))
     stream.layout = "stereo"
     stream.bit_rate = 128_000
     return stream
@@ -85,7 +88,7 @@ class AudioFeed:
     """A 440 Hz tone fed to an encoder in its own frame size and sample format
     (AAC: 1024 fltp; Opus: 960 s16), through a resampler that re-chunks."""
 
-    def __init__(self, out: av.container.OutputContainer, stream: av.audio.stream.AudioStream,
+    def __init__(self, out: av.container.OutputContainer, stream: AudioStream,
                  rate: int) -> None:
         self.out, self.stream, self.rate, self.sample = out, stream, rate, 0
         ctx = stream.codec_context
@@ -124,14 +127,15 @@ def make_video(path: Path, fmt: str = "mp4", *, size: tuple[int, int] = (96, 64)
         "webm": ("libvpx", "libopus", 48000),
     }[fmt]
     with av.open(str(path), "w", format={"mp4": "mp4", "mov": "mov", "webm": "webm"}[fmt]) as out:
-        vs = out.add_stream(video_codec, rate=fps)
+        vs = cast(VideoStream, out.add_stream(video_codec, rate=fps))
         vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
         vs.gop_size = gop
         if video_codec == "libx264":
             vs.options = {"preset": "ultrafast", "bf": "2"}
         feed = AudioFeed(out, _add_audio(out, audio_codec, audio_rate), audio_rate) if audio else None
         for i in range(frames):
-            frame = av.VideoFrame.from_image(Image.new("RGB", size, frame_color(i, frames)))
+            frame = av.VideoFrame.from_image(  # type: ignore[no-untyped-call]
+                Image.new("RGB", size, frame_color(i, frames)))
             frame.pts = i
             out.mux(vs.encode(frame))
             if feed is not None:
@@ -176,7 +180,8 @@ def make_smooth_clip(path: Path, *, frames: int = 48, size: tuple[int, int] = (6
             red = ImageChops.offset(gradient, i * 6, 0)
             blue = ImageChops.offset(gradient, 0, i * 4)
             img = Image.merge("RGB", (red, gradient, blue))
-            frame = av.VideoFrame.from_image(img)
+            frame = av.VideoFrame.from_image(  # type: ignore[no-untyped-call]
+                img)
             frame.pts = i
             out.mux(vs.encode(frame))
             if feed is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -29,7 +30,7 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
      ("gif", "GIF", {})],
 )
 def test_every_image_format_is_recognised(tmp_path: Path, media_settings: MediaSettings,
-                                          fmt: str, pil_format: str, extra: dict[str, object]) -> None:
+                                          fmt: str, pil_format: str, extra: dict[str, Any]) -> None:
     # A misleading name: the bytes decide.
     path = write(tmp_path, "upload.bin", makers.image_bytes(pil_format, (96, 64), **extra))
     info = media.probe(path, media_settings)

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from bot import media
+from bot.errors import MediaError
 from tests.media import makers
 
 MiB = 1024 * 1024
@@ -44,8 +45,8 @@ def test_a_40mb_clip_fits_under_10mib_and_keeps_its_sound(noise_clip: Path, tmp_
     assert (info.format, info.video_codec, info.audio_codec) == ("mp4", "h264", "aac")
     assert (info.width, info.height) == (source.width, source.height)
     frames, samples = makers.decode_counts(result.path)
-    assert frames == source.frames
     source_frames, source_samples = makers.decode_counts(noise_clip)
+    assert frames == source.frames == source_frames
     assert samples == source_samples  # the AAC packets were copied, not re-encoded
     assert info.duration == pytest.approx(source.duration, abs=0.05)
     # faststart: the index comes before the media data, so players can start at once.
@@ -155,7 +156,7 @@ def test_poster_is_the_middle_frame(clips: dict[str, Path], tmp_path: Path) -> N
 def test_frames_from_a_broken_file_are_a_media_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 100)
-    with pytest.raises(media.MediaError):
+    with pytest.raises(MediaError):
         media.last_frame(bad, tmp_path)
 
 
