@@ -106,6 +106,7 @@ class _EditState:
     pending: StatusCard | None = None
     flusher: asyncio.Task[None] | None = None
     ref: MessageRef | None = None  # the newest reference of this message
+    finalized: bool = False
 
 
 class DiscordPort:
@@ -272,6 +273,10 @@ class DiscordPort:
         due = self._clock() - state.last_sent >= self.min_edit_interval
         if card.final:
             return await self._edit_now(ref, card, final=True)
+        if state.finalized:
+            # A late progress update must never overwrite the final state on screen.
+            log.debug("ignoring a progress edit after the final state of job %s", card.job_id)
+            return state.ref or ref
         if due and state.pending is None and not state.lock.locked():
             try:
                 return await self._edit_now(ref, card, final=False)
@@ -281,8 +286,7 @@ class DiscordPort:
                     return state.ref or ref
                 log.warning("progress edit failed (HTTP %s); will retry the newest card", exc.status)
         # Coalesce: keep only the newest card; one flusher sends it when the interval allows.
-        if state.pending is None or card is not state.pending:
-            state.pending = card
+        state.pending = card
         if state.flusher is None or state.flusher.done():
             state.flusher = asyncio.create_task(self._flush(state), name="discord-status-edit")
         return state.ref or ref
@@ -443,6 +447,8 @@ class DiscordPort:
                 new_ref = await self._retrying(lambda: self._send_edit(ref, card), final=final)
             finally:
                 state.last_sent = self._clock()
+            if final:
+                state.finalized = True
             if self._key(new_ref) != self._key(ref):
                 self._aliases[self._key(ref)] = new_ref
                 self._edits[self._key(new_ref)] = state

@@ -284,3 +284,14 @@ async def test_tell_without_interaction_prefers_dm_then_mentions_in_channel(
     assert sent.path == f"/channels/{CHANNEL_ID}/messages"
     assert sent.body["content"] == f"<@{USER_ID}> Quota used up."
     assert [int(u) for u in sent.body["allowed_mentions"]["users"]] == [USER_ID]
+
+
+async def test_a_late_progress_edit_never_overwrites_the_final_state(
+    client: LtxClient, fake: FakeDiscord,
+) -> None:
+    ref = await client.port.post(PLACE, card("Queued"))
+    await client.port.edit(ref, card("Done", final=True))
+    patches = len(fake.calls_to("PATCH"))
+    await client.port.edit(ref, card("Running 90%", progress=0.9))
+    assert len(fake.calls_to("PATCH")) == patches
+    assert "Done" in flatten_message(shown(fake, ref))
