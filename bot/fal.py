@@ -122,8 +122,9 @@ def progress_from_message(message: str) -> float | None:
         match = pattern.search(message)
         if match:
             done, total = int(match.group(1)), int(match.group(2))
-            if total > 0:
-                return _clamp(done / total)
+            # "2026/11/21" is a date, not progress.
+            if total > 0 and done <= total:
+                return done / total
     return None
 
 
