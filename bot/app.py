@@ -90,10 +90,12 @@ class App:
             host = urlsplit(queue_url).hostname
             if host:
                 extra_hosts.append(host)
+            reason = ("backend.kind = \"sim\"" if backend.kind == "sim" else "no fal key configured")
             log.warning(
-                "No fal key configured: videos are SIMULATED by the built-in simulator at %s "
-                "(set FAL_KEY for real LTX generations).",
+                "Videos are SIMULATED by the built-in simulator at %s (%s; set FAL_KEY for real "
+                "LTX generations).",
                 queue_url,
+                reason,
             )
         else:
             log.info("Backend: fal at %s", queue_url)

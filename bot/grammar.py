@@ -156,8 +156,10 @@ def tokenize(text: str) -> list[tuple[str, bool]]:
                     raise UsageError(
                         'A quote (") is not closed. Close it, or remove it if you meant a literal quote.'
                     )
+                # Only a quote that opens the token makes it a literal word; a quoted
+                # value after "=" (--negative="a, b") still belongs to its flag.
+                quoted = quoted or not buf
                 buf.append(text[i + 1 : end])
-                quoted = True
                 i = end + 1
                 continue
             buf.append(ch)

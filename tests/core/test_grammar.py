@@ -30,6 +30,8 @@ def build(text: str, media: list[MediaRef] | None = None, name: str = "video",
         ("a red fox runs --seed 42", "a red fox runs", {"seed": 42}),
         ("--seed=42 a red fox runs", "a red fox runs", {"seed": 42}),
         ('a fox --negative "blurry, text" runs', "a fox runs", {"negative": "blurry, text"}),
+        ('a fox --negative="blurry, text" runs', "a fox runs", {"negative": "blurry, text"}),
+        ('"--seed 4" is literal', "--seed 4 is literal", {}),
         ("the cat's tail swings --seconds 4", "the cat's tail swings", {"seconds": 4.0}),
         ("a fox \u2014seed 7", "a fox", {"seed": 7}),  # a phone turned -- into an em dash
         ("a fox --no-audio", "a fox", {"audio": False}),
