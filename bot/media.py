@@ -26,7 +26,6 @@ import socket
 import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -260,13 +259,12 @@ def _probe_image(path: Path, fmt: str, size_bytes: int, max_pixels: int) -> Medi
         # Header dimensions first: a bomb is refused before a byte of it is decoded.
         _check_pixels(declared[0], declared[1], max_pixels, "image")
     try:
-        with warnings.catch_warnings():
-            # The bomb check below is ours; Pillow's warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path, formats=[_PIL_FORMAT[fmt]]) as im:
-                width, height = im.size
-                _check_pixels(width, height, max_pixels, "image")
-                im.load()
+        # No warnings.catch_warnings() here: it swaps process-wide state and this runs in
+        # worker threads. Our header check refuses bombs long before Pillow would warn.
+        with Image.open(path, formats=[_PIL_FORMAT[fmt]]) as im:
+            width, height = im.size
+            _check_pixels(width, height, max_pixels, "image")
+            im.load()
     except Image.DecompressionBombError:
         raise MediaError(
             f"That image has far too many pixels to open safely; the limit is "
@@ -522,19 +520,20 @@ def prepare_image(
     fmt = sniff(src)
     if fmt not in IMAGE_FORMATS:
         raise MediaError(f"That {_LABEL[fmt]} is not an image.")
+    declared = image_header_size(src, fmt)
+    if declared is not None:
+        _check_pixels(declared[0], declared[1], max_pixels, "image")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(src, formats=[_PIL_FORMAT[fmt]]) as opened:
-                _check_pixels(opened.width, opened.height, max_pixels, "image")
-                if fmt == "jpeg":
-                    # Decode JPEGs at a reduced scale when the result is much smaller: faster,
-                    # less memory, same quality after the final resize.
-                    want = size or (max_side, max_side)
-                    opened.draft("RGB", (want[0] * 2, want[1] * 2))
-                opened.seek(0)  # GIF/WebP: the first frame
-                upright = ImageOps.exif_transpose(opened)
-                rgb = _to_rgb(upright)
+        with Image.open(src, formats=[_PIL_FORMAT[fmt]]) as opened:
+            _check_pixels(opened.width, opened.height, max_pixels, "image")
+            if fmt == "jpeg":
+                # Decode JPEGs at a reduced scale when the result is much smaller: faster,
+                # less memory, same quality after the final resize.
+                want = size or (max_side, max_side)
+                opened.draft("RGB", (want[0] * 2, want[1] * 2))
+            opened.seek(0)  # GIF/WebP: the first frame
+            upright = ImageOps.exif_transpose(opened)
+            rgb = _to_rgb(upright)
     except Image.DecompressionBombError:
         raise MediaError("That image has far too many pixels to open safely.") from None
     except MediaError:
@@ -688,7 +687,7 @@ async def _download(
             raise MediaError("That link has an invalid port number.") from None
         pinned = await _check_destination(host, port, allowed)
 
-        headers: dict[str, str] = {"Accept": "*/*", "Accept-Encoding": "identity"}
+        headers: dict[str, str] = {"Accept": "*/*"}
         # A credential never rides along to another host, nor from https down to http.
         downgrade = previous_scheme == "https" and scheme == "http"
         if credential is not None and credential.allows(host, port) and not downgrade:
@@ -743,7 +742,8 @@ async def _stream_to(response: httpx.Response, dest: Path, max_bytes: int) -> No
     fh: IO[bytes]
     with dest.open("wb") as fh:
         try:
-            async for chunk in response.aiter_raw():
+            # Decoded bytes, counted after decoding: a gzip bomb hits the cap like any file.
+            async for chunk in response.aiter_bytes():
                 received += len(chunk)
                 if received > max_bytes:
                     raise MediaError(f"That file is bigger than the {_mb(max_bytes)} limit.")

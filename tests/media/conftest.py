@@ -5,6 +5,7 @@ records every request it makes (to prove a refusal happened before any connectio
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ class FileServer:
     redirects: dict[str, tuple[int, str]] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
     chunked: set[str] = field(default_factory=set)
+    gzipped: set[str] = field(default_factory=set)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
     runner: web.AppRunner | None = None
@@ -60,6 +62,9 @@ class FileServer:
         if path not in self.files:
             return web.Response(status=404, text="missing")
         body = self.files[path]
+        if path in self.gzipped:
+            return web.Response(body=gzip.compress(body), headers={"Content-Encoding": "gzip"},
+                                content_type="application/octet-stream")
         if path in self.chunked:
             # No Content-Length: the size cap must hold while streaming.
             response = web.StreamResponse()

@@ -313,3 +313,19 @@ def test_forbidden_addresses(address: str) -> None:
 @pytest.mark.parametrize("address", ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"])
 def test_public_addresses(address: str) -> None:
     assert not media._forbidden(ipaddress.ip_address(address))
+
+
+async def test_a_gzip_bomb_hits_the_cap_after_decoding(
+    server: FileServer, http: httpx.AsyncClient, media_settings: MediaSettings, tmp_path: Path
+) -> None:
+    server.files["/z"] = b"\x00" * 5_000_000  # about 5 KB on the wire
+    server.gzipped.add("/z")
+    server.files["/ok.png"] = PNG
+    server.gzipped.add("/ok.png")
+    settings = allowing(media_settings, "127.0.0.1")
+    text = await refused(media.download(f"{server.url}/z", tmp_path / "z", http, settings,
+                                        max_bytes=100_000))
+    assert "bigger than the 98 KB limit" in text
+    ok = await media.download(f"{server.url}/ok.png", tmp_path / "ok", http, settings,
+                              max_bytes=100_000)
+    assert ok.read_bytes() == PNG
