@@ -163,6 +163,7 @@ class Simulator:
         self.requests_by_kind: collections.Counter[str] = collections.Counter()
         self.authorizations: collections.Counter[str] = collections.Counter()
         self.submitted: dict[str, dict[str, Any]] = {}
+        self.faults_injected = 0
         self._rng = random.Random(self.options.seed)
         self._jobs: dict[str, _Job] = {}
         self._queued: list[_Job] = []
@@ -258,6 +259,7 @@ class Simulator:
             self.requests_by_id[request_id] += 1
         fault = self._fault_for(request)
         if fault is not None:
+            self.faults_injected += 1
             return fault
         return await handler(request)
 
