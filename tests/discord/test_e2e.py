@@ -307,3 +307,47 @@ async def test_a_429_storm_on_edits_still_delivers(live: Live) -> None:
     await live.fake.wait_until(lambda: "Done" in flatten_message(live.original(payload) or {}),
                                what="the final card despite the storm")
     assert len([c for c in live.fake.calls if c.status == 429]) >= 17
+
+
+async def test_cancel_after_a_full_restart_edits_the_same_card(
+    fake: FakeDiscord, settings: Settings, sim: Any, payloads: Payloads,
+) -> None:
+    """Process restart: a new App resumes the job, a new client takes the Cancel press, and the
+    card is still edited through the interaction token stored with the job."""
+    from bot.app import App
+
+    settings.backend.kind = "fal"
+    settings.backend.fal_queue_url = settings.backend.fal_rest_url = sim.url
+    settings.discord.token = "e2e-bot-token"  # type: ignore[assignment]
+    settings.discord.api_url = fake.url
+    sim.options.run_seconds = 60.0
+    first = App(settings)
+    await first.start()
+    runner = DiscordRunner(first, settings)
+    await runner.login()
+    payload = payloads.slash("video", {"prompt": "a very slow tide"})
+    dispatch(runner.client, payload)
+    call = await fake.wait_for(lambda c: c.method == "PATCH" and "@original" in c.path
+                               and any(i.endswith(":cancel") for i in button_ids(c.body or {})))
+    cancel_id = next(i for i in button_ids(call.body) if i.endswith(":cancel"))
+    await runner.close()
+    await first.stop()
+
+    second = App(settings)
+    runner = DiscordRunner(second, settings)  # registered before start: the resume uses it
+    await second.start()
+    try:
+        await runner.login()
+        status_id = fake.interactions[payload["token"]].original_id
+        message = fake.visible(status_id or 0)
+        assert message is not None
+        dispatch(runner.client, payloads.button(cancel_id, message))
+        job = await second.runner.wait(int(cancel_id.split(":")[2]))
+        assert job.state.value == "cancelled"
+        await fake.wait_until(lambda: "Cancelled" in flatten_message(fake.visible(status_id or 0) or {}),
+                              what="the cancelled card")
+        last = fake.calls_to("PATCH", "/messages/@original")[-1]
+        assert payload["token"] in last.path and not last.bot_auth
+    finally:
+        await runner.close()
+        await second.stop()
