@@ -488,7 +488,14 @@ def target_size(
         return max(smallest, min(limit // multiple_of * multiple_of,
                                  round(value / multiple_of) * multiple_of))
 
-    return snap(target_w), snap(target_h)
+    # Round the long side, then derive the short one from it: one rounding error instead
+    # of two that can compound (81x141 would otherwise become 96x128, 30% off its shape).
+    shape = target_w / target_h
+    if shape >= 1:
+        width = snap(target_w)
+        return width, snap(width / shape)
+    height = snap(target_h)
+    return snap(height * shape), height
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

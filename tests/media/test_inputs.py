@@ -221,10 +221,10 @@ def test_target_size_properties(width: int, height: int, aspect: str | None,
     assert w % 32 == 0 and h % 32 == 0
     assert 64 <= w <= max_side and 64 <= h <= max_side
     wanted = media.parse_aspect(aspect) or Fraction(width, height)
-    # Rounding each side to 32 moves the ratio by at most half a step on each side,
-    # except where a side is clamped to the 64-pixel minimum or the maximum.
-    if min(w, h) > 64 and max(w, h) < max_side and 1 / 8 < wanted < 8:
-        tolerance = 16 / min(w, h) + 16 / max(w, h) + 0.01
+    # The short side is the long side over the ratio, rounded by at most half a step (16),
+    # except where it is clamped to the 64-pixel minimum.
+    if min(w, h) > 64 and 1 / 8 < wanted < 8:
+        tolerance = 16 / (min(w, h) - 16) + 0.001
         assert abs(w / h - float(wanted)) / float(wanted) <= tolerance
 
 
