@@ -14,6 +14,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -69,11 +70,15 @@ class RedactingFormatter(logging.Formatter):
         # Longest first, so a secret that contains another is replaced whole.
         self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
+    # Interaction tokens are per-request secrets no config knows; discord.py prints
+    # them inside webhook and callback URLs at DEBUG level.
+    _TOKEN_IN_URL = re.compile(r"(/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_.\-]{20,}")
+
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         for secret in self._secrets:
             text = text.replace(secret, "<redacted>")
-        return text
+        return self._TOKEN_IN_URL.sub(r"\1<redacted>", text)
 
 
 def setup_logging(settings: Settings | None, *, stream: Any = None) -> None:

@@ -136,8 +136,9 @@ class DiscordSettings(Section):
     allow_dms: bool = Field(False, description="Answer in direct messages.")
     message_content_intent: bool = Field(
         False,
-        description="Read the text of messages that mention the bot (a privileged intent: "
-        "enable it in the Developer Portal too). Slash commands and menus work without it.",
+        description="Let the bot see the attachments of someone else's message when a user "
+        "replies to it with a mention (a privileged intent: enable it in the Developer Portal "
+        "too). Mentions, slash commands and message menus work without it.",
     )
     default_upload_limit_bytes: int = Field(10 * MiB, gt=0, description="When no interaction says.")
 

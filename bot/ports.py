@@ -91,6 +91,11 @@ class MessageRef:
     # Adapter-specific bits: interaction token and its expiry, thread ts, webhook id...
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        # Interaction tokens ride in `extra`; a logged reference must not leak them.
+        shown = {k: ("<redacted>" if "token" in k.lower() else v) for k, v in self.extra.items()}
+        return f"MessageRef(platform={self.platform!r}, channel={self.channel!r}, id={self.id!r}, extra={shown!r})"
+
 
 @dataclass(frozen=True)
 class InteractionInfo:

@@ -248,3 +248,28 @@ def test_backup_without_a_database_fails(tmp_path: Path) -> None:
     ok, message = cli.backup(settings, tmp_path / "copy.sqlite3")
     assert not ok and "no database" in message
     assert not (tmp_path / "copy.sqlite3").exists()
+
+
+def test_interaction_tokens_never_reach_the_log() -> None:
+    """Per-request Discord tokens are in webhook URLs and MessageRef.extra; neither may be logged."""
+    import io
+    import logging
+
+    from bot.cli import RedactingFormatter
+    from bot.ports import MessageRef
+
+    token = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDpxd2VydHk"
+    ref = MessageRef("discord", "1", "2", {"interaction_token": token, "thread": "t"})
+    assert token not in repr(ref) and "'thread': 't'" in repr(ref)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter("%(message)s", []))
+    log = logging.getLogger("tests.redaction")
+    log.addHandler(handler)
+    try:
+        log.warning("PATCH https://discord.com/api/v10/webhooks/123456/%s/messages/@original", token)
+        log.warning("POST /interactions/987/%s/callback", token)
+    finally:
+        log.removeHandler(handler)
+    assert token not in stream.getvalue()
+    assert stream.getvalue().count("<redacted>") == 2
