@@ -49,7 +49,7 @@ from bot.errors import (
 from bot.fal import Completed, Failed, FalClient, FalEvent, Queued, QueueHandle, Running
 from bot.model import GenerationRequest, JobRecord, JobState, LocalMedia, MediaInfo
 from bot.ports import Action, ChatPort, Invocation, MessageRef, StatusCard, Tone, User
-from bot.quota import Quota
+from bot.quota import Quota, QuotaStatus
 from bot.store import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ T = TypeVar("T")
 MAX_RESULT_BYTES = 2 * 1024 * 1024 * 1024
 # Progress and queue positions change often; the card shows every change, the
 # database only needs a recent value for the card after a restart.
-PERSIST_INTERVAL_SECONDS = 2.0
+PERSIST_INTERVAL_SECONDS = 10.0
 # Best-effort calls on the way out (cancel at fal after a failure) must not hold a job open.
 CLEANUP_TIMEOUT_SECONDS = 15.0
 # An input slot that still points at the user's original file: the upload never finished.
@@ -444,17 +444,21 @@ class JobRunner:
             else:
                 posted = await port.post(inv.place, card)
             live.card.last = time.monotonic()
-            changes: dict[str, Any] = {}
+            # Written with the next state change unless uploads come first: one
+            # transaction less per job, at the price of a card that stays "preparing"
+            # if the bot dies in the milliseconds between.
+            pending: dict[str, Any] = {}
             if posted != job.status_message:
-                changes["status_message"] = posted
+                pending["status_message"] = posted
+                live.job.status_message = posted
             if any(item is not None for item in local):
                 # Marks the slots as "not uploaded yet" for a restart in between.
-                changes["input"] = request.with_urls(
+                pending["input"] = request.with_urls(
                     [f"{LOCAL_MARK}{item.filename or item.path.name}" if item is not None
                      else ref_.url for ref_, item in zip(request.media, local, strict=True)]
                 )
-            if changes:
-                await self._write(live, **changes)
+                await self._write(live, **pending)
+                pending = {}
         except Exception as exc:
             text = report_unexpected(log, exc, f"posting the card of job {job.id}")
             await self._fail(live, text, "internal")
@@ -484,12 +488,10 @@ class JobRunner:
         position = self.admission.enqueue(job.id)
         live.holds_slot = position == 0
         try:
-            await self._write(
-                live,
-                input=request.with_urls(list(urls)) if request.slots else request.input,
-                state=JobState.WAITING,
-                local_position=position or None,
-            )
+            if request.slots:
+                pending["input"] = request.with_urls(list(urls))
+            await self._write(live, **pending, state=JobState.WAITING,
+                              local_position=position or None)
         except BaseException:
             self.admission.release(job.id)
             live.holds_slot = False
@@ -937,22 +939,27 @@ class JobRunner:
         root = self._work_root
         if root is None:
             root = await asyncio.to_thread(media.work_dir, self.settings.media)
+        # media.download creates the directory: no thread hop just for a mkdir.
         work = root / f"job-{job.id}-{secrets.token_hex(3)}"
         live.work = work
-        await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
-        url = job.result_url or output.video.url
-        self._mark(job.id, "download_start", time.perf_counter())
-        original = await media.download(
-            url, work / "result.mp4", self.http, self.settings.media,
-            max_bytes=MAX_RESULT_BYTES, extra_allowed_hosts=self.extra_allowed_hosts,
-        )
-        self._mark(job.id, "download_end", time.perf_counter())
-        limit = port.upload_limit(job.place)
-        fit = await asyncio.to_thread(media.fit_video, original, work, limit)
-        poster: Path | None = None
-        if fit.path is None:
-            poster = await asyncio.to_thread(media.poster_frame, original, work)
-        await self._shielded(self._send(live, output, fit, poster, limit))
+        # The summary's quota line is read while the video downloads, not after.
+        status = asyncio.create_task(self._quota_status(job))
+        try:
+            url = job.result_url or output.video.url
+            self._mark(job.id, "download_start", time.perf_counter())
+            original = await media.download(
+                url, work / "result.mp4", self.http, self.settings.media,
+                max_bytes=MAX_RESULT_BYTES, extra_allowed_hosts=self.extra_allowed_hosts,
+            )
+            self._mark(job.id, "download_end", time.perf_counter())
+            limit = port.upload_limit(job.place)
+            fit = await asyncio.to_thread(media.fit_video, original, work, limit)
+            poster: Path | None = None
+            if fit.path is None:
+                poster = await asyncio.to_thread(media.poster_frame, original, work)
+            await self._shielded(self._send(live, output, fit, poster, limit, status))
+        finally:
+            status.cancel()
 
     async def _send(
         self,
@@ -961,6 +968,7 @@ class JobRunner:
         fit: media.FitResult,
         poster: Path | None,
         limit: int,
+        status: asyncio.Task[QuotaStatus | None],
     ) -> None:
         job = live.job
         port = live.port
@@ -968,11 +976,21 @@ class JobRunner:
         size: int | None = None
         # Settled only now, with the video in hand: quota.refund cannot undo a settlement,
         # so a download that fails before this point still gives the credits back.
+        try:
+            quota_status = await status
+        except asyncio.CancelledError:
+            # stop() cancelled the read (this step itself is shielded): send without it.
+            if not status.cancelled():
+                raise
+            quota_status = None
+        extra = 0
         if job.settled_credits is None:
             await self._settle(live, output)
+            # The quota was read before this settlement replaced the estimate.
+            extra = (job.settled_credits or 0) - job.estimate_credits
         note: str | None = None
         if await self.store.claim_delivery(job.id):
-            summary = self._summary(job, output, fit.info, await self._quota_text(job))
+            summary = self._summary(job, output, fit.info, _quota_words(quota_status, extra))
             try:
                 if fit.path is not None:
                     self._mark(job.id, "handed_to_port", time.perf_counter())
@@ -1009,15 +1027,12 @@ class JobRunner:
         await self._final_card(live)
         self._signal(job.id)
 
-    async def _quota_text(self, job: JobRecord) -> str:
+    async def _quota_status(self, job: JobRecord) -> QuotaStatus | None:
         try:
-            status = await self.quota.status(_owner(job), job.place)
+            return await self.quota.status(_owner(job), job.place)
         except Exception as exc:  # the summary must not fail a delivered job
             log.warning("job %d: quota status failed: %s", job.id, type(exc).__name__)
-            return ""
-        if status.exempt:
-            return f"{status.daily_used} credits used today"
-        return f"{status.daily_left} of {status.daily_limit} credits left today"
+            return None
 
     async def _upload(self, item: LocalMedia) -> str:
         return await self.fal.upload(
@@ -1080,8 +1095,7 @@ class JobRunner:
         for name in changes:
             setattr(live.job, name, getattr(record, name))
         live.job.updated_at = record.updated_at
-        if "progress" in changes or "queue_position" in changes:
-            live.last_persist = time.monotonic()
+        live.last_persist = time.monotonic()
         if "state" in changes:
             self._state_changed(live)
 
@@ -1182,6 +1196,14 @@ _STAGES: dict[JobState, str] = {
 def _state_words(state: JobState) -> str:
     return {JobState.DONE: "done", JobState.FAILED: "failed",
             JobState.CANCELLED: "cancelled"}.get(state, state.value.replace("_", " "))
+
+
+def _quota_words(status: QuotaStatus | None, extra: int = 0) -> str:
+    if status is None:
+        return ""
+    if status.exempt:
+        return f"{status.daily_used + extra} credits used today"
+    return f"{max(0, status.daily_left - extra)} of {status.daily_limit} credits left today"
 
 
 def _owner(job: JobRecord) -> User:
