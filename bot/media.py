@@ -59,7 +59,7 @@ SNIFF_BYTES = 4096
 _PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF"}
 # Forcing the demuxer we sniffed keeps ffmpeg from "probing" a file into
 # something else (an HLS playlist, a concat list) that could read other files.
-_DEMUXER = {"mp4": "mov", "mov": "mov", "webm": "matroska"}
+_DEMUXER = {"mp4": "mov", "mov": "mov", "webm": "matroska", "gif": "gif"}
 _EXTENSION = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "gif": ".gif",
               "mp4": ".mp4", "webm": ".webm", "mov": ".mov"}
 _LABEL = {"png": "PNG image", "jpeg": "JPEG image", "webp": "WebP image", "gif": "GIF image",
@@ -381,6 +381,8 @@ def _probe_video(path: Path, fmt: str, size_bytes: int, settings: MediaSettings 
             )
         if frames is None:
             frames = _count_packets(container, vs, settings)
+        if duration is None and frames and fps:
+            duration = frames / fps
         if settings is not None and frames is not None and frames > settings.max_video_frames:
             raise MediaError(
                 f"That video has {frames} frames; the limit is {settings.max_video_frames}."
@@ -441,7 +443,11 @@ def _probe(path: Path, settings: MediaSettings | None, *, filename: str) -> Medi
 
 
 def probe_output(path: Path) -> MediaInfo:
-    """What a finished (or fitted) video really is: codec, size, fps, frames, duration, audio."""
+    """What a finished (or fitted) video really is: codec, size, fps, frames, duration, audio.
+    A GIF here is a video (LTX-2 can render to GIF), probed for its frames and timing."""
+    fmt = sniff(path)
+    if fmt == "gif":
+        return _probe_video(path, fmt, path.stat().st_size, None)
     return _probe(path, None, filename="")
 
 
@@ -881,7 +887,7 @@ def _read_source(src: Path) -> _Source:
                     packets += 1
             fps = _rate(vs) or 25.0
             if duration <= 0:
-                duration = (vs.frames or 1) / fps
+                duration = _demuxed_duration(container, vs) or (vs.frames or 1) / fps
             return _Source(
                 width=vs.codec_context.width, height=vs.codec_context.height, fps=fps,
                 duration=duration, has_audio=audio is not None,
@@ -890,6 +896,17 @@ def _read_source(src: Path) -> _Source:
             )
     except av.error.FFmpegError:
         raise MediaError("That result is not a video I can read.") from None
+
+
+def _demuxed_duration(container: av.container.InputContainer, vs: VideoStream) -> float:
+    """Where the last picture ends, for containers (GIF) whose header gives no duration."""
+    container.seek(0)
+    tb = vs.time_base or Fraction(1, 100)
+    end = 0
+    for packet in container.demux(vs):
+        if packet.pts is not None:
+            end = max(end, packet.pts + (packet.duration or 0))
+    return float(end * tb)
 
 
 def _even(value: float) -> int:
@@ -921,7 +938,7 @@ def plan_fit(source: _Source, limit_bytes: int) -> FitPlan | str:
     seconds = source.duration + VBV_INIT * buffer_seconds
     video_bps = int(video_bytes * 8 / seconds * RATE_HEADROOM)
     width, height = _even(source.width), _even(source.height)
-    cannot = (f"At {_mb(limit_bytes)} this {source.duration:.0f}-second video would be too "
+    cannot = (f"At {_mb(limit_bytes)} this {source.duration:.3g}-second video would be too "
               "blurry to watch, so here is a still with the link instead.")
     if video_bps <= 0:
         return cannot

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -185,3 +186,38 @@ def test_a_silent_video_stays_silent(tmp_path: Path) -> None:
     result = media.fit_video(src, tmp_path / "out", limit)
     assert result.path is not None and result.path.stat().st_size <= limit
     assert result.info is not None and not result.info.has_audio and result.info.frames == 24
+
+
+def make_gif(path: Path) -> Path:
+    frames = [Image.effect_noise((120, 80), 60).convert("RGB") for _ in range(10)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=40)
+    return path
+
+
+def make_prores(path: Path) -> Path:
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("prores_ks", rate=24)
+        vs.width, vs.height, vs.pix_fmt = 160, 96, "yuva444p10le"
+        vs.options = {"profile": "4444"}
+        for i in range(12):
+            image = Image.effect_noise((160, 96), 40).convert("RGB")
+            frame = av.VideoFrame.from_image(image).reformat(format="yuva444p10le")  # type: ignore[no-untyped-call]
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(("maker", "fmt", "frames"), [(make_gif, "gif", 10), (make_prores, "mov", 12)])
+def test_other_ltx2_output_types_fit_as_mp4(tmp_path: Path, maker: Callable[[Path], Path],
+                                            fmt: str, frames: int) -> None:
+    # LTX-2 can render GIF and ProRes 4444 as well as H.264.
+    src = maker(tmp_path / f"out.{fmt}")
+    info = media.probe_output(src)
+    assert (info.kind, info.format, info.frames) == ("video", fmt, frames)
+    assert info.duration is not None and info.duration > 0
+    limit = src.stat().st_size // 2
+    result = media.fit_video(src, tmp_path / "fit", limit)
+    assert result.path is not None and result.path.stat().st_size <= limit
+    assert result.info is not None and (result.info.format, result.info.frames) == ("mp4", frames)
+    assert media.last_frame(src, tmp_path).exists() and media.poster_frame(src, tmp_path).exists()
