@@ -11,7 +11,7 @@ import httpx
 
 from bot.commands import Bot
 from bot.config import Settings
-from bot.fal import FalClient
+from bot.fal import FalClient, new_http_client
 from bot.jobs import JobRunner
 from bot.ports import ChatPort
 from bot.quota import Quota
@@ -25,11 +25,9 @@ class App:
     def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self._own_http = http is None
-        # Generous read timeout: results and uploads are videos; connect stays short.
-        self.http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.backend.request_timeout_seconds, connect=10.0),
-            follow_redirects=False,
-        )
+        # Sharded pools: one shared client follows hundreds of status streams at once, and
+        # a single httpcore pool does work proportional to its connections squared per request.
+        self.http = http or new_http_client(timeout=settings.backend.request_timeout_seconds)
         self._ports: list[ChatPort] = []
         self.sim: Simulator | None = None
         self._store: SqliteStore | None = None
