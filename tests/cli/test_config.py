@@ -254,7 +254,7 @@ def test_redacted_dump_covers_every_setting() -> None:
 
 
 def test_every_setting_says_what_it_is_for() -> None:
-    # check-config and docs/operations.md show these descriptions to operators.
+    # check-config and the README's settings reference show these descriptions to operators.
     from bot.config import PriceSettings, TierSettings
 
     missing = [".".join(p) for model in (Settings, TierSettings, PriceSettings)
@@ -269,11 +269,11 @@ def _field(model: type[BaseModel], path: tuple[str, ...]) -> Any:
     return model.model_fields[path[-1]]
 
 
-def test_operations_doc_lists_every_setting_under_its_section() -> None:
+def test_readme_lists_every_setting_under_its_section() -> None:
     from bot.config import PriceSettings, TierSettings
 
-    doc = (ROOT / "docs" / "operations.md").read_text()
-    sections = re.split(r"^#### ", doc, flags=re.M)
+    doc = (ROOT / "README.md").read_text()
+    sections = re.split(r"^#{4,5} ", doc, flags=re.M)
     tables = {s.split("\n", 1)[0].strip("`[] "): s for s in sections[1:]}
     missing = []
     leaf_paths = [p for p in field_paths(Settings) if "*" not in p]
