@@ -6,7 +6,7 @@
 #
 # State (the SQLite database, its heartbeat, console outputs) lives on the
 # /data volume. An optional config file is read from /etc/ltx-bot/config.toml
-# (mount it read-only). See docs/operations.md.
+# (mount it read-only). See "Operations" in README.md.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
