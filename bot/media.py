@@ -617,9 +617,9 @@ def _ip_allowed(ip: Address, allowed: Sequence[str]) -> bool:
 _PRIVATE_TEXT = "That link points to a private network address, which I can't fetch."
 
 
-async def _check_destination(host: str, port: int, allowed: Sequence[str]) -> str | None:
-    """Refuse private destinations. Returns the address to connect to (pinned, so a second
-    DNS answer can't swap in a private one), or None when the host is allow-listed by name."""
+async def _check_destination(host: str, port: int, allowed: Sequence[str]) -> list[str] | None:
+    """Refuse private destinations. Returns the checked addresses to connect to (pinned, so a
+    second DNS answer can't swap in a private one), or None when the host is allow-listed."""
     if _host_allowed(host, port, allowed):
         return None
     try:
@@ -639,7 +639,7 @@ async def _check_destination(host: str, port: int, allowed: Sequence[str]) -> st
         ip = ipaddress.ip_address(text.split("%")[0])
         if _forbidden(ip) and not _ip_allowed(ip, allowed):
             raise MediaError(_PRIVATE_TEXT)
-    return addresses[0]
+    return addresses
 
 
 def _default_port(scheme: str) -> int:
@@ -700,26 +700,18 @@ async def _download(
             raise MediaError("That link has an invalid port number.") from None
         pinned = await _check_destination(host, port, allowed)
 
-        headers: dict[str, str] = {"Accept": "*/*"}
+        headers: dict[str, str] = {"Accept": "*/*", "User-Agent": "ltx-bot"}
         # A credential never rides along to another host, nor from https down to http.
         downgrade = previous_scheme == "https" and scheme == "http"
         if credential is not None and credential.allows(host, port) and not downgrade:
             headers[credential.header] = credential.value
-        request_url = httpx.URL(current)
         extensions: dict[str, Any] = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
         if pinned is not None:
             # The original authority, so virtual hosting (and TLS, via SNI) still see the name.
             headers["Host"] = parts.netloc.rsplit("@", 1)[-1]
-            request_url = request_url.copy_with(host=pinned)
             if scheme == "https":
                 extensions["sni_hostname"] = host
-        request = http.build_request("GET", request_url, headers=headers, extensions=extensions)
-        try:
-            response = await http.send(request, stream=True, follow_redirects=False)
-        except httpx.TimeoutException:
-            raise TimeoutError from None
-        except httpx.HTTPError:
-            raise MediaError(f"I couldn't reach {host} to download that file.") from None
+        response = await _send(http, httpx.URL(current), pinned, headers, extensions, host)
         try:
             if response.status_code in (301, 302, 303, 307, 308):
                 location = response.headers.get("location")
@@ -737,6 +729,31 @@ async def _download(
         finally:
             await response.aclose()
     raise MediaError("That link redirects too many times.")
+
+
+async def _send(
+    http: httpx.AsyncClient, url: httpx.URL, addresses: list[str] | None,
+    headers: dict[str, str], extensions: dict[str, Any], host: str,
+) -> httpx.Response:
+    """GET `url`, connecting to each checked address in turn (an unreachable IPv6 address
+    first in the DNS answer must not sink the download)."""
+    targets: list[str | None] = list(addresses) if addresses else [None]
+    for index, address in enumerate(targets):
+        target = url if address is None else url.copy_with(host=address)
+        # Built apart from the shared client: its default headers, cookies and auth (a fal
+        # key, say) must never ride along to whatever host a user's link names.
+        request = httpx.Request("GET", target, headers=headers, extensions=extensions)
+        try:
+            return await http.send(request, stream=True, follow_redirects=False, auth=None)
+        except httpx.TimeoutException:
+            raise TimeoutError from None
+        except httpx.ConnectError:
+            if index + 1 < len(targets):
+                continue
+            raise MediaError(f"I couldn't reach {host} to download that file.") from None
+        except httpx.HTTPError:
+            raise MediaError(f"I couldn't reach {host} to download that file.") from None
+    raise MediaError(f"I couldn't reach {host} to download that file.")
 
 
 def _check_status(status: int, host: str) -> None:

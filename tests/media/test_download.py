@@ -113,12 +113,13 @@ async def test_every_resolved_address_is_checked(
 
 async def test_connection_is_pinned_to_the_checked_address(
     monkeypatch: pytest.MonkeyPatch, server: FileServer, http: httpx.AsyncClient,
-    media_settings: MediaSettings, tmp_path: Path
+    transport: RecordingTransport, media_settings: MediaSettings, tmp_path: Path
 ) -> None:
     # The name resolves once, to an address the operator allowed; the request goes to that
     # address (no second lookup that could answer differently) and still names the host.
+    # 127.0.0.2 answers first but nothing listens there: the next checked address is tried.
     async def resolve(host: str, port: int) -> list[str]:
-        return ["127.0.0.1"]
+        return ["127.0.0.2", "127.0.0.1"]
 
     monkeypatch.setattr(media, "resolve_host", resolve)
     server.files["/cat.png"] = PNG
@@ -127,6 +128,7 @@ async def test_connection_is_pinned_to_the_checked_address(
     path = await media.download(url, tmp_path / "f", http, settings, max_bytes=10_000)
     assert path.read_bytes() == PNG
     assert server.hits[0].headers["Host"] == f"files.test:{server.port}"
+    assert [url.host for url in transport.urls] == ["127.0.0.2", "127.0.0.1"]
 
 
 async def test_credential_is_never_sent_to_another_host(
@@ -329,3 +331,18 @@ async def test_a_gzip_bomb_hits_the_cap_after_decoding(
     ok = await media.download(f"{server.url}/ok.png", tmp_path / "ok", http, settings,
                               max_bytes=100_000)
     assert ok.read_bytes() == PNG
+
+
+async def test_the_shared_clients_defaults_never_ride_along(
+    server: FileServer, transport: RecordingTransport, media_settings: MediaSettings,
+    tmp_path: Path
+) -> None:
+    server.files["/cat.png"] = PNG
+    settings = allowing(media_settings, "127.0.0.1")
+    async with httpx.AsyncClient(transport=transport, headers={"Authorization": "Key fal-secret"},
+                                 cookies={"session": "s3cret"}, auth=("user", "pw")) as shared:
+        await media.download(f"{server.url}/cat.png", tmp_path / "f", shared, settings,
+                             max_bytes=10_000)
+    headers = server.hits[0].headers
+    assert "Authorization" not in headers and "Cookie" not in headers
+    assert headers["User-Agent"] == "ltx-bot"
