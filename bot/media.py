@@ -254,6 +254,12 @@ def _jpeg_size(fh: IO[bytes]) -> tuple[int, int] | None:
 
 
 def _probe_image(path: Path, fmt: str, size_bytes: int, max_pixels: int) -> MediaInfo:
+    if fmt == "webp":
+        with path.open("rb") as fh:
+            riff = fh.read(8)
+        # The RIFF header states the file's length: less on disk means a cut file.
+        if len(riff) == 8 and int.from_bytes(riff[4:8], "little") + 8 > size_bytes:
+            raise _truncated(fmt)
     declared = image_header_size(path, fmt)
     if declared is not None:
         # Header dimensions first: a bomb is refused before a byte of it is decoded.
@@ -340,6 +346,11 @@ def _webm_truncated(path: Path, size: int) -> bool:
     return seg_size >= 0 and data_start + seg_size > size
 
 
+def _open_input(path: Path, demuxer: str | None = None) -> av.container.InputContainer:
+    # Tags in a damaged (or hostile) file need not be UTF-8; they must not stop a probe.
+    return av.open(str(path), format=demuxer, metadata_errors="replace")
+
+
 def _rate(stream: VideoStream) -> float | None:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     return float(rate) if rate else None
@@ -357,13 +368,15 @@ def _probe_video(path: Path, fmt: str, size_bytes: int, settings: MediaSettings 
     elif fmt == "webm" and _webm_truncated(path, size_bytes):
         raise _truncated(fmt)
     try:
-        container = av.open(str(path), format=_DEMUXER[fmt])
+        container = _open_input(path, _DEMUXER[fmt])
     except (av.error.FFmpegError, OSError, ValueError):
         raise _corrupt(fmt) from None
     with container:
         if not container.streams.video:
             raise MediaError(f"That {_LABEL[fmt]} has no picture track, only sound or data.")
         vs = container.streams.video[0]
+        if vs.codec_context is None:  # a codec tag ffmpeg has no decoder for (or garbage)
+            raise _corrupt(fmt)
         width, height = vs.codec_context.width, vs.codec_context.height
         if settings is not None:
             _check_pixels(width, height, settings.max_image_pixels, "video's picture")
@@ -387,7 +400,7 @@ def _probe_video(path: Path, fmt: str, size_bytes: int, settings: MediaSettings 
             raise MediaError(
                 f"That video has {frames} frames; the limit is {settings.max_video_frames}."
             )
-        audio = container.streams.audio[0] if container.streams.audio else None
+        audio = _audio_stream(container)
         if settings is not None:
             # Only inputs need proof that the picture decodes; our own outputs are trusted.
             _decode_first_frame(container, vs, fmt)
@@ -397,6 +410,14 @@ def _probe_video(path: Path, fmt: str, size_bytes: int, settings: MediaSettings 
             video_codec=vs.codec_context.name,
             audio_codec=audio.codec_context.name if audio is not None else None,
         )
+
+
+def _audio_stream(container: av.container.InputContainer) -> AudioStream | None:
+    """The first sound track that ffmpeg can decode (a garbage codec tag counts as none)."""
+    for stream in container.streams.audio:
+        if stream.codec_context is not None:
+            return stream
+    return None
 
 
 def _count_packets(
@@ -885,11 +906,13 @@ class _Source:
 
 def _read_source(src: Path) -> _Source:
     try:
-        with av.open(str(src)) as container:
+        with _open_input(src) as container:
             if not container.streams.video:
                 raise MediaError("That result has no picture track.")
             vs = container.streams.video[0]
-            audio = container.streams.audio[0] if container.streams.audio else None
+            if vs.codec_context is None:
+                raise MediaError("That result's picture uses a codec I can't decode.")
+            audio = _audio_stream(container)
             duration = 0.0
             if container.duration:
                 duration = container.duration / av.time_base
@@ -911,7 +934,7 @@ def _read_source(src: Path) -> _Source:
                 audio_codec=audio.codec_context.name if audio is not None else None,
                 audio_bytes=audio_bytes, packets=packets + (vs.frames or int(duration * fps)),
             )
-    except av.error.FFmpegError:
+    except (av.error.FFmpegError, ValueError):
         raise MediaError("That result is not a video I can read.") from None
 
 
@@ -972,7 +995,7 @@ def plan_fit(source: _Source, limit_bytes: int) -> FitPlan | str:
 
 
 def _transcode(src: Path, dest: Path, plan: FitPlan) -> None:
-    with av.open(str(src)) as inp, av.open(str(dest), "w", format="mp4",
+    with _open_input(src) as inp, av.open(str(dest), "w", format="mp4",
                                            options={"movflags": "+faststart"}) as out:
         vin = inp.streams.video[0]
         vin.thread_type = "AUTO"
@@ -992,7 +1015,7 @@ def _transcode(src: Path, dest: Path, plan: FitPlan) -> None:
             "maxrate": str(plan.video_bps),
             "bufsize": str(int(plan.video_bps * plan.buffer_seconds)),
         }
-        ain = inp.streams.audio[0] if (inp.streams.audio and plan.audio != "none") else None
+        ain = _audio_stream(inp) if plan.audio != "none" else None
         aout: AudioStream | None = None
         resampler: AudioResampler | None = None
         if ain is not None and plan.audio == "copy":
@@ -1051,6 +1074,8 @@ def fit_video(src: Path, dest_dir: Path, limit_bytes: int) -> FitResult:
         for attempt in range(2):
             started = time.perf_counter()
             _transcode(src, dest, plan)
+            if not dest.exists():  # not one frame decoded, so nothing was ever written
+                raise MediaError("The finished video is damaged, so I couldn't re-encode it.")
             got = dest.stat().st_size
             log.info("fit attempt %d: %dx%d %d bps -> %d bytes (limit %d) in %.2fs", attempt + 1,
                      plan.width, plan.height, plan.video_bps, got, limit_bytes,
@@ -1062,6 +1087,9 @@ def fit_video(src: Path, dest_dir: Path, limit_bytes: int) -> FitResult:
                 if isinstance(retry, str):
                     break
                 plan = retry
+    except (av.error.FFmpegError, ValueError):
+        _unlink(dest)
+        raise MediaError("The finished video is damaged, so I couldn't re-encode it.") from None
     except BaseException:
         _unlink(dest)
         raise
@@ -1092,13 +1120,16 @@ def _lower(plan: FitPlan, source: _Source, got: int, limit_bytes: int) -> FitPla
 
 def _open_video(src: Path) -> tuple[av.container.InputContainer, VideoStream]:
     try:
-        container = av.open(str(src))
-    except av.error.FFmpegError:
+        container = _open_input(src)
+    except (av.error.FFmpegError, OSError, ValueError):
         raise MediaError("That video can't be read.") from None
     if not container.streams.video:
         container.close()
         raise MediaError("That video has no picture track.")
     vs = container.streams.video[0]
+    if vs.codec_context is None:
+        container.close()
+        raise MediaError("That video's picture uses a codec I can't decode.")
     vs.thread_type = "AUTO"
     return container, vs
 
@@ -1123,7 +1154,10 @@ def _frame_at(src: Path, seconds: float | None) -> VideoFrame:
                                any_frame=False)
             chosen = _scan(container, vs, None if seconds is None else seconds, tb)
         if chosen is None:
-            container.seek(start, stream=vs, backward=True, any_frame=False)
+            try:
+                container.seek(start, stream=vs, backward=True, any_frame=False)
+            except av.error.FFmpegError:
+                raise MediaError("That video has no frames I can decode.") from None
             chosen = _scan(container, vs, None if seconds is None else seconds, tb)
         if chosen is None:
             raise MediaError("That video has no frames I can decode.")
