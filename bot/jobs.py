@@ -40,6 +40,7 @@ from bot.errors import (
     FalError,
     FalRequestFailed,
     FalValidationError,
+    MediaError,
     NotFound,
     PermissionDenied,
     ResultExpired,
@@ -994,20 +995,21 @@ class JobRunner:
             try:
                 if fit.path is not None:
                     self._mark(job.id, "handed_to_port", time.perf_counter())
-                    ref = await port.send_video(job.place, fit.path, summary)
-                    size = fit.info.size_bytes if fit.info is not None else None
+                    try:
+                        ref = await port.send_video(job.place, fit.path, summary)
+                        size = fit.info.size_bytes if fit.info is not None else None
+                    except MediaError as refused:
+                        # The platform refused the file after all (its real limit was lower
+                        # than it told us): the poster and the link still reach the user.
+                        poster = await asyncio.to_thread(media.poster_frame, fit.path, fit.path.parent)
+                        ref = await self._send_poster(port, job, output, summary, poster, str(refused))
                 else:
                     assert poster is not None
-                    summary.lines.append(fit.reason or (
+                    reason = fit.reason or (
                         f"The video is larger than this chat accepts ({limit / 1_000_000:.1f} MB)."
-                    ))
-                    summary.lines.append(
-                        "Download it from fal with the link; fal keeps it for about an hour."
                     )
-                    summary.link = job.result_url or output.video.url
-                    summary.tone = "warning"
                     self._mark(job.id, "handed_to_port", time.perf_counter())
-                    ref = await port.send_image(job.place, poster, summary)
+                    ref = await self._send_poster(port, job, output, summary, poster, reason)
             except Exception as exc:
                 # The generation is paid for and exists: point at it rather than fail the job.
                 note = report_unexpected(log, exc, f"posting the video of job {job.id}")
@@ -1026,6 +1028,16 @@ class JobRunner:
         await self._write(live, **changes)
         await self._final_card(live)
         self._signal(job.id)
+
+    async def _send_poster(
+        self, port: ChatPort, job: JobRecord, output: VideoOutput, summary: StatusCard,
+        poster: Path, reason: str,
+    ) -> MessageRef:
+        summary.lines.append(reason)
+        summary.lines.append("Download it from fal with the link; fal keeps it for about an hour.")
+        summary.link = job.result_url or output.video.url
+        summary.tone = "warning"
+        return await port.send_image(job.place, poster, summary)
 
     async def _quota_status(self, job: JobRecord) -> QuotaStatus | None:
         try:

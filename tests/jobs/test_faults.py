@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.errors import MediaError
 from bot.model import JobState
 from bot.ports import MessageRef, Place, StatusCard
 from tests.fakes.chat import FakeChat
@@ -145,3 +146,23 @@ async def test_a_video_that_cannot_be_posted_leaves_the_link(jobs: Jobs) -> None
     assert card.link == done.result_url
     assert await jobs.charged(job.id) == 2
     assert ALICE.key == done.owner_key
+
+
+class RefusingChat(FakeChat):
+    """Says it accepts 50 MB, then refuses the file as too large (Discord's 413 / 40005)."""
+
+    async def send_video(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
+        raise MediaError("The video is 0.1 MB; this server accepts uploads up to 0.0 MB.")
+
+
+async def test_a_platform_refusing_the_size_gets_the_poster_and_link(jobs: Jobs) -> None:
+    refusing = RefusingChat("console")
+    runner = jobs.new_runner(refusing)
+    await jobs.runner.stop()
+    await runner.start()
+    job = await jobs.submit_text("refused upload", runner=runner)
+    done = await runner.wait(job.id)
+    assert done.state is JobState.DONE and done.error_message is None
+    [image] = refusing.images(job.id)
+    assert image.card is not None and image.card.link == done.result_url
+    assert any("accepts uploads up to" in line for line in image.card.lines)
