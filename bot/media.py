@@ -24,6 +24,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -1207,6 +1208,7 @@ def media_kind(fmt: str) -> MediaKind:
 
 ROOT_NAME = "ltx-bot"
 _held_locks: dict[Path, int] = {}
+_held_guard = threading.Lock()  # work_dir runs on the event loop and in worker threads
 
 
 def temp_root(settings: MediaSettings) -> Path:
@@ -1218,16 +1220,17 @@ def work_dir(settings: MediaSettings) -> Path:
     """This process's scratch directory. It holds an flock for the process's lifetime, so a
     restart (or another bot process sharing the root) can tell leftovers from live work."""
     root = temp_root(settings)
-    for path in _held_locks:
-        if path.parent == root and path.is_dir():
-            return path
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / f"p{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    path.mkdir()
-    fd = os.open(path / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    _held_locks[path] = fd
-    return path
+    with _held_guard:
+        for path in _held_locks:
+            if path.parent == root and path.is_dir():
+                return path
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / f"p{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        path.mkdir()
+        fd = os.open(path / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _held_locks[path] = fd
+        return path
 
 
 @contextlib.contextmanager
