@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bot import media
 from bot.commands import Bot
 from bot.config import Settings
 from bot.fal import FalClient, new_http_client
@@ -85,9 +86,10 @@ class App:
             )
             queue_url = rest_url = await self.sim.start()
             # Results come from the simulator's own loopback address; let media fetch them.
-            host = urlsplit(queue_url).hostname
-            if host:
-                extra_hosts.append(host)
+            # host:port, so user links still cannot reach anything else on loopback.
+            parts = urlsplit(queue_url)
+            if parts.hostname and parts.port:
+                extra_hosts.append(f"{parts.hostname}:{parts.port}")
             reason = ("backend.kind = \"sim\"" if backend.kind == "sim" else "no fal key configured")
             log.warning(
                 "Videos are SIMULATED by the built-in simulator at %s (%s; set FAL_KEY for real "
@@ -116,6 +118,7 @@ class App:
             await self._runner.stop()
         if self._store is not None:
             await self._store.close()
+        media.release_work_dir(self.settings.media)
         if self._own_http:
             await self.http.aclose()
         if self.sim is not None:

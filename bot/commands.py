@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,15 +141,9 @@ class Bot:
             out.append(LocalMedia(path=path, info=info, source=item.source, filename=item.filename))
         return out
 
-    @contextlib.contextmanager
-    def _scratch(self) -> Any:
-        root = media.work_dir(self.settings.media)
-        path = Path(tempfile.mkdtemp(prefix="in-", dir=root))
-        try:
-            yield path
-        finally:
-            # Inputs are uploaded to fal inside submit(); the local copies are never needed again.
-            shutil.rmtree(path, ignore_errors=True)
+    def _scratch(self) -> contextlib.AbstractContextManager[Path]:
+        # Inputs are uploaded to fal inside submit(); the local copies are never needed again.
+        return media.scratch_dir(self.settings.media)
 
     # ------------------------------------------------------------ buttons
 

@@ -1233,6 +1233,16 @@ def work_dir(settings: MediaSettings) -> Path:
         return path
 
 
+def release_work_dir(settings: MediaSettings) -> None:
+    """At a clean shutdown: drop this process's lock and its scratch directory, so the next
+    start has nothing stale to sweep. (After a crash, `cleanup_stale` does it instead.)"""
+    root = temp_root(settings)
+    with _held_guard:
+        for path in [p for p in _held_locks if p.parent == root]:
+            os.close(_held_locks.pop(path))
+            shutil.rmtree(path, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def scratch_dir(settings: MediaSettings) -> Iterator[Path]:
     """A fresh directory inside `work_dir` for one job, removed afterwards, success or not."""

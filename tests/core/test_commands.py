@@ -205,3 +205,20 @@ async def test_unexpected_error_shows_only_an_id(app: Any, caplog: pytest.LogCap
     match = re.search(r"`([0-9a-f]{8})`", said)
     assert match and "secret internals" not in said
     assert match.group(1) in caplog.text
+
+
+async def test_a_clean_stop_leaves_no_temporary_files(settings: Any, sim: Any) -> None:
+    from bot import media
+    from bot.app import App
+
+    settings.backend.kind = "fal"
+    settings.backend.fal_queue_url = settings.backend.fal_rest_url = sim.url
+    application = App(settings)
+    chat = FakeChat("console")
+    application.register_port(chat)
+    await application.start()
+    await application.bot.handle(inv("video", "a fox --seconds 1"), chat)
+    await application.runner.wait(1)
+    assert media.temp_root(settings.media).exists()
+    await application.stop()
+    assert list(media.temp_root(settings.media).iterdir()) == []
