@@ -48,6 +48,7 @@ import httpx  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from bot import catalog  # noqa: E402
+from bot.app import http_client_for  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.fal import FalClient  # noqa: E402
 from bot.jobs import JobRunner  # noqa: E402
@@ -210,13 +211,17 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
                     "max_concurrent": args.max_concurrent},
     })
     store = await open_store(settings.database.path)
-    transport: httpx.AsyncBaseTransport
-    if args.split_pool:
-        transport = SplitTransport(args.max_concurrent)
+    client: httpx.AsyncClient
+    if args.transport == "bot":
+        # What `ltx-bot run` uses: sharded pools sized for the jobs at fal.
+        client = http_client_for(settings)
+    elif args.transport == "split":
+        client = httpx.AsyncClient(timeout=30.0, transport=SplitTransport(args.max_concurrent))
     else:
         # One status stream per job at fal: the pool must hold them all, plus the rest.
-        transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(
-            max_connections=args.max_concurrent + 200, max_keepalive_connections=200))
+        client = httpx.AsyncClient(timeout=30.0, transport=httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=args.max_concurrent + 200,
+                                max_keepalive_connections=200)))
     marks: dict[str, dict[int, float]] = defaultdict(dict)
     in_flight = 0
     peak_in_flight = 0
@@ -232,7 +237,7 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
         elif job.state.final:
             in_flight -= 1
 
-    async with httpx.AsyncClient(timeout=30.0, transport=transport) as http:
+    async with client as http:
         fal = FalClient(http, key=None, queue_url=sim_url, rest_url=sim_url,
                         request_timeout=30.0, stream_read_timeout=60.0)
         port = BenchPort()
@@ -313,7 +318,7 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
         "config": {"rate_per_s": args.rate, "run_seconds": args.run_seconds,
                    "sim_concurrency": args.sim_concurrency, "max_concurrent": args.max_concurrent,
                    "edit_interval_seconds": args.edit_interval, "endpoint": ENDPOINT_KEY,
-                   "split_pool": args.split_pool},
+                   "transport": args.transport},
     }
 
 
@@ -343,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-concurrency", type=int, default=1000)
     parser.add_argument("--max-concurrent", type=int, default=1000, help="backend.max_concurrent")
     parser.add_argument("--edit-interval", type=float, default=3.0)
-    parser.add_argument("--single-pool", dest="split_pool", action="store_false",
-                        help="status streams share the connection pool with every other call")
+    parser.add_argument("--transport", choices=("bot", "split", "single"), default="bot",
+                        help="bot: the client ltx-bot runs with (default); split: streams in a "
+                        "pool of their own; single: one pool for everything")
     parser.add_argument("--serve-sim", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

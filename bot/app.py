@@ -22,13 +22,26 @@ from bot.store import SqliteStore, open_store
 log = logging.getLogger(__name__)
 
 
+def http_client_for(settings: Settings) -> httpx.AsyncClient:
+    """The one shared client, sized for the jobs that may be at fal at once.
+
+    Every job at fal holds a status stream open, so the pool needs room for all of
+    them plus short calls; and the connections are sharded (about 50 a pool) because
+    one httpcore pool does work proportional to its connections squared per request.
+    """
+    connections = settings.backend.max_concurrent + 200
+    return new_http_client(
+        timeout=settings.backend.request_timeout_seconds,
+        shards=max(8, -(-connections // 50)),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=100),
+    )
+
+
 class App:
     def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self._own_http = http is None
-        # Sharded pools: one shared client follows hundreds of status streams at once, and
-        # a single httpcore pool does work proportional to its connections squared per request.
-        self.http = http or new_http_client(timeout=settings.backend.request_timeout_seconds)
+        self.http = http or http_client_for(settings)
         self._ports: list[ChatPort] = []
         self.sim: Simulator | None = None
         self._store: SqliteStore | None = None
