@@ -419,11 +419,8 @@ class Quota:
                 endpoint = catalog.by_name(name)
             except catalog.UnknownModel:
                 continue
-            payload: dict[str, int] = {}
-            if endpoint.frames is not None:
-                payload[endpoint.frames.field] = endpoint.frames.frames_for_seconds(
-                    5, endpoint.frames.default_fps)
-            est = catalog.estimate(endpoint, payload, self._q.credits_per_usd, self.settings.prices)
+            # The endpoint's defaults are what a plain command produces.
+            est = catalog.estimate(endpoint, {}, self._q.credits_per_usd, self.settings.prices)
             if purpose == "image":
                 short = "LTX-2" if endpoint.key == "ltx-2" else endpoint.key
                 seconds = round(est.frames / (endpoint.fixed_fps or (endpoint.frames.default_fps if endpoint.frames else 25)))

@@ -51,8 +51,8 @@ DM = Place(platform="discord", channel="dm1")
 
 @pytest.fixture
 def clock() -> ManualClock:
-    # 19:00 UTC on 30 April: 5 h to the daily reset, 1 day 5 h to the monthly one.
-    return ManualClock(datetime(2026, 4, 30, 19, 0, tzinfo=UTC))
+    # 19:00 UTC on 29 April: 5 h to the daily reset, 1 day 5 h to the monthly one.
+    return ManualClock(datetime(2026, 4, 29, 19, 0, tzinfo=UTC))
 
 
 @pytest.fixture

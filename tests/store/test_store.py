@@ -75,8 +75,8 @@ async def test_migration_from_v1_backfills_usage_totals(db_path: Path, clock: Ma
     for kind, credits in (("reserve", 30), ("settle", -5)):
         await db.execute(
             "INSERT INTO ledger (kind, credits, usd, job_id, user_key, workspace_key, at, charged_at,"
-            " day, month) VALUES (?, ?, 0, 1, 'discord:1', 'discord:g', ?, ?, '2026-04-30', '2026-04')",
-            (kind, credits, now, now))
+            " day, month) VALUES (?, ?, 0, 1, 'discord:1', 'discord:g', ?, ?, ?, '2026-04')",
+            (kind, credits, now, now, now[:10]))
     await db.close()
     with sqlite3.connect(db_path) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == 1

@@ -1,0 +1,79 @@
+"""Exactness under contention: many admissions at once never overshoot a limit."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot.errors import QuotaExceeded
+from bot.ports import User
+from bot.quota import Quota
+from bot.store import SqliteStore, open_store
+
+from .conftest import ALICE, GUILD, ManualClock, make_request, make_settings
+
+# Each case: quota settings and whether the 200 callers are one user or 200 users.
+CASES = {
+    "daily": ({"daily_credits": 100, "max_concurrent_jobs": 1000}, True),
+    "concurrent": ({"max_concurrent_jobs": 10, "daily_credits": 100_000, "monthly_credits": 100_000}, True),
+    "global": ({"global_daily_credits": 100}, False),
+    "workspace": ({"workspace_monthly_credits": 100}, False),
+}
+
+
+def callers(single_user: bool) -> list[User]:
+    if single_user:
+        return [ALICE] * 200
+    return [User("discord", str(5000 + i), f"user{i}") for i in range(200)]
+
+
+async def admit_all(quotas: list[Quota], users: list[User]) -> list[bool]:
+    async def one(i: int, user: User) -> bool:
+        try:
+            await quotas[i % len(quotas)].admit(user, GUILD, make_request(10))
+        except QuotaExceeded:
+            return False
+        return True
+
+    return await asyncio.gather(*(one(i, u) for i, u in enumerate(users)))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_200_simultaneous_admits_admit_exactly_10(
+    case: str, store: SqliteStore, clock: ManualClock, db_path: Path
+) -> None:
+    limits, single = CASES[case]
+    quota = Quota(store, make_settings(db_path, **limits), clock=clock)
+    results = await admit_all([quota], callers(single))
+    assert results.count(True) == 10
+    assert len(await store.unfinished_jobs()) == 10
+    assert await store.audit() == []
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_two_connections_to_one_file_admit_exactly_10(
+    case: str, store: SqliteStore, clock: ManualClock, db_path: Path
+) -> None:
+    limits, single = CASES[case]
+    settings = make_settings(db_path, **limits)
+    other = await open_store(db_path, clock=clock)
+    try:
+        quotas = [Quota(store, settings, clock=clock), Quota(other, settings, clock=clock)]
+        # Even-numbered callers go through one connection, odd ones through the other.
+        results = await admit_all(quotas, callers(single))
+    finally:
+        await other.close()
+    assert results.count(True) == 10
+    assert len(await store.unfinished_jobs()) == 10
+    assert await store.audit() == []
+
+
+async def test_concurrent_settle_and_refund_close_a_job_once(quota: Quota, store: SqliteStore) -> None:
+    job = await quota.admit(ALICE, GUILD, make_request(21))
+    ops = [quota.settle(job.id, 0.30) for _ in range(10)] + [quota.refund(job.id) for _ in range(10)]
+    await asyncio.gather(*ops)
+    kinds = [r["kind"] for r in await store.ledger_rows(job.id)]
+    assert kinds[0] == "reserve" and len(kinds) == 2
+    assert await store.audit() == []
