@@ -46,6 +46,7 @@ from bot.model import GenerationRequest, JobRecord, ParentKind
 from bot.ports import InteractionInfo, MessageRef, Place, User
 from bot.store import (
     LedgerEntry,
+    LedgerTx,
     NewJob,
     SqliteStore,
     UsageRow,
@@ -312,17 +313,17 @@ class Quota:
             if parent_kind not in ("reroll", "extend", "continue"):
                 raise ValueError(f"unknown parent kind {parent_kind!r}")
             kind = parent_kind  # type: ignore[assignment]
-        async with self.store.transaction() as tx:
-            row = await tx.upsert_user(user, now)
+        def body(tx: LedgerTx) -> JobRecord:
+            row = tx.upsert_user(user, now)
             if row.blocked and not user.is_admin:
                 raise PermissionDenied(
                     "You are blocked from starting jobs with this bot. "
                     "Ask an admin if you think this is a mistake."
                 )
             limits = self.limits_for(user, row)
-            usage = await tx.usage(user.key, workspace_key, now)
+            usage = tx.usage(user.key, workspace_key, now)
             bonus = self.check(user, place, limits, usage, cost, now)
-            job = await tx.insert_job(NewJob(
+            job = tx.insert_job(NewJob(
                 owner=user, place=place, endpoint_id=request.endpoint.endpoint_id,
                 input=request.input, prompt=request.prompt, estimate_credits=cost,
                 estimate_usd=request.estimate.usd, created_at=now, parent_id=parent_id,
@@ -330,12 +331,14 @@ class Quota:
                 interaction_token=interaction.token if interaction else None,
                 interaction_expires_at=interaction.expires_at if interaction else None,
             ))
-            await tx.record(LedgerEntry(
+            tx.record(LedgerEntry(
                 kind="reserve", credits=cost, bonus=bonus, usd=request.estimate.usd,
                 user_key=user.key, workspace_key=workspace_key, job_id=job.id,
                 charged_at=now, note=request.endpoint.key,
             ), now)
-        return job
+            return job
+
+        return await self.store.run(body)
 
     async def settle(self, job_id: int, usd: float) -> int:
         """Charge the real cost instead of the estimate. Returns the credits the job costs.
@@ -344,8 +347,8 @@ class Quota:
             raise ValueError(f"a cost must be a finite amount >= 0, got {usd!r}")
         now = self.clock()
         real = catalog.usd_to_credits(usd, self._q.credits_per_usd)
-        async with self.store.transaction() as tx:
-            charge = await tx.charge_of(job_id)
+        def body(tx: LedgerTx) -> int:
+            charge = tx.charge_of(job_id)
             if charge is None:
                 raise LookupError(f"job {job_id} not found")
             if charge.final == "settle":
@@ -356,42 +359,44 @@ class Quota:
             delta = real - charge.reserved
             # Cheaper than estimated: give back granted credits first (they were used last).
             bonus = -min(-delta, charge.reserved_bonus) if delta < 0 else 0
-            job = charge.job
-            await tx.record(LedgerEntry(
+            tx.record(LedgerEntry(
                 kind="settle", credits=delta, bonus=bonus, usd=usd - charge.reserved_usd,
-                user_key=job.owner_key, workspace_key=workspace_key_of(job.place),
-                job_id=job_id, charged_at=job.created_at,
+                user_key=charge.owner_key, workspace_key=charge.workspace_key,
+                job_id=job_id, charged_at=charge.created_at,
                 note=f"real {real} credits vs estimate {charge.reserved}",
             ), now)
-            await tx.update_job(job_id, settled_credits=real, settled_usd=usd)
-        return real
+            tx.set_job(job_id, settled_credits=real, settled_usd=usd)
+            return real
+
+        return await self.store.run(body)
 
     async def refund(self, job_id: int) -> None:
         """Give back the whole reservation. Does nothing a second time or after settle."""
         now = self.clock()
-        async with self.store.transaction() as tx:
-            charge = await tx.charge_of(job_id)
+        def body(tx: LedgerTx) -> None:
+            charge = tx.charge_of(job_id)
             if charge is None:
                 raise LookupError(f"job {job_id} not found")
             if charge.final is not None:
                 return
-            job = charge.job
-            await tx.record(LedgerEntry(
+            tx.record(LedgerEntry(
                 kind="refund", credits=-charge.reserved, bonus=-charge.reserved_bonus,
-                usd=-charge.reserved_usd, user_key=job.owner_key,
-                workspace_key=workspace_key_of(job.place), job_id=job_id,
-                charged_at=job.created_at,
+                usd=-charge.reserved_usd, user_key=charge.owner_key,
+                workspace_key=charge.workspace_key, job_id=job_id,
+                charged_at=charge.created_at,
             ), now)
-            await tx.update_job(job_id, settled_credits=0, settled_usd=0.0)
+            tx.set_job(job_id, settled_credits=0, settled_usd=0.0)
+
+        await self.store.run(body)
 
     async def grant(self, user_key: str, credits: int, by: str) -> None:
         """Add granted credits to a user (negative takes unspent ones away)."""
         if credits == 0:
             raise UsageError("Grant a number of credits other than 0.")
         now = self.clock()
-        async with self.store.transaction() as tx:
+        def body(tx: LedgerTx) -> None:
             try:
-                row = await tx.ensure_user_key(user_key, now)
+                row = tx.ensure_user_key(user_key, now)
             except ValueError:
                 raise UsageError(f"Name a user as platform:id, for example discord:1234 (got {user_key!r}).") from None
             if row.bonus_credits + credits < 0:
@@ -399,8 +404,10 @@ class Quota:
                     f"{row.name} has only {row.bonus_credits} granted credits left; "
                     f"cannot take away {-credits}."
                 )
-            await tx.record(LedgerEntry(kind="grant", credits=credits, user_key=user_key,
-                                        charged_at=now, note=f"by {by}"), now)
+            tx.record(LedgerEntry(kind="grant", credits=credits, user_key=user_key,
+                                  charged_at=now, note=f"by {by}"), now)
+
+        await self.store.run(body)
 
     async def set_tier(self, user_key: str, tier: str | None) -> None:
         """`store.set_tier` with the name checked against the configured tiers."""
@@ -433,9 +440,8 @@ class Quota:
     async def status(self, user: User, place: Place) -> QuotaStatus:
         now = self.clock()
         workspace_key = workspace_key_of(place)
-        async with self.store.transaction() as tx:
-            row = await tx.get_user(user.key)
-            usage = await tx.usage(user.key, workspace_key, now)
+        row, usage = await self.store.run(
+            lambda tx: (tx.get_user(user.key), tx.usage(user.key, workspace_key, now)), write=False)
         limits = self.limits_for(user, row)
         q = self._q
         return QuotaStatus(

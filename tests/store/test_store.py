@@ -16,12 +16,13 @@ from bot.store import (
     SCHEMA_VERSION,
     JobNotFound,
     SqliteStore,
+    SqliteTx,
     _connect,
     _migrate,
     open_store,
 )
 
-from .conftest import ALICE, GUILD, ManualClock, make_request
+from .conftest import ALICE, BOB, GUILD, ManualClock, make_request
 
 
 async def test_first_open_creates_file_and_schema(db_path: Path, clock: ManualClock) -> None:
@@ -62,22 +63,24 @@ async def test_newer_schema_is_refused(db_path: Path) -> None:
 
 async def test_migration_from_v1_backfills_usage_totals(db_path: Path, clock: ManualClock) -> None:
     # Build a version-1 file with real ledger rows, as an old release would have left it.
-    db = await _connect(db_path)
-    assert await _migrate(db, target=1) == 1
-    now = clock().isoformat(timespec="microseconds")
-    await db.execute("INSERT INTO users (key, platform, platform_id, name, created_at, updated_at)"
-                     " VALUES ('discord:1', 'discord', '1', 'a', ?, ?)", (now, now))
-    await db.execute(
-        "INSERT INTO jobs (owner_key, owner_platform, owner_id, owner_name, place_platform, channel,"
-        " workspace, workspace_key, endpoint_id, input_json, state, estimate_credits, estimate_usd,"
-        " settled_credits, created_at, updated_at) VALUES ('discord:1', 'discord', '1', 'a', 'discord',"
-        " 'c', 'g', 'discord:g', 'e', '{}', 'done', 30, 0.3, 25, ?, ?)", (now, now))
-    for kind, credits in (("reserve", 30), ("settle", -5)):
-        await db.execute(
-            "INSERT INTO ledger (kind, credits, usd, job_id, user_key, workspace_key, at, charged_at,"
-            " day, month) VALUES (?, ?, 0, 1, 'discord:1', 'discord:g', ?, ?, ?, '2026-04')",
-            (kind, credits, now, now, now[:10]))
-    await db.close()
+    db = _connect(db_path)
+    try:
+        assert _migrate(db, target=1) == 1
+        now = clock().isoformat(timespec="microseconds")
+        db.execute("INSERT INTO users (key, platform, platform_id, name, created_at, updated_at)"
+                   " VALUES ('discord:1', 'discord', '1', 'a', ?, ?)", (now, now))
+        db.execute(
+            "INSERT INTO jobs (owner_key, owner_platform, owner_id, owner_name, place_platform, channel,"
+            " workspace, workspace_key, endpoint_id, input_json, state, estimate_credits, estimate_usd,"
+            " settled_credits, created_at, updated_at) VALUES ('discord:1', 'discord', '1', 'a', 'discord',"
+            " 'c', 'g', 'discord:g', 'e', '{}', 'done', 30, 0.3, 25, ?, ?)", (now, now))
+        for kind, credits in (("reserve", 30), ("settle", -5)):
+            db.execute(
+                "INSERT INTO ledger (kind, credits, usd, job_id, user_key, workspace_key, at, charged_at,"
+                " day, month) VALUES (?, ?, 0, 1, 'discord:1', 'discord:g', ?, ?, ?, ?)",
+                (kind, credits, now, now, now[:10], now[:7]))
+    finally:
+        db.close()
     with sqlite3.connect(db_path) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
 
@@ -85,8 +88,7 @@ async def test_migration_from_v1_backfills_usage_totals(db_path: Path, clock: Ma
     try:
         assert await store.schema_version() == SCHEMA_VERSION
         assert await store.audit() == []
-        async with store.transaction() as tx:
-            usage = await tx.usage("discord:1", "discord:g", clock())
+        usage = await store.run(lambda tx: tx.usage("discord:1", "discord:g", clock()), write=False)
         assert (usage.day_credits, usage.month_credits, usage.workspace_month_credits,
                 usage.global_day_credits) == (25, 25, 25, 25)
     finally:
@@ -189,8 +191,22 @@ async def test_users_tier_and_block(store: SqliteStore) -> None:
 
 
 async def test_failed_transaction_rolls_back(store: SqliteStore) -> None:
-    with pytest.raises(RuntimeError):
-        async with store.transaction() as tx:
-            await tx.upsert_user(ALICE, store.clock())
-            raise RuntimeError("boom")
+    def body(tx: SqliteTx) -> None:
+        tx.upsert_user(ALICE, store.clock())
+        raise RuntimeError("boom")
+
+    results = await asyncio.gather(store.run(body), store.ensure_user(BOB), return_exceptions=True)
+    assert isinstance(results[0], RuntimeError)
     assert await store.get_user(ALICE.key) is None
+    # A failing transaction in the same batch does not take the others down with it.
+    assert await store.get_user(BOB.key) is not None
+
+
+async def test_closed_store_refuses_work(db_path: Path) -> None:
+    store = await open_store(db_path)
+    pending = store.get_job(1)
+    await store.close()
+    await store.close()  # closing twice is harmless
+    with pytest.raises(RuntimeError, match="closed"):
+        await pending
+
