@@ -23,6 +23,7 @@ import json
 import statistics
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,20 @@ async def _bench(path: Path, tasks: int, seconds: float) -> dict[str, Any]:
 
 def run_quota_bench(path: str | Path | None = None, tasks: int = 50, seconds: float = 3.0) -> dict[str, Any]:
     """Run the benchmark on `path` (a fresh temporary file when None) and return its numbers.
-    Synchronous so that other benchmarks can call it; do not call from a running loop."""
-    if path is not None:
-        return asyncio.run(_bench(Path(path), tasks, seconds))
-    with tempfile.TemporaryDirectory() as directory:
-        return asyncio.run(_bench(Path(directory) / "quota-bench.sqlite3", tasks, seconds))
+    Synchronous; called from inside a running event loop (bench/jobs.py) it runs on its
+    own loop in a helper thread, blocking the caller for `seconds`."""
+    def go() -> dict[str, Any]:
+        if path is not None:
+            return asyncio.run(_bench(Path(path), tasks, seconds))
+        with tempfile.TemporaryDirectory() as directory:
+            return asyncio.run(_bench(Path(directory) / "quota-bench.sqlite3", tasks, seconds))
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return go()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(go).result()
 
 
 def main(argv: list[str] | None = None) -> int:
