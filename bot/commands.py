@@ -256,10 +256,7 @@ class Bot:
         elif sub == "tier":
             who = self._user_key(inv, opts.get("user") or _arg(args, 0, "tier <user> <tier|none>"))
             tier = str(opts.get("tier") or _arg(args, 1, "tier <user> <tier|none>"))
-            if tier.lower() != "none" and tier not in self.settings.quota.tiers:
-                known = ", ".join(sorted(self.settings.quota.tiers)) or "none configured"
-                raise UsageError(f"There is no tier {tier!r} (tiers: {known}).")
-            await self.store.set_tier(who, None if tier.lower() == "none" else tier)
+            await self.quota.set_tier(who, None if tier.lower() == "none" else tier)
             await self._tell(inv, port, f"{who} is now on tier {tier}.")
         elif sub in ("block", "unblock"):
             who = self._user_key(inv, opts.get("user") or _arg(args, 0, f"{sub} <user>"))

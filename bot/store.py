@@ -22,7 +22,7 @@ interleave; every write transaction starts with BEGIN IMMEDIATE, which also
 excludes other connections (other processes) on the same file, and
 `busy_timeout` makes them wait instead of failing.
 
-Why not aiosqlite, which the project depends on: it crosses threads once per
+Why not aiosqlite (the design card named it): it crosses threads once per
 statement (about 170 µs each on the reference machine, 16 crossings for one
 job's admit + settle) and has no public way to run a transaction in one
 crossing; this store crosses once per batch of transactions.
