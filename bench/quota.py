@@ -11,7 +11,7 @@ import os
 import sys
 
 # Run as a script, Python puts bench/ first on sys.path, where bench/queue.py would
-# shadow the standard library's queue (which aiosqlite needs); use the repo root instead.
+# shadow the standard library's queue (which asyncio needs); use the repo root instead.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 if os.path.dirname(_HERE) not in sys.path:
