@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 
 import discord
 
-from bot.ports import Action, StatusCard
+from bot import ports
+from bot.ports import Action, StatusCard, format_duration
 
 BAR_WIDTH = 16
 BAR_CHARS = ("▰", "▱", "█", "░")  # ours and the core's plain-text bar
@@ -51,20 +52,7 @@ class RenderedCard:
 
 def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
     """`▰▰▰▱▱▱ 42%`: readable on every client, no custom emoji needed."""
-    fraction = min(1.0, max(0.0, fraction))
-    filled = round(fraction * width)
-    return "▰" * filled + "▱" * (width - filled) + f" {round(fraction * 100)}%"
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    return ports.progress_bar(fraction, width, "▰", "▱")
 
 
 def relative_timestamp(when: datetime) -> str:

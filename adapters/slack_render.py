@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bot import ports
 from bot.catalog import ENDPOINTS
-from bot.ports import Action, ActionKind, StatusCard
+from bot.ports import Action, ActionKind, StatusCard, format_duration
 
 Block = dict[str, Any]
 
@@ -48,20 +49,7 @@ def clip(text: str, limit: int) -> str:
 
 
 def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
-    fraction = min(1.0, max(0.0, fraction))
-    filled = round(fraction * width)
-    return "▓" * filled + "░" * (width - filled) + f" {round(fraction * 100)}%"
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    return ports.progress_bar(fraction, width, "▓", "░")
 
 
 def slack_date(when: datetime, fallback_prefix: str = "") -> str:

@@ -49,7 +49,17 @@ from bot.errors import (
 )
 from bot.fal import Completed, Failed, FalClient, FalEvent, Queued, QueueHandle, Running
 from bot.model import GenerationRequest, JobRecord, JobState, LocalMedia, MediaInfo
-from bot.ports import Action, ChatPort, Invocation, MessageRef, StatusCard, Tone, User
+from bot.ports import (
+    Action,
+    ChatPort,
+    Invocation,
+    MessageRef,
+    StatusCard,
+    Tone,
+    User,
+    format_duration,
+    progress_bar,
+)
 from bot.quota import Quota, QuotaStatus
 from bot.store import SqliteStore
 
@@ -118,23 +128,6 @@ def _now() -> datetime:
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
-
-
-def progress_bar(fraction: float, width: int = 12) -> str:
-    fraction = min(1.0, max(0.0, fraction))
-    filled = round(fraction * width)
-    return "█" * filled + "░" * (width - filled) + f" {int(fraction * 100)}%"
 
 
 def _short(text: str, limit: int = 120) -> str:

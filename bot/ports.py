@@ -163,6 +163,25 @@ class StatusCard:
         return "\n".join(parts)
 
 
+def progress_bar(fraction: float, width: int = 12, full: str = "█", empty: str = "░") -> str:
+    """`████░░░░ 50%`. The percent is truncated, so a bar never reads 100% before the end."""
+    fraction = min(1.0, max(0.0, fraction))
+    filled = round(fraction * width)
+    return full * filled + empty * (width - filled) + f" {int(fraction * 100)}%"
+
+
+def format_duration(seconds: float) -> str:
+    """`5s`, `2m 05s`, `1h 02m`: short enough for a status line."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
 @runtime_checkable
 class ChatPort(Protocol):
     """What the core needs from a chat platform. Every return value is named."""

@@ -485,6 +485,18 @@ class Simulator:
 
     # ------------------------------------------------------------ queue: reading
 
+    def _lookup(self, request: web.Request, kind: str,
+                missing: dict[str, Any] | None = None) -> _Job | web.Response:
+        """The preamble every per-request route shares: count it, check auth, find the job."""
+        self.requests_by_kind[kind] += 1
+        refused = self._refuse_auth(request)
+        if refused is not None:
+            return refused
+        job = self._job_for(request)
+        if job is None:
+            return _json(missing or {"detail": "Request not found."}, 404)
+        return job
+
     def _job_for(self, request: web.Request) -> _Job | None:
         job = self._jobs.get(request.match_info["request_id"])
         app_id = f"{request.match_info['owner']}/{request.match_info['app']}"
@@ -508,25 +520,17 @@ class Simulator:
         return body
 
     async def _status(self, request: web.Request) -> web.Response:
-        self.requests_by_kind["status"] += 1
-        refused = self._refuse_auth(request)
-        if refused is not None:
-            return refused
-        job = self._job_for(request)
-        if job is None:
-            return _json({"detail": "Request not found."}, 404)
+        job = self._lookup(request, "status")
+        if isinstance(job, web.Response):
+            return job
         body = self._status_body(job, _flag(request.query.get("logs")))
         return _json(body, 200 if job.state == COMPLETED else 202,
                      {"X-Fal-Request-Id": job.id})
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
-        self.requests_by_kind["stream"] += 1
-        refused = self._refuse_auth(request)
-        if refused is not None:
-            return refused
-        job = self._job_for(request)
-        if job is None:
-            return _json({"detail": "Request not found."}, 404)
+        job = self._lookup(request, "stream")
+        if isinstance(job, web.Response):
+            return job
         with_logs = _flag(request.query.get("logs"))
         drop = self.options.drop_stream_rate > 0 and self._rng.random() < self.options.drop_stream_rate
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
@@ -558,13 +562,9 @@ class Simulator:
         return response
 
     async def _result(self, request: web.Request) -> web.Response:
-        self.requests_by_kind["result"] += 1
-        refused = self._refuse_auth(request)
-        if refused is not None:
-            return refused
-        job = self._job_for(request)
-        if job is None:
-            return _json({"detail": "Request not found."}, 404)
+        job = self._lookup(request, "result")
+        if isinstance(job, web.Response):
+            return job
         headers = {"X-Fal-Request-Id": job.id}
         if job.state != COMPLETED:
             return _json({"detail": "Request is still in progress."}, 400, headers)
@@ -579,13 +579,9 @@ class Simulator:
         return _json(job.result, 200, headers)
 
     async def _cancel(self, request: web.Request) -> web.Response:
-        self.requests_by_kind["cancel"] += 1
-        refused = self._refuse_auth(request)
-        if refused is not None:
-            return refused
-        job = self._job_for(request)
-        if job is None:
-            return _json({"status": "NOT_FOUND"}, 404)
+        job = self._lookup(request, "cancel", {"status": "NOT_FOUND"})
+        if isinstance(job, web.Response):
+            return job
         if job.state == COMPLETED:
             return _json({"status": "ALREADY_COMPLETED"}, 400)
         if job in self._queued:

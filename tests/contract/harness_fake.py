@@ -14,8 +14,8 @@ from tests.fakes.chat import FakeChat
 @dataclass
 class FakeHarness:
     port: FakeChat = field(default_factory=lambda: FakeChat("console"))
-    place: Place = Place(platform="console", channel="console")
-    user: User = User(platform="console", id="alice", name="alice")
+    place: Place = field(default_factory=lambda: Place(platform="console", channel="console"))
+    user: User = field(default_factory=lambda: User(platform="console", id="alice", name="alice"))
 
     async def shown(self, ref: MessageRef) -> dict[str, Any]:
         card = self.port.messages[ref.id]
