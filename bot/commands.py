@@ -66,6 +66,10 @@ class Bot:
             report_unexpected(log, exc, "telling the user")
 
     async def _dispatch(self, inv: Invocation, port: ChatPort) -> None:
+        if inv.event_id and not await self.store.first_seen(inv.event_id):
+            # A platform re-sent an event we already took (also across a restart).
+            log.info("ignoring repeated event %s", inv.event_id)
+            return
         await self.store.ensure_user(inv.user)
         name = inv.command.lower().lstrip("/")
         if name in GENERATE:

@@ -36,7 +36,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, get_args
 
@@ -417,8 +417,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
            SELECT 'global_day', '{GLOBAL_KEY}', day, SUM(credits), SUM(bonus) FROM ledger
            WHERE kind != 'grant' GROUP BY day""",
     ),
+    # 3: platform events already handled, so a retried delivery (Slack re-sends events it
+    # thinks were missed) never starts a second job, also across a restart.
+    (
+        """CREATE TABLE seen_events (
+            event_id TEXT PRIMARY KEY,
+            seen_at TEXT NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+SEEN_EVENTS_KEEP_DAYS = 2  # platforms stop retrying within hours
 
 
 def _migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
@@ -494,6 +503,7 @@ class Store(Protocol):
     async def list_jobs(self, owner_key: str, limit: int = 10) -> list[JobRecord]: ...
     async def unfinished_jobs(self) -> list[JobRecord]: ...
     async def claim_delivery(self, job_id: int) -> bool: ...
+    async def first_seen(self, event_id: str) -> bool: ...
     async def run(self, body: Callable[[LedgerTx], T], *, write: bool = True) -> T: ...
     async def usage_totals(self, by: Literal["user", "workspace"], since: datetime) -> list[UsageRow]: ...
     async def audit(self) -> list[str]: ...
@@ -857,6 +867,21 @@ class SqliteStore:
     async def unfinished_jobs(self) -> list[JobRecord]:
         rows = await self._read(f"SELECT * FROM jobs WHERE state NOT IN {_FINAL_SQL} ORDER BY id")
         return [_job_from_row(r) for r in rows]
+
+    async def first_seen(self, event_id: str) -> bool:
+        """True the first time a platform event id is offered, False for every repeat."""
+        now = self.clock()
+        horizon = _ts(now - timedelta(days=SEEN_EVENTS_KEEP_DAYS))
+
+        def body(tx: SqliteTx) -> bool:
+            tx.conn.execute("DELETE FROM seen_events WHERE seen_at < ?", (horizon,))
+            cursor = tx.conn.execute(
+                "INSERT OR IGNORE INTO seen_events (event_id, seen_at) VALUES (?, ?)",
+                (event_id, _ts(now)),
+            )
+            return cursor.rowcount == 1
+
+        return await self.run(body)
 
     async def claim_delivery(self, job_id: int) -> bool:
         now = _ts(self.clock())

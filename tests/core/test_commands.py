@@ -222,3 +222,25 @@ async def test_a_clean_stop_leaves_no_temporary_files(settings: Any, sim: Any) -
     assert media.temp_root(settings.media).exists()
     await application.stop()
     assert list(media.temp_root(settings.media).iterdir()) == []
+
+
+async def test_a_repeated_platform_event_never_starts_a_second_job(settings: Any, sim: Any) -> None:
+    """Slack re-sends events it thinks were missed; the id is remembered in SQLite, so even
+    a restart between the two deliveries does not start the job twice."""
+    from bot.app import App
+
+    settings.backend.kind = "fal"
+    settings.backend.fal_queue_url = settings.backend.fal_rest_url = sim.url
+    for _ in range(2):  # the second round is a restarted bot
+        application = App(settings)
+        chat = FakeChat("console")
+        application.register_port(chat)
+        await application.start()
+        try:
+            await application.bot.handle(inv("video", "a fox", event_id="Ev0123"), chat)
+            await application.bot.handle(inv("video", "a fox", event_id="Ev0123"), chat)
+            jobs = await application.store.list_jobs(ALICE.key)
+            assert len(jobs) == 1
+            await application.runner.wait(jobs[0].id)
+        finally:
+            await application.stop()
