@@ -673,7 +673,7 @@ class JobRunner:
             if info.duration:
                 facts.append(f"{info.duration:.1f} s")
             facts.append(f"{info.width}×{info.height}")
-            facts.append(f"{info.size_bytes / 1_000_000:.1f} MB")
+            facts.append(media.format_size(info.size_bytes))
         if facts:
             lines.append(" · ".join(facts))
         if job.settled_credits is not None:
@@ -999,7 +999,7 @@ class JobRunner:
                 else:
                     assert poster is not None
                     reason = fit.reason or (
-                        f"The video is larger than this chat accepts ({limit / 1_000_000:.1f} MB)."
+                        f"The video is larger than this chat accepts ({media.format_size(limit)})."
                     )
                     self._mark(job.id, "handed_to_port", time.perf_counter())
                     ref = await self._send_poster(port, job, output, summary, poster, reason)

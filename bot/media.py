@@ -67,7 +67,8 @@ _LABEL = {"png": "PNG image", "jpeg": "JPEG image", "webp": "WebP image", "gif":
           "mp4": "MP4 video", "webm": "WebM video", "mov": "MOV video"}
 
 
-def _mb(n: float) -> str:
+def format_size(n: float) -> str:
+    """A size people read at a glance: `850 KB`, `9.2 MB`."""
     if n < MiB / 10:
         return f"{max(1, round(n / 1024))} KB"
     value = n / MiB
@@ -456,7 +457,7 @@ def probe(path: Path, settings: MediaSettings) -> MediaInfo:
 def _probe(path: Path, settings: MediaSettings | None, *, filename: str) -> MediaInfo:
     size = path.stat().st_size
     if settings is not None and size > settings.max_input_bytes:
-        raise MediaError(f"That file is {_mb(size)}; the limit is {_mb(settings.max_input_bytes)}.")
+        raise MediaError(f"That file is {format_size(size)}; the limit is {format_size(settings.max_input_bytes)}.")
     fmt = sniff(path, filename=filename)
     if fmt in IMAGE_FORMATS:
         max_pixels = settings.max_image_pixels if settings is not None else 1 << 62
@@ -745,7 +746,7 @@ async def _download(
             _check_status(response.status_code, host)
             length = response.headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > max_bytes:
-                raise MediaError(f"That file is {_mb(int(length))}; the limit is {_mb(max_bytes)}.")
+                raise MediaError(f"That file is {format_size(int(length))}; the limit is {format_size(max_bytes)}.")
             await _stream_to(response, dest, max_bytes)
             return
         finally:
@@ -798,7 +799,7 @@ async def _stream_to(response: httpx.Response, dest: Path, max_bytes: int) -> No
             async for chunk in response.aiter_bytes():
                 received += len(chunk)
                 if received > max_bytes:
-                    raise MediaError(f"That file is bigger than the {_mb(max_bytes)} limit.")
+                    raise MediaError(f"That file is bigger than the {format_size(max_bytes)} limit.")
                 fh.write(chunk)
         except httpx.TimeoutException:
             raise TimeoutError from None
@@ -827,7 +828,7 @@ async def fetch_input(
     """Download (or, for the console, copy) an attachment, then sniff, probe and check it."""
     max_bytes = settings.max_input_bytes
     if att.size is not None and att.size > max_bytes:
-        raise MediaError(f"That file is {_mb(att.size)}; the limit is {_mb(max_bytes)}.")
+        raise MediaError(f"That file is {format_size(att.size)}; the limit is {format_size(max_bytes)}.")
     await asyncio.to_thread(dest_dir.mkdir, parents=True, exist_ok=True)
     dest = dest_dir / f"input-{uuid.uuid4().hex[:12]}"
     local = local_path(att.url)
@@ -855,7 +856,7 @@ def _copy_local(src: Path, dest: Path, max_bytes: int) -> None:
         raise MediaError(f"There is no file at {src.name}.")
     size = src.stat().st_size
     if size > max_bytes:
-        raise MediaError(f"That file is {_mb(size)}; the limit is {_mb(max_bytes)}.")
+        raise MediaError(f"That file is {format_size(size)}; the limit is {format_size(max_bytes)}.")
     shutil.copyfile(src, dest)
 
 
@@ -979,7 +980,7 @@ def plan_fit(source: _Source, limit_bytes: int) -> FitPlan | str:
     seconds = source.duration + VBV_INIT * buffer_seconds
     video_bps = int(video_bytes * 8 / seconds * RATE_HEADROOM)
     width, height = _even(source.width), _even(source.height)
-    cannot = (f"At {_mb(limit_bytes)} this {source.duration:.3g}-second video would be too "
+    cannot = (f"At {format_size(limit_bytes)} this {source.duration:.3g}-second video would be too "
               "blurry to watch, so here is a still with the link instead.")
     if video_bps <= 0:
         return cannot
@@ -1096,7 +1097,7 @@ def fit_video(src: Path, dest_dir: Path, limit_bytes: int) -> FitResult:
         raise
     _unlink(dest)
     return FitResult(path=None, info=None, reencoded=True,
-                     reason=f"Even re-encoded, this video would not fit in {_mb(limit_bytes)}, "
+                     reason=f"Even re-encoded, this video would not fit in {format_size(limit_bytes)}, "
                             "so here is a still with the link instead.")
 
 
