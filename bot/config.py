@@ -79,7 +79,11 @@ class BackendSettings(Section):
     data_uri_max_bytes: int = Field(
         0, ge=0, description="Inputs up to this size go inline as data: URIs; 0 = always upload."
     )
-    webhook_url: str | None = Field(None, description="Optional fal webhook (not required).")
+    webhook_url: str | None = Field(
+        None,
+        description="Also have fal POST each result to this URL (for your own audit or billing "
+        "hooks). The bot itself follows fal's status stream and never needs it.",
+    )
     sim_host: str = Field("127.0.0.1", description="Built-in simulator: listen address.")
     sim_port: int = Field(0, ge=0, le=65535, description="0 = any free port.")
     sim_queue_seconds: float = Field(1.0, ge=0, description="Simulated time in fal's queue.")
