@@ -720,6 +720,17 @@ class FalClient:
                 text = text.replace(secret, "[redacted]")
         return text
 
+    def _scrub(self, value: Any) -> Any:
+        """`_redact` through a whole parsed body, *before* anything is cut to length:
+        truncating first could leave the start of an echoed key behind."""
+        if isinstance(value, str):
+            return self._redact(value)
+        if isinstance(value, Mapping):
+            return {k: self._scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrub(v) for v in value]
+        return value
+
     def _timeout_for(
         self, timeout: httpx.Timeout | float | None
     ) -> httpx.Timeout | float | httpx._client.UseClientDefault:
@@ -806,7 +817,7 @@ class FalClient:
 
     def _error_for(self, response: httpx.Response, what: str) -> FalError:
         status = response.status_code
-        body = _json_or_none(response)
+        body = self._scrub(_json_or_none(response))
         detail: Any = body.get("detail") if isinstance(body, Mapping) else None
         error_type: str | None = None
         if isinstance(body, Mapping) and isinstance(body.get("error_type"), str):
@@ -822,8 +833,8 @@ class FalClient:
         elif detail is not None:
             said = json.dumps(detail)
         else:
-            said = response.text if body is None else ""
-        said = self._redact(" ".join(said.split())[:300])
+            said = self._redact(response.text) if body is None else ""
+        said = " ".join(said.split())[:300]
         message = f"fal answered HTTP {status} to {what}"
         if error_type:
             message += f" ({error_type})"

@@ -436,3 +436,36 @@ async def test_pool_shards_spread_open_streams(sim: Simulator) -> None:
     client = new_http_client(timeout=1.0, shards=2)
     assert isinstance(client._transport, PoolShards)
     await client.aclose()
+
+
+async def test_an_echoed_key_at_the_cut_leaves_no_prefix(http: httpx.AsyncClient) -> None:
+    """Error text is cut to length; redaction must come first, or the key's start survives."""
+    seen: list[str] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        code = int(request.match_info["code"])
+        padding = "x" * (290 - len("bad credentials "))  # the key straddles the 300-char cut
+        detail: object = f"bad credentials {padding}{auth} tail"
+        if code == 422:
+            detail = [{"loc": ["body", "prompt"], "msg": f"{padding}{auth}", "type": "value_error"}]
+        return web.json_response({"detail": detail}, status=code)
+
+    app = web.Application()
+    app.router.add_route("*", "/{code}/{tail:.*}", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        for code in (400, 422, 500):
+            fal = make_client(http, f"http://{host}:{port}/{code}", max_retries=0)
+            with pytest.raises(FalError) as info:
+                await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+            seen.append(str(info.value))
+    finally:
+        await runner.cleanup()
+    for text in seen:
+        # Not the key, and not any 8-character piece of it either.
+        assert not any(KEY[i : i + 8] in text for i in range(len(KEY) - 7)), text
