@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 DEFAULT_CONFIG_PATHS = ("config.toml", "/etc/ltx-bot/config.toml")
 MiB = 1024 * 1024
@@ -108,6 +116,29 @@ class ModelSettings(Section):
     keyframes: str = Field("ltx-13b", description="Model for keyframes and video conditioning.")
     extend: str = Field("ltx-extend", description="Model for extending a video.")
 
+    @field_validator("text", "image", "keyframes", "extend")
+    @classmethod
+    def _a_model_for_its_role(cls, name: str, info: ValidationInfo) -> str:
+        """A typo here would only surface when a user hits it; refuse it at load instead."""
+        from bot import catalog
+
+        try:
+            endpoint = catalog.by_name(name)
+        except catalog.UnknownModel:
+            known = ", ".join(e.key for e in catalog.ENDPOINTS)
+            raise ValueError(f"no model called {name!r} (models: {known})") from None
+        images, videos = _ROLE_INPUTS[str(info.field_name)]
+        if not endpoint.media.accepts(images, videos):
+            raise ValueError(
+                f"{endpoint.key} takes {endpoint.media.describe()}, so it cannot be the "
+                f"{info.field_name} model"
+            )
+        return endpoint.key
+
+
+# What each routing role hands its model: (images, videos).
+_ROLE_INPUTS = {"text": (0, 0), "image": (1, 0), "keyframes": (2, 0), "extend": (0, 1)}
+
 
 class MediaSettings(Section):
     allow_hosts: list[str] = Field(
@@ -186,6 +217,21 @@ class Settings(Section):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @field_validator("prices")
+    @classmethod
+    def _prices_for_known_models(cls, prices: dict[str, PriceSettings]) -> dict[str, PriceSettings]:
+        # Aliases ("ltx2") become catalog keys ("ltx-2"), which is what prices are looked up by.
+        from bot import catalog
+
+        out: dict[str, PriceSettings] = {}
+        for name, price in prices.items():
+            try:
+                out[catalog.by_name(name).key] = price
+            except catalog.UnknownModel:
+                known = ", ".join(e.key for e in catalog.ENDPOINTS)
+                raise ValueError(f"[prices.{name}]: no model called {name!r} (models: {known})") from None
+        return out
 
     @property
     def uses_simulator(self) -> bool:
@@ -447,7 +493,7 @@ def load_settings(
             if err["type"] == "extra_forbidden":
                 msg = "unknown key" + _did_you_mean(loc)
             else:
-                msg = err["msg"]
+                msg = err["msg"].removeprefix("Value error, ")
             line: int | None = None
             env_name = next(
                 (origin[k] for k in origin if dotted == k or dotted.startswith(k + ".")), None

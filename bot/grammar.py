@@ -58,7 +58,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("model", ("model", "m"), "str", "which model to use", "ltx-2"),
     OptionSpec("seconds", ("seconds", "duration", "secs", "sec", "length"), "float",
                "video length in seconds", "5", minimum=0.1, maximum=60),
-    OptionSpec("frames", ("frames", "num-frames"), "int", "exact frame count", "121",
+    OptionSpec("frames", ("frames", "num-frames"), "int",
+               "frame count (snapped to LTX's 8k+1 counts, e.g. 100 -> 97)", "121",
                minimum=1, maximum=2000),
     OptionSpec("fps", ("fps", "frame-rate"), "float", "frames per second", "25",
                minimum=1, maximum=60),
@@ -190,7 +191,8 @@ def _unknown_flag(name: str) -> UsageError:
 
 
 def _fmt(number: float) -> str:
-    return f"{number:g}"
+    # Whole numbers as integers (no "4.29497e+09"), others with enough digits to act on.
+    return str(int(number)) if float(number).is_integer() else f"{number:.6g}"
 
 
 def convert(spec: OptionSpec, raw: Any) -> Any:
@@ -339,6 +341,19 @@ def _looks_negative_number(token: str) -> bool:
 
 
 def choose_endpoint(command: Command, media: Sequence[MediaRef], settings: Settings) -> Endpoint:
+    endpoint = _route(command, media, settings)
+    images = sum(1 for m in media if m.kind == "image")
+    videos = sum(1 for m in media if m.kind == "video")
+    # Whatever picked the model (the user or the routing table), it must take these inputs.
+    if not endpoint.media.accepts(images, videos):
+        raise MediaError(
+            f"{endpoint.title} takes {endpoint.media.describe()}, but you gave "
+            f"{_describe_counts(images, videos)}."
+        )
+    return endpoint
+
+
+def _route(command: Command, media: Sequence[MediaRef], settings: Settings) -> Endpoint:
     images = sum(1 for m in media if m.kind == "image")
     videos = sum(1 for m in media if m.kind == "video")
     wants_extend = command.name == "extend" or bool(command.options.get("extend"))
@@ -353,11 +368,6 @@ def choose_endpoint(command: Command, media: Sequence[MediaRef], settings: Setti
                 f"There is no model called {model!r}.{hint} Models: "
                 + ", ".join(e.key for e in catalog.ENDPOINTS) + "."
             ) from None
-        if not endpoint.media.accepts(images, videos):
-            raise MediaError(
-                f"{endpoint.title} takes {endpoint.media.describe()}, but you gave "
-                f"{_describe_counts(images, videos)}."
-            )
         return endpoint
     models = settings.models
     if wants_extend:
@@ -526,8 +536,12 @@ def build_request(
         fps = float(options.get("fps", rule.default_fps))
         if rule.fps_field:
             _check_model_range(endpoint, "fps", rule.fps_field, fps)
-            payload[rule.fps_field] = int(fps) if endpoint.input_model.model_fields[
-                rule.fps_field].annotation is int else fps
+            if endpoint.input_model.model_fields[rule.fps_field].annotation is int:
+                if not fps.is_integer():
+                    raise UsageError(f"{endpoint.title} takes a whole --fps, e.g. --fps 24; got {_fmt(fps)}.")
+                payload[rule.fps_field] = int(fps)
+            else:
+                payload[rule.fps_field] = fps
         if "frames" in options and "seconds" in options:
             raise UsageError("Give either --seconds or --frames, not both.")
         frames: int | None = None
@@ -737,8 +751,10 @@ def cli_parse(text: str, attach: Sequence[str], settings: Settings) -> dict[str,
     """What `ltx-bot parse` prints: the request a message would make, without running it."""
     name = "video"
     stripped = text.strip()
+    # Only "/extend ..." names a command: "extend the red carpet" is a prompt.
     for candidate in ("keyframes", "extend", "quote", "video"):
-        if stripped.lower().startswith(("/" + candidate, candidate + " ")):
+        first = stripped.split(None, 1)[0].lower() if stripped else ""
+        if first == "/" + candidate:
             name = candidate
             stripped = stripped.split(None, 1)[1] if " " in stripped else ""
             break

@@ -284,3 +284,20 @@ def test_readme_lists_every_setting_under_its_section() -> None:
         if f"| `{key}` |" not in tables.get(section, ""):
             missing.append(f"{section}.{key}")
     assert missing == []
+
+
+def test_model_names_and_price_keys_are_checked_at_load(tmp_path: Path) -> None:
+    from bot.config import ConfigError, load_settings
+
+    bad = tmp_path / "models.toml"
+    bad.write_text('[models]\nimage = "nope"\ntext = "ltx-2"\n\n[prices.bogus]\nusd_per_video = 1\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(bad, environ={})
+    text = str(info.value)
+    assert "models.image: no model called 'nope'" in text and "line 2" in text
+    assert "cannot be the text model" in text and "line 3" in text
+    assert "[prices.bogus]" in text
+    alias = tmp_path / "alias.toml"
+    alias.write_text('[models]\nimage = "ltx2"\n\n[prices.ltx2]\nusd_per_megapixel = 0.002\n')
+    settings, _ = load_settings(alias, environ={})
+    assert settings.models.image == "ltx-2" and "ltx-2" in settings.prices

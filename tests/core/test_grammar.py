@@ -133,6 +133,10 @@ def test_ltx2_end_image_and_estimate() -> None:
         ('a fox --negative "unclosed', [], "video", UsageError, "not closed"),
         ("x" * 2001, [], "video", UsageError, "limit is 2000"),
         ("a fox --audio=maybe", [IMG], "video", UsageError, "takes on or off"),
+        ("a fox", [IMG] * 9, "video", MediaError, "0 to 8 images"),
+        ("a fox", [VID] * 3, "video", MediaError, "0 to 2 videos"),
+        ("a fox --fps 24.5 --seconds 2", [], "video", UsageError, "whole --fps"),
+        ("a fox --seed 99999999999", [], "video", UsageError, "4294967295; got 99999999999"),
     ],
 )
 def test_errors(text: str, media: list[MediaRef], name: str, error: type[Exception], fragment: str | None) -> None:
@@ -158,7 +162,7 @@ VALUES = st.one_of(st.integers(-10, 10**6).map(str), st.floats(allow_nan=True).m
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.one_of(FLAG_WORDS, VALUES, st.text(max_size=8)), max_size=12),
        st.sampled_from(["video", "keyframes", "extend", "quote"]),
-       st.lists(st.sampled_from([IMG, IMG2, VID]), max_size=3))
+       st.lists(st.sampled_from([IMG, IMG2, VID]), max_size=12))
 def test_fuzz_returns_request_or_user_error(words: list[str], name: str, media: list[MediaRef]) -> None:
     try:
         request = build(" ".join(words), media, name)
@@ -166,6 +170,8 @@ def test_fuzz_returns_request_or_user_error(words: list[str], name: str, media: 
         assert str(exc)
         return
     request.endpoint.input_model.model_validate(request.input)
+    images = sum(1 for m in media if m.kind == "image")
+    assert request.endpoint.media.accepts(images, len(media) - images)
 
 
 @settings(max_examples=200, deadline=None)
@@ -178,3 +184,11 @@ def test_fuzz_structured_options(options: dict[str, Any]) -> None:
         assert str(exc)
         return
     request.endpoint.input_model.model_validate(request.input)
+
+
+def test_cli_parse_reads_a_command_only_from_a_slash() -> None:
+    assert grammar.cli_parse("video of a cat playing piano", [], S)["input"]["prompt"] == (
+        "video of a cat playing piano")
+    out = grammar.cli_parse("/keyframes a flower opens", ["a.png", "b.png"], S)
+    assert out["endpoint"].endswith("multiconditioning") and out["input"]["prompt"] == "a flower opens"
+    assert grammar.cli_parse("extend the red carpet", [], S)["input"]["prompt"] == "extend the red carpet"
