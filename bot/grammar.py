@@ -728,6 +728,27 @@ def usage(command_prefix: str = "/") -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- leading command words
+
+# Words that name a command when a message starts with them (after a mention, in the
+# console, or as /word). "video" is left out of the bare form: it is the default
+# anyway, and "video of a cat" is a prompt.
+COMMAND_WORDS = ("keyframes", "extend", "quote", "quota", "jobs", "cancel", "help", "admin")
+
+
+def leading_command(text: str, default: str = "video") -> tuple[str, str]:
+    """`extend more waves` -> ("extend", "more waves"); `/video a fox` -> ("video", "a fox");
+    `a red fox` -> (default, "a red fox"). The one place every adapter splits a message."""
+    stripped = text.strip()
+    first, _, rest = stripped.partition(" ")
+    word = first.lower()
+    if word.startswith("/") and word[1:] in (*COMMAND_WORDS, "video"):
+        return word[1:], rest.strip()
+    if word in COMMAND_WORDS:
+        return word, rest.strip()
+    return default, stripped
+
+
 # ---------------------------------------------------------------- ltx-bot parse
 
 

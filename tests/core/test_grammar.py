@@ -192,3 +192,20 @@ def test_cli_parse_reads_a_command_only_from_a_slash() -> None:
     out = grammar.cli_parse("/keyframes a flower opens", ["a.png", "b.png"], S)
     assert out["endpoint"].endswith("multiconditioning") and out["input"]["prompt"] == "a flower opens"
     assert grammar.cli_parse("extend the red carpet", [], S)["input"]["prompt"] == "extend the red carpet"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("extend more waves", ("extend", "more waves")),
+        ("/video a fox", ("video", "a fox")),
+        ("video of a cat playing piano", ("video", "video of a cat playing piano")),
+        ("admin grant <@1> 50", ("admin", "grant <@1> 50")),
+        ("Keyframes a flower opens", ("keyframes", "a flower opens")),
+        ("cancel 12", ("cancel", "12")),
+        ("a red fox --seconds 4", ("video", "a red fox --seconds 4")),
+        ("  help ", ("help", "")),
+    ],
+)
+def test_leading_command(text: str, expected: tuple[str, str]) -> None:
+    assert grammar.leading_command(text) == expected
