@@ -453,6 +453,12 @@ class JobRunner:
                 )
                 await self._write(live, **pending)
                 pending = {}
+        except UserError as exc:
+            # The platform refused in words the user can act on ("invite me to this
+            # channel"): nothing unexpected, so no error report; the caller tells them.
+            await self._fail(live, f"{exc} {REFUNDED}", "refused_by_platform")
+            self._live.pop(job.id, None)
+            raise
         except Exception as exc:
             text = report_unexpected(log, exc, f"posting the card of job {job.id}")
             await self._fail(live, text, "internal")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from bot.errors import MediaError
+import pytest
+
+from bot.errors import MediaError, UserError
 from bot.model import JobState
 from bot.ports import MessageRef, Place, StatusCard
 from tests.fakes.chat import FakeChat
@@ -166,3 +169,25 @@ async def test_a_platform_refusing_the_size_gets_the_poster_and_link(jobs: Jobs)
     [image] = refusing.images(job.id)
     assert image.card is not None and image.card.link == done.result_url
     assert any("accepts uploads up to" in line for line in image.card.lines)
+
+
+class NotInChannelChat(FakeChat):
+    async def post(self, place: Place, card: StatusCard) -> MessageRef:
+        raise UserError("I'm not in this channel yet: invite me with /invite @LTX.")
+
+
+async def test_a_platform_refusal_is_the_users_message_not_an_error(
+    jobs: Jobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    refusing = NotInChannelChat("console")
+    runner = jobs.new_runner(refusing)
+    await jobs.runner.stop()
+    await runner.start()
+    caplog.set_level(logging.ERROR)
+    with pytest.raises(UserError, match="invite me"):
+        await jobs.submit_text("nowhere to post", runner=runner)
+    [job] = await jobs.store.list_jobs(ALICE.key)
+    assert job.state is JobState.FAILED and job.error_type == "refused_by_platform"
+    assert job.error_message is not None and "invite me" in job.error_message
+    assert await jobs.charged(job.id) == 0
+    assert "unexpected error" not in caplog.text
