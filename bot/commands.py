@@ -20,7 +20,14 @@ import httpx
 
 from bot import catalog, grammar, media
 from bot.config import Settings
-from bot.errors import NotFound, PermissionDenied, UsageError, UserError, report_unexpected
+from bot.errors import (
+    MediaError,
+    NotFound,
+    PermissionDenied,
+    UsageError,
+    UserError,
+    report_unexpected,
+)
 from bot.jobs import JobRunner
 from bot.model import GenerationRequest, JobRecord, JobState, LocalMedia, MediaRef
 from bot.ports import Attachment, ChatPort, Invocation, User
@@ -177,11 +184,19 @@ class Bot:
             return
         # continue: the last frame of the result becomes the image of an image-to-video job
         with self._scratch() as scratch:
-            video = await media.download(
-                parent.result_url, scratch / "parent.mp4", self.http, self.settings.media,
-                max_bytes=self.settings.media.max_input_bytes * 4,
-                extra_allowed_hosts=self.extra_allowed_hosts,
-            )
+            try:
+                video = await media.download(
+                    parent.result_url, scratch / "parent.mp4", self.http, self.settings.media,
+                    max_bytes=self.settings.media.max_input_bytes * 4,
+                    extra_allowed_hosts=self.extra_allowed_hosts,
+                )
+            except MediaError:
+                where = ("the built-in simulator keeps them only while it runs"
+                         if self.settings.uses_simulator else "fal keeps results for about an hour")
+                raise MediaError(
+                    f"The video of job #{parent.id} can't be fetched any more ({where}). "
+                    "Re-roll it, or attach the video to /extend yourself."
+                ) from None
             frame = await asyncio.to_thread(media.last_frame, video, scratch)
             info = await asyncio.to_thread(media.probe, frame, self.settings.media)
             item = LocalMedia(path=frame, info=info, source=f"last frame of job #{parent.id}")

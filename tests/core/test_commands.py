@@ -244,3 +244,14 @@ async def test_a_repeated_platform_event_never_starts_a_second_job(settings: Any
             await application.runner.wait(jobs[0].id)
         finally:
             await application.stop()
+
+
+async def test_continue_on_a_result_that_is_gone_says_so(app: Any, chat: FakeChat) -> None:
+    await app.bot.handle(inv("video", "a fox --seconds 1"), chat)
+    job = await app.runner.wait(1)
+    # As after a restart of the simulator, or past fal's retention: the URL answers 404.
+    await app.store.update_job(job.id, result_url=job.result_url.replace("/files/", "/files/gone-"))
+    await app.bot.handle(inv("action", "", options={"action": "continue", "job_id": 1}), chat)
+    said = notes(chat)[-1]
+    assert "can't be fetched any more" in said and "Re-roll" in said
+    assert len(await app.store.list_jobs(ALICE.key)) == 1
