@@ -43,6 +43,9 @@ from bot.errors import (
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 409, 429, 502, 503, 504})
+# Answers that prove a request was turned away before anything ran: the only ones on
+# which a non-idempotent call (a submit) may be sent again without risking a second job.
+REFUSED_STATUSES = frozenset({429, 503})
 CANCEL_OUTCOMES = ("OK", "CANCELLATION_REQUESTED", "ALREADY_COMPLETED", "NOT_FOUND")
 CancelOutcome = Literal["OK", "CANCELLATION_REQUESTED", "ALREADY_COMPLETED", "NOT_FOUND"]
 
@@ -461,6 +464,7 @@ class FalClient:
             json_body=payload,
             params=params,
             headers=headers,
+            idempotent=False,
         )
         data = _json_or_none(response)
         if not isinstance(data, Mapping) or not isinstance(data.get("request_id"), str):
@@ -761,8 +765,14 @@ class FalClient:
         http_timeout: httpx.Timeout | float | None = None,
         accept: Callable[[httpx.Response], bool] | None = None,
         with_key: bool = True,
+        idempotent: bool = True,
     ) -> httpx.Response:
-        """One call with retries. Returns a 2xx/3xx (or `accept`ed) response, raises FalError."""
+        """One call with retries. Returns a 2xx/3xx (or `accept`ed) response, raises FalError.
+
+        `idempotent=False` (a submit): sending it again after fal may have taken it would
+        queue a second, paid job, so it is retried only when the request provably never
+        arrived (no connection) or fal refused it outright (429, 503).
+        """
         deadline = time.monotonic() + self.max_retry_seconds
         attempt = 0
         while True:
@@ -783,11 +793,14 @@ class FalClient:
             try:
                 response = await self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
+                never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 failure: FalError = FalTransportError(
-                    f"could not reach fal for {what} ({type(exc).__name__})", retryable=True
+                    f"could not reach fal for {what} ({type(exc).__name__})",
+                    retryable=idempotent or never_sent,
                 )
                 wait = self._delay(attempt, None)
-                if attempt > self.max_retries or time.monotonic() + wait > deadline:
+                if (not failure.retryable or attempt > self.max_retries
+                        or time.monotonic() + wait > deadline):
                     raise failure from None
                 log.warning(
                     "fal %s: %s; retrying in %.2fs (attempt %d of %d)",
@@ -802,7 +815,7 @@ class FalClient:
                 await response.aread()
             if accept is not None and accept(response):
                 return response
-            if response.status_code in RETRY_STATUSES:
+            if response.status_code in (RETRY_STATUSES if idempotent else REFUSED_STATUSES):
                 wait = self._delay(attempt, _retry_after(response))
                 if attempt <= self.max_retries and time.monotonic() + wait <= deadline:
                     await response.aclose()

@@ -471,3 +471,23 @@ async def test_an_echoed_key_at_the_cut_leaves_no_prefix(http: httpx.AsyncClient
     for text in seen:
         # Not the key, and not any 6-character piece of it either.
         assert not any(KEY[i : i + 6] in text for i in range(len(KEY) - 5)), text
+
+
+@pytest.mark.parametrize(("status", "retried"), [(429, True), (503, True), (502, False), (504, False)])
+async def test_a_submit_is_sent_again_only_when_fal_refused_it(
+    http: httpx.AsyncClient, status: int, retried: bool
+) -> None:
+    """A 502/504 may come after fal queued the job: sending it again could mean two paid jobs."""
+    async with Simulator(fast_options(api_key=KEY)) as sim:
+        fal = make_client(http, sim.url)
+        sim.fail_next(status, 1, path_contains="fal-ai/ltx-video")
+        before = sim.requests_seen  # a faulted request never reaches the submit handler
+        if retried:
+            handle = await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+            assert handle.request_id
+        else:
+            with pytest.raises(FalError) as info:
+                await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+            assert info.value.status == status
+        # The faulted attempt plus, when refused outright, exactly one more.
+        assert sim.requests_seen - before == (2 if retried else 1)
