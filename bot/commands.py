@@ -32,7 +32,7 @@ from bot.jobs import JobRunner
 from bot.model import GenerationRequest, JobRecord, JobState, LocalMedia, MediaRef
 from bot.ports import Attachment, ChatPort, Invocation, User
 from bot.quota import Quota
-from bot.store import SqliteStore
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Bot:
     def __init__(
         self,
         settings: Settings,
-        store: SqliteStore,
+        store: Store,
         quota: Quota,
         runner: JobRunner,
         http: httpx.AsyncClient,

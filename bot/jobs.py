@@ -61,7 +61,7 @@ from bot.ports import (
     progress_bar,
 )
 from bot.quota import Quota, QuotaStatus
-from bot.store import SqliteStore
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ class JobRunner:
     def __init__(
         self,
         settings: Settings,
-        store: SqliteStore,
+        store: Store,
         quota: Quota,
         fal: FalClient,
         http: httpx.AsyncClient,

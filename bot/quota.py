@@ -48,7 +48,7 @@ from bot.store import (
     LedgerEntry,
     LedgerTx,
     NewJob,
-    SqliteStore,
+    Store,
     UsageRow,
     UsageSnapshot,
     UserRow,
@@ -183,7 +183,7 @@ class QuotaStatus:
 
 
 class Quota:
-    def __init__(self, store: SqliteStore, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(self, store: Store, settings: Settings, *, clock: Clock | None = None) -> None:
         self.store = store
         self.settings = settings
         self.clock: Clock = clock or utc_now
