@@ -64,11 +64,11 @@ class File(FalOutputModel):
 
 
 class VideoFile(File):
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    duration: float | None = None
-    num_frames: int | None = None
+    width: int | None = Field(None, description="Width of the video in pixels.")
+    height: int | None = Field(None, description="Height of the video in pixels.")
+    fps: float | None = Field(None, description="Frames per second of the video.")
+    duration: float | None = Field(None, description="Length of the video in seconds.")
+    num_frames: int | None = Field(None, description="Number of frames in the video.")
 
 
 class VideoOutput(FalOutputModel):
@@ -165,8 +165,8 @@ class ExtendInput(FalModel):
 
 
 class ImageSize(FalModel):
-    width: int = Field(ge=64, le=2048)
-    height: int = Field(ge=64, le=2048)
+    width: int = Field(ge=64, le=2048, description="Width of the generated video in pixels.")
+    height: int = Field(ge=64, le=2048, description="Height of the generated video in pixels.")
 
 
 VideoSizeName = Literal[
@@ -196,7 +196,9 @@ class Ltx2ImageToVideoInput(FalModel):
     fps: float = Field(25.0, ge=1, le=60, description="The frames per second of the video.")
     guidance_scale: float = Field(3.0, ge=1, le=10, description="The guidance scale to use.")
     num_inference_steps: int = Field(40, ge=8, le=50, description="The number of inference steps.")
-    acceleration: Literal["none", "regular", "high", "full"] = Field("regular")
+    acceleration: Literal["none", "regular", "high", "full"] = Field(
+        "regular", description="The acceleration level to use."
+    )
     camera_lora: CameraLora = Field("none", description="Camera movement LoRA.")
     camera_lora_scale: float = Field(1.0, ge=0, le=1, description="Scale of the camera LoRA.")
     negative_prompt: str = Field(LTX2_NEGATIVE, description="The negative prompt.")
@@ -204,12 +206,19 @@ class Ltx2ImageToVideoInput(FalModel):
     enable_prompt_expansion: bool = Field(True, description="Whether to enable prompt expansion.")
     enable_safety_checker: bool = Field(True, description="Whether to enable the safety checker.")
     video_output_type: Literal["X264 (.mp4)", "VP9 (.webm)", "PRORES4444 (.mov)", "GIF (.gif)"] = (
-        "X264 (.mp4)"
+        Field("X264 (.mp4)", description="The output type of the generated video.")
     )
-    video_quality: Literal["low", "medium", "high", "maximum"] = "high"
-    video_write_mode: Literal["fast", "balanced", "small"] = "balanced"
+    video_quality: Literal["low", "medium", "high", "maximum"] = Field(
+        "high", description="The quality of the generated video."
+    )
+    video_write_mode: Literal["fast", "balanced", "small"] = Field(
+        "balanced", description="The write mode of the generated video."
+    )
     sync_mode: bool = Field(False, description="Return media as a data URI.")
-    interpolation_direction: Literal["forward", "backward"] = "forward"
+    interpolation_direction: Literal["forward", "backward"] = Field(
+        "forward", description="Forward goes from the start image to the end image, backward "
+        "from the end image to the start image."
+    )
     image_strength: float = Field(1.0, ge=0, le=1, description="Strength of the start image.")
     end_image_strength: float = Field(1.0, ge=0, le=1, description="Strength of the end image.")
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+from typing import get_args
+
 import pytest
+from annotated_types import Ge, Le
 
 from bot.catalog import VideoOutput, by_name, estimate, usd_to_credits
 from tests.fal.seeds import SEED_FILES, SEEDS, examples, json_blocks
@@ -53,3 +58,94 @@ def test_ltx2_price_example() -> None:
 def test_json_blocks_skips_code_and_nested_lines() -> None:
     text = 'import { fal } from "x";\nconst r = {\n a: 1\n};\n{\n"a": {\n"b": 1\n}\n}\nafter\n'
     assert json_blocks(text) == [{"a": {"b": 1}}]
+
+
+@pytest.mark.parametrize("filename", sorted(SEED_FILES))
+def test_output_examples_round_trip(filename: str) -> None:
+    _, outputs = examples(filename)
+    for example in outputs:
+        assert VideoOutput.model_validate(example).model_dump(mode="json", exclude_unset=True) == example
+
+
+# Fields whose example value is the user's input, not the documented default.
+_INPUT_FIELDS = {"prompt", "image_url", "end_image_url", "video", "images", "videos", "seed"}
+
+
+@pytest.mark.parametrize("filename", sorted(SEED_FILES))
+def test_every_documented_default_is_the_models_default(filename: str) -> None:
+    endpoint = by_name(SEED_FILES[filename])
+    inputs, _ = examples(filename)
+    full = max(inputs, key=len)
+    checked = 0
+    for name, value in full.items():
+        if name in _INPUT_FIELDS:
+            continue
+        field = endpoint.input_model.model_fields[name]
+        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        assert default == value, (filename, name, default, value)
+        checked += 1
+    assert checked >= 3
+
+
+def _enum_sections(text: str) -> dict[str, list[str]]:
+    """`<field> <Name>Enum ... Possible enum values: a, b` in the 0.9.7 docs' two layouts."""
+    found: dict[str, list[str]] = {}
+    pattern = re.compile(r"^(\w+)\s+\w+Enum\b(.*?)Possible enum values: ([^\n]+)", re.M | re.S)
+    for match in pattern.finditer(text):
+        found[match.group(1)] = [v.strip() for v in match.group(3).split(",")]
+    return found
+
+
+@pytest.mark.parametrize("filename", ["ltx-video-13b-distilled-multiconditioning.txt",
+                                      "ltx-video-v097-extend.txt"])
+def test_documented_enums_match(filename: str) -> None:
+    endpoint = by_name(SEED_FILES[filename])
+    enums = _enum_sections((SEEDS / filename).read_text())
+    assert set(enums) == {"resolution", "aspect_ratio"}
+    for name, values in enums.items():
+        assert set(get_args(endpoint.input_model.model_fields[name].annotation)) == set(values)
+
+
+def test_ltx2_fields_defaults_ranges_and_options_match_the_doc() -> None:
+    """The LTX-2 doc is structured: check every field it lists, field by field."""
+    text = (SEEDS / "ltx-2-19b-image-to-video.txt").read_text()
+    schema = text.split("### Input Schema", 1)[1].split("**Required Parameters Example**", 1)[0]
+    model = by_name("ltx-2").input_model
+    blocks = re.split(r"^- \*\*`(\w+)`\*\*", schema, flags=re.M)[1:]
+    documented = dict(zip(blocks[::2], blocks[1::2], strict=True))
+    assert set(documented) == set(model.model_fields)
+    for name, body in documented.items():
+        field = model.model_fields[name]
+        default = re.search(r"- Default: `(.*?)`\n", body)
+        if default:
+            assert field.default == json.loads(default.group(1)), name
+        bounds = re.search(r"- Range: `([\d.]+)` to `([\d.]+)`", body)
+        if bounds:
+            lo = next(m.ge for m in field.metadata if isinstance(m, Ge))
+            hi = next(m.le for m in field.metadata if isinstance(m, Le))
+            assert (lo, hi) == (float(bounds.group(1)), float(bounds.group(2))), name
+        options = re.search(r"- Options: (.+)\n", body)
+        if options:
+            values = {json.loads(v) for v in re.findall(r'`("[^`]*")`', options.group(1))}
+            assert values <= set(get_args(field.annotation)) | _size_names(field.annotation), name
+        if "_required_" in body.split("\n", 1)[0]:
+            assert field.is_required(), name
+
+
+def _size_names(annotation: object) -> set[str]:
+    names: set[str] = set()
+    for arg in get_args(annotation):
+        names |= {a for a in get_args(arg) if isinstance(a, str)}
+    return names
+
+
+def test_every_catalog_field_is_described() -> None:
+    """Descriptions reach operators and users (help, check-config); none may be missing."""
+    from bot import catalog
+
+    models = {e.input_model for e in catalog.ENDPOINTS} | {catalog.VideoOutput, catalog.VideoFile}
+    nested = {catalog.ImageSize, catalog.LoRAWeight, catalog.ImageConditioningInput,
+              catalog.VideoConditioningInput, catalog.ExtendVideoConditioning}
+    missing = [f"{m.__name__}.{n}" for m in models | nested
+               for n, f in m.model_fields.items() if not f.description]
+    assert missing == []
