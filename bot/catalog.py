@@ -496,14 +496,29 @@ def usd_to_credits(usd: float, credits_per_usd: float) -> int:
     return max(0, math.ceil(usd * credits_per_usd - 1e-9))
 
 
-def output_geometry(endpoint: Endpoint, payload: Mapping[str, Any]) -> tuple[int, int, int]:
-    """Best estimate of (width, height, frames) a request will produce, before it runs."""
+def auto_size(aspect: float, nominal: tuple[int, int]) -> tuple[int, int]:
+    """What `video_size: auto` makes of an input with this width/height ratio: the nominal
+    pixel area in the input's shape, on multiples of 32 (16:9 -> 1280x704)."""
+    area = nominal[0] * nominal[1]
+    width = math.sqrt(area * aspect)
+    return max(32, round(width / 32) * 32), max(32, round(width / aspect / 32) * 32)
+
+
+def output_geometry(
+    endpoint: Endpoint, payload: Mapping[str, Any], input_aspect: float | None = None
+) -> tuple[int, int, int]:
+    """Best estimate of (width, height, frames) a request will produce, before it runs.
+
+    `input_aspect` (the prepared image's width/height) refines `auto` sizes, which
+    follow the input's shape."""
     width, height = endpoint.nominal_size
     if endpoint.frames is not None:
         frames = int(payload.get(endpoint.frames.field, endpoint.frames.default))
     else:
         frames = endpoint.fixed_frames or 121
     size = payload.get("video_size")
+    if (size is None or size == "auto") and input_aspect and "video_size" in endpoint.input_model.model_fields:
+        width, height = auto_size(input_aspect, endpoint.nominal_size)
     if isinstance(size, Mapping):
         width, height = int(size["width"]), int(size["height"])
     elif isinstance(size, str) and size in VIDEO_SIZES:
@@ -541,8 +556,9 @@ def estimate(
     payload: Mapping[str, Any],
     credits_per_usd: float,
     price_overrides: Mapping[str, Any] | None = None,
+    input_aspect: float | None = None,
 ) -> Estimate:
-    width, height, frames = output_geometry(endpoint, payload)
+    width, height, frames = output_geometry(endpoint, payload, input_aspect)
     usd = price_for(endpoint, price_overrides).usd(width, height, frames)
     return Estimate(usd=usd, credits=usd_to_credits(usd, credits_per_usd), width=width,
                     height=height, frames=frames)

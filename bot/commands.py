@@ -150,6 +150,13 @@ class Bot:
             )
             info = await asyncio.to_thread(media.probe, path, self.settings.media)
             out.append(LocalMedia(path=path, info=info, source=item.source, filename=item.filename))
+        first = next((m for m in out if m is not None and m.info.kind == "image"), None)
+        if first is not None:
+            # `auto` sizes follow the image's shape: price what will really be made.
+            request.estimate = catalog.estimate(
+                endpoint, request.input, self.settings.quota.credits_per_usd,
+                self.settings.prices, input_aspect=first.info.width / first.info.height,
+            )
         return out
 
     def _scratch(self) -> contextlib.AbstractContextManager[Path]:
@@ -213,8 +220,11 @@ class Bot:
         data = dict(parent.input)
         data["seed"] = grammar.random_seed()
         validated = endpoint.input_model.model_validate(data).model_dump(mode="json", exclude_none=True)
+        made = (parent.result or {}).get("video") or {}
+        aspect = (made["width"] / made["height"]) if made.get("width") and made.get("height") else None
         estimate = catalog.estimate(
-            endpoint, validated, self.settings.quota.credits_per_usd, self.settings.prices
+            endpoint, validated, self.settings.quota.credits_per_usd, self.settings.prices,
+            input_aspect=aspect,
         )
         request = GenerationRequest(endpoint=endpoint, input=validated, estimate=estimate, prompt=parent.prompt)
         await self.runner.submit(inv, request, [], parent_id=parent.id, parent_kind="reroll")

@@ -660,11 +660,6 @@ class Simulator:
     def _render(self, job: _Job) -> dict[str, Any]:
         """Runs in a worker thread: reads inputs, writes the MP4, returns the output JSON."""
         endpoint, payload = job.endpoint, job.payload
-        width, height, frames = output_geometry(endpoint, payload)
-        if endpoint.frames is not None and endpoint.frames.fps_field:
-            fps = float(payload.get(endpoint.frames.fps_field, endpoint.frames.default_fps))
-        else:
-            fps = float(endpoint.fixed_fps or 25.0)
         source = None
         for url in _input_media_urls(payload):
             data = self._read_input(url)
@@ -672,6 +667,13 @@ class Simulator:
                 source = load_picture(data)
                 if source is not None:
                     break
+        # `auto` follows the input's shape, as the bot's estimate assumes.
+        aspect = source.width / source.height if source is not None and source.height else None
+        width, height, frames = output_geometry(endpoint, payload, aspect)
+        if endpoint.frames is not None and endpoint.frames.fps_field:
+            fps = float(payload.get(endpoint.frames.fps_field, endpoint.frames.default_fps))
+        else:
+            fps = float(endpoint.fixed_fps or 25.0)
         out_w, out_h = scaled_size(width, height, self.options.scale)
         prompt = str(payload.get("prompt", ""))
         spec = RenderSpec(width=out_w, height=out_h, frames=frames, fps=fps, seed=job.seed,

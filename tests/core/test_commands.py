@@ -83,6 +83,10 @@ async def test_image_attachment_from_a_local_server(app: Any, chat: FakeChat, tm
     assert job.endpoint_id == "fal-ai/ltx-2-19b/image-to-video"
     assert job.input["image_url"].startswith(app.settings.backend.fal_rest_url)  # uploaded to fal storage
     assert job.input["generate_audio"] is False
+    # video_size auto follows the 3:2 image: the estimate priced what was made.
+    assert job.result is not None
+    assert (job.result["video"]["width"], job.result["video"]["height"]) == (1184, 768)
+    assert job.estimate_usd == job.settled_usd and job.estimate_credits == job.settled_credits
 
 
 @pytest.mark.parametrize(
