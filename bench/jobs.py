@@ -9,7 +9,7 @@ second and each job runs `--run-seconds` at fal, so with the defaults all
     {"quota": {...from bench/quota.py...},
      "jobs": {"count", "delivered", "failed", "peak_in_flight", "wall_seconds",
               "peak_rss_mb", "cpu_seconds_per_job", "fal_requests_per_job",
-              "submit_to_fal_ms": {"p50", "p99", "max"},      # submit() called -> fal submit sent
+              "command_to_fal_ms": {"p50", "p99", "max"},     # Bot.handle called -> fal submit sent
               "done_to_port_ms": {...},                        # sim completed_at -> send_video, minus download
               "done_to_port_with_download_ms": {...}, "download_ms": {...}, "config": {...}}}
 
@@ -47,12 +47,12 @@ from typing import Any  # noqa: E402
 import httpx  # noqa: E402
 from aiohttp import web  # noqa: E402
 
-from bot import catalog  # noqa: E402
 from bot.app import http_client_for  # noqa: E402
+from bot.commands import Bot  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.fal import FalClient  # noqa: E402
 from bot.jobs import JobRunner  # noqa: E402
-from bot.model import GenerationRequest, JobState  # noqa: E402
+from bot.model import JobState  # noqa: E402
 from bot.ports import Invocation, MessageRef, Place, StatusCard, User  # noqa: E402
 from bot.quota import Quota  # noqa: E402
 from bot.sim import SimOptions, Simulator  # noqa: E402
@@ -100,6 +100,7 @@ class BenchPort:
         self.posts = 0
         self.edits = 0
         self.handed: dict[int, float] = {}
+        self.told = 0
 
     def _ref(self, place: Place) -> MessageRef:
         return MessageRef(platform=self.platform, channel=place.channel, id=str(next(self._ids)))
@@ -127,7 +128,7 @@ class BenchPort:
         return 100 * 1024 * 1024
 
     async def tell(self, user: User, place: Place, text: str) -> None:
-        return None
+        self.told += 1
 
 
 # ---------------------------------------------------------------- http
@@ -168,14 +169,10 @@ def _stats(values: list[float]) -> dict[str, float | None]:
             "max": round(ordered[-1], 2)}
 
 
-def _request(settings: Settings, index: int) -> GenerationRequest:
-    endpoint = catalog.by_name(ENDPOINT_KEY)
-    prompt = f"benchmark job {index}"
-    payload = endpoint.input_model.model_validate(
-        {**PAYLOAD, "prompt": prompt, "seed": index}
-    ).model_dump(mode="json", exclude_none=True)
-    estimate = catalog.estimate(endpoint, payload, settings.quota.credits_per_usd)
-    return GenerationRequest(endpoint=endpoint, input=payload, estimate=estimate, prompt=prompt)
+def _command_text(index: int) -> str:
+    """The chat message for job `index`: the bench endpoint and its small payload as flags."""
+    return (f"benchmark job {index} --model {ENDPOINT_KEY} --frames {PAYLOAD['number_of_frames']} "
+            f"--fps {PAYLOAD['frame_rate']} --resolution {PAYLOAD['resolution']} --seed {index}")
 
 
 async def run_jobs(args: argparse.Namespace) -> dict[str, Any]:
@@ -229,9 +226,13 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
     def on_mark(job_id: int, mark: str, at: float) -> None:
         marks[mark][job_id] = at
 
+    received: dict[str, float] = {}  # prompt -> when its command reached Bot.handle
+    accepted: dict[str, int] = {}  # prompt -> job id
+
     def on_state(job: Any) -> None:
         nonlocal in_flight, peak_in_flight
         if job.state is JobState.ACCEPTED:
+            accepted[job.prompt] = job.id
             in_flight += 1
             peak_in_flight = max(peak_in_flight, in_flight)
         elif job.state.final:
@@ -247,19 +248,19 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
         runner.register_port(port)
         await runner.start()
 
+        bot = Bot(settings, store, runner.quota, runner, http)
         users = [User(platform="console", id=f"u{i}", name=f"user {i}") for i in range(50)]
         place = Place(platform="console", channel="bench", workspace="w")
-        requests = [_request(settings, i) for i in range(n)]
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         cpu_before = time.process_time()
         started = time.perf_counter()
-        job_ids: list[int] = []
 
         async def command(index: int) -> None:
+            # The whole command path, as a chat message arrives: parse, price, quota, submit.
             inv = Invocation(user=users[index % len(users)], place=place, command="video",
-                             text=requests[index].prompt)
-            job = await runner.submit(inv, requests[index], [])
-            job_ids.append(job.id)
+                             text=_command_text(index), event_id=f"bench-{index}")
+            received[f"benchmark job {index}"] = time.perf_counter()
+            await bot.handle(inv, port)
 
         commands: list[asyncio.Task[None]] = []
         interval = 1.0 / args.rate
@@ -271,7 +272,7 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
                 await asyncio.sleep(delay)
             commands.append(asyncio.create_task(command(index)))
         await asyncio.gather(*commands)
-        finals = await asyncio.gather(*(runner.wait(job_id) for job_id in job_ids))
+        finals = await asyncio.gather(*(runner.wait(job_id) for job_id in accepted.values()))
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu_before
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -284,7 +285,7 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
     done_with_download_ms: list[float] = []
     download_ms: list[float] = []
     for job in finals:
-        called = marks["submit_called"].get(job.id)
+        called = received.get(job.prompt)
         sent = marks["fal_submit"].get(job.id)
         if called is not None and sent is not None:
             submit_ms.append((sent - called) * 1000)
@@ -311,7 +312,8 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
         "cpu_seconds_per_job": round(cpu / n, 5),
         "fal_requests_per_job": round(fal.request_count / n, 2),
         "card_edits_per_job": round(port.edits / n, 2),
-        "submit_to_fal_ms": _stats(submit_ms),
+        "command_to_fal_ms": _stats(submit_ms),
+        "user_messages": port.told,  # refusals or errors told to users: 0 in a clean run
         "done_to_port_ms": _stats(done_ms),
         "done_to_port_with_download_ms": _stats(done_with_download_ms),
         "download_ms": _stats(download_ms),
