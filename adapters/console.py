@@ -484,7 +484,7 @@ class ConsolePort:
 # ---------------------------------------------------------------- the chat loop
 
 
-def invocation_for(parsed: ParsedLine, user: User) -> Invocation:
+def invocation_for(parsed: ParsedLine, user: User, *, patient: bool = False) -> Invocation:
     return Invocation(
         user=user,
         place=CONSOLE_PLACE,
@@ -492,6 +492,7 @@ def invocation_for(parsed: ParsedLine, user: User) -> Invocation:
         text=parsed.text,
         options=dict(parsed.options),
         attachments=list(parsed.attachments),
+        patient=patient,
     )
 
 
@@ -524,6 +525,9 @@ class ConsoleChat:
         self.port = port
         self.user = user
         self.cwd = cwd
+        # Piped input is a script: its commands wait out cooldown and concurrency limits
+        # (the 2nd of two quick /video lines would otherwise be refused by default quotas).
+        self.patient = False
 
     async def handle_line(self, line: str) -> None:
         try:
@@ -533,7 +537,7 @@ class ConsoleChat:
             return
         if parsed is None:
             return
-        await self.app.bot.handle(invocation_for(parsed, self.user), self.port)
+        await self.app.bot.handle(invocation_for(parsed, self.user, patient=self.patient), self.port)
 
     async def unfinished(self) -> list[int]:
         jobs = await self.app.store.unfinished_jobs()
@@ -553,6 +557,7 @@ class ConsoleChat:
             await asyncio.gather(*(self.app.runner.wait(i) for i in ids))
 
     async def run(self, stream: TextIO, stop: asyncio.Event, *, interactive: bool = False) -> int:
+        self.patient = not interactive
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         _start_reader(stream, queue)
         stop_wait = asyncio.create_task(stop.wait())

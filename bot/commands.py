@@ -24,12 +24,13 @@ from bot.errors import (
     MediaError,
     NotFound,
     PermissionDenied,
+    QuotaExceeded,
     UsageError,
     UserError,
     report_unexpected,
 )
 from bot.jobs import JobRunner
-from bot.model import GenerationRequest, JobRecord, JobState, LocalMedia, MediaRef
+from bot.model import GenerationRequest, JobRecord, JobState, LocalMedia, MediaRef, ParentKind
 from bot.ports import Attachment, ChatPort, Invocation, User
 from bot.quota import Quota
 from bot.store import Store
@@ -116,7 +117,38 @@ class Bot:
             refs = [MediaRef(kind=item.info.kind, url=item.source) for item in inputs]
             request = grammar.build_request(command, refs, self.settings, seed_source=grammar.random_seed)
             prepared = await self._prepare(request, inputs, scratch)
-            await self.runner.submit(inv, request, list(prepared))
+            await self._submit(inv, request, list(prepared))
+
+    async def _submit(
+        self, inv: Invocation, request: GenerationRequest, inputs: Sequence[LocalMedia | None],
+        *, parent_id: int | None = None, parent_kind: ParentKind | None = None,
+    ) -> None:
+        while True:
+            try:
+                await self.runner.submit(inv, request, inputs, parent_id=parent_id,
+                                         parent_kind=parent_kind)
+                return
+            except QuotaExceeded as exc:
+                # A script waits where a person would; money limits are refused as ever.
+                if not inv.patient or exc.limit not in ("cooldown", "concurrent"):
+                    raise
+                log.info("scripted command waits: %s", exc)
+                await self._room_for(inv.user, exc)
+
+    async def _room_for(self, user: User, refusal: QuotaExceeded) -> None:
+        if refusal.limit == "cooldown":
+            # A real timer: the cooldown is measured in wall time by the quota.
+            await asyncio.sleep((refusal.retry_after or 0.0) + 0.05)
+            return
+        running = [j for j in await self.store.list_jobs(user.key, limit=50) if not j.state.final]
+        if not running:
+            return  # one finished between the refusal and now: try again at once
+        waits = [asyncio.create_task(self.runner.wait(j.id)) for j in running]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
 
     async def _fetch(
         self, attachments: Sequence[Attachment], scratch: Path, *, allow_local: bool
@@ -187,7 +219,7 @@ class Bot:
             command = grammar.parse("extend", prompt)
             ref = MediaRef(kind="video", url=parent.result_url)
             request = grammar.build_request(command, [ref], self.settings, seed_source=grammar.random_seed)
-            await self.runner.submit(inv, request, [None], parent_id=parent.id, parent_kind="extend")
+            await self._submit(inv, request, [None], parent_id=parent.id, parent_kind="extend")
             return
         # continue: the last frame of the result becomes the image of an image-to-video job
         with self._scratch() as scratch:
@@ -213,7 +245,7 @@ class Bot:
                 seed_source=grammar.random_seed,
             )
             prepared = await self._prepare(request, [item], scratch)
-            await self.runner.submit(inv, request, prepared, parent_id=parent.id, parent_kind="continue")
+            await self._submit(inv, request, prepared, parent_id=parent.id, parent_kind="continue")
 
     async def _reroll(self, inv: Invocation, parent: JobRecord) -> None:
         endpoint = catalog.by_endpoint_id(parent.endpoint_id)
@@ -227,7 +259,7 @@ class Bot:
             input_aspect=aspect,
         )
         request = GenerationRequest(endpoint=endpoint, input=validated, estimate=estimate, prompt=parent.prompt)
-        await self.runner.submit(inv, request, [], parent_id=parent.id, parent_kind="reroll")
+        await self._submit(inv, request, [], parent_id=parent.id, parent_kind="reroll")
 
     # ------------------------------------------------------------ lists and admin
 

@@ -37,7 +37,17 @@ class MediaError(UserError):
 
 
 class QuotaExceeded(UserError):
-    """A quota limit refused the job; the text says which, what is left, and when it resets."""
+    """A quota limit refused the job; the text says which, what is left, and when it resets.
+
+    `limit` names it ("daily", "monthly", "workspace", "global", "concurrent", "cooldown")
+    and `retry_after` says in seconds when trying again can help, for callers that wait
+    (a scripted console session) instead of telling the user.
+    """
+
+    def __init__(self, message: str, *, limit: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after = retry_after
 
 
 class PermissionDenied(UserError):

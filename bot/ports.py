@@ -122,6 +122,9 @@ class Invocation:
     # Set by the adapter when the platform already shows a "thinking" message it can edit.
     status_message: MessageRef | None = None
     event_id: str | None = None  # for de-duplicating retried platform events
+    # A scripted session (piped console input): wait out cooldown and concurrency limits
+    # instead of refusing, as a person would wait before typing the next command.
+    patient: bool = False
 
 
 @dataclass(frozen=True)

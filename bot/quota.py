@@ -267,12 +267,14 @@ class Quota:
         if usage.running_jobs >= limits.max_concurrent_jobs:
             raise QuotaExceeded(
                 f"You already have {_jobs(usage.running_jobs)} running (your limit is "
-                f"{limits.max_concurrent_jobs}). Wait for one to finish or cancel one with /cancel."
+                f"{limits.max_concurrent_jobs}). Wait for one to finish or cancel one with /cancel.",
+                limit="concurrent",
             )
         if usage.last_job_at is not None and limits.cooldown_seconds > 0:
             wait = limits.cooldown_seconds - (now - usage.last_job_at).total_seconds()
             if wait > 0:
-                raise QuotaExceeded(f"Please wait {format_wait(wait)} before starting another job.")
+                raise QuotaExceeded(f"Please wait {format_wait(wait)} before starting another job.",
+                                    limit="cooldown", retry_after=wait)
         return bonus
 
     def _credits_refusal(self, limits: Limits, usage: UsageSnapshot, cost: int, now: datetime,

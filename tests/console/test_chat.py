@@ -121,3 +121,15 @@ def test_run_without_platforms_is_the_console_on_the_simulator(tmp_path: Path) -
     assert "SIMULATED" in result.stderr
     [path] = saved_videos(result.stdout).values()
     assert decoded_frames(path) == expected_frames("a lighthouse at dusk --seconds 1", config)
+
+
+def test_a_piped_script_waits_out_cooldown_and_concurrency(tmp_path: Path) -> None:
+    """A script types faster than the quotas allow; it waits where a person would."""
+    config = write_config(tmp_path, quota={"cooldown_seconds": 1.0, "max_concurrent_jobs": 1})
+    result = run_cli(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                     stdin="/video one --seed 1\n/video two --seed 2\n/video three --seed 3\n/jobs\n")
+    assert result.returncode == 0, result.stderr
+    assert_clean(result.stderr)
+    assert "Please wait" not in result.stdout and "already have" not in result.stdout
+    assert len(saved_videos(result.stdout)) == 3
+    assert "Your recent jobs:" in result.stdout and "\n#3 " in result.stdout
