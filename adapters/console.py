@@ -430,7 +430,7 @@ class ConsolePort:
     async def _send_file(self, path: Path, card: StatusCard, what: str) -> MessageRef:
         dest = await asyncio.to_thread(self._save, path, card, what)
         self.renderer.done(f"job-{card.job_id}")
-        self.renderer.line(f"saved: {dest}")
+        self.renderer.line(f"saved: {_shown_path(dest)}")
         self.renderer.line(card_text(card))
         ref = self._ref("file", path=str(dest))
         self._record(ref, card, [dest.name])
@@ -482,6 +482,15 @@ class ConsolePort:
 
 
 # ---------------------------------------------------------------- the chat loop
+
+
+def _shown_path(path: Path) -> Path:
+    """`outputs/ltx-1-….mp4` when the file is under the working directory: short, and what
+    a person can paste into the next command; the full path otherwise."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def invocation_for(parsed: ParsedLine, user: User, *, patient: bool = False) -> Invocation:

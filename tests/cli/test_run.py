@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import re
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -115,7 +116,7 @@ async def test_sigterm_mid_job_then_restart_delivers(tmp_path: Path, fal_sim: st
     finally:
         await stop(second)
     output = "".join(later)
-    saved = saved_videos(output)
+    saved = saved_videos(output, tmp_path)
     assert list(saved) == [1], output
     assert decoded_frames(saved[1]) == expected_frames(prompt, config)
     # Followed at fal where it was, not sent again (that would be paid twice).
@@ -155,15 +156,20 @@ async def test_run_starts_discord_when_a_token_is_set(tmp_path: Path) -> None:
     await fake.start()
     token = "discord-test-token-abc123"
     config = write_config(tmp_path)
-    env = clean_env(DISCORD_TOKEN=token, LTX_BOT__DISCORD__API_URL=fake.url)
+    # Both URLs: api_url moves REST only; without gateway_url discord.py would look for
+    # wss://gateway.discord.gg (the child's loopback guard refuses that).
+    env = clean_env(DISCORD_TOKEN=token, LTX_BOT__DISCORD__API_URL=fake.url,
+                    LTX_BOT__DISCORD__GATEWAY_URL=fake.gateway_url)
     proc = await spawn(["run", "--config", str(config)], cwd=tmp_path, env=env)
     try:
         me = await fake.wait_for(lambda c: c.method == "GET" and c.path.endswith("/users/@me"),
                                  limit=BOUND, what="login")
         assert me.bot_auth
-        # Logged in and the slash commands synced: the adapter is up.
+        # Logged in, the slash commands synced and the gateway identified: the adapter is up.
         await fake.wait_for(lambda c: c.method == "PUT" and c.path.endswith("/commands"),
                             limit=BOUND, what="command sync")
+        await fake.wait_until(lambda: bool(fake.identified), limit=BOUND, what="gateway IDENTIFY")
+        assert fake.identified[0]["token_sent"]
         proc.send_signal(signal.SIGTERM)
         assert await finish(proc, []) == 0
     finally:
@@ -172,3 +178,49 @@ async def test_run_starts_discord_when_a_token_is_set(tmp_path: Path) -> None:
     stderr = (tmp_path / "run.stderr").read_text()
     assert "Starting the discord adapter" in stderr
     assert token not in stderr
+    assert "Traceback" not in stderr and "tests stay on loopback" not in stderr
+
+
+# The child refuses to try at all unless the guard is in place, so this test itself can
+# never reach beyond loopback, whatever state the guard is in.
+GUARD_CHILD = """
+import asyncio, socket, sys
+if socket.socket.connect.__name__ != "_guarded_connect":
+    print("unguarded"); sys.exit(3)
+out = []
+for call in ("connect", "connect_ex"):
+    s = socket.socket()
+    try:
+        getattr(s, call)(("93.184.216.34", 80))
+        out.append(call + ": reached")
+    except ConnectionRefusedError as exc:
+        out.append(call + ": " + str(exc))
+    finally:
+        s.close()
+async def via_asyncio():
+    try:
+        await asyncio.open_connection("93.184.216.34", 80)
+        return "asyncio: reached"
+    except OSError as exc:
+        return "asyncio: " + str(exc)
+out.append(asyncio.run(via_asyncio()))
+server = socket.create_server(("127.0.0.1", 0))
+client = socket.create_connection(server.getsockname())
+out.append("loopback: ok")
+client.close(); server.close()
+print("\\n".join(out))
+"""
+
+
+async def test_child_processes_are_refused_beyond_loopback(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", GUARD_CHILD, cwd=tmp_path, env=clean_env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    async with asyncio.timeout(BOUND):
+        output = (await proc.stdout.read()).decode() if proc.stdout else ""
+        assert await proc.wait() == 0, output
+    lines = output.splitlines()
+    assert len(lines) == 4, output
+    for line in lines[:3]:
+        assert "93.184.216.34" in line and "tests stay on loopback" in line, output
+    assert lines[3] == "loopback: ok"

@@ -17,13 +17,22 @@ from bot.config import load_settings
 
 BIN = Path(sys.executable).parent / "ltx-bot"
 SECRET_NAMES = ("FAL_KEY", "DISCORD_TOKEN", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")
+# Holds the sitecustomize.py that keeps a child process on loopback.
+LOOPBACK_GUARD = Path(__file__).resolve().parents[1] / "loopback_guard"
+
+
+def with_loopback_guard(env: dict[str, str]) -> dict[str, str]:
+    """`env` with the loopback guard first on PYTHONPATH: a child can reach nothing else."""
+    rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(LOOPBACK_GUARD)]
+    return {**env, "PYTHONPATH": os.pathsep.join([str(LOOPBACK_GUARD), *rest])}
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The test's environment without any ltx-bot setting or secret, plus `extra`."""
+    """The test's environment without any ltx-bot setting or secret, plus `extra`, with the
+    loopback guard (tests/loopback_guard/sitecustomize.py) loaded by every Python child."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LTX_BOT") and k not in SECRET_NAMES}
     env.update(extra)
-    return env
+    return with_loopback_guard(env)
 
 
 def toml_value(value: Any) -> str:
@@ -80,12 +89,13 @@ def make_mp4(path: Path, frames: int = 24, fps: int = 24, size: int = 64) -> Pat
     return path
 
 
-def saved_videos(stdout: str) -> dict[int, Path]:
-    """job id -> saved file, from the `saved: <path>` lines (files are named ltx-<job>-...)."""
+def saved_videos(stdout: str, cwd: Path) -> dict[int, Path]:
+    """job id -> saved file, from the `saved: <path>` lines (files are named ltx-<job>-...).
+    Paths under the bot's working directory `cwd` are printed relative to it."""
     found: dict[int, Path] = {}
     for line in stdout.splitlines():
         if line.startswith("saved: "):
-            path = Path(line.removeprefix("saved: "))
+            path = cwd / line.removeprefix("saved: ")
             match = re.match(r"ltx-(\d+)-", path.name)
             assert match, path
             found[int(match.group(1))] = path

@@ -40,7 +40,7 @@ def test_text_image_keyframes_and_extend(tmp_path: Path) -> None:
                      stdin="".join(line + "\n" for line in commands.values()))
     assert result.returncode == 0, result.stderr
     assert_clean(result.stderr)
-    saved = saved_videos(result.stdout)
+    saved = saved_videos(result.stdout, tmp_path)
     assert sorted(saved) == [1, 2, 3, 4], result.stdout
     for job_id, line in commands.items():
         path = saved[job_id]
@@ -119,7 +119,7 @@ def test_run_without_platforms_is_the_console_on_the_simulator(tmp_path: Path) -
     assert_clean(result.stderr)
     assert "starting the console chat" in result.stderr
     assert "SIMULATED" in result.stderr
-    [path] = saved_videos(result.stdout).values()
+    [path] = saved_videos(result.stdout, tmp_path).values()
     assert decoded_frames(path) == expected_frames("a lighthouse at dusk --seconds 1", config)
 
 
@@ -131,5 +131,14 @@ def test_a_piped_script_waits_out_cooldown_and_concurrency(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert_clean(result.stderr)
     assert "Please wait" not in result.stdout and "already have" not in result.stdout
-    assert len(saved_videos(result.stdout)) == 3
+    assert len(saved_videos(result.stdout, tmp_path)) == 3
     assert "Your recent jobs:" in result.stdout and "\n#3 " in result.stdout
+
+
+def test_saved_paths_are_relative_to_where_the_bot_runs(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    result = run_cli(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                     stdin="/video a boat\n")
+    assert result.returncode == 0, result.stderr
+    [line] = [ln for ln in result.stdout.splitlines() if ln.startswith("saved: ")]
+    assert line.startswith("saved: outputs/ltx-1-") and line.endswith(".mp4")

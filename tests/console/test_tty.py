@@ -76,7 +76,7 @@ def test_terminal_chat_shows_a_live_bar_and_saves(tmp_path: Path) -> None:
     # rich redraws the bar in place: carriage returns / erase-line codes, not one line per change.
     assert "\x1b[2K" in text
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r\n", "\n").replace("\r", "\n")
-    [path] = saved_videos(plain).values()
+    [path] = saved_videos(plain, tmp_path).values()
     assert decoded_frames(path) > 0
 
 
