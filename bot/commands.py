@@ -301,9 +301,11 @@ class Bot:
 
     async def _admin(self, inv: Invocation, port: ChatPort) -> None:
         if not inv.user.is_admin:
+            where = {"discord": "[discord] admin_users or admin_roles",
+                     "slack": "[slack] admin_users",
+                     "console": "[console] admin_users"}.get(inv.user.platform, "the bot's config")
             raise PermissionDenied(
-                "Admin commands are for the bot's admins (configured as admin users or roles "
-                "for this platform in the bot's config)."
+                f"Admin commands are for the bot's admins; the operator lists them in {where}."
             )
         words = (inv.text or "").split()
         sub = str(inv.options.get("sub") or (words[0] if words else "")).lower()

@@ -97,7 +97,7 @@ def test_bad_input_is_explained_without_traceback_or_cost(tmp_path: Path) -> Non
     assert "I don't know the command /frobnicate." in out
     assert "There is no file at nope.png." in out
     assert "Please describe the video" in out
-    assert "Admin commands are for the bot's admins" in out
+    assert "Admin commands are for the bot's admins; the operator lists them in [console] admin_users" in out
     assert "There is no job #99" in out
     assert "Today: 0 of " in out and "saved: " not in out
 
