@@ -14,10 +14,10 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from bot.config import SlackSettings
+from bot.grammar import leading_command
 from bot.ports import Attachment, AttachmentKind, Credential, Place, User
 
 PLATFORM = "slack"
-SUBCOMMANDS = frozenset({"quota", "jobs", "cancel", "help", "quote", "admin"})
 MODAL_WORDS = frozenset({"animate"})
 SLACK_HOSTS = ("slack.com",)
 EXTEND_FLAG = re.compile(r"(^|\s)--extend(?=\s|$)")
@@ -45,15 +45,14 @@ def refusal(settings: SlackSettings, team: str | None, channel: str | None) -> s
 
 
 def split_command(text: str) -> tuple[str, str]:
-    """`/ltx` text -> (command, rest). Empty text or `animate` means: open the modal."""
+    """`/ltx` text -> (command, rest). Empty text or `animate` means: open the modal.
+
+    Otherwise the same leading words as mentions, Discord and the console."""
     stripped = text.strip()
     word, _, rest = stripped.partition(" ")
-    lowered = word.lower()
-    if not stripped or lowered in MODAL_WORDS:
+    if not stripped or word.lower() in MODAL_WORDS:
         return "modal", rest.strip()
-    if lowered in SUBCOMMANDS:
-        return lowered, rest.strip()
-    return "video", stripped
+    return leading_command(stripped)
 
 
 def strip_mentions(text: str, bot_user_id: str | None) -> str:
@@ -130,11 +129,11 @@ def media_command(text: str, attachments: Iterable[Attachment]) -> MediaCommand:
 
 
 def mention_command(text: str, attachments: list[Attachment]) -> MediaCommand:
-    """A mention may also carry a sub-command (`@LTX quota`) when it has no files."""
-    if not attachments:
-        word, _, rest = text.strip().partition(" ")
-        if word.lower() in SUBCOMMANDS:
-            return MediaCommand(word.lower(), rest.strip())
+    """A command the user named (`@LTX quota`, `@LTX extend more waves`), read as every
+    platform reads it; without one, the files decide (see `media_command`)."""
+    named, rest = leading_command(text, default="")
+    if named:
+        return MediaCommand(named, rest)
     return media_command(text, attachments)
 
 

@@ -101,6 +101,56 @@ async def test_mention_with_files_resolves_stubs_and_threads_the_answer(
     assert cred.allows("files.slack.com") and cred.allows("127.0.0.1")
 
 
+MENTION_WORDS = [
+    ("keyframes a flower opens", "keyframes", "a flower opens"),
+    ("/keyframes a flower opens", "keyframes", "a flower opens"),
+    ("extend more waves", "extend", "more waves"),
+    ("/extend more waves", "extend", "more waves"),
+    ("quote a cat --seconds 4", "quote", "a cat --seconds 4"),
+    ("/quote a cat", "quote", "a cat"),
+    ("quota", "quota", ""),
+    ("/quota", "quota", ""),
+    ("jobs", "jobs", ""),
+    ("/jobs", "jobs", ""),
+    ("cancel 12", "cancel", "12"),
+    ("/cancel 12", "cancel", "12"),
+    ("help", "help", ""),
+    ("/help", "help", ""),
+    ("admin grant <@U0002> 50", "admin", "grant <@U0002> 50"),
+    ("/admin usage", "admin", "usage"),
+    ("/video a fox", "video", "a fox"),
+    ("Quota", "quota", ""),
+    ("the jobs of cats", "video", "the jobs of cats"),
+    ("video of a cat", "video", "video of a cat"),
+]
+
+
+async def test_mention_command_words_match_the_other_platforms(
+        adapter: SlackAdapter, sender: SignedSender, core: RecordingCore) -> None:
+    """The words `bot.grammar.leading_command` knows, as Discord mentions and the console read them."""
+    for words, _, _ in MENTION_WORDS:
+        assert (await sender.event(app_mention(f"<@UBOT> {words}"))).status_code == 200
+        await settle(adapter)  # one at a time, so the order is the order sent
+    assert [(i.command, i.text) for i in core.invocations] == [(c, t) for _, c, t in MENTION_WORDS]
+
+
+async def test_mention_extend_with_a_clip_and_admin_from_config(
+        make_adapter: Callable[..., Any], core: RecordingCore, fake_slack: FakeSlack) -> None:
+    adapter, sender = await make_adapter(admin_users=["U0ADMIN"])
+    clip = fake_slack.add_user_file("clip.mp4", b"\x00\x00\x00\x18ftypmp42", "video/mp4")
+    for envelope in (app_mention("<@UBOT> extend more waves", [clip]),
+                     app_mention("<@UBOT> admin usage users 7", user="U0ADMIN"),
+                     app_mention("<@UBOT> admin usage", user="U0001")):
+        await sender.event(envelope)
+        await settle(adapter)
+    extend, admin, other = core.invocations
+    assert (extend.command, extend.text, [a.kind for a in extend.attachments]) == (
+        "extend", "more waves", ["video"])
+    assert (admin.command, admin.text, admin.user.is_admin) == ("admin", "usage users 7", True)
+    # Not refused here: the core checks User.is_admin and says who may use it.
+    assert (other.command, other.user.is_admin) == ("admin", False)
+
+
 async def test_mention_inside_a_thread_stays_in_that_thread(
         adapter: SlackAdapter, sender: SignedSender, core: RecordingCore,
         fake_slack: FakeSlack) -> None:

@@ -28,6 +28,9 @@ def test_split_command() -> None:
     assert split_command("a cat jumps --seconds 4") == ("video", "a cat jumps --seconds 4")
     # only the first word is a sub-command
     assert split_command("the jobs of cats") == ("video", "the jobs of cats")
+    assert split_command("/quota") == ("quota", "")
+    assert split_command("keyframes a b") == ("keyframes", "a b")
+    assert split_command("extend more") == ("extend", "more")
 
 
 def test_strip_mentions_keeps_other_users() -> None:
@@ -45,7 +48,13 @@ def test_media_command_routing() -> None:
     assert media_command("cat --extend", [att("image")]).command == "video"
     assert media_command("mix", [att("image"), att("video")]).command == "keyframes"
     assert mention_command("quota", []) == ("quota", "")
-    assert mention_command("quota", [att("image")]).command == "video"
+    # A named command wins over the files, as on Discord and in the console.
+    assert mention_command("quota", [att("image")]) == ("quota", "")
+    assert mention_command("extend more waves", [att("video")]) == ("extend", "more waves")
+    assert mention_command("/video a and b", [att("image"), att("image")]) == ("video", "a and b")
+    # Without a named command the files decide.
+    assert mention_command("go on --extend", [att("video")]).command == "extend"
+    assert mention_command("a and b", [att("image"), att("image")]).command == "keyframes"
 
 
 def test_file_credential_only_for_slack_hosts() -> None:
