@@ -34,7 +34,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_port import SlackPort
+from adapters.slack_port import SLACK_MIN_EDIT_INTERVAL, SlackPort
 from adapters.slack_render import (
     ANIMATE_MODAL,
     PROMPT_MODAL,
@@ -87,7 +87,9 @@ class SlackAdapter:
     """Listeners + port. `handle` is the core's `Bot.handle`."""
 
     def __init__(self, settings: Settings, handle: Handler, *,
-                 logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None,
+                 min_edit_interval: float | None = None) -> None:
+        """`min_edit_interval` overrides the 3 s floor between edits of one message (tests)."""
         slack = settings.slack
         token = slack.bot_token.get_secret_value() if slack.bot_token else ""
         if not token:
@@ -101,8 +103,10 @@ class SlackAdapter:
         self.upload_client = AsyncWebClient(token=token, base_url=base_url,
                                             timeout=int(slack.upload_timeout_seconds),
                                             retry_handlers=retry_handlers())
+        edit_interval = (max(SLACK_MIN_EDIT_INTERVAL, settings.jobs.edit_interval_seconds)
+                         if min_edit_interval is None else min_edit_interval)
         self.port = SlackPort(self.client, slack, upload_client=self.upload_client,
-                              edit_interval=settings.jobs.edit_interval_seconds)
+                              edit_interval=edit_interval)
         self.credential = file_credential(token, slack.api_url)
         secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
         if slack.mode == "http" and not secret:
@@ -444,12 +448,13 @@ class CoreApp(Protocol):
 class SlackRunner:
     """Owns the adapter for `ltx-bot run`: construct (registers the port), start, close."""
 
-    def __init__(self, app: CoreApp, settings: Settings) -> None:
+    def __init__(self, app: CoreApp, settings: Settings, *,
+                 min_edit_interval: float | None = None) -> None:
         async def handle(inv: Invocation, port: ChatPort) -> None:
             # Looked up per call: `app.bot` exists only once the app has started.
             await app.bot.handle(inv, port)
 
-        self.adapter = SlackAdapter(settings, handle)
+        self.adapter = SlackAdapter(settings, handle, min_edit_interval=min_edit_interval)
         app.register_port(self.adapter.port)
 
     @property

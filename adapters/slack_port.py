@@ -49,6 +49,11 @@ NOT_A_MEMBER_TEXT = ("I can't post in this channel yet. Invite me first (`/invit
 ALREADY_GONE = frozenset({"message_not_found", "file_not_found", "file_deleted"})
 # Response URLs are valid for 30 minutes after the command; keep a margin.
 RESPONSE_URL_TTL = 25 * 60
+# chat.update is Tier 3 (about 50 a minute): at most one edit per message every 3 s keeps
+# a couple of running jobs inside it (429s beyond that are waited out by the retry handler).
+# The same floor as Discord's, so a card ticks at the same pace on both; config may only
+# make it slower.
+SLACK_MIN_EDIT_INTERVAL = 3.0
 
 
 @dataclass

@@ -85,8 +85,7 @@ async def harness() -> AsyncIterator[SlackHarness]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = slack_settings_for(fake, Path(tmp))
         # A real interval, short enough for tests, so coalescing is exercised too.
-        settings.jobs.edit_interval_seconds = 0.2
-        adapter = SlackAdapter(settings, _nobody)
+        adapter = SlackAdapter(settings, _nobody, min_edit_interval=0.2)
         try:
             yield SlackHarness(fake, adapter.port, Place("slack", CHANNEL, "T0001"),
                                User("slack", "U0CONTRACT", "carol"))

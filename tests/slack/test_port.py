@@ -25,9 +25,8 @@ async def _unused(inv: Invocation, port: object) -> None:
 
 @pytest.fixture
 async def port(slack_settings: Settings) -> AsyncIterator[SlackPort]:
-    slack_settings.jobs.edit_interval_seconds = 0.3
     slack_settings.slack.upload_timeout_seconds = 123
-    adapter = SlackAdapter(slack_settings, _unused)
+    adapter = SlackAdapter(slack_settings, _unused, min_edit_interval=0.3)
     yield adapter.port
     await adapter.close()
 
@@ -155,3 +154,16 @@ async def test_post_where_the_bot_is_not_a_member_is_a_user_error(port: SlackPor
 
 def test_upload_limit_comes_from_settings(port: SlackPort) -> None:
     assert port.upload_limit(PLACE) == 100 * 1024 * 1024
+
+
+@pytest.mark.parametrize(("configured", "expected"), [(0.0, 3.0), (1.0, 3.0), (5.0, 5.0)])
+async def test_edits_of_one_message_are_at_least_3_seconds_apart(
+        slack_settings: Settings, configured: float, expected: float) -> None:
+    """The same floor Discord's port keeps: `jobs.edit_interval_seconds` can only slow it."""
+    slack_settings.jobs.edit_interval_seconds = configured
+    adapter = SlackAdapter(slack_settings, _unused)
+    try:
+        assert adapter.port.edit_interval == expected
+    finally:
+        await adapter.close()
+
