@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,10 +17,20 @@ from aiohttp import web
 from PIL import Image
 
 from adapters.slack_app import SlackRunner
+from adapters.slack_render import ANIMATE_MODAL, PROMPT_MODAL
 from bot.config import Settings
+from tests.console.helpers import make_mp4
 from tests.slack.conftest import SIGNING_SECRET
 from tests.slack.fake_api import FakeFile, FakeMessage, FakeSlack
-from tests.slack.payloads import SignedSender, app_mention, block_actions, slash_command
+from tests.slack.payloads import (
+    SignedSender,
+    app_mention,
+    block_actions,
+    form_values,
+    message_shortcut,
+    slash_command,
+    view_submission,
+)
 
 
 def png(w: int = 256, h: int = 160) -> bytes:
@@ -53,7 +64,7 @@ async def live(app: Any, settings: Settings, fake_slack: FakeSlack) -> AsyncIter
     slack.signing_secret = SIGNING_SECRET  # type: ignore[assignment]
     slack.api_url = fake_slack.api_url
     slack.mode, slack.host, slack.port = "http", "127.0.0.1", 0
-    runner = SlackRunner(app, settings)
+    runner = SlackRunner(app, settings, min_edit_interval=0.0)  # no 3 s floor: tests end sooner
     await runner.start()
     assert runner.adapter.url is not None
     sender = SignedSender(runner.adapter.url, SIGNING_SECRET)
@@ -167,3 +178,118 @@ async def test_bot_token_never_reaches_a_non_slack_host(
     if via_redirect:  # Slack's own host did get the token; the hop elsewhere did not
         assert any(auth == f"Bearer {fake.bot_token}" for path, auth in fake.downloads
                    if path.startswith("/redirect"))
+
+
+# ---------------------------------------------------------------- buttons, modals, media
+
+
+def buttons_of(message: FakeMessage) -> dict[str, str]:
+    """action_id -> value of the buttons a message shows now."""
+    return {e["action_id"]: e["value"] for b in message.blocks if b.get("type") == "actions"
+            for e in b["elements"]}
+
+
+def texts_of(message: FakeMessage) -> str:
+    found: list[str] = [message.text]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("text"), str):
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(message.blocks)
+    return "\n".join(found)
+
+
+async def finished_video(live: Live, command: str) -> tuple[FakeMessage, int]:
+    """Run a slash command to the end; the buttons message under the video and its job id."""
+    await live.sender.command(slash_command(command))
+    [buttons] = await live.fake.wait_for(live.button_messages, limit=60)
+    job_id = int(buttons_of(buttons)["ltx_reroll"])
+    assert (await live.app.runner.wait(job_id)).state.value == "done"
+    return buttons, job_id
+
+
+async def test_cancel_button_while_running(live: Live, sim: Any) -> None:
+    sim.options.run_seconds = 60.0  # long enough to be cancelled while running
+    fake = live.fake
+    await live.sender.command(slash_command("a very slow sunrise --seconds 2"))
+    [status] = await fake.wait_for(
+        lambda: [m for m in fake.live_messages() if "ltx_cancel" in buttons_of(m)
+                 and "Generating" in texts_of(m)], limit=30)
+    job_id = int(buttons_of(status)["ltx_cancel"])
+    await live.sender.interactive(block_actions("ltx_cancel", str(job_id), message_ts=status.ts,
+                                                thread_ts=None))
+    job = await live.app.runner.wait(job_id)
+    assert job.state.value == "cancelled" and job.settled_credits == 0
+    await fake.wait_for(lambda: "Cancelled" in texts_of(status), limit=10)
+    assert "ltx_cancel" not in buttons_of(status)  # the final card has no Cancel any more
+    assert not live.videos()
+
+
+@pytest.mark.parametrize("kind", ["extend", "continue"])
+async def test_extend_and_continue_buttons_with_their_modal(live: Live, kind: str) -> None:
+    fake = live.fake
+    buttons, job_id = await finished_video(live, "a lighthouse at night --seconds 2")
+    await live.sender.interactive(block_actions(f"ltx_{kind}", str(job_id), message_ts=buttons.ts,
+                                                thread_ts=None))
+    [view] = await fake.wait_for(lambda: [v for v in fake.views if v["callback_id"] == PROMPT_MODAL])
+    prompt = "the beam sweeps the sea" if kind == "extend" else "dawn breaks"
+    values = {"prompt": {"prompt": {"type": "plain_text_input", "value": prompt}}}
+    resp = await live.sender.interactive(view_submission(view, values))
+    assert resp.status_code == 200
+    videos = await fake.wait_for(lambda: len(live.videos()) >= 2 and live.videos(), limit=60)
+    assert len(videos) == 2
+    [child] = [j for j in await live.app.store.list_jobs("slack:U0001") if j.parent_id == job_id]
+    child = await live.app.runner.wait(child.id)
+    assert (child.parent_kind, child.prompt, child.state.value) == (kind, prompt, "done")
+    if kind == "extend":
+        assert child.endpoint_id == "fal-ai/ltx-video-v097/extend"
+    else:  # the last frame is the image of an image-to-video job
+        assert "image-to-video" in child.endpoint_id
+
+
+async def test_message_shortcut_then_form_makes_a_video_in_that_thread(live: Live) -> None:
+    fake = live.fake
+    image = fake.add_user_file("cat.png", png(), "image/png")
+    message = {"type": "message", "user": "U0002", "ts": "1700000200.000100", "text": "look",
+               "files": [image]}
+    await live.sender.interactive(message_shortcut(message))
+    [view] = await fake.wait_for(lambda: [v for v in fake.views if v["callback_id"] == ANIMATE_MODAL])
+    resp = await live.sender.interactive(view_submission(view, form_values("the cat yawns",
+                                                                           seconds="2")))
+    assert resp.status_code == 200
+    [video] = await fake.wait_for(lambda: live.videos("1700000200.000100"), limit=60)
+    [buttons] = await fake.wait_for(live.button_messages, limit=10)
+    job = await live.app.runner.wait(int(buttons_of(buttons)["ltx_reroll"]))
+    assert job.state.value == "done" and job.prompt == "the cat yawns"
+    assert "image-to-video" in job.endpoint_id and video.thread_ts == "1700000200.000100"
+
+
+async def test_mention_with_two_images_makes_keyframes(live: Live) -> None:
+    fake = live.fake
+    first = fake.add_user_file("a.png", png(), "image/png")
+    second = fake.add_user_file("b.png", png(200, 120), "image/png")
+    ts = "1700000300.000100"
+    await live.sender.event(app_mention("<@UBOT> red turns blue --seconds 1", [first, second], ts=ts))
+    await fake.wait_for(lambda: live.videos(ts), limit=60)
+    [buttons] = await fake.wait_for(live.button_messages, limit=10)
+    job = await live.app.runner.wait(int(buttons_of(buttons)["ltx_reroll"]))
+    assert job.endpoint_id.endswith("/multiconditioning") and len(job.input["images"]) == 2
+
+
+async def test_mention_with_a_clip_and_extend_extends_it(live: Live, tmp_path: Path) -> None:
+    fake = live.fake
+    clip = fake.add_user_file("wave.mp4", make_mp4(tmp_path / "wave.mp4", frames=16).read_bytes(),
+                              "video/mp4")
+    ts = "1700000400.000100"
+    await live.sender.event(app_mention("<@UBOT> it keeps rolling --extend", [clip], ts=ts))
+    await fake.wait_for(lambda: live.videos(ts), limit=60)
+    [buttons] = await fake.wait_for(live.button_messages, limit=10)
+    job = await live.app.runner.wait(int(buttons_of(buttons)["ltx_reroll"]))
+    assert job.endpoint_id == "fal-ai/ltx-video-v097/extend" and job.prompt == "it keeps rolling"
