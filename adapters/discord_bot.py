@@ -23,6 +23,7 @@ from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import discord
+import yarl
 from discord import app_commands
 from discord.app_commands import Choice, Range
 
@@ -30,6 +31,7 @@ from adapters.discord_port import PLATFORM, DeferMode, DiscordPort
 from bot import catalog
 from bot.config import Settings
 from bot.errors import report_unexpected
+from bot.grammar import leading_command
 from bot.ports import (
     Attachment,
     AttachmentKind,
@@ -55,8 +57,8 @@ MODAL_TIMEOUT = 15 * 60.0  # an unsubmitted modal is forgotten with its interact
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 VIDEO_EXTENSIONS = {".mp4", ".webm", ".mov", ".m4v"}
-MENTION_COMMANDS = {"help": "help", "quota": "quota", "jobs": "jobs", "cancel": "cancel",
-                    "quote": "quote"}
+# Commands whose media may come from the message a mention replies to.
+MEDIA_COMMANDS = frozenset({"video", "quote", "keyframes", "extend"})
 
 
 # ---------------------------------------------------------------- translation (pure)
@@ -115,8 +117,18 @@ def to_place(channel_id: int, guild_id: int | None, channel: Any = None) -> Plac
                  workspace=str(guild_id) if guild_id else None, thread=thread)
 
 
-def refusal(settings: Settings, user: User, place: Place) -> str | None:
-    """Why this user may not use the bot here, in words that say what is required; None if allowed."""
+def parent_channel_id(channel: Any) -> int | None:
+    """The channel a thread belongs to; None for anything that is not a (known) thread."""
+    if isinstance(channel, discord.Thread):
+        return channel.parent_id
+    return None
+
+
+def refusal(settings: Settings, user: User, place: Place, *, parent_id: int | None = None) -> str | None:
+    """Why this user may not use the bot here, in words that say what is required; None if allowed.
+
+    `parent_id` is the channel a thread belongs to: allowing a channel allows its threads,
+    since people are told to use that channel and Discord invites them to reply in threads."""
     cfg = settings.discord
     if user.is_admin:
         return None
@@ -129,7 +141,8 @@ def refusal(settings: Settings, user: User, place: Place) -> str | None:
         return None
     if cfg.allowed_guilds and int(place.workspace) not in cfg.allowed_guilds:
         return "I'm not enabled in this server. Ask the bot's operator to add it to allowed_guilds."
-    channel_ok = not cfg.allowed_channels or int(place.channel) in cfg.allowed_channels
+    channel_ok = (not cfg.allowed_channels or int(place.channel) in cfg.allowed_channels
+                  or (parent_id is not None and parent_id in cfg.allowed_channels))
     if not channel_ok:
         channels = ", ".join(f"<#{c}>" for c in cfg.allowed_channels)
         return f"I only work in these channels: {channels}."
@@ -173,15 +186,6 @@ def join_text(prompt: str, advanced: str | None) -> str:
 
 def strip_mentions(content: str, bot_id: int) -> str:
     return re.sub(rf"<@!?{bot_id}>", " ", content).strip()
-
-
-def split_mention_command(text: str) -> tuple[str, str]:
-    """`@LTX quota` -> ("quota", ""); `@LTX cancel 12` -> ("cancel", "12"); else a video."""
-    first, _, rest = text.strip().partition(" ")
-    command = MENTION_COMMANDS.get(first.lower().lstrip("/"))
-    if command is not None:
-        return command, rest.strip()
-    return "video", text.strip()
 
 
 def first_media(attachments: Sequence[discord.Attachment], kind: AttachmentKind) -> discord.Attachment | None:
@@ -292,7 +296,8 @@ class DiscordFrontend:
         """Refuse at once (ephemeral, says what is required) or return who and where."""
         user, place = self.user_of(interaction), self.place_of(interaction)
         self.port.note_upload_limit(place.channel, interaction.filesize_limit)
-        why = refusal(self.settings, user, place)
+        # Interaction payloads carry the channel, with parent_id when it is a thread.
+        why = refusal(self.settings, user, place, parent_id=parent_channel_id(interaction.channel))
         if why is not None:
             await interaction.response.send_message(why, ephemeral=True)
             return None
@@ -469,14 +474,16 @@ class DiscordFrontend:
         # The guild may be missing from the cache (not yet streamed): the channel still knows it.
         guild_id = message.guild.id if message.guild else getattr(message.channel, "guild_id", None)
         place = to_place(message.channel.id, guild_id, message.channel)
-        why = refusal(self.settings, user, place)
+        why = refusal(self.settings, user, place, parent_id=parent_channel_id(message.channel))
+        if why is not None and (parent := await self._uncached_parent(message.channel, place)):
+            why = refusal(self.settings, user, place, parent_id=parent)
         if why is not None:
             await self.port.tell(user, place, why)
             return
-        text = strip_mentions(message.content, me.id)
-        command, text = split_mention_command(text)
+        # The same leading words as the console and Slack: `@LTX extend more waves`, `@LTX quota`.
+        command, text = leading_command(strip_mentions(message.content, me.id))
         attachments = [to_attachment(a) for a in message.attachments]
-        if command in ("video", "quote") and not attachments and message.reference is not None:
+        if command in MEDIA_COMMANDS and not attachments and message.reference is not None:
             referenced = await self._referenced(message)
             if referenced is not None:
                 attachments = [to_attachment(a) for a in referenced.attachments]
@@ -493,6 +500,18 @@ class DiscordFrontend:
             event_id=str(message.id),
         )
         await self.run(inv)
+
+    async def _uncached_parent(self, channel: Any, place: Place) -> int | None:
+        """The parent of a thread the cache does not know yet (it arrives as a bare
+        PartialMessageable), looked up with the bot token; None when it is not a thread."""
+        if place.workspace is None or not isinstance(channel, discord.PartialMessageable):
+            return None
+        try:
+            fetched = await self.client.fetch_channel(int(place.channel))
+        except discord.HTTPException as exc:
+            log.info("could not fetch channel %s (HTTP %s, code %s)", place.channel, exc.status, exc.code)
+            return None
+        return parent_channel_id(fetched)
 
     async def _referenced(self, message: discord.Message) -> discord.Message | None:
         ref = message.reference
@@ -732,7 +751,12 @@ def add_commands(tree: app_commands.CommandTree[Any], fe: DiscordFrontend) -> No
 
 class DiscordRunner:
     """Owns the Discord client: `await start()` logs in, syncs commands and connects in the
-    background; `await close()` disconnects. The port is registered with the app at once."""
+    background; `await close()` disconnects.
+
+    The port is registered with the app only once `login()` has finished: a registered port
+    lets the job runner resume this platform's jobs at once, and delivering them needs
+    discord.py's HTTP session and token, which exist only after login. Registering after
+    `app.start()` is fine: jobs waiting for their platform resume when its port arrives."""
 
     def __init__(self, app: Any, settings: Settings, *, client: LtxClient | None = None) -> None:
         self.app = app
@@ -743,7 +767,7 @@ class DiscordRunner:
 
         self.client = client or LtxClient(settings, handle)
         self.port = self.client.port
-        app.register_port(self.port)
+        self.registered = False
         self._task: asyncio.Task[None] | None = None
 
     async def login(self) -> None:
@@ -751,7 +775,11 @@ class DiscordRunner:
         if token is None or not token.get_secret_value():
             raise RuntimeError("Discord is not configured: set DISCORD_TOKEN (or discord.token).")
         apply_api_url(self.settings.discord.api_url)
+        apply_gateway_url(self.settings.discord.gateway_url)
         await self.client.login(token.get_secret_value().strip())
+        if not self.registered:
+            self.app.register_port(self.port)
+            self.registered = True
 
     async def start(self) -> None:
         await self.login()
@@ -783,6 +811,20 @@ def apply_api_url(api_url: str | None) -> None:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"discord.api_url must be an http(s) URL, not {api_url!r}")
         discord.http.Route.BASE = api_url.rstrip("/")
+
+
+def apply_gateway_url(gateway_url: str | None) -> None:
+    """Point discord.py's gateway WebSocket at a gateway proxy, e.g. ws://gateway-proxy:7878.
+
+    discord.py 2.x's Client connects to `DiscordWebSocket.DEFAULT_GATEWAY` (it does not ask
+    GET /gateway/bot, so api_url alone never moves it) and falls back to it whenever a session
+    is invalidated; resumes go to the `resume_gateway_url` that READY names, which a gateway
+    proxy rewrites to itself."""
+    if gateway_url:
+        parts = urlsplit(gateway_url)
+        if parts.scheme not in ("ws", "wss") or not parts.netloc:
+            raise ValueError(f"discord.gateway_url must be a ws(s) URL, not {gateway_url!r}")
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
 async def start_discord(app: Any, settings: Settings) -> DiscordRunner:

@@ -208,7 +208,8 @@ def plan(settings: Settings) -> tuple[list[str], list[str], list[str]]:
     problems: list[str] = []
     if settings.discord_enabled:
         api = settings.discord.api_url or "Discord's API"
-        adapters.append(f"discord (token set; REST at {api})")
+        gateway = settings.discord.gateway_url or "Discord's gateway"
+        adapters.append(f"discord (token set; REST at {api}; gateway at {gateway})")
     elif settings.discord.token is not None:
         adapters.append("discord: not started (the token is empty)")
     if settings.slack_enabled:

@@ -162,6 +162,8 @@ class JobSettings(Section):
 class DiscordSettings(Section):
     token: SecretStr | None = Field(None, description="Prefer the DISCORD_TOKEN environment variable.")
     api_url: str | None = Field(None, description="REST base, e.g. a rate-limit proxy.")
+    gateway_url: str | None = Field(
+        None, description="Gateway WebSocket URL, e.g. a gateway proxy; default: Discord's own.")
     dev_guild_ids: list[int] = Field(default_factory=list, description="Sync commands here at once.")
     allowed_guilds: list[int] = Field(default_factory=list, description="Empty = any guild.")
     allowed_channels: list[int] = Field(default_factory=list, description="Empty = any channel.")

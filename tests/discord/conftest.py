@@ -1,7 +1,8 @@
 """Fixtures for the Discord adapter: a fake REST API on loopback and logged-in clients.
 
 `discord.http.Route.BASE` is pointed at the fake for the duration of a test
-and restored afterwards; no test opens a gateway connection.
+and restored afterwards, as is the gateway URL for the tests that connect to
+the fake's gateway.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ async def fake() -> AsyncIterator[FakeDiscord]:
     server = FakeDiscord()
     await server.start()
     old_base = discord.http.Route.BASE
+    old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     discord.http.Route.BASE = server.url
     try:
         yield server
     finally:
         discord.http.Route.BASE = old_base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
         await server.stop()
 
 

@@ -7,7 +7,12 @@ call, and can inject failures: 413/40005 for uploads over `upload_limit`,
 rate limits (429 with `Retry-After` and a `Via` header so discord.py retries
 instead of assuming a Cloudflare ban) and expired interaction tokens
 (401/50027). It also serves attachment bytes under `/cdn/` so inputs are
-downloaded from loopback.
+downloaded from loopback, and the channels it knows (`add_channel`) on
+GET /channels/{id}.
+
+`/gateway` is a minimal gateway WebSocket (JSON text frames, no compression):
+HELLO, READY after IDENTIFY, heartbeat ACKs. Enough for discord.py to log in and
+stay connected, so a process under test never looks for Discord's real gateway.
 
 It mirrors two Discord behaviours the adapter must cope with:
 - the first followup after a non-ephemeral "thinking" defer replaces the
@@ -26,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 API_PREFIX = "/api/v10"
 DISCORD_EPOCH_MS = 1420070400000
@@ -93,20 +98,27 @@ class FakeDiscord:
     interactions: dict[str, FakeInteraction] = field(default_factory=dict)
     synced: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     cdn: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    channels: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # One entry per IDENTIFY on the gateway: the intents asked for and whether a token came
+    # (the token itself is not kept, so it cannot leak into a test report).
+    identified: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
         self._failures: list[Failure] = []
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
         self.url = ""
         self.root = ""
+        self.gateway_url = ""
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> str:
         app = web.Application(client_max_size=1024**3)
         app.router.add_route("*", "/cdn/{name}", self._cdn)
+        app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -117,9 +129,12 @@ class FakeDiscord:
         port = server.sockets[0].getsockname()[1]
         self.root = f"http://127.0.0.1:{port}"
         self.url = self.root + API_PREFIX
+        self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
         return self.url
 
     async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -156,6 +171,10 @@ class FakeDiscord:
     def add_message(self, channel_id: int, data: dict[str, Any]) -> dict[str, Any]:
         self.messages[int(data["id"])] = data
         data["channel_id"] = str(channel_id)
+        return data
+
+    def add_channel(self, data: dict[str, Any]) -> dict[str, Any]:
+        self.channels[int(data["id"])] = data
         return data
 
     def find(self, pred: Callable[[Call], bool]) -> list[Call]:
@@ -279,6 +298,32 @@ class FakeDiscord:
         data, content_type = self.cdn[name]
         return web.Response(body=data, content_type=content_type)
 
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        seq = itertools.count(1)
+        try:
+            await ws.send_json({"op": 10, "d": {"heartbeat_interval": 45_000}, "s": None, "t": None})
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                frame = json.loads(msg.data)
+                op, data = frame.get("op"), frame.get("d") or {}
+                if op == 1:  # heartbeat
+                    await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
+                elif op == 2:  # identify
+                    self.identified.append({"intents": data.get("intents"),
+                                            "token_sent": bool(data.get("token"))})
+                    ready = {"v": 10, "user": self.bot_user(), "guilds": [], "session_id": "fake-session",
+                             "resume_gateway_url": self.gateway_url, "shard": [0, 1],
+                             "application": {"id": str(self.app_id), "flags": 0}}
+                    await ws.send_json({"op": 0, "t": "READY", "s": next(seq), "d": ready})
+                    self.notify()
+        finally:
+            self._sockets.discard(ws)
+        return ws
+
     async def _read(self, request: web.Request) -> tuple[Any, list[FilePart]]:
         files: list[FilePart] = []
         body: Any = None
@@ -372,6 +417,11 @@ class FakeDiscord:
             return self._callback(int(parts[1]), parts[2], body, call.files)
         if parts[0] == "webhooks" and len(parts) >= 3:
             return self._webhook(parts, m, body, call)
+        if parts[0] == "channels" and len(parts) == 2 and m == "GET":
+            channel = self.channels.get(int(parts[1]))
+            if channel is None:
+                return self._error(404, 10003, "Unknown Channel")
+            return self._json(200, channel)
         if parts[0] == "channels" and len(parts) >= 3 and parts[2] == "messages":
             return self._channel(parts, m, body, call)
         if parts == ["users", "@me", "channels"] and m == "POST":

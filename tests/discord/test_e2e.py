@@ -121,6 +121,63 @@ async def test_mention_reply_runs_in_the_channel(live: Live) -> None:
     assert status is not None and f"Job #{job_id}" in flatten_message(status)
 
 
+def _dm_texts(fake: FakeDiscord, user_id: int) -> list[str]:
+    """What the bot told a user privately outside an interaction (the fake's DM channel id)."""
+    return [m["content"] for m in fake.channel_messages(user_id + 7)]
+
+
+async def test_mention_extend_replying_to_the_bots_clip_runs_extend(live: Live, tmp_path: Path) -> None:
+    bot = live.fake.bot_id
+    dispatch_guild(live.client, live.p.guild_create())
+    clip = live.p.attachment("ltx-1.mp4", mp4_bytes(tmp_path, frames=16), "video/mp4")
+    result = live.p.message(author_id=bot, author_name="LTX", bot=True, attachments=[clip])
+    dispatch_message(live.client, live.p.message(
+        content=f"<@{bot}> extend more waves", mentions=[bot], referenced=result))
+    _, job_id = await live.delivered()
+    job = await live.wait_job(job_id)
+    assert job.endpoint_id == "fal-ai/ltx-video-v097/extend" and job.prompt == "more waves"
+
+
+async def test_mention_keyframes_and_quote_words(live: Live) -> None:
+    bot = live.fake.bot_id
+    dispatch_guild(live.client, live.p.guild_create())
+    a = live.p.attachment("a.png", png_bytes(colour=(200, 0, 0)), "image/png")
+    b = live.p.attachment("b.png", png_bytes(colour=(0, 0, 200)), "image/png")
+    dispatch_message(live.client, live.p.message(
+        content=f"<@{bot}> /keyframes red turns blue --seconds 1", mentions=[bot], attachments=[a, b]))
+    _, job_id = await live.delivered()
+    job = await live.wait_job(job_id)
+    assert job.endpoint_id.endswith("/multiconditioning") and job.prompt == "red turns blue"
+    dispatch_message(live.client, live.p.message(content=f"<@{bot}> quote a fox --seconds 1",
+                                                 mentions=[bot]))
+    await live.fake.wait_until(lambda: any("credit" in t.lower() for t in _dm_texts(live.fake, USER_ID)),
+                               what="the quote")
+    assert len([c for c in live.fake.calls if c.files]) == 1  # a quote runs nothing
+
+
+async def test_mention_admin_goes_through_the_core_admin_command(live: Live, settings: Settings) -> None:
+    from tests.discord.payloads import ADMIN_ID, STRANGER_ID
+
+    settings.discord.admin_users = [ADMIN_ID]
+    bot = live.fake.bot_id
+    dispatch_guild(live.client, live.p.guild_create())
+    dispatch_message(live.client, live.p.message(
+        content=f"<@{bot}> admin grant <@{STRANGER_ID}> 50", mentions=[bot, STRANGER_ID],
+        author_id=ADMIN_ID, author_name="boss"))
+    await live.fake.wait_until(lambda: bool(_dm_texts(live.fake, ADMIN_ID)), what="the admin's answer")
+    assert _dm_texts(live.fake, ADMIN_ID) == [f"Granted 50 credits to discord:{STRANGER_ID}."]
+    row = await live.app.store.get_user(f"discord:{STRANGER_ID}")
+    assert row is not None and row.bonus_credits == 50
+
+    # The same words from someone who is not a configured admin: the core refuses.
+    dispatch_message(live.client, live.p.message(
+        content=f"<@{bot}> /admin grant <@{USER_ID}> 50", mentions=[bot, USER_ID]))
+    await live.fake.wait_until(lambda: bool(_dm_texts(live.fake, USER_ID)), what="the refusal")
+    assert "for the bot's admins" in _dm_texts(live.fake, USER_ID)[0]
+    row = await live.app.store.get_user(f"discord:{USER_ID}")
+    assert row is None or row.bonus_credits == 0
+
+
 async def test_context_menus_with_their_modals(live: Live) -> None:
     image = live.p.attachment("sunset.png", png_bytes(), "image/png")
     target = live.p.message(attachments=[image], author_id=USER_ID + 3)
@@ -334,10 +391,10 @@ async def test_cancel_after_a_full_restart_edits_the_same_card(
     await first.stop()
 
     second = App(settings)
-    runner = DiscordRunner(second, settings)  # registered before start: the resume uses it
+    runner = DiscordRunner(second, settings)
     await second.start()
     try:
-        await runner.login()
+        await runner.login()  # registers the port: the resumed job starts now
         status_id = fake.interactions[payload["token"]].original_id
         message = fake.visible(status_id or 0)
         assert message is not None
@@ -348,6 +405,59 @@ async def test_cancel_after_a_full_restart_edits_the_same_card(
                               what="the cancelled card")
         last = fake.calls_to("PATCH", "/messages/@original")[-1]
         assert payload["token"] in last.path and not last.bot_auth
+    finally:
+        await runner.close()
+        await second.stop()
+
+
+async def test_a_resumed_job_is_delivered_only_after_login(
+    fake: FakeDiscord, settings: Settings, sim: Any, payloads: Payloads,
+) -> None:
+    """As `ltx-bot run` starts: the core first (it resumes unfinished jobs), then the adapter.
+    A job whose result is ready at fal waits for the Discord port, which exists only once
+    the client is logged in, and is then delivered through it."""
+    import asyncio
+
+    from bot.app import App
+
+    settings.backend.kind = "fal"
+    settings.backend.fal_queue_url = settings.backend.fal_rest_url = sim.url
+    settings.discord.token = "e2e-bot-token"  # type: ignore[assignment]
+    settings.discord.api_url = fake.url
+    # Still running when the first process stops: Discord's 3 s between edits means the
+    # "Generating" card shows about 3 s in.
+    sim.options.run_seconds = 6.0
+    first = App(settings)
+    await first.start()
+    runner = DiscordRunner(first, settings)
+    await runner.login()
+    dispatch(runner.client, payloads.slash("video", {"prompt": "a tide that outlives a restart"}))
+    await fake.wait_for(lambda c: c.method == "PATCH" and "@original" in c.path
+                        and "Generating" in flatten_message(c.body or {}), what="the running card")
+    [job] = await first.store.unfinished_jobs()
+    await runner.close()
+    await first.stop()
+    assert job.fal_request_id is not None  # at fal: the next start follows it there
+
+    second = App(settings)
+    runner = DiscordRunner(second, settings)
+    await second.start()
+    try:
+        async with asyncio.timeout(30):
+            await sim.wait_state(job.fal_request_id, "COMPLETED")
+        # Ready at fal, but no port yet: nothing is fetched or sent until the client can send.
+        assert second.runner.port_for("discord") is None
+        assert (await second.store.get_job(job.id)).state.value not in ("delivering", "done")
+        before = len(fake.calls)
+        await runner.login()
+        login = next(i for i, c in enumerate(fake.calls)
+                     if i >= before and c.path == "/users/@me")
+        assert second.runner.port_for("discord") is runner.port
+        done = await second.runner.wait(job.id)
+        assert done.state.value == "done"
+        upload = next(i for i, c in enumerate(fake.calls)
+                      if any(f.filename.endswith(".mp4") for f in c.files) and c.status == 200)
+        assert upload > login
     finally:
         await runner.close()
         await second.stop()

@@ -351,3 +351,126 @@ async def test_roles_by_name_from_the_guild_cache_make_admins(
     inv = await recorder.next()
     assert inv.user.is_admin and "Video admins" in inv.user.roles and str(ROLE_ID) in inv.user.roles
     assert inv.options == {"sub": "block", "user": f"discord:{USER_ID + 4}"}
+
+
+MENTION_WORDS = [
+    ("keyframes a flower opens", "keyframes", "a flower opens"),
+    ("/keyframes a flower opens", "keyframes", "a flower opens"),
+    ("extend more waves", "extend", "more waves"),
+    ("/extend more waves", "extend", "more waves"),
+    ("quote a cat --seconds 4", "quote", "a cat --seconds 4"),
+    ("/quote a cat", "quote", "a cat"),
+    ("quota", "quota", ""),
+    ("/quota", "quota", ""),
+    ("jobs", "jobs", ""),
+    ("/jobs", "jobs", ""),
+    ("cancel 12", "cancel", "12"),
+    ("/cancel 12", "cancel", "12"),
+    ("help", "help", ""),
+    ("/help", "help", ""),
+    ("admin grant <@600000000000000003> 50", "admin", "grant <@600000000000000003> 50"),
+    ("/admin usage", "admin", "usage"),
+    ("/video a fox", "video", "a fox"),
+    ("Quota", "quota", ""),
+    ("the jobs of cats", "video", "the jobs of cats"),
+    ("video of a cat", "video", "video of a cat"),
+]
+
+
+async def test_mention_command_words_match_the_other_platforms(
+    fake: FakeDiscord, make_client: ClientFactory, settings: Settings, recorder: Recorder,
+    payloads: Payloads,
+) -> None:
+    """The words `bot.grammar.leading_command` knows, as Slack mentions and the console read them."""
+    client = await _client(make_client, settings, recorder)
+    bot = fake.bot_id
+    for n, (words, _, _) in enumerate(MENTION_WORDS, start=1):
+        dispatch_message(client, payloads.message(content=f"<@{bot}> {words}", mentions=[bot]))
+        await recorder.next(n)
+    got = [(i.command, i.text) for i in recorder.invocations]
+    assert got == [(command, text) for _, command, text in MENTION_WORDS]
+
+
+async def test_mention_admin_carries_is_admin_from_config(
+    fake: FakeDiscord, make_client: ClientFactory, settings: Settings, recorder: Recorder,
+    payloads: Payloads,
+) -> None:
+    from tests.discord.payloads import ADMIN_ID
+
+    settings.discord.admin_users = [ADMIN_ID]
+    client = await _client(make_client, settings, recorder)
+    bot = fake.bot_id
+    dispatch_message(client, payloads.message(content=f"<@{bot}> admin usage users 7", mentions=[bot],
+                                              author_id=ADMIN_ID, author_name="boss"))
+    dispatch_message(client, payloads.message(content=f"<@{bot}> admin usage", mentions=[bot]))
+    other = await recorder.next(2)
+    admin = recorder.invocations[0]
+    assert (admin.command, admin.text, admin.user.is_admin) == ("admin", "usage users 7", True)
+    # Not refused here: the core checks User.is_admin and says who may use it.
+    assert (other.command, other.user.is_admin) == ("admin", False)
+
+
+async def test_mention_extend_replying_to_a_clip_takes_the_clip(
+    fake: FakeDiscord, make_client: ClientFactory, settings: Settings, recorder: Recorder,
+    payloads: Payloads,
+) -> None:
+    client = await _client(make_client, settings, recorder)
+    bot = fake.bot_id
+    clip = payloads.attachment("clip.mp4", b"\x00\x00\x00\x18ftypmp42", "video/mp4")
+    result = payloads.message(author_id=bot, author_name="LTX", bot=True, attachments=[clip])
+    dispatch_message(client, payloads.message(content=f"<@{bot}> extend more waves", mentions=[bot],
+                                              referenced=result))
+    inv = await recorder.next()
+    assert (inv.command, inv.text) == ("extend", "more waves")
+    assert [a.url for a in inv.attachments] == [clip["url"]]
+    a = payloads.attachment("a.png", png_bytes(), "image/png")
+    b = payloads.attachment("b.png", png_bytes(), "image/png")
+    pair = payloads.message(author_id=USER_ID, attachments=[a, b])
+    dispatch_message(client, payloads.message(content=f"<@{bot}> keyframes it blooms", mentions=[bot],
+                                              referenced=pair))
+    inv = await recorder.next(2)
+    assert inv.command == "keyframes" and [x.url for x in inv.attachments] == [a["url"], b["url"]]
+
+
+def _thread(payloads: Payloads, thread_id: int, parent_id: int) -> dict[str, Any]:
+    """A public thread (channel type 11) as Discord sends it in interactions and GET /channels."""
+    return {"id": str(thread_id), "type": 11, "guild_id": str(GUILD_ID), "parent_id": str(parent_id),
+            "owner_id": str(USER_ID), "name": "boats", "last_message_id": None, "rate_limit_per_user": 0,
+            "message_count": 3, "member_count": 2, "flags": 0, "total_message_sent": 3,
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "locked": False,
+                                "archive_timestamp": "2025-01-01T00:00:00+00:00"}}
+
+
+async def test_a_thread_of_an_allowed_channel_is_allowed(
+    fake: FakeDiscord, make_client: ClientFactory, settings: Settings, recorder: Recorder,
+    payloads: Payloads,
+) -> None:
+    thread_id, foreign_thread = CHANNEL_ID + 40, CHANNEL_ID + 41
+    settings.discord.allowed_channels = [CHANNEL_ID]
+    client = await _client(make_client, settings, recorder)
+
+    payloads.channel_id = thread_id
+    payload = payloads.slash("quota")
+    payload["channel"] = _thread(payloads, thread_id, CHANNEL_ID)
+    dispatch(client, payload)
+    inv = await recorder.next()
+    assert inv.command == "quota" and inv.place.channel == str(thread_id)
+
+    # A thread under a channel that is not allowed is still refused, naming the channel.
+    payloads.channel_id = foreign_thread
+    payload = payloads.slash("quota")
+    payload["channel"] = _thread(payloads, foreign_thread, CHANNEL_ID + 99)
+    dispatch(client, payload)
+    call = await fake.wait_for(lambda c: c.path == f"/interactions/{payload['id']}/{payload['token']}/callback")
+    assert call.body["type"] == 4 and f"<#{CHANNEL_ID}>" in call.body["data"]["content"]
+
+    # A mention in a thread the cache does not know yet: the channel is looked up once.
+    fake.add_channel(_thread(payloads, thread_id, CHANNEL_ID))
+    payloads.channel_id = thread_id
+    bot = fake.bot_id
+    dispatch_message(client, payloads.message(content=f"<@{bot}> jobs", mentions=[bot]))
+    inv = await recorder.next(2)
+    assert inv.command == "jobs" and inv.place.channel == str(thread_id)
+    fetched = fake.calls_to("GET", f"/channels/{thread_id}")
+    assert [c.path for c in fetched] == [f"/channels/{thread_id}"] and fetched[0].bot_auth
+    assert len(recorder.invocations) == 2
