@@ -17,6 +17,7 @@ from PIL import Image
 
 from bot import cli
 from bot.config import Settings
+from tests.console.helpers import with_loopback_guard
 
 BIN = Path(sys.executable).parent / "ltx-bot"
 
@@ -33,7 +34,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("LTX_BOT") and k not in SECRETS}
     env.update(extra)
-    return env
+    return with_loopback_guard(env)
 
 
 def run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
