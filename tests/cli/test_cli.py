@@ -17,7 +17,7 @@ from PIL import Image
 
 from bot import cli
 from bot.config import Settings
-from tests.console.helpers import with_loopback_guard
+from tests.guard import with_loopback_guard
 
 BIN = Path(sys.executable).parent / "ltx-bot"
 

@@ -14,19 +14,11 @@ from PIL import Image
 
 from bot import catalog, grammar
 from bot.config import load_settings
+from tests.guard import with_loopback_guard
 
 BIN = Path(sys.executable).parent / "ltx-bot"
 SECRET_NAMES = ("FAL_KEY", "DISCORD_TOKEN", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")
 # Holds the sitecustomize.py that keeps a child process on loopback.
-LOOPBACK_GUARD = Path(__file__).resolve().parents[1] / "loopback_guard"
-
-
-def with_loopback_guard(env: dict[str, str]) -> dict[str, str]:
-    """`env` with the loopback guard first on PYTHONPATH: a child can reach nothing else."""
-    rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(LOOPBACK_GUARD)]
-    return {**env, "PYTHONPATH": os.pathsep.join([str(LOOPBACK_GUARD), *rest])}
-
-
 def clean_env(**extra: str) -> dict[str, str]:
     """The test's environment without any ltx-bot setting or secret, plus `extra`, with the
     loopback guard (tests/loopback_guard/sitecustomize.py) loaded by every Python child."""

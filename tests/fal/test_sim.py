@@ -24,6 +24,7 @@ from bot.sim.render import RenderSpec, render_video, scaled_size
 from bot.sim.server import build_parser, options_from_args
 from tests.fal.conftest import fast_options, make_client
 from tests.fal.helpers import download, follow, probe
+from tests.guard import with_loopback_guard
 
 REPO = Path(__file__).parents[2]
 
@@ -214,7 +215,7 @@ async def test_command_line_serves_until_terminated(http: httpx.AsyncClient) -> 
         sys.executable, "-c", "import sys; from bot.sim.server import main; sys.exit(main(sys.argv[1:]))",
         "--port", "0", "--run-seconds", "0", "--queue-seconds", "0",
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=with_loopback_guard({**os.environ, "PYTHONPATH": str(REPO)}),
     )
     try:
         assert process.stdout is not None

@@ -24,6 +24,7 @@ import pytest
 from bot.sim import SimOptions, Simulator
 from bot.store import open_store
 from tests.fakes.chat import read_calls
+from tests.guard import with_loopback_guard
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -73,7 +74,7 @@ async def sim() -> AsyncIterator[Simulator]:
 
 async def start_proc(tmp_path: Path, sim: Simulator, name: str, *extra: str) -> Any:
     log = (tmp_path / f"{name}.log").open("wb")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = with_loopback_guard({**os.environ, "PYTHONPATH": str(REPO)})
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.jobs.runner_proc",
         "--db", str(tmp_path / "bot.sqlite3"), "--sim", sim.url,

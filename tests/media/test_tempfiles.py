@@ -12,6 +12,7 @@ import pytest
 
 from bot import media
 from bot.config import MediaSettings
+from tests.guard import with_loopback_guard
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
@@ -66,7 +67,8 @@ def test_cleanup_removes_leftovers_of_dead_processes_only(media_settings: MediaS
     new_file.write_bytes(b"x")
 
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(ROOT), str(media_settings.tmp_dir)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env=with_loopback_guard(os.environ))
     assert child.stdout is not None and child.stdin is not None
     live = Path(child.stdout.readline().strip())
     try:
