@@ -7,52 +7,16 @@ instead of quietly depending on it.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+# The loopback guard, installed on import: the very module every test subprocess
+# loads through PYTHONPATH (see tests/guard.py), so both refuse the same addresses.
+import tests.loopback_guard.sitecustomize  # noqa: F401
 from bot.config import Settings
-
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-
-
-def _check_address(address: Any) -> None:
-    if isinstance(address, tuple) and address:
-        host = address[0]
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            if host in ("localhost",):
-                return
-            raise ConnectionRefusedError(f"test tried to reach {host!r}: tests stay on loopback") from None
-        if not ip.is_loopback:
-            raise ConnectionRefusedError(f"test tried to reach {host}: tests stay on loopback")
-
-
-def _guarded_connect(self: socket.socket, address: Any) -> None:
-    if self.family in (socket.AF_INET, socket.AF_INET6):
-        _check_address(address)
-    _real_connect(self, address)
-
-
-def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
-    if self.family in (socket.AF_INET, socket.AF_INET6):
-        _check_address(address)
-    return _real_connect_ex(self, address)
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _loopback_only() -> Iterator[None]:
-    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
-    yield
-    socket.socket.connect = _real_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
 
 
 def make_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:

@@ -1,11 +1,11 @@
 """Loopback-only networking for every process the tests start.
 
 The tests' subprocess environments put this directory on PYTHONPATH
-(`tests.console.helpers.clean_env`), so Python imports this module at start-up
-in `ltx-bot run`, `ltx-bot sim` and any other child. It refuses connections to
-anything but loopback exactly as the guard in tests/conftest.py does for the
-test process itself: a child that would reach the internet (say, discord.py
-looking for Discord's real gateway) fails instead of quietly depending on it.
+(`tests.guard.with_loopback_guard`), so Python imports this module at start-up
+in `ltx-bot run`, `ltx-bot sim` and any other child; tests/conftest.py imports
+it for the test process itself. It refuses connections to anything but
+loopback: a test that would reach the internet (say, discord.py looking for
+Discord's real gateway) fails instead of quietly depending on it.
 
 Standalone on purpose: a child may not have the repository on its path.
 """
@@ -29,10 +29,10 @@ def _check_address(address: Any) -> None:
             if host in ("localhost",):
                 return
             raise ConnectionRefusedError(
-                f"test subprocess tried to reach {host!r}: tests stay on loopback") from None
+                f"a test tried to reach {host!r}: tests stay on loopback") from None
         if not ip.is_loopback:
             raise ConnectionRefusedError(
-                f"test subprocess tried to reach {host}: tests stay on loopback")
+                f"a test tried to reach {host}: tests stay on loopback")
 
 
 def _guarded_connect(self: socket.socket, address: Any) -> None:
