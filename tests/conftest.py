@@ -42,10 +42,18 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Any]:
-    from bot.sim import SimOptions, Simulator
+def sim_options() -> Any:
+    """Fast, small renders; an area's conftest overrides this to steer its simulator."""
+    from bot.sim import SimOptions
 
-    simulator = Simulator(SimOptions(queue_seconds=0.0, run_seconds=0.2, concurrency=8, scale=0.1))
+    return SimOptions(queue_seconds=0.0, run_seconds=0.2, concurrency=8, scale=0.1)
+
+
+@pytest.fixture
+async def sim(sim_options: Any) -> AsyncIterator[Any]:
+    from bot.sim import Simulator
+
+    simulator = Simulator(sim_options)
     await simulator.start()
     try:
         yield simulator

@@ -16,6 +16,7 @@ from tests.discord.conftest import (
 )
 from tests.discord.fake_api import FakeDiscord
 from tests.discord.payloads import CHANNEL_ID, GUILD_ID, USER_ID, Payloads
+from tests.mention_words import mention_words
 
 
 async def test_login_syncs_commands_once_globally(
@@ -353,28 +354,7 @@ async def test_roles_by_name_from_the_guild_cache_make_admins(
     assert inv.options == {"sub": "block", "user": f"discord:{USER_ID + 4}"}
 
 
-MENTION_WORDS = [
-    ("keyframes a flower opens", "keyframes", "a flower opens"),
-    ("/keyframes a flower opens", "keyframes", "a flower opens"),
-    ("extend more waves", "extend", "more waves"),
-    ("/extend more waves", "extend", "more waves"),
-    ("quote a cat --seconds 4", "quote", "a cat --seconds 4"),
-    ("/quote a cat", "quote", "a cat"),
-    ("quota", "quota", ""),
-    ("/quota", "quota", ""),
-    ("jobs", "jobs", ""),
-    ("/jobs", "jobs", ""),
-    ("cancel 12", "cancel", "12"),
-    ("/cancel 12", "cancel", "12"),
-    ("help", "help", ""),
-    ("/help", "help", ""),
-    ("admin grant <@600000000000000003> 50", "admin", "grant <@600000000000000003> 50"),
-    ("/admin usage", "admin", "usage"),
-    ("/video a fox", "video", "a fox"),
-    ("Quota", "quota", ""),
-    ("the jobs of cats", "video", "the jobs of cats"),
-    ("video of a cat", "video", "video of a cat"),
-]
+MENTION_WORDS = mention_words("<@600000000000000003>")
 
 
 async def test_mention_command_words_match_the_other_platforms(

@@ -68,16 +68,6 @@ def sim_options() -> SimOptions:
 
 
 @pytest.fixture
-async def sim(sim_options: SimOptions) -> AsyncIterator[Simulator]:
-    simulator = Simulator(sim_options)
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
-
-
-@pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=30.0) as client:
         yield client

@@ -161,16 +161,6 @@ def sim_options() -> SimOptions:
 
 
 @pytest.fixture
-async def sim(sim_options: SimOptions) -> AsyncIterator[Simulator]:
-    simulator = Simulator(sim_options)
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
-
-
-@pytest.fixture
 def max_concurrent() -> int:
     return 4
 

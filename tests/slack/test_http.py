@@ -17,6 +17,7 @@ import pytest
 from adapters.slack_app import NO_MEDIA, SlackAdapter
 from bot.config import Settings
 from bot.ports import ChatPort, Invocation
+from tests.mention_words import mention_words
 from tests.slack.conftest import SIGNING_SECRET, RecordingCore, slack_settings_for
 from tests.slack.fake_api import FakeSlack
 from tests.slack.payloads import (
@@ -101,28 +102,7 @@ async def test_mention_with_files_resolves_stubs_and_threads_the_answer(
     assert cred.allows("files.slack.com") and cred.allows("127.0.0.1")
 
 
-MENTION_WORDS = [
-    ("keyframes a flower opens", "keyframes", "a flower opens"),
-    ("/keyframes a flower opens", "keyframes", "a flower opens"),
-    ("extend more waves", "extend", "more waves"),
-    ("/extend more waves", "extend", "more waves"),
-    ("quote a cat --seconds 4", "quote", "a cat --seconds 4"),
-    ("/quote a cat", "quote", "a cat"),
-    ("quota", "quota", ""),
-    ("/quota", "quota", ""),
-    ("jobs", "jobs", ""),
-    ("/jobs", "jobs", ""),
-    ("cancel 12", "cancel", "12"),
-    ("/cancel 12", "cancel", "12"),
-    ("help", "help", ""),
-    ("/help", "help", ""),
-    ("admin grant <@U0002> 50", "admin", "grant <@U0002> 50"),
-    ("/admin usage", "admin", "usage"),
-    ("/video a fox", "video", "a fox"),
-    ("Quota", "quota", ""),
-    ("the jobs of cats", "video", "the jobs of cats"),
-    ("video of a cat", "video", "video of a cat"),
-]
+MENTION_WORDS = mention_words("<@U0002>")
 
 
 async def test_mention_command_words_match_the_other_platforms(
