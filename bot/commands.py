@@ -91,13 +91,19 @@ class Bot:
             job = await self.runner.cancel(self._job_id(inv), inv.user)
             await self._tell(inv, port, f"Cancelled job #{job.id}; its {job.estimate_credits} reserved credits were refunded.")
         elif name in ("help", "ltx-help"):
-            await self._tell(inv, port, grammar.usage(_prefix(inv)) + "\n\n" + _models_text())
+            await self._tell(inv, port, grammar.usage(self._prefix(inv)) + "\n\n" + _models_text())
         elif name == "admin":
             await self._admin(inv, port)
         elif name == "action":
             await self._action(inv, port)
         else:
             raise UsageError(f"I don't know the command {inv.command!r}. Try help.")
+
+    def _prefix(self, inv: Invocation) -> str:
+        """How this user types commands: `/ltx ...` in Slack, `/video`, `/quota` elsewhere."""
+        if inv.place.platform == "slack":
+            return self.settings.slack.command.strip() + " "
+        return "/"
 
     # ------------------------------------------------------------ generation
 
@@ -359,8 +365,6 @@ class Bot:
 # ---------------------------------------------------------------- text helpers
 
 
-def _prefix(inv: Invocation) -> str:
-    return "@LTX " if inv.place.platform == "slack" and inv.command == "mention" else "/"
 
 
 def _hint_kind(att: Attachment) -> Any:

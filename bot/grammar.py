@@ -696,9 +696,12 @@ def random_seed() -> int:
 
 
 def usage(command_prefix: str = "/") -> str:
+    """Usage in the platform's own syntax: "/" gives `/video`, `/quota` (Discord, console);
+    "/ltx " gives `/ltx <prompt>`, `/ltx quota` (Slack, where video is the default)."""
+    video = f"{command_prefix}video " if command_prefix == "/" else command_prefix
     lines = [
         "**Make a video**",
-        f"`{command_prefix}video <what happens> [--flags]`: text-to-video; attach (or reply to) an "
+        f"`{video}<what happens> [--flags]`: text-to-video; attach (or reply to) an "
         "image for image-to-video (LTX-2 with audio), two or more images for keyframes.",
         f"`{command_prefix}keyframes <prompt>` with images: keyframes spread over the clip (`--at 0,60,120` to place them).",
         f"`{command_prefix}extend <prompt>` with a video: continue the clip (`--from 24` to start at a frame).",

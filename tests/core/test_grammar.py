@@ -209,3 +209,10 @@ def test_cli_parse_reads_a_command_only_from_a_slash() -> None:
 )
 def test_leading_command(text: str, expected: tuple[str, str]) -> None:
     assert grammar.leading_command(text) == expected
+
+
+def test_usage_speaks_each_platforms_syntax() -> None:
+    slack = grammar.usage("/ltx ")
+    assert "`/ltx <what happens> [--flags]`" in slack and "`/ltx quota`" in slack
+    assert "/ltx video" not in slack  # "video" would end up in the prompt there
+    assert "`/video <what happens> [--flags]`" in grammar.usage("/")
