@@ -2,12 +2,16 @@
 
     python -m tests.jobs.runner_proc --db FILE --sim URL --chat FILE --tmp DIR
         [--submit N] [--pause-first-delivery] [--until-done] [--max-concurrent K]
+        [--ltx2-image PNG]
 
 It talks to a simulator the test runs (so fal's side survives the kill) and
 reports through a FileChat: one JSON line per chat call, plus notes
 ("submitted", "paused", "finished"). `--pause-first-delivery` parks the first
 job that reaches delivery forever, so the test can kill the process while a
 job is `delivering`. `--until-done` resumes, waits for every job, and exits.
+`--ltx2-image` makes the submitted jobs LTX-2 image-to-video jobs (priced per
+megapixel) of that image, reserved with a deliberately wrong estimate (see
+`ltx2_request`) so that settling them moves credits.
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ from pathlib import Path
 
 import httpx
 
-from bot import catalog
+from bot import catalog, media
 from bot.config import Settings
 from bot.fal import FalClient
 from bot.jobs import JobRunner
-from bot.model import GenerationRequest, JobRecord
+from bot.model import GenerationRequest, JobRecord, LocalMedia, MediaRef, MediaSlot
 from bot.ports import Invocation, Place, User
 from bot.quota import Quota
 from bot.store import open_store
@@ -32,6 +36,8 @@ from tests.fakes.chat import FileChat
 
 USER = User(platform="console", id="restart", name="Restart")
 ROOM = Place(platform="console", channel="general", workspace="local")
+# What LTX-2 jobs are reserved at: a size fal will not make (they ask for `auto`).
+LTX2_ESTIMATE_SIZE = "square"
 
 
 def request(settings: Settings, prompt: str) -> GenerationRequest:
@@ -41,6 +47,24 @@ def request(settings: Settings, prompt: str) -> GenerationRequest:
     )
     estimate = catalog.estimate(endpoint, payload, settings.quota.credits_per_usd)
     return GenerationRequest(endpoint=endpoint, input=payload, estimate=estimate, prompt=prompt)
+
+
+def ltx2_request(settings: Settings, prompt: str, image: LocalMedia) -> GenerationRequest:
+    """LTX-2 image-to-video with `video_size: auto`: fal makes the nominal area in the
+    image's shape. The estimate prices `LTX2_ESTIMATE_SIZE` instead, on purpose: the
+    estimate is whatever the request carries, and the settlement must replace it with
+    what the output says was made."""
+    endpoint = catalog.by_name("ltx-2")
+    payload = endpoint.input_model.model_validate(
+        {"prompt": prompt, "seed": 5, "image_url": image.source, "video_size": "auto"}
+    ).model_dump(mode="json", exclude_none=True)
+    estimate = catalog.estimate(endpoint, {**payload, "video_size": LTX2_ESTIMATE_SIZE},
+                                settings.quota.credits_per_usd)
+    return GenerationRequest(
+        endpoint=endpoint, input=payload, estimate=estimate, prompt=prompt,
+        media=[MediaRef(kind="image", url=image.source)],
+        slots=[MediaSlot(path=("image_url",), media_index=0)],
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -72,10 +96,18 @@ async def run(args: argparse.Namespace) -> int:
 
             runner.hooks.before_delivery = park
         await runner.start()
+        image: LocalMedia | None = None
+        if args.ltx2_image:
+            path = Path(args.ltx2_image)
+            image = LocalMedia(path=path, info=media.probe(path, settings.media),
+                               source=path.name, filename=path.name)
         for index in range(1, args.submit + 1):
             prompt = f"restart job {index}"
-            await runner.submit(Invocation(user=USER, place=ROOM, command="video", text=prompt),
-                                request(settings, prompt), [])
+            inv = Invocation(user=USER, place=ROOM, command="video", text=prompt)
+            if image is not None:
+                await runner.submit(inv, ltx2_request(settings, prompt, image), [image])
+            else:
+                await runner.submit(inv, request(settings, prompt), [])
         chat.note(submitted=args.submit)
         if not args.until_done:
             await asyncio.Event().wait()  # until the test kills us
@@ -97,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-concurrent", type=int, default=3)
     parser.add_argument("--pause-first-delivery", action="store_true")
     parser.add_argument("--until-done", action="store_true")
+    parser.add_argument("--ltx2-image")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
