@@ -27,7 +27,7 @@ from tests.console.helpers import (
 )
 from tests.discord.fake_api import FakeDiscord
 from tests.slack.fake_api import FakeSlack
-from tests.slack.payloads import slash_command
+from tests.slack.payloads import CHANNEL, slash_command
 
 BOUND = 60.0  # an upper bound for a step, never an expectation of speed
 
@@ -179,6 +179,54 @@ async def test_run_starts_discord_when_a_token_is_set(tmp_path: Path) -> None:
     assert "Starting the discord adapter" in stderr
     assert token not in stderr
     assert "Traceback" not in stderr and "tests stay on loopback" not in stderr
+
+
+async def test_run_starts_discord_and_slack_in_one_process(tmp_path: Path) -> None:
+    discord_fake, slack_fake = FakeDiscord(), FakeSlack()
+    token = "discord-test-token-both-456"
+    async with contextlib.AsyncExitStack() as fakes:
+        await discord_fake.start()
+        fakes.push_async_callback(discord_fake.stop)
+        await slack_fake.start()
+        fakes.push_async_callback(slack_fake.stop)
+        config = write_config(tmp_path, slack={"mode": "socket"})
+        env = clean_env(DISCORD_TOKEN=token, LTX_BOT__DISCORD__API_URL=discord_fake.url,
+                        LTX_BOT__DISCORD__GATEWAY_URL=discord_fake.gateway_url,
+                        SLACK_BOT_TOKEN=slack_fake.bot_token, SLACK_APP_TOKEN=slack_fake.app_token,
+                        LTX_BOT__SLACK__API_URL=slack_fake.api_url)
+        proc = await spawn(["run", "--config", str(config)], cwd=tmp_path, env=env)
+        try:
+            # Discord: commands synced and the gateway identified.
+            await discord_fake.wait_for(lambda c: c.method == "PUT" and c.path.endswith("/commands"),
+                                        limit=BOUND, what="command sync")
+            await discord_fake.wait_until(lambda: bool(discord_fake.identified), limit=BOUND,
+                                          what="gateway IDENTIFY")
+            assert discord_fake.identified[0]["token_sent"]
+            # Slack: the socket is open and a slash command is acknowledged on it...
+            await slack_fake.wait_for(lambda: slack_fake.named("apps.connections.open"), limit=BOUND)
+            await slack_fake.push_envelope({"envelope_id": "both-1", "type": "slash_commands",
+                                            "payload": slash_command("a green kite --seconds 1"),
+                                            "accepts_response_payload": True})
+            await slack_fake.wait_for(
+                lambda: [a for a in slack_fake.socket_acks if a.get("envelope_id") == "both-1"],
+                limit=BOUND)
+            # ...and ends with the video uploaded to the channel it came from.
+            uploaded = await slack_fake.wait_for(
+                lambda: [f for f in slack_fake.files.values()
+                         if f.name.endswith(".mp4") and f.completed and f.data],
+                limit=BOUND)
+            proc.send_signal(signal.SIGTERM)
+            assert await finish(proc, []) == 0
+        finally:
+            await stop(proc)
+    assert [f.channel for f in uploaded] == [CHANNEL]
+    assert not discord_fake.messages  # the Slack job was delivered to Slack only
+    stderr = (tmp_path / "run.stderr").read_text()
+    assert "Starting the discord adapter" in stderr and "Starting the slack adapter" in stderr
+    assert "ltx-bot is running (discord, slack)" in stderr
+    assert "Traceback" not in stderr and "tests stay on loopback" not in stderr
+    for secret in (token, slack_fake.bot_token, slack_fake.app_token):
+        assert secret not in stderr
 
 
 # The child refuses to try at all unless the guard is in place, so this test itself can
