@@ -15,6 +15,7 @@ from PIL import Image
 from bot.model import JobState
 from bot.ports import Attachment, Invocation, MessageRef, Place, StatusCard, User
 from tests.fakes.chat import FakeChat
+from tests.http_server import serve
 
 ALICE = User(platform="console", id="alice", name="Alice")
 BOB = User(platform="console", id="bob", name="Bob")
@@ -62,22 +63,16 @@ async def test_image_attachment_from_a_local_server(app: Any, chat: FakeChat, tm
     png = tmp_path / "cat.png"
     Image.new("RGB", (300, 200), (10, 120, 200)).save(png)
     server = web.Application()
-    async def serve(_request: web.Request) -> web.FileResponse:
+
+    async def file(_request: web.Request) -> web.FileResponse:
         return web.FileResponse(png)
 
-    server.router.add_get("/cat.png", serve)
-    runner = web.AppRunner(server)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        attachment = Attachment(url=f"http://127.0.0.1:{port}/cat.png", filename="cat.png",
+    server.router.add_get("/cat.png", file)
+    async with serve(server) as base:
+        attachment = Attachment(url=f"{base}/cat.png", filename="cat.png",
                                 content_type="image/png", kind="image")
         await app.bot.handle(inv("video", "the cat yawns --seconds 1 --no-audio", attachments=[attachment]), chat)
         await chat.wait_video(1)
-    finally:
-        await runner.cleanup()
     job = await app.runner.wait(1)
     assert job.state is JobState.DONE
     assert job.endpoint_id == "fal-ai/ltx-2-19b/image-to-video"

@@ -29,6 +29,7 @@ from bot.sim import Simulator
 from tests.fal.conftest import KEY, fast_options, make_client
 from tests.fal.helpers import download, follow, probe
 from tests.fal.seeds import SEED_FILES, examples
+from tests.http_server import serve
 
 # ------------------------------------------------------------------ happy path
 
@@ -300,17 +301,10 @@ async def test_cancel_outcomes_from_codes_alone(http: httpx.AsyncClient) -> None
 
     app = web.Application()
     app.router.add_put("/o/a/requests/{rid}/cancel", cancel)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        host, port = runner.addresses[0][:2]
-        fal = make_client(http, f"http://{host}:{port}")
+    async with serve(app) as base:
+        fal = make_client(http, base)
         got = [await fal.cancel(fal.handle_for("o/a", rid)) for rid in "abcd"]
         assert got == ["CANCELLATION_REQUESTED", "NOT_FOUND", "ALREADY_COMPLETED", "OK"]
-    finally:
-        await runner.cleanup()
 
 
 # ------------------------------------------------------------------ uploads
@@ -377,20 +371,13 @@ async def test_the_key_never_reaches_logs_or_errors(
 
     app = web.Application()
     app.router.add_route("*", "/{code}/{tail:.*}", echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
+    async with serve(app) as base:
         for code in (401, 422, 429, 500):
-            fal = make_client(http, f"http://{host}:{port}/{code}", max_retries=1)
+            fal = make_client(http, f"{base}/{code}", max_retries=1)
             try:
                 await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
             except FalError as exc:
                 errors.append(exc)
-    finally:
-        await runner.cleanup()
 
     async with Simulator(fast_options(api_key="the-right-key")) as sim:
         fal = make_client(http, sim.url, max_retries=1)
@@ -453,21 +440,14 @@ async def test_an_echoed_key_at_the_cut_leaves_no_prefix(http: httpx.AsyncClient
 
     app = web.Application()
     app.router.add_route("*", "/{code}/{pad}/{tail:.*}", echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
+    async with serve(app) as base:
         # Slide the echoed key across the 300-character cut of every error kind.
         for code in (400, 422, 500):
             for pad in range(240, 300, 4):
-                fal = make_client(http, f"http://{host}:{port}/{code}/{pad}", max_retries=0)
+                fal = make_client(http, f"{base}/{code}/{pad}", max_retries=0)
                 with pytest.raises(FalError) as info:
                     await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
                 seen.append(str(info.value))
-    finally:
-        await runner.cleanup()
     for text in seen:
         # Not the key, and not any 6-character piece of it either.
         assert not any(KEY[i : i + 6] in text for i in range(len(KEY) - 5)), text

@@ -20,6 +20,7 @@ from adapters.slack_app import SlackRunner
 from adapters.slack_render import ANIMATE_MODAL, PROMPT_MODAL
 from bot.config import Settings
 from tests.console.helpers import make_mp4
+from tests.http_server import serve
 from tests.slack.conftest import SIGNING_SECRET
 from tests.slack.fake_api import FakeFile, FakeMessage, FakeSlack
 from tests.slack.payloads import (
@@ -148,19 +149,15 @@ async def elsewhere() -> AsyncIterator[tuple[str, list[str | None]]]:
     """A non-Slack file host on loopback (as `localhost`) that records Authorization headers."""
     seen: list[str | None] = []
 
-    async def serve(request: web.Request) -> web.Response:
+    async def record(request: web.Request) -> web.Response:
         seen.append(request.headers.get("Authorization"))
         return web.Response(body=png(), content_type="image/png")
 
     app = web.Application()
-    app.router.add_get("/{name}", serve)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://localhost:{port}", seen
-    await runner.cleanup()
+    app.router.add_get("/{name}", record)
+    async with serve(app) as base:
+        # "localhost", not the 127.0.0.1 the fake Slack uses: another host for the token check.
+        yield base.replace("127.0.0.1", "localhost"), seen
 
 
 @pytest.mark.parametrize("via_redirect", [False, True])
