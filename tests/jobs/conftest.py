@@ -131,6 +131,14 @@ class Jobs:
         self.runners.append(runner)
         return runner
 
+    async def switch_to(self, chat: Any) -> JobRunner:
+        """A started runner that talks to `chat` instead of the default FakeChat (the first
+        runner stops, so only one follows the jobs)."""
+        runner = self.new_runner(chat)
+        await self.runner.stop()
+        await runner.start()
+        return runner
+
     async def submit_text(self, prompt: str = "a red fox in the snow", *, user: User = ALICE,
                           seed: int = 7, runner: JobRunner | None = None) -> JobRecord:
         request = text_request(self.settings, prompt, seed)

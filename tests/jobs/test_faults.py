@@ -118,9 +118,7 @@ class BrokenChat(FakeChat):
 
 async def test_an_unexpected_error_fails_with_a_correlation_id(jobs: Jobs) -> None:
     broken = BrokenChat("console")
-    runner = jobs.new_runner(broken)
-    await jobs.runner.stop()
-    await runner.start()
+    runner = await jobs.switch_to(broken)
     job = await jobs.submit_text("boom", runner=runner)
     done = await runner.wait(job.id)
     assert done.state is JobState.FAILED
@@ -138,9 +136,7 @@ class NoVideoChat(FakeChat):
 
 async def test_a_video_that_cannot_be_posted_leaves_the_link(jobs: Jobs) -> None:
     chat = NoVideoChat("console")
-    runner = jobs.new_runner(chat)
-    await jobs.runner.stop()
-    await runner.start()
+    runner = await jobs.switch_to(chat)
     job = await jobs.submit_text("paid for", runner=runner)
     done = await runner.wait(job.id)
     assert done.state is JobState.DONE
@@ -160,9 +156,7 @@ class RefusingChat(FakeChat):
 
 async def test_a_platform_refusing_the_size_gets_the_poster_and_link(jobs: Jobs) -> None:
     refusing = RefusingChat("console")
-    runner = jobs.new_runner(refusing)
-    await jobs.runner.stop()
-    await runner.start()
+    runner = await jobs.switch_to(refusing)
     job = await jobs.submit_text("refused upload", runner=runner)
     done = await runner.wait(job.id)
     assert done.state is JobState.DONE and done.error_message is None
@@ -180,9 +174,7 @@ async def test_a_platform_refusal_is_the_users_message_not_an_error(
     jobs: Jobs, caplog: pytest.LogCaptureFixture
 ) -> None:
     refusing = NotInChannelChat("console")
-    runner = jobs.new_runner(refusing)
-    await jobs.runner.stop()
-    await runner.start()
+    runner = await jobs.switch_to(refusing)
     caplog.set_level(logging.ERROR)
     with pytest.raises(UserError, match="invite me"):
         await jobs.submit_text("nowhere to post", runner=runner)
