@@ -468,12 +468,6 @@ def by_endpoint_id(endpoint_id: str, endpoints: tuple[Endpoint, ...] = ENDPOINTS
     raise UnknownModel(endpoint_id)
 
 
-def by_app_id(app_id: str, rest: str = "", endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> Endpoint:
-    """Resolve a queue path `owner/app[/rest]` to its endpoint (the simulator routes this way)."""
-    full = f"{app_id}/{rest}".rstrip("/") if rest else app_id
-    return by_endpoint_id(full, endpoints)
-
-
 def all_names(endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> list[str]:
     return sorted({n for e in endpoints for n in (e.key, *e.aliases)})
 

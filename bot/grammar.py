@@ -253,11 +253,6 @@ def convert(spec: OptionSpec, raw: Any) -> Any:
     return text
 
 
-def media_ref_kind(spec: OptionSpec) -> MediaKind:
-    assert spec.media_kind is not None
-    return spec.media_kind
-
-
 def parse(name: str, text: str = "", options: Mapping[str, Any] | None = None) -> Command:
     """Parse free text plus structured options into a `Command`. Raises only `UserError`s."""
     command = Command(name=name)
@@ -267,7 +262,8 @@ def parse(name: str, text: str = "", options: Mapping[str, Any] | None = None) -
 
     def set_option(spec: OptionSpec, value: Any) -> None:
         if spec.kind == "media":
-            command.media.append(MediaRef(kind=media_ref_kind(spec), url=str(value)))
+            assert spec.media_kind is not None  # every "media" option names its kind
+            command.media.append(MediaRef(kind=spec.media_kind, url=str(value)))
             return
         command.options[spec.name] = value
 
