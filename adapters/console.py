@@ -42,6 +42,7 @@ from bot.ports import (
     Invocation,
     MessageRef,
     Place,
+    PlatformTraits,
     StatusCard,
     User,
 )
@@ -380,6 +381,7 @@ class ConsolePort:
 
     def __init__(self, settings: Settings, out: TextIO | None = None, *, live: bool | None = None) -> None:
         self.settings = settings
+        self.traits = PlatformTraits(admin_setting="[console] admin_users", local_files=True)
         self.out = out or sys.stdout
         if live is None:
             live = self.out.isatty()

@@ -32,7 +32,7 @@ from discord.webhook.async_ import async_context
 from adapters.discord_render import CONTENT_LIMIT, render
 from bot.config import Settings
 from bot.errors import MediaError
-from bot.ports import MessageRef, Place, StatusCard, User
+from bot.ports import MessageRef, Place, PlatformTraits, StatusCard, User
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,12 @@ class DiscordPort:
         self.min_edit_interval = (
             max(DISCORD_MIN_EDIT_INTERVAL, settings.jobs.edit_interval_seconds)
             if min_edit_interval is None else min_edit_interval
+        )
+        self.traits = PlatformTraits(
+            command_prefix="/", workspace_word="server",
+            admin_setting="[discord] admin_users or admin_roles",
+            mention_pattern=r"<@!?(?P<id>\d+)>", markup="markdown",
+            min_edit_seconds=self.min_edit_interval,
         )
         self._clock = clock
         self._wall = wall

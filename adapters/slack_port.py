@@ -36,7 +36,7 @@ from adapters.slack_render import (
 from adapters.slack_translate import PLATFORM
 from bot.config import SlackSettings
 from bot.errors import UserError
-from bot.ports import MessageRef, Place, StatusCard, User
+from bot.ports import MessageRef, Place, PlatformTraits, StatusCard, User
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,12 @@ class SlackPort:
         self.upload_client = upload_client or client
         self.settings = settings
         self.edit_interval = edit_interval
+        self.traits = PlatformTraits(
+            command_prefix=settings.command.strip() + " ", workspace_word="workspace",
+            admin_setting="[slack] admin_users",
+            mention_pattern=r"<@(?P<id>[A-Z0-9]+)(\|[^>]*)?>", markup="mrkdwn",
+            min_edit_seconds=edit_interval,
+        )
         self.clock = clock
         self._slots: dict[tuple[str, str], _EditSlot] = {}
         self._response_urls: dict[tuple[str, str], tuple[str, float]] = {}

@@ -101,7 +101,7 @@ async def run_ours(sim: Simulator, jobs: int, ramp: float) -> dict[str, float]:
 
         async def one(index: int) -> None:
             await asyncio.sleep(ramp * index / jobs)
-            handle = await fal.submit(ENDPOINT, PAYLOAD)
+            handle = await fal.enqueue(ENDPOINT, PAYLOAD)
             async for event in fal.events(handle):
                 if isinstance(event, Completed | Failed):
                     detected[handle.request_id] = time.perf_counter()

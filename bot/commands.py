@@ -131,7 +131,7 @@ class Bot:
     ) -> None:
         while True:
             try:
-                await self.runner.submit(inv, request, inputs, parent_id=parent_id,
+                await self.runner.start_job(inv, request, inputs, parent_id=parent_id,
                                          parent_kind=parent_kind)
                 return
             except QuotaExceeded as exc:

@@ -441,7 +441,7 @@ class FalClient:
 
     # ------------------------------------------------------------ queue
 
-    async def submit(
+    async def enqueue(
         self,
         endpoint_id: str,
         payload: dict[str, Any],

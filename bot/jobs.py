@@ -54,6 +54,7 @@ from bot.ports import (
     ChatPort,
     Invocation,
     MessageRef,
+    PlatformTraits,
     StatusCard,
     Tone,
     User,
@@ -400,7 +401,7 @@ class JobRunner:
 
     # ------------------------------------------------------------ public API
 
-    async def submit(
+    async def start_job(
         self,
         inv: Invocation,
         request: GenerationRequest,
@@ -839,7 +840,7 @@ class JobRunner:
             await self._write(live, state=JobState.SUBMITTED, local_position=None)
             self._edit_soon(live)
         self._mark(job.id, "fal_submit", time.perf_counter())
-        handle = await self.fal.submit(
+        handle = await self.fal.enqueue(
             job.endpoint_id, job.input, webhook_url=self.settings.backend.webhook_url
         )
         live.handle = handle
@@ -1259,6 +1260,7 @@ class _NoPort:
     """Stands in for an adapter that is not registered (a job cancelled while it waits)."""
 
     platform = "none"
+    traits = PlatformTraits()
 
     async def post(self, place: Any, card: StatusCard) -> MessageRef:
         raise RuntimeError("no chat port")

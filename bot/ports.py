@@ -10,12 +10,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
-Platform = Literal["discord", "slack", "console"]
 AttachmentKind = Literal["image", "video", "unknown"]
 ActionKind = Literal["cancel", "reroll", "extend", "continue", "delete"]
+# The one list of action kinds, in the order their buttons appear.
+ACTION_KINDS: tuple[ActionKind, ...] = get_args(ActionKind)
+Markup = Literal["markdown", "mrkdwn", "plain"]
 Tone = Literal["info", "success", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class PlatformTraits:
+    """What differs by platform, supplied by the port so the core never names one.
+
+    The core words its replies from these: how a user types a command, what a
+    group of channels is called, where the operator lists admins, and so on.
+    """
+
+    command_prefix: str = "/"  # "/video", or "/ltx " where one slash command carries all words
+    workspace_word: str = "workspace"  # what users call a group of channels: server, workspace
+    admin_setting: str = "the bot's config"  # where the operator lists this platform's admins
+    local_files: bool = False  # whether a path on this machine may stand for an attachment
+    mention_pattern: str = r"<@!?(?P<id>[A-Za-z0-9]+)(\|[^>]*)?>"  # a user mention in text
+    markup: Markup = "plain"  # how help and lists are formatted
+    min_edit_seconds: float = 0.0  # the platform's floor between two edits of one message
 
 
 @dataclass(frozen=True)
@@ -190,6 +209,7 @@ class ChatPort(Protocol):
     """What the core needs from a chat platform. Every return value is named."""
 
     platform: str
+    traits: PlatformTraits
 
     async def post(self, place: Place, card: StatusCard) -> MessageRef:
         """Post the one status message of a job (or any card) and return its reference."""

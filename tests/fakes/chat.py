@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.ports import MessageRef, Place, StatusCard, User
+from bot.ports import MessageRef, Place, PlatformTraits, StatusCard, User
 
 MiB = 1024 * 1024
 CallKind = Literal["post", "edit", "send_video", "send_image", "delete", "tell"]
@@ -60,8 +60,14 @@ class FakeChat:
         *,
         upload_limit: int = 50 * MiB,
         keep_bytes: bool = True,
+        traits: PlatformTraits | None = None,
     ) -> None:
         self.platform = platform
+        # Slack-like fakes type commands as "/ltx ..."; the console takes local paths.
+        self.traits = traits or PlatformTraits(
+            command_prefix="/ltx " if platform == "slack" else "/",
+            local_files=platform == "console",
+        )
         self.limit = upload_limit
         self.keep_bytes = keep_bytes
         self.calls: list[ChatCall] = []

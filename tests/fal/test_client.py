@@ -41,7 +41,7 @@ async def test_every_endpoint_end_to_end_with_the_docs_examples(
     async def one(filename: str) -> None:
         endpoint = by_name(SEED_FILES[filename])
         payload = max(examples(filename)[0], key=len)  # the fullest example of the doc
-        handle = await fal.submit(endpoint.endpoint_id, payload)
+        handle = await fal.enqueue(endpoint.endpoint_id, payload)
         # Status URLs use owner/app only, as fal builds them.
         assert handle.status_url == f"{sim.url}/{endpoint.app_id}/requests/{handle.request_id}/status"
         events = await follow(fal, handle)
@@ -72,7 +72,7 @@ async def test_every_endpoint_end_to_end_with_the_docs_examples(
 async def test_ltx2_reports_the_requested_size_for_billing(
     fal: FalClient, http: httpx.AsyncClient
 ) -> None:
-    handle = await fal.submit(
+    handle = await fal.enqueue(
         "fal-ai/ltx-2-19b/image-to-video",
         {"prompt": "p", "image_url": "https://example.com/x.jpg", "num_frames": 9,
          "video_size": {"width": 1280, "height": 720}, "generate_audio": False, "seed": 5},
@@ -89,10 +89,10 @@ async def test_ltx2_reports_the_requested_size_for_billing(
 async def test_queue_positions_while_waiting_for_a_slot(http: httpx.AsyncClient) -> None:
     async with Simulator(fast_options(concurrency=1, run_seconds=30.0, steps=1)) as sim:
         fal = make_client(http, sim.url)
-        first = await fal.submit("fal-ai/ltx-video", {"prompt": "one"})
+        first = await fal.enqueue("fal-ai/ltx-video", {"prompt": "one"})
         await sim.wait_state(first.request_id, "IN_PROGRESS")
-        second = await fal.submit("fal-ai/ltx-video", {"prompt": "two"})
-        third = await fal.submit("fal-ai/ltx-video", {"prompt": "three"})
+        second = await fal.enqueue("fal-ai/ltx-video", {"prompt": "two"})
+        third = await fal.enqueue("fal-ai/ltx-video", {"prompt": "three"})
         assert await fal.status(second) == Queued(position=0)
         assert await fal.status(third) == Queued(position=1)
         assert await fal.cancel(second) == "OK"
@@ -103,7 +103,7 @@ async def test_queue_positions_while_waiting_for_a_slot(http: httpx.AsyncClient)
 
 
 async def test_submit_sends_key_priority_timeout_and_webhook(fal: FalClient, sim: Simulator) -> None:
-    handle = await fal.submit("fal-ai/ltx-video", {"prompt": "x"}, priority="low",
+    handle = await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"}, priority="low",
                               timeout_seconds=30, webhook_url="https://hooks.example/fal")
     seen = sim.submitted[handle.request_id]
     assert seen["priority"] == "low"
@@ -115,14 +115,14 @@ async def test_submit_sends_key_priority_timeout_and_webhook(fal: FalClient, sim
 
 async def test_no_authorization_header_without_a_key(http: httpx.AsyncClient, sim: Simulator) -> None:
     fal = make_client(http, sim.url, key=None)
-    handle = await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+    handle = await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
     await follow(fal, handle)
     await fal.result(handle)
     assert set(sim.authorizations) == {""}
 
 
 async def test_handle_for_rebuilds_working_urls(fal: FalClient, sim: Simulator) -> None:
-    submitted = await fal.submit("fal-ai/ltx-video/image-to-video",
+    submitted = await fal.enqueue("fal-ai/ltx-video/image-to-video",
                                  {"prompt": "x", "image_url": "https://example.com/a.png"})
     rebuilt = fal.handle_for("fal-ai/ltx-video/image-to-video", submitted.request_id)
     assert rebuilt == submitted
@@ -146,7 +146,7 @@ def test_from_settings_reads_the_secret_and_urls() -> None:
 
 async def test_422_names_the_field(fal: FalClient) -> None:
     with pytest.raises(FalValidationError) as caught:
-        await fal.submit("fal-ai/ltx-2-19b/image-to-video",
+        await fal.enqueue("fal-ai/ltx-2-19b/image-to-video",
                          {"prompt": "x", "image_url": "https://example.com/a.png", "num_frames": 999})
     assert isinstance(caught.value, UserError)
     assert "num_frames" in str(caught.value) and "num frames" in str(caught.value)
@@ -154,19 +154,19 @@ async def test_422_names_the_field(fal: FalClient) -> None:
     assert caught.value.status == 422
 
     with pytest.raises(FalValidationError) as missing:
-        await fal.submit("fal-ai/ltx-video-v097/extend", {"prompt": "x", "video": {}})
+        await fal.enqueue("fal-ai/ltx-video-v097/extend", {"prompt": "x", "video": {}})
     assert "video.video_url" in str(missing.value)
 
 
 async def test_422_with_a_string_detail(fal: FalClient, sim: Simulator) -> None:
     sim.fail_next(422, path_contains="/fal-ai/ltx-video")
     with pytest.raises(FalValidationError, match="Simulated HTTP 422"):
-        await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+        await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
 
 
 async def test_429_and_503_are_retried(fal: FalClient, sim: Simulator) -> None:
     sim.fail_next(429, 2, path_contains="/fal-ai/ltx-video")
-    handle = await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+    handle = await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
     assert fal.request_count == 3
     sim.fail_next(503, 2, path_contains="/status/stream")
     sim.fail_next(504, 1, path_contains=f"/requests/{handle.request_id}")
@@ -179,7 +179,7 @@ async def test_exhausted_retries_keep_the_error_type(http: httpx.AsyncClient, si
     fal = make_client(http, sim.url, max_retries=2)
     sim.fail_next(503, 5)
     with pytest.raises(FalTransportError) as caught:
-        await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+        await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
     assert caught.value.status == 503
     assert caught.value.error_type == "runner_scheduling_failure"
     assert caught.value.upstream_fault
@@ -189,7 +189,7 @@ async def test_exhausted_retries_keep_the_error_type(http: httpx.AsyncClient, si
 async def test_other_4xx_are_not_retried(fal: FalClient, sim: Simulator) -> None:
     sim.fail_next(403)
     with pytest.raises(FalError) as caught:
-        await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+        await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
     assert type(caught.value) is FalError and caught.value.status == 403
     assert not caught.value.upstream_fault
     assert fal.request_count == 1
@@ -202,14 +202,14 @@ async def test_unreachable_fal_is_a_transport_error(http: httpx.AsyncClient) -> 
     probe_socket.close()  # nothing listens there now
     fal = make_client(http, f"http://127.0.0.1:{port}", max_retries=2)
     with pytest.raises(FalTransportError) as caught:
-        await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+        await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
     assert caught.value.retryable and fal.request_count == 3
 
 
 async def test_random_faults_still_complete(http: httpx.AsyncClient) -> None:
     async with Simulator(fast_options(fail_rate=0.3, seed=3)) as sim:
         fal = make_client(http, sim.url, max_retries=10)
-        handles = [await fal.submit("fal-ai/ltx-video", {"prompt": f"{i}"}) for i in range(4)]
+        handles = [await fal.enqueue("fal-ai/ltx-video", {"prompt": f"{i}"}) for i in range(4)]
         for handle in handles:
             assert isinstance((await follow(fal, handle))[-1], Completed)
             assert (await fal.result(handle))["video"]["num_frames"] == 121
@@ -221,7 +221,7 @@ async def test_random_faults_still_complete(http: httpx.AsyncClient) -> None:
 async def test_a_request_that_fails_on_fal(http: httpx.AsyncClient) -> None:
     async with Simulator(fast_options(error_rate=1.0)) as sim:
         fal = make_client(http, sim.url)
-        handle = await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+        handle = await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
         final = (await follow(fal, handle))[-1]
         assert isinstance(final, Failed) and final.error_type == "runner_disconnected"
         with pytest.raises(FalRequestFailed) as caught:
@@ -232,7 +232,7 @@ async def test_a_request_that_fails_on_fal(http: httpx.AsyncClient) -> None:
 async def test_result_expired(http: httpx.AsyncClient) -> None:
     async with Simulator(fast_options(result_ttl_seconds=0.0)) as sim:
         fal = make_client(http, sim.url)
-        handle = await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+        handle = await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
         await follow(fal, handle)
         with pytest.raises(ResultExpired):
             await fal.result(handle)
@@ -246,7 +246,7 @@ async def test_result_expired(http: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize("sim_options", [fast_options(drop_stream_rate=1.0, run_seconds=0.4,
                                                       steps=8)])
 async def test_dropped_stream_falls_back_to_polling(fal: FalClient, sim: Simulator) -> None:
-    handle = await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+    handle = await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
     events = await follow(fal, handle)
     assert isinstance(events[-1], Completed)
     assert sim.requests_by_kind["stream"] >= 1
@@ -259,7 +259,7 @@ async def test_dropped_stream_falls_back_to_polling(fal: FalClient, sim: Simulat
 
 async def test_stream_refused_means_polling_only(fal: FalClient, sim: Simulator) -> None:
     sim.fail_next(404, path_contains="/status/stream")
-    handle = await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+    handle = await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
     events = await follow(fal, handle)
     assert isinstance(events[-1], Completed)
     assert sim.requests_by_kind["stream"] == 0  # refused before the handler, never retried
@@ -272,9 +272,9 @@ async def test_stream_refused_means_polling_only(fal: FalClient, sim: Simulator)
 async def test_cancel_while_queued_and_while_running(http: httpx.AsyncClient) -> None:
     async with Simulator(fast_options(concurrency=1, run_seconds=30.0, steps=30)) as sim:
         fal = make_client(http, sim.url)
-        running = await fal.submit("fal-ai/ltx-video", {"prompt": "runs"})
+        running = await fal.enqueue("fal-ai/ltx-video", {"prompt": "runs"})
         await sim.wait_state(running.request_id, "IN_PROGRESS")
-        queued = await fal.submit("fal-ai/ltx-video", {"prompt": "waits"})
+        queued = await fal.enqueue("fal-ai/ltx-video", {"prompt": "waits"})
         assert isinstance(await fal.status(queued), Queued)
 
         assert await fal.cancel(queued) == "OK"
@@ -328,7 +328,7 @@ async def test_upload_then_image_to_video_uses_the_image(
     await fal.upload(path, content_type="image/png", filename="again.png")
     assert sim.requests_by_kind["token"] == 1 and sim.requests_by_kind["upload"] == 2
 
-    handle = await fal.submit("fal-ai/ltx-video/image-to-video",
+    handle = await fal.enqueue("fal-ai/ltx-video/image-to-video",
                               {"prompt": "pan over red", "image_url": url, "seed": 1})
     await follow(fal, handle)
     facts = probe(await download(http, (await fal.result(handle))["video"]["url"]))
@@ -345,7 +345,7 @@ async def test_small_files_go_inline_as_data_uris(
     uri = await fal.upload(path, content_type="image/png", filename="blue.png")
     assert uri.startswith("data:image/png;base64,")
     assert sim.requests_by_kind["token"] == 0 and fal.request_count == 0
-    handle = await fal.submit("fal-ai/ltx-2-19b/image-to-video",
+    handle = await fal.enqueue("fal-ai/ltx-2-19b/image-to-video",
                               {"prompt": "blue", "image_url": uri, "num_frames": 17})
     await follow(fal, handle)
     facts = probe(await download(http, (await fal.result(handle))["video"]["url"]))
@@ -375,14 +375,14 @@ async def test_the_key_never_reaches_logs_or_errors(
         for code in (401, 422, 429, 500):
             fal = make_client(http, f"{base}/{code}", max_retries=1)
             try:
-                await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+                await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
             except FalError as exc:
                 errors.append(exc)
 
     async with Simulator(fast_options(api_key="the-right-key")) as sim:
         fal = make_client(http, sim.url, max_retries=1)
         for attempt in (
-            fal.submit("fal-ai/ltx-video", {"prompt": "x"}),
+            fal.enqueue("fal-ai/ltx-video", {"prompt": "x"}),
             fal.status(fal.handle_for("fal-ai/ltx-video", "x")),
             fal.result(fal.handle_for("fal-ai/ltx-video", "x")),
         ):
@@ -407,7 +407,7 @@ async def test_pool_shards_spread_open_streams(sim: Simulator) -> None:
     async with httpx.AsyncClient(transport=transport, timeout=30.0) as http:
         fal = make_client(http, sim.url)
         sim.options.run_seconds = 30.0
-        handles = [await fal.submit("fal-ai/ltx-video", {"prompt": f"{i}"}) for i in range(3)]
+        handles = [await fal.enqueue("fal-ai/ltx-video", {"prompt": f"{i}"}) for i in range(3)]
         streams = [fal.events(h) for h in handles]
         for stream, handle in zip(streams, handles, strict=True):
             await anext(stream)  # the stream is open now
@@ -446,7 +446,7 @@ async def test_an_echoed_key_at_the_cut_leaves_no_prefix(http: httpx.AsyncClient
             for pad in range(240, 300, 4):
                 fal = make_client(http, f"{base}/{code}/{pad}", max_retries=0)
                 with pytest.raises(FalError) as info:
-                    await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+                    await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
                 seen.append(str(info.value))
     for text in seen:
         # Not the key, and not any 6-character piece of it either.
@@ -463,11 +463,11 @@ async def test_a_submit_is_sent_again_only_when_fal_refused_it(
         sim.fail_next(status, 1, path_contains="fal-ai/ltx-video")
         before = sim.requests_seen  # a faulted request never reaches the submit handler
         if retried:
-            handle = await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+            handle = await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
             assert handle.request_id
         else:
             with pytest.raises(FalError) as info:
-                await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+                await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
             assert info.value.status == status
         # The faulted attempt plus, when refused outright, exactly one more.
         assert sim.requests_seen - before == (2 if retried else 1)

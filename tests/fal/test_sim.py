@@ -121,10 +121,10 @@ async def test_stream_sends_changes_keepalives_and_closes(http: httpx.AsyncClien
 async def test_low_priority_waits_behind_normal(http: httpx.AsyncClient) -> None:
     async with Simulator(fast_options(run_seconds=30.0, concurrency=1)) as sim:
         fal = make_client(http, sim.url)
-        busy = await fal.submit("fal-ai/ltx-video", {"prompt": "busy"})
+        busy = await fal.enqueue("fal-ai/ltx-video", {"prompt": "busy"})
         await sim.wait_state(busy.request_id, "IN_PROGRESS")
-        low = await fal.submit("fal-ai/ltx-video", {"prompt": "low"}, priority="low")
-        normal = await fal.submit("fal-ai/ltx-video", {"prompt": "normal"})
+        low = await fal.enqueue("fal-ai/ltx-video", {"prompt": "low"}, priority="low")
+        normal = await fal.enqueue("fal-ai/ltx-video", {"prompt": "normal"})
         assert await fal.status(normal) == Queued(position=0)
         assert await fal.status(low) == Queued(position=1)
 
@@ -132,9 +132,9 @@ async def test_low_priority_waits_behind_normal(http: httpx.AsyncClient) -> None
 async def test_start_timeout_ends_a_queued_request(http: httpx.AsyncClient) -> None:
     async with Simulator(fast_options(run_seconds=30.0, concurrency=1)) as sim:
         fal = make_client(http, sim.url)
-        busy = await fal.submit("fal-ai/ltx-video", {"prompt": "busy"})
+        busy = await fal.enqueue("fal-ai/ltx-video", {"prompt": "busy"})
         await sim.wait_state(busy.request_id, "IN_PROGRESS")
-        late = await fal.submit("fal-ai/ltx-video", {"prompt": "late"}, timeout_seconds=0.1)
+        late = await fal.enqueue("fal-ai/ltx-video", {"prompt": "late"}, timeout_seconds=0.1)
         final = (await follow(fal, late))[-1]
         assert isinstance(final, Failed) and final.error_type == "request_timeout"
 
@@ -157,7 +157,7 @@ async def test_rendering_is_deterministic_per_seed(sim: Simulator, http: httpx.A
     fal = make_client(http, sim.url)
     videos: list[bytes] = []
     for seed in (7, 7, 8):
-        handle = await fal.submit("fal-ai/ltx-video-13b-distilled/multiconditioning",
+        handle = await fal.enqueue("fal-ai/ltx-video-13b-distilled/multiconditioning",
                                   {"prompt": "same", "seed": seed, "number_of_frames": 17,
                                    "frame_rate": 8})
         await follow(fal, handle)
@@ -173,14 +173,14 @@ async def test_rendering_is_deterministic_per_seed(sim: Simulator, http: httpx.A
 async def test_extend_reads_an_uploaded_video(
     fal: FalClient, sim: Simulator, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    first = await fal.submit("fal-ai/ltx-2-19b/image-to-video",
+    first = await fal.enqueue("fal-ai/ltx-2-19b/image-to-video",
                              {"prompt": "green", "image_url": _data_uri((30, 200, 40)),
                               "num_frames": 9, "generate_audio": False})
     await follow(fal, first)
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(await download(http, (await fal.result(first))["video"]["url"]))
     url = await fal.upload(clip, content_type="video/mp4", filename="clip.mp4")
-    extend = await fal.submit("fal-ai/ltx-video-v097/extend",
+    extend = await fal.enqueue("fal-ai/ltx-video-v097/extend",
                               {"prompt": "more", "video": {"video_url": url}})
     assert isinstance((await follow(fal, extend))[-1], Completed)
     facts = probe(await download(http, (await fal.result(extend))["video"]["url"]))

@@ -142,7 +142,7 @@ class Jobs:
     async def submit_text(self, prompt: str = "a red fox in the snow", *, user: User = ALICE,
                           seed: int = 7, runner: JobRunner | None = None) -> JobRecord:
         request = text_request(self.settings, prompt, seed)
-        return await (runner or self.runner).submit(invocation(user, prompt), request, [])
+        return await (runner or self.runner).start_job(invocation(user, prompt), request, [])
 
     async def ledger(self, job_id: int) -> list[tuple[str, int]]:
         return [(row["kind"], row["credits"]) for row in await self.store.ledger_rows(job_id)]

@@ -105,9 +105,9 @@ async def run(args: argparse.Namespace) -> int:
             prompt = f"restart job {index}"
             inv = Invocation(user=USER, place=ROOM, command="video", text=prompt)
             if image is not None:
-                await runner.submit(inv, ltx2_request(settings, prompt, image), [image])
+                await runner.start_job(inv, ltx2_request(settings, prompt, image), [image])
             else:
-                await runner.submit(inv, request(settings, prompt), [])
+                await runner.start_job(inv, request(settings, prompt), [])
         chat.note(submitted=args.submit)
         if not args.until_done:
             await asyncio.Event().wait()  # until the test kills us

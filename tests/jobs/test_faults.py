@@ -69,7 +69,7 @@ async def test_fal_down_fails_and_refunds(jobs: Jobs) -> None:
 async def test_upload_failure_fails_the_job_and_refunds(jobs: Jobs) -> None:
     jobs.sim.fail_next(500, 1, path_contains="/files/upload")
     item = png_input(jobs.tmp_path / "in", jobs.settings)
-    job = await jobs.runner.submit(invocation(), image_request(jobs.settings, "fox.png"), [item])
+    job = await jobs.runner.start_job(invocation(), image_request(jobs.settings, "fox.png"), [item])
     assert job.state is JobState.FAILED
     assert job.error_message is not None and "could not be sent to fal" in job.error_message
     assert await jobs.charged(job.id) == 0

@@ -57,7 +57,7 @@ async def test_text_job_end_to_end(jobs: Jobs) -> None:
 async def test_image_job_uploads_its_input(jobs: Jobs) -> None:
     item = png_input(jobs.tmp_path / "in", jobs.settings)
     request = image_request(jobs.settings, "fox.png")
-    job = await jobs.runner.submit(invocation(ALICE, "the fox turns"), request, [item])
+    job = await jobs.runner.start_job(invocation(ALICE, "the fox turns"), request, [item])
 
     # The rewritten input is stored before the job waits for a slot.
     waiting = await jobs.store.get_job(job.id)
@@ -79,7 +79,7 @@ async def test_a_media_url_without_local_file_is_used_as_is(jobs: Jobs) -> None:
     # Like a re-roll of an image job: the fal URL is already uploaded.
     request = image_request(jobs.settings, first.result_url.replace(".mp4", ".png"))
     request.media[0] = request.media[0].__class__(kind="image", url=first.result_url)
-    job = await jobs.runner.submit(invocation(), request, [None])
+    job = await jobs.runner.start_job(invocation(), request, [None])
     assert job.input["image_url"] == first.result_url
     await jobs.runner.wait(job.id)
     assert jobs.sim.requests_by_kind["upload"] == 0
@@ -106,7 +106,7 @@ async def test_status_card_moves_to_a_reposted_message(jobs: Jobs) -> None:
 async def test_runner_without_port_for_platform_refuses(jobs: Jobs) -> None:
     other = JobRunner(jobs.settings, jobs.store, jobs.quota, jobs.fal, jobs.http)
     try:
-        await other.submit(invocation(), image_request(jobs.settings, "x"), [])
+        await other.start_job(invocation(), image_request(jobs.settings, "x"), [])
     except (RuntimeError, ValueError):
         pass
     else:
