@@ -239,3 +239,11 @@ class ChatPort(Protocol):
     async def tell(self, user: User, place: Place, text: str) -> None:
         """A private or ephemeral note to one user (errors, quota, lists)."""
         ...
+
+
+class Core(Protocol):
+    """The command core as every adapter sees it (`bot.commands.Bot`): one entry point."""
+
+    async def handle(self, inv: Invocation, port: ChatPort) -> None:
+        """Run one command to its end; user errors and failures are told through `port`."""
+        ...
