@@ -1,39 +1,55 @@
-# Every target creates .venv and installs the project into it when needed, so
-# `make run` and `make test` work on a fresh machine with only python3 on it.
+# Every target creates .venv and installs what it needs into it, so `make run` and
+# `make test` work on a fresh machine with only python3 on it. `run` installs the
+# runtime only; `test` adds the test tools, `bench` the benchmark references.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+SHARED ?= ../shared
 
-.PHONY: run chat sim test lint typecheck pytest bench clean
+.PHONY: run chat sim test lint typecheck pytest bench check-specs clean
 
-$(STAMP): pyproject.toml
+$(VENV)/.created:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $@
 
-run: $(STAMP)
+$(VENV)/.runtime: pyproject.toml | $(VENV)/.created
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/.runtime
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+$(VENV)/.bench: pyproject.toml $(VENV)/.runtime
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
+run: $(VENV)/.runtime
 	$(BIN)/ltx-bot run
 
-chat: $(STAMP)
+chat: $(VENV)/.runtime
 	$(BIN)/ltx-bot chat
 
-sim: $(STAMP)
+sim: $(VENV)/.runtime
 	$(BIN)/ltx-bot sim
 
-lint: $(STAMP)
+lint: $(VENV)/.test
 	$(BIN)/ruff check bot adapters tests bench
 
-typecheck: $(STAMP)
+typecheck: $(VENV)/.test
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(VENV)/.test
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
 
-bench: $(STAMP)
+# The facts the tests use (tests/specs/facts.json) against fal's docs in ../shared.
+check-specs: $(VENV)/.runtime
+	$(BIN)/python -m tests.specs.extract --check $(SHARED)
+
+bench: $(VENV)/.bench
 	$(BIN)/python bench/queue.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/media.py
