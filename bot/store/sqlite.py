@@ -37,6 +37,8 @@ BUSY_TIMEOUT_MS = 30_000
 
 @dataclass
 class _Call:
+    """One caller's transaction, waiting for its turn on the worker thread."""
+
     body: Callable[[SqliteTx], Any]
     write: bool
     future: asyncio.Future[Any]
