@@ -21,6 +21,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -34,16 +35,21 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import ErrorDetails
 
 DEFAULT_CONFIG_PATHS = ("config.toml", "/etc/ltx-bot/config.toml")
 MiB = 1024 * 1024
 
 
 class Section(BaseModel):
+    """A settings section: unknown keys are errors, and assignments are validated too."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class DatabaseSettings(Section):
+    """[database]: where the bot keeps users, jobs and the quota ledger."""
+
     path: str = Field("data/ltx-bot.sqlite3", description="SQLite file; created on first start.")
 
 
@@ -60,6 +66,8 @@ class TierSettings(Section):
 
 
 class QuotaSettings(Section):
+    """[quota]: what each user, workspace and the whole bot may spend, in credits."""
+
     credits_per_usd: float = Field(100.0, gt=0, description="1 credit = 1 cent by default.")
     daily_credits: int = Field(200, ge=0, description="Per user, resets 00:00 UTC.")
     monthly_credits: int = Field(2000, ge=0, description="Per user, resets on the 1st (UTC).")
@@ -73,6 +81,8 @@ class QuotaSettings(Section):
 
 
 class BackendSettings(Section):
+    """[backend]: fal (or the built-in simulator) and how the bot talks to it."""
+
     kind: Literal["auto", "fal", "sim"] = Field(
         "auto", description="auto = fal when a key is set, else the built-in simulator."
     )
@@ -141,6 +151,8 @@ _ROLE_INPUTS = {"text": (0, 0), "image": (1, 0), "keyframes": (2, 0), "extend": 
 
 
 class MediaSettings(Section):
+    """[media]: limits on input files and where files are written."""
+
     allow_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts that may resolve to private/loopback addresses (e.g. 127.0.0.1 in tests).",
@@ -155,11 +167,15 @@ class MediaSettings(Section):
 
 
 class JobSettings(Section):
+    """[jobs]: how often a job's status card is edited, and how long a job may take."""
+
     edit_interval_seconds: float = Field(3.0, ge=0, description="Progress edits per message.")
     result_timeout_hours: float = Field(6.0, gt=0, description="Give up on a job after this.")
 
 
 class DiscordSettings(Section):
+    """[discord]: the Discord bot, where it answers and who administers it."""
+
     token: SecretStr | None = Field(None, description="Prefer the DISCORD_TOKEN environment variable.")
     api_url: str | None = Field(None, description="REST base, e.g. a rate-limit proxy.")
     gateway_url: str | None = Field(
@@ -181,6 +197,8 @@ class DiscordSettings(Section):
 
 
 class SlackSettings(Section):
+    """[slack]: the Slack app, its connection mode, where it answers and who administers it."""
+
     bot_token: SecretStr | None = Field(None, description="xoxb-…; prefer SLACK_BOT_TOKEN.")
     app_token: SecretStr | None = Field(None, description="xapp-… for Socket Mode; SLACK_APP_TOKEN.")
     signing_secret: SecretStr | None = Field(None, description="HTTP mode; SLACK_SIGNING_SECRET.")
@@ -197,15 +215,21 @@ class SlackSettings(Section):
 
 
 class ConsoleSettings(Section):
+    """[console]: the local terminal chat."""
+
     admin_users: list[str] = Field(default_factory=list, description="Local user names.")
     upload_limit_bytes: int = Field(500 * MiB, gt=0, description="Largest video saved unshrunk.")
 
 
 class LoggingSettings(Section):
+    """[logging]: how much the bot logs."""
+
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logs go to stderr.")
 
 
 class Settings(Section):
+    """All settings: the TOML file with the environment's overrides (see `load_settings`)."""
+
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     quota: QuotaSettings = Field(default_factory=QuotaSettings)
     backend: BackendSettings = Field(default_factory=BackendSettings)
@@ -456,63 +480,79 @@ def load_settings(
     """Load settings from `path`, else `$LTX_BOT_CONFIG`, else the first default path that
     exists, then apply the environment overrides. Raises ConfigError naming key and line."""
     env = os.environ if environ is None else environ
-    file_path: Path | None = None
-    if path is not None:
-        file_path = Path(path)
-        if not file_path.is_file():
-            raise ConfigError(f"config file not found: {file_path}")
-    elif env.get("LTX_BOT_CONFIG"):
-        file_path = Path(env["LTX_BOT_CONFIG"])
-        if not file_path.is_file():
-            raise ConfigError(f"config file not found: {file_path} (from LTX_BOT_CONFIG)")
-    else:
-        for candidate in DEFAULT_CONFIG_PATHS:
-            if Path(candidate).is_file():
-                file_path = Path(candidate)
-                break
-    text = ""
-    data: dict[str, Any] = {}
-    if file_path is not None:
-        try:
-            text = file_path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{file_path}: cannot read: {type(exc).__name__}") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            # tomllib's message names line and column, never the value.
-            raise ConfigError(f"{file_path}: not valid TOML: {exc}") from None
-    overrides, origin = env_overrides(env)
-    merged = _merge(data, overrides)
+    file_path = _config_file(path, env)
+    text, data = _read_toml(file_path) if file_path is not None else ("", {})
+    overrides, env_origin = env_overrides(env)
     try:
-        settings = Settings.model_validate(merged)
+        settings = Settings.model_validate(_merge(data, overrides))
     except ValidationError as exc:
-        problems: list[tuple[int, str]] = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            dotted = ".".join(str(p) for p in loc)
-            # err["msg"] never echoes the input, so a mistyped secret stays out of the message.
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key" + _did_you_mean(loc)
-            else:
-                msg = err["msg"].removeprefix("Value error, ")
-            line: int | None = None
-            env_name = next(
-                (origin[k] for k in origin if dotted == k or dotted.startswith(k + ".")), None
-            )
-            if env_name is not None:
-                where = f"environment variable {env_name}"
-            elif file_path is not None:
-                line = _line_of(text, loc)
-                where = f"{file_path}" + (f" line {line}" if line else "")
-            else:
-                where = "defaults"
-            problems.append((line or 0, f"{dotted}: {msg} ({where})"))
-        problems.sort(key=lambda p: p[0])
-        raise ConfigError(
-            "invalid configuration:\n  " + "\n  ".join(p[1] for p in problems)
-        ) from None
+        raise _Origins(file_path, text, env_origin).config_error(exc) from None
     return settings, file_path
+
+
+def _config_file(path: str | Path | None, env: Mapping[str, str]) -> Path | None:
+    """The file `load_settings` reads; None when none is named and no default exists."""
+    if path is not None:
+        return _existing(Path(path), "")
+    if env.get("LTX_BOT_CONFIG"):
+        return _existing(Path(env["LTX_BOT_CONFIG"]), " (from LTX_BOT_CONFIG)")
+    return next((Path(c) for c in DEFAULT_CONFIG_PATHS if Path(c).is_file()), None)
+
+
+def _existing(file_path: Path, named_by: str) -> Path:
+    # A file the operator named must exist; only the default paths may be absent.
+    if not file_path.is_file():
+        raise ConfigError(f"config file not found: {file_path}{named_by}")
+    return file_path
+
+
+def _read_toml(file_path: Path) -> tuple[str, dict[str, Any]]:
+    """The file's text (for line numbers in errors) and its parsed tables."""
+    try:
+        text = file_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file_path}: cannot read: {type(exc).__name__}") from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message names line and column, never the value.
+        raise ConfigError(f"{file_path}: not valid TOML: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _Origins:
+    """Where the values came from, so that an error can name the file line or variable."""
+
+    file_path: Path | None
+    text: str  # the file's text, "" without a file
+    env: dict[str, str]  # dotted key -> the environment variable that set it
+
+    def config_error(self, exc: ValidationError) -> ConfigError:
+        """Every problem on its own line, in file order (problems without a line first)."""
+        problems = sorted((self._problem(err) for err in exc.errors()), key=lambda p: p[0])
+        return ConfigError("invalid configuration:\n  " + "\n  ".join(p[1] for p in problems))
+
+    def _problem(self, err: ErrorDetails) -> tuple[int, str]:
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        dotted = ".".join(str(p) for p in loc)
+        # err["msg"] never echoes the input, so a mistyped secret stays out of the message.
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key" + _did_you_mean(loc)
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+        line, where = self._where(dotted, loc)
+        return line or 0, f"{dotted}: {msg} ({where})"
+
+    def _where(self, dotted: str, loc: tuple[str | int, ...]) -> tuple[int | None, str]:
+        env_name = next(
+            (self.env[k] for k in self.env if dotted == k or dotted.startswith(k + ".")), None
+        )
+        if env_name is not None:
+            return None, f"environment variable {env_name}"
+        if self.file_path is None:
+            return None, "defaults"
+        line = _line_of(self.text, loc)
+        return line, f"{self.file_path}" + (f" line {line}" if line else "")
 
 
 def _redact_url(value: str) -> str:

@@ -17,10 +17,10 @@ from bot.store import (
     JobNotFound,
     SqliteStore,
     SqliteTx,
-    _connect,
-    _migrate,
     open_store,
 )
+from bot.store.schema import migrate
+from bot.store.sqlite import connect
 
 from .conftest import ALICE, BOB, GUILD, ManualClock, make_request
 
@@ -63,9 +63,9 @@ async def test_newer_schema_is_refused(db_path: Path) -> None:
 
 async def test_migration_from_v1_backfills_usage_totals(db_path: Path, clock: ManualClock) -> None:
     # Build a version-1 file with real ledger rows, as an old release would have left it.
-    db = _connect(db_path)
+    db = connect(db_path)
     try:
-        assert _migrate(db, target=1) == 1
+        assert migrate(db, target=1) == 1
         now = clock().isoformat(timespec="microseconds")
         db.execute("INSERT INTO users (key, platform, platform_id, name, created_at, updated_at)"
                    " VALUES ('discord:1', 'discord', '1', 'a', ?, ?)", (now, now))

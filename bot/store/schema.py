@@ -1,0 +1,156 @@
+"""The SQLite schema: tables, indexes and the migrations that build them, kept apart
+from the queries (`sqlite_tx`) so that another dialect can bring its own DDL.
+
+Each entry of MIGRATIONS moves the schema one version forward; PRAGMA user_version
+records how many have run. Never edit a released entry: append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from bot.model import JobState
+
+# The key of the one global row per day in usage_totals.
+GLOBAL_KEY = "*"
+# Job states as SQL lists, for CHECK constraints, partial indexes and queries alike.
+FINAL_SQL = "(" + ", ".join(f"'{s.value}'" for s in JobState if s.final) + ")"
+_STATES_SQL = "(" + ", ".join(f"'{s.value}'" for s in JobState) + ")"
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: users, jobs, ledger (balances summed from the ledger)
+    (
+        """CREATE TABLE users (
+            key TEXT PRIMARY KEY,
+            platform TEXT NOT NULL,
+            platform_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            tier TEXT,
+            blocked INTEGER NOT NULL DEFAULT 0 CHECK (blocked IN (0, 1)),
+            bonus_credits INTEGER NOT NULL DEFAULT 0 CHECK (bonus_credits >= 0),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        f"""CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            owner_key TEXT NOT NULL REFERENCES users(key),
+            owner_platform TEXT NOT NULL,
+            owner_id TEXT NOT NULL,
+            owner_name TEXT NOT NULL,
+            place_platform TEXT NOT NULL,
+            workspace TEXT,
+            channel TEXT NOT NULL,
+            thread TEXT,
+            workspace_key TEXT,
+            endpoint_id TEXT NOT NULL,
+            input_json TEXT NOT NULL,
+            prompt TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL CHECK (state IN {_STATES_SQL}),
+            estimate_credits INTEGER NOT NULL CHECK (estimate_credits >= 0),
+            estimate_usd REAL NOT NULL,
+            settled_credits INTEGER,
+            settled_usd REAL,
+            fal_request_id TEXT,
+            local_position INTEGER,
+            queue_position INTEGER,
+            progress REAL,
+            status_message_json TEXT,
+            result_message_json TEXT,
+            interaction_token TEXT,
+            interaction_expires_at TEXT,
+            result_url TEXT,
+            result_size INTEGER,
+            result_json TEXT,
+            error_type TEXT,
+            error_message TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            parent_id INTEGER REFERENCES jobs(id),
+            parent_kind TEXT CHECK (parent_kind IN ('reroll', 'extend', 'continue')),
+            delivered INTEGER NOT NULL DEFAULT 0 CHECK (delivered IN (0, 1))
+        )""",
+        "CREATE INDEX jobs_owner_created ON jobs(owner_key, created_at)",
+        f"CREATE INDEX jobs_owner_unfinished ON jobs(owner_key) WHERE state NOT IN {FINAL_SQL}",
+        f"CREATE INDEX jobs_unfinished ON jobs(id) WHERE state NOT IN {FINAL_SQL}",
+        """CREATE TABLE ledger (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('reserve', 'settle', 'refund', 'grant')),
+            credits INTEGER NOT NULL,
+            bonus INTEGER NOT NULL DEFAULT 0,
+            usd REAL NOT NULL DEFAULT 0,
+            job_id INTEGER REFERENCES jobs(id),
+            user_key TEXT NOT NULL REFERENCES users(key),
+            workspace_key TEXT,
+            at TEXT NOT NULL,
+            charged_at TEXT NOT NULL,
+            day TEXT NOT NULL,
+            month TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            CHECK ((kind = 'grant') = (job_id IS NULL))
+        )""",
+        # The database itself refuses a second reservation or a second closing row.
+        "CREATE UNIQUE INDEX ledger_one_reserve ON ledger(job_id) WHERE kind = 'reserve'",
+        "CREATE UNIQUE INDEX ledger_one_final ON ledger(job_id) WHERE kind IN ('settle', 'refund')",
+        "CREATE INDEX ledger_user_day ON ledger(user_key, day)",
+        "CREATE INDEX ledger_charged_at ON ledger(charged_at)",
+    ),
+    # 2: per-window totals kept beside the ledger, backfilled from it
+    (
+        """CREATE TABLE usage_totals (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            period TEXT NOT NULL,
+            credits INTEGER NOT NULL DEFAULT 0,
+            bonus INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (scope, key, period)
+        ) WITHOUT ROWID""",
+        """INSERT INTO usage_totals (scope, key, period, credits, bonus)
+           SELECT 'user_day', user_key, day, SUM(credits), SUM(bonus) FROM ledger
+           WHERE kind != 'grant' GROUP BY user_key, day""",
+        """INSERT INTO usage_totals (scope, key, period, credits, bonus)
+           SELECT 'user_month', user_key, month, SUM(credits), SUM(bonus) FROM ledger
+           WHERE kind != 'grant' GROUP BY user_key, month""",
+        """INSERT INTO usage_totals (scope, key, period, credits, bonus)
+           SELECT 'ws_month', workspace_key, month, SUM(credits), SUM(bonus) FROM ledger
+           WHERE kind != 'grant' AND workspace_key IS NOT NULL GROUP BY workspace_key, month""",
+        f"""INSERT INTO usage_totals (scope, key, period, credits, bonus)
+           SELECT 'global_day', '{GLOBAL_KEY}', day, SUM(credits), SUM(bonus) FROM ledger
+           WHERE kind != 'grant' GROUP BY day""",
+    ),
+    # 3: platform events already handled, so a retried delivery (Slack re-sends events it
+    # thinks were missed) never starts a second job, also across a restart.
+    (
+        """CREATE TABLE seen_events (
+            event_id TEXT PRIMARY KEY,
+            seen_at TEXT NOT NULL
+        ) WITHOUT ROWID""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Run every migration the file has not seen, each in its own IMMEDIATE transaction."""
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Read under the write lock: another process may have migrated meanwhile.
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"database schema version {version} is newer than this code "
+                    f"({len(MIGRATIONS)}); upgrade ltx-bot"
+                )
+            if version >= target:
+                conn.execute("COMMIT")
+                return version
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            # user_version lives in the file header and commits with the transaction.
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
