@@ -27,6 +27,8 @@ class QueueHandle:
 
 @dataclass(frozen=True)
 class LogLine:
+    """One line of a request's logs."""
+
     message: str
     level: str | None
     timestamp: str | None
@@ -34,22 +36,30 @@ class LogLine:
 
 @dataclass(frozen=True)
 class Queued:
+    """Waiting in fal's queue; `position` 0 is next."""
+
     position: int | None
 
 
 @dataclass(frozen=True)
 class Running:
+    """Running; `progress` as read from the newest log line that says."""
+
     logs: list[LogLine]
     progress: float | None  # 0..1
 
 
 @dataclass(frozen=True)
 class Completed:
+    """Finished with a result to fetch."""
+
     inference_time: float | None
 
 
 @dataclass(frozen=True)
 class Failed:
+    """Finished without a result; `message` says why, `error_type` is fal's code."""
+
     error_type: str | None
     message: str
     status: int | None

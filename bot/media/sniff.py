@@ -21,6 +21,8 @@ SNIFF_BYTES = 4096
 
 
 class Format(NamedTuple):
+    """One accepted format: what it is, how its files end, and its name in messages."""
+
     kind: MediaKind
     extension: str  # what a file of this format is saved as
     label: str  # its name in messages: "That MP4 video is damaged"

@@ -15,6 +15,8 @@ from pathlib import Path
 
 @dataclass
 class StoredFile:
+    """A file on disk and the content type it is served with."""
+
     path: Path
     content_type: str
 
