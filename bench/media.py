@@ -127,7 +127,7 @@ def main() -> None:
         tmpdir = Path(tmp)
         src = tmpdir / "source.mp4"
         make_source(src)
-        plan = media.plan_fit(media._read_source(src), LIMIT)
+        plan = media.plan_fit(media.read_source(src), LIMIT)
         assert isinstance(plan, media.FitPlan), plan
         ours: list[float] = []
         ours_wall: list[float] = []

@@ -115,14 +115,11 @@ class App:
         self._fal = FalClient.from_settings(self.http, backend, queue_url=queue_url, rest_url=rest_url)
         self._store = await open_store(settings.database.path)
         self._quota = Quota(self._store, settings)
-        self._runner = JobRunner(
-            settings, self._store, self._quota, self._fal, self.http, extra_allowed_hosts=extra_hosts
-        )
+        fetcher = media.Fetcher(self.http, settings.media, tuple(extra_hosts))
+        self._runner = JobRunner(settings, self._store, self._quota, self._fal, self.http, fetcher=fetcher)
         for port in self._ports:
             self._runner.register_port(port)
-        self._bot = Bot(
-            settings, self._store, self._quota, self._runner, self.http, extra_allowed_hosts=extra_hosts
-        )
+        self._bot = Bot(settings, self._store, self._quota, self._runner, self.http, fetcher=fetcher)
         await self._runner.start()
         self.started = True
 

@@ -50,14 +50,14 @@ class Bot:
         runner: JobRunner,
         http: httpx.AsyncClient,
         *,
-        extra_allowed_hosts: Sequence[str] = (),
+        fetcher: media.Fetcher | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.quota = quota
         self.runner = runner
         self.http = http
-        self.extra_allowed_hosts = tuple(extra_allowed_hosts)
+        self.fetcher = fetcher or runner.fetcher
 
     async def handle(self, inv: Invocation, port: ChatPort) -> None:
         try:
@@ -162,10 +162,7 @@ class Bot:
         async def one(index: int, att: Attachment) -> LocalMedia:
             folder = scratch / str(index)
             folder.mkdir()
-            return await media.fetch_input(
-                att, folder, self.http, self.settings.media,
-                extra_allowed_hosts=self.extra_allowed_hosts, allow_local=allow_local,
-            )
+            return await self.fetcher.fetch_input(att, folder, allow_local=allow_local)
 
         # Downloads run together: chat CDNs are slow per file, not per connection.
         return list(await asyncio.gather(*(one(i, a) for i, a in enumerate(attachments))))
@@ -230,10 +227,9 @@ class Bot:
         # continue: the last frame of the result becomes the image of an image-to-video job
         with self._scratch() as scratch:
             try:
-                video = await media.download(
-                    parent.result_url, scratch / "parent.mp4", self.http, self.settings.media,
+                video = await self.fetcher.download(
+                    parent.result_url, scratch / "parent.mp4",
                     max_bytes=self.settings.media.max_input_bytes * 4,
-                    extra_allowed_hosts=self.extra_allowed_hosts,
                 )
             except MediaError:
                 where = ("the built-in simulator keeps them only while it runs"

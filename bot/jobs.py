@@ -311,14 +311,14 @@ class JobRunner:
         fal: FalClient,
         http: httpx.AsyncClient,
         *,
-        extra_allowed_hosts: Sequence[str] = (),
+        fetcher: media.Fetcher | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.quota = quota
         self.fal = fal
         self.http = http
-        self.extra_allowed_hosts = tuple(extra_allowed_hosts)
+        self.fetcher = fetcher or media.Fetcher(http, settings.media)
         self.hooks = RunnerHooks()
         self.admission = Admission(settings.backend.max_concurrent, self._positions_moved)
         self._ports: dict[str, ChatPort] = {}
@@ -940,7 +940,7 @@ class JobRunner:
         root = self._work_root
         if root is None:
             root = await asyncio.to_thread(media.work_dir, self.settings.media)
-        # media.download creates the directory: no thread hop just for a mkdir.
+        # The download creates the directory: no thread hop just for a mkdir.
         work = root / f"job-{job.id}-{secrets.token_hex(3)}"
         live.work = work
         # The summary's quota line is read while the video downloads, not after.
@@ -948,10 +948,7 @@ class JobRunner:
         try:
             url = job.result_url or output.video.url
             self._mark(job.id, "download_start", time.perf_counter())
-            original = await media.download(
-                url, work / "result.mp4", self.http, self.settings.media,
-                max_bytes=MAX_RESULT_BYTES, extra_allowed_hosts=self.extra_allowed_hosts,
-            )
+            original = await self.fetcher.download(url, work / "result.mp4", max_bytes=MAX_RESULT_BYTES)
             self._mark(job.id, "download_end", time.perf_counter())
             limit = port.upload_limit(job.place)
             fit = await asyncio.to_thread(media.fit_video, original, work, limit)

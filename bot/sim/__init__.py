@@ -1,5 +1,7 @@
-"""A fal-compatible queue simulator on loopback (see `server.py`)."""
+"""A fal-compatible queue simulator on loopback (routes in `server.py`, the queue in
+`jobs.py`, results in `results.py` and `render.py`, files in `files.py`)."""
 
-from bot.sim.server import SimOptions, Simulator, main
+from bot.sim.options import SimOptions
+from bot.sim.server import Simulator, main
 
 __all__ = ["SimOptions", "Simulator", "main"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import array
 import colorsys
 import io
+import logging
 import math
 import random
 import textwrap
@@ -24,6 +25,8 @@ from typing import cast
 import av
 from PIL import Image, ImageDraw, ImageFont
 
+log = logging.getLogger(__name__)
+
 AUDIO_RATE = 44100
 # PyAV ships this one without annotations.
 _frame_from_image = cast(Callable[[Image.Image], av.VideoFrame], av.VideoFrame.from_image)
@@ -32,6 +35,8 @@ MIN_SIDE = 64
 
 @dataclass(frozen=True)
 class RenderSpec:
+    """What one simulated video shows: its size, length, seed, prompt and source picture."""
+
     width: int
     height: int
     frames: int
@@ -59,15 +64,17 @@ def load_picture(data: bytes) -> Image.Image | None:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
             return img.convert("RGB")
-    except Exception:  # Pillow raises many kinds for non-images
-        pass
+    except Exception:
+        # Pillow raises many kinds for non-images; a video is tried next.
+        log.debug("input is not an image", exc_info=True)
     try:
         with av.open(io.BytesIO(data), "r") as container:
             for frame in container.decode(video=0):
                 to_image = cast(Callable[[], Image.Image], frame.to_image)
                 return to_image().convert("RGB")
-    except Exception:  # not a video either
-        return None
+    except Exception:
+        # Not a video either: the job renders a procedural scene instead, as documented.
+        log.debug("input is neither an image nor a video", exc_info=True)
     return None
 
 

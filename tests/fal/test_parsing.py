@@ -15,11 +15,11 @@ from bot.fal import (
     LogLine,
     Queued,
     Running,
-    _retry_after,
     parse_status,
     progress_from_message,
     validation_message,
 )
+from bot.fal.retry import retry_after
 
 
 @pytest.mark.parametrize(
@@ -80,9 +80,9 @@ def test_retry_after_seconds_and_dates() -> None:
     def response(value: str) -> httpx.Response:
         return httpx.Response(429, headers={"Retry-After": value})
 
-    assert _retry_after(response("0")) == 0.0
-    assert _retry_after(response("2.5")) == 2.5
+    assert retry_after(response("0")) == 0.0
+    assert retry_after(response("2.5")) == 2.5
     later = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    assert 20 < (_retry_after(response(later)) or 0) <= 30
-    assert _retry_after(response("soon")) is None
-    assert _retry_after(httpx.Response(429)) is None
+    assert 20 < (retry_after(response(later)) or 0) <= 30
+    assert retry_after(response("soon")) is None
+    assert retry_after(httpx.Response(429)) is None

@@ -13,6 +13,7 @@ import pytest
 from bot import media
 from bot.config import MediaSettings
 from bot.errors import MediaError
+from bot.media import guard
 from bot.ports import Attachment, Credential
 from tests.media import makers
 from tests.media.conftest import FileServer, RecordingTransport
@@ -36,8 +37,8 @@ async def test_fetches_from_an_allowed_loopback_host(
 ) -> None:
     server.files["/cat.png"] = PNG
     settings = allowing(media_settings, "127.0.0.1")
-    local = await media.fetch_input(Attachment(url=f"{server.url}/cat.png?sig=secret", filename="cat.png"),
-                                    tmp_path / "in", http, settings)
+    att = Attachment(url=f"{server.url}/cat.png?sig=secret", filename="cat.png")
+    local = await media.Fetcher(http, settings).fetch_input(att, tmp_path / "in")
     assert local.info.format == "png" and (local.info.width, local.info.height) == (96, 64)
     assert local.path.suffix == ".png" and local.path.read_bytes() == PNG
     assert local.source == f"{server.url}/cat.png"  # signed query parameters never kept
@@ -49,8 +50,8 @@ async def test_loopback_is_refused_unless_allowed(
     media_settings: MediaSettings, tmp_path: Path
 ) -> None:
     server.files["/cat.png"] = PNG
-    text = await refused(media.download(f"{server.url}/cat.png", tmp_path / "f", http,
-                                        media_settings, max_bytes=10_000))
+    fetcher = media.Fetcher(http, media_settings)
+    text = await refused(fetcher.download(f"{server.url}/cat.png", tmp_path / "f", max_bytes=10_000))
     assert text == "That link points to a private network address, which I can't fetch."
     assert server.hits == [] and transport.urls == []
     assert not (tmp_path / "f").exists()
@@ -65,8 +66,8 @@ async def test_redirect_to_a_private_address_is_refused_before_connecting(
 ) -> None:
     server.redirects["/go"] = (302, target)
     settings = allowing(media_settings, "127.0.0.1")
-    text = await refused(media.download(f"{server.url}/go", tmp_path / "f", http, settings,
-                                        max_bytes=10_000))
+    fetcher = media.Fetcher(http, settings)
+    text = await refused(fetcher.download(f"{server.url}/go", tmp_path / "f", max_bytes=10_000))
     assert "private network address" in text
     # Only the first hop (our loopback server) was ever connected to.
     assert [url.host for url in transport.urls] == ["127.0.0.1"]
@@ -79,11 +80,13 @@ async def test_redirect_to_loopback_on_another_port_needs_its_own_allowance(
     back.files["/cat.png"] = PNG
     front.redirects["/go"] = (307, f"{back.url}/cat.png")
     only_front = allowing(media_settings, f"127.0.0.1:{front.port}")
+    front_only = media.Fetcher(http, only_front)
     assert "private network" in await refused(
-        media.download(f"{front.url}/go", tmp_path / "a", http, only_front, max_bytes=10_000))
+        front_only.download(f"{front.url}/go", tmp_path / "a", max_bytes=10_000))
     assert back.hits == []
     both = allowing(media_settings, f"127.0.0.1:{front.port}", f"127.0.0.1:{back.port}")
-    path = await media.download(f"{front.url}/go", tmp_path / "b", http, both, max_bytes=10_000)
+    fetcher = media.Fetcher(http, both)
+    path = await fetcher.download(f"{front.url}/go", tmp_path / "b", max_bytes=10_000)
     assert path.read_bytes() == PNG
 
 
@@ -91,8 +94,8 @@ async def test_extra_allowed_hosts_admit_the_simulator(
     server: FileServer, http: httpx.AsyncClient, media_settings: MediaSettings, tmp_path: Path
 ) -> None:
     server.files["/out.png"] = PNG
-    path = await media.download(f"{server.url}/out.png", tmp_path / "f", http, media_settings,
-                                max_bytes=10_000, extra_allowed_hosts=[f"127.0.0.1:{server.port}"])
+    fetcher = media.Fetcher(http, media_settings, (f"127.0.0.1:{server.port}",))
+    path = await fetcher.download(f"{server.url}/out.png", tmp_path / "f", max_bytes=10_000)
     assert path.read_bytes() == PNG
 
 
@@ -104,9 +107,10 @@ async def test_every_resolved_address_is_checked(
         assert host == "mixed.test"
         return ["93.184.216.34", "10.1.2.3"]  # one public, one private: refuse
 
-    monkeypatch.setattr(media, "resolve_host", resolve)
-    text = await refused(media.download("https://mixed.test/a.png", tmp_path / "f", http,
-                                        media_settings, max_bytes=10_000))
+    monkeypatch.setattr(guard, "resolve_host", resolve)
+    fetcher = media.Fetcher(http, media_settings)
+    text = await refused(fetcher.download("https://mixed.test/a.png", tmp_path / "f",
+                                          max_bytes=10_000))
     assert "private network" in text
     assert transport.urls == []
 
@@ -121,11 +125,11 @@ async def test_connection_is_pinned_to_the_checked_address(
     async def resolve(host: str, port: int) -> list[str]:
         return ["127.0.0.2", "127.0.0.1"]
 
-    monkeypatch.setattr(media, "resolve_host", resolve)
+    monkeypatch.setattr(guard, "resolve_host", resolve)
     server.files["/cat.png"] = PNG
     settings = allowing(media_settings, "127.0.0.0/8")
     url = f"http://files.test:{server.port}/cat.png"
-    path = await media.download(url, tmp_path / "f", http, settings, max_bytes=10_000)
+    path = await media.Fetcher(http, settings).download(url, tmp_path / "f", max_bytes=10_000)
     assert path.read_bytes() == PNG
     assert server.hits[0].headers["Host"] == f"files.test:{server.port}"
     assert [url.host for url in transport.urls] == ["127.0.0.2", "127.0.0.1"]
@@ -144,16 +148,17 @@ async def test_credential_is_never_sent_to_another_host(
     credential = Credential(header="Authorization", value="Bearer xoxb-secret",
                             hosts=(f"127.0.0.1:{files.port}",))
     settings = allowing(media_settings, "127.0.0.1")
-    await media.download(f"{files.url}/same", tmp_path / "a", http, settings, max_bytes=10_000,
-                         credential=credential)
-    await media.download(f"{files.url}/away", tmp_path / "b", http, settings, max_bytes=10_000,
-                         credential=credential)
+    fetcher = media.Fetcher(http, settings)
+    await fetcher.download(f"{files.url}/same", tmp_path / "a", max_bytes=10_000,
+                           credential=credential)
+    await fetcher.download(f"{files.url}/away", tmp_path / "b", max_bytes=10_000,
+                           credential=credential)
     assert [h.headers.get("Authorization") for h in files.hits] == ["Bearer xoxb-secret"] * 3
     assert [h.path for h in elsewhere.hits] == ["/cat.png"]
     assert "Authorization" not in elsewhere.hits[0].headers
     # Straight to the other server: never sent either.
-    await media.download(f"{elsewhere.url}/cat.png", tmp_path / "c", http, settings,
-                         max_bytes=10_000, credential=credential)
+    await fetcher.download(f"{elsewhere.url}/cat.png", tmp_path / "c", max_bytes=10_000,
+                           credential=credential)
     assert all("Authorization" not in h.headers for h in elsewhere.hits)
 
 
@@ -164,15 +169,16 @@ async def test_credential_by_host_name_is_dropped_on_a_hop_to_an_address(
     async def resolve(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]
 
-    monkeypatch.setattr(media, "resolve_host", resolve)
+    monkeypatch.setattr(guard, "resolve_host", resolve)
     slack, cdn = await servers(), await servers()
     cdn.files["/f.png"] = PNG
     slack.redirects["/files/f.png"] = (302, f"{cdn.url}/f.png")
     credential = Credential(header="Authorization", value="Bearer xoxb-secret",
                             hosts=("slack.test",))
     settings = allowing(media_settings, "127.0.0.1")
-    await media.download(f"http://files.slack.test:{slack.port}/files/f.png", tmp_path / "f", http,
-                         settings, max_bytes=10_000, credential=credential)
+    await media.Fetcher(http, settings).download(
+        f"http://files.slack.test:{slack.port}/files/f.png", tmp_path / "f", max_bytes=10_000,
+        credential=credential)
     assert slack.hits[0].headers["Authorization"] == "Bearer xoxb-secret"  # a subdomain
     assert "Authorization" not in cdn.hits[0].headers
 
@@ -198,11 +204,11 @@ async def test_size_cap_by_header_and_while_streaming(
     server.files["/big-chunked"] = b"\x00" * 300_000
     server.chunked.add("/big-chunked")
     settings = allowing(media_settings, "127.0.0.1")
-    text = await refused(media.download(f"{server.url}/big", tmp_path / "a", http, settings,
-                                        max_bytes=100_000))
+    fetcher = media.Fetcher(http, settings)
+    text = await refused(fetcher.download(f"{server.url}/big", tmp_path / "a", max_bytes=100_000))
     assert text == "That file is 0.3 MB; the limit is 98 KB."
-    text = await refused(media.download(f"{server.url}/big-chunked", tmp_path / "b", http,
-                                        settings, max_bytes=100_000))
+    text = await refused(fetcher.download(f"{server.url}/big-chunked", tmp_path / "b",
+                                          max_bytes=100_000))
     assert "bigger than the 98 KB limit" in text
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
@@ -212,15 +218,16 @@ async def test_claimed_size_is_refused_before_downloading(
 ) -> None:
     settings = allowing(media_settings, "127.0.0.1", max_input_bytes=1000)
     att = Attachment(url=f"{server.url}/x.png", size=5 * 1024 * 1024)
-    assert "5 MB; the limit is" in await refused(media.fetch_input(att, tmp_path, http, settings))
+    fetcher = media.Fetcher(http, settings)
+    assert "5 MB; the limit is" in await refused(fetcher.fetch_input(att, tmp_path))
     assert server.hits == []
 
 
 async def test_timeout(server: FileServer, http: httpx.AsyncClient, media_settings: MediaSettings,
                        tmp_path: Path) -> None:
     settings = allowing(media_settings, "127.0.0.1", download_timeout_seconds=0.3)
-    text = await refused(media.download(f"{server.url}/hang", tmp_path / "f", http, settings,
-                                        max_bytes=1000))
+    fetcher = media.Fetcher(http, settings)
+    text = await refused(fetcher.download(f"{server.url}/hang", tmp_path / "f", max_bytes=1000))
     assert text == "The download took longer than 0.3 seconds, so I gave up."
 
 
@@ -239,8 +246,8 @@ async def test_http_failures_are_plain(
     for code in (404, 403, 500):
         server.statuses[f"/{code}"] = code
     settings = allowing(media_settings, "127.0.0.1")
-    text = await refused(media.download(f"{server.url}/{setup}", tmp_path / "f", http, settings,
-                                        max_bytes=1000))
+    fetcher = media.Fetcher(http, settings)
+    text = await refused(fetcher.download(f"{server.url}/{setup}", tmp_path / "f", max_bytes=1000))
     assert expected in text
     if setup == "redirect-loop":
         assert len(server.hits) == media.MAX_REDIRECTS + 1
@@ -256,8 +263,9 @@ async def test_unreachable_host_does_not_leak_the_url(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     settings = allowing(media_settings, "127.0.0.1")
-    text = await refused(media.download(f"http://127.0.0.1:{port}/f.png?token=s3cret",
-                                        tmp_path / "f", http, settings, max_bytes=1000))
+    fetcher = media.Fetcher(http, settings)
+    text = await refused(fetcher.download(f"http://127.0.0.1:{port}/f.png?token=s3cret",
+                                          tmp_path / "f", max_bytes=1000))
     assert text == "I couldn't reach 127.0.0.1 to download that file."
 
 
@@ -267,7 +275,8 @@ async def test_only_http_links_unless_local_is_allowed(
     http: httpx.AsyncClient, transport: RecordingTransport, media_settings: MediaSettings,
     tmp_path: Path, url: str
 ) -> None:
-    text = await refused(media.fetch_input(Attachment(url=url), tmp_path, http, media_settings))
+    fetcher = media.Fetcher(http, media_settings)
+    text = await refused(fetcher.fetch_input(Attachment(url=url), tmp_path))
     assert "http" in text or "user name or password" in text
     assert transport.urls == []
 
@@ -277,15 +286,15 @@ async def test_local_files_for_the_console(
 ) -> None:
     src = tmp_path / "mine.png"
     src.write_bytes(PNG)
+    fetcher = media.Fetcher(http, media_settings)
     for url in (str(src), src.as_uri()):
-        local = await media.fetch_input(Attachment(url=url), tmp_path / "in", http, media_settings,
-                                        allow_local=True)
+        local = await fetcher.fetch_input(Attachment(url=url), tmp_path / "in", allow_local=True)
         assert local.info.format == "png" and local.path != src and src.exists()
-    video = await media.fetch_input(Attachment(url=str(clips["webm"])), tmp_path / "in", http,
-                                    media_settings, allow_local=True)
+    video = await fetcher.fetch_input(Attachment(url=str(clips["webm"])), tmp_path / "in",
+                                      allow_local=True)
     assert video.info.format == "webm" and video.path.suffix == ".webm"
-    missing = await refused(media.fetch_input(Attachment(url=str(tmp_path / "nope.png")),
-                                              tmp_path / "in", http, media_settings, allow_local=True))
+    missing = await refused(fetcher.fetch_input(Attachment(url=str(tmp_path / "nope.png")),
+                                                tmp_path / "in", allow_local=True))
     assert "There is no file at nope.png" in missing
 
 
@@ -296,10 +305,11 @@ async def test_fetch_input_rejects_bad_bytes_and_cleans_up(
     server.files["/login"] = b"<!doctype html><html><title>Slack</title>"
     settings = allowing(media_settings, "127.0.0.1")
     dest = tmp_path / "in"
-    text = await refused(media.fetch_input(Attachment(url=f"{server.url}/cat.png", filename="cat.png"),
-                                           dest, http, settings))
+    fetcher = media.Fetcher(http, settings)
+    att = Attachment(url=f"{server.url}/cat.png", filename="cat.png")
+    text = await refused(fetcher.fetch_input(att, dest))
     assert "ZIP archive" in text and ".png" in text
-    text = await refused(media.fetch_input(Attachment(url=f"{server.url}/login"), dest, http, settings))
+    text = await refused(fetcher.fetch_input(Attachment(url=f"{server.url}/login"), dest))
     assert "web page" in text
     assert list(dest.iterdir()) == []
 
@@ -309,12 +319,12 @@ async def test_fetch_input_rejects_bad_bytes_and_cleans_up(
                                      "2002:0a00:0001::1", "0.0.0.0", "255.255.255.255", "100.64.1.1",
                                      "198.18.0.1", "240.0.0.1"])
 def test_forbidden_addresses(address: str) -> None:
-    assert media._forbidden(ipaddress.ip_address(address))
+    assert guard.is_forbidden(ipaddress.ip_address(address))
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"])
 def test_public_addresses(address: str) -> None:
-    assert not media._forbidden(ipaddress.ip_address(address))
+    assert not guard.is_forbidden(ipaddress.ip_address(address))
 
 
 async def test_a_gzip_bomb_hits_the_cap_after_decoding(
@@ -325,11 +335,10 @@ async def test_a_gzip_bomb_hits_the_cap_after_decoding(
     server.files["/ok.png"] = PNG
     server.gzipped.add("/ok.png")
     settings = allowing(media_settings, "127.0.0.1")
-    text = await refused(media.download(f"{server.url}/z", tmp_path / "z", http, settings,
-                                        max_bytes=100_000))
+    fetcher = media.Fetcher(http, settings)
+    text = await refused(fetcher.download(f"{server.url}/z", tmp_path / "z", max_bytes=100_000))
     assert "bigger than the 98 KB limit" in text
-    ok = await media.download(f"{server.url}/ok.png", tmp_path / "ok", http, settings,
-                              max_bytes=100_000)
+    ok = await fetcher.download(f"{server.url}/ok.png", tmp_path / "ok", max_bytes=100_000)
     assert ok.read_bytes() == PNG
 
 
@@ -341,8 +350,8 @@ async def test_the_shared_clients_defaults_never_ride_along(
     settings = allowing(media_settings, "127.0.0.1")
     async with httpx.AsyncClient(transport=transport, headers={"Authorization": "Key fal-secret"},
                                  cookies={"session": "s3cret"}, auth=("user", "pw")) as shared:
-        await media.download(f"{server.url}/cat.png", tmp_path / "f", shared, settings,
-                             max_bytes=10_000)
+        await media.Fetcher(shared, settings).download(f"{server.url}/cat.png", tmp_path / "f",
+                                                       max_bytes=10_000)
     headers = server.hits[0].headers
     assert "Authorization" not in headers and "Cookie" not in headers
     assert headers["User-Agent"] == "ltx-bot"

@@ -62,7 +62,7 @@ def test_every_video_format_is_recognised(clips: dict[str, Path], media_settings
 
 def rejection(path: Path, settings: MediaSettings, filename: str = "") -> str:
     with pytest.raises(MediaError) as caught:
-        media._probe(path, settings, filename=filename)
+        media.probe_input(path, settings, filename=filename)
     return str(caught.value)
 
 

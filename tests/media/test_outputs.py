@@ -11,6 +11,7 @@ from PIL import Image
 
 from bot import media
 from bot.errors import MediaError
+from bot.media import fit
 from tests.media import makers
 
 MiB = 1024 * 1024
@@ -60,7 +61,7 @@ def test_a_40mb_clip_fits_under_10mib_and_keeps_its_sound(noise_clip: Path, tmp_
 def test_resolution_drops_only_when_the_bitrate_cannot_carry_it(tmp_path: Path) -> None:
     src = makers.make_smooth_clip(tmp_path / "smooth.mp4", frames=48)
     limit = 40_000  # 2 seconds: about 100 kbit/s for a 640x360 picture
-    plan = media.plan_fit(media._read_source(src), limit)
+    plan = media.plan_fit(media.read_source(src), limit)
     assert isinstance(plan, media.FitPlan)
     assert plan.width < 640 and plan.height < 360 and plan.audio == "encode"
     assert abs(plan.width / plan.height - 640 / 360) < 0.05
@@ -70,7 +71,7 @@ def test_resolution_drops_only_when_the_bitrate_cannot_carry_it(tmp_path: Path) 
     frames, samples = makers.decode_counts(result.path)
     assert frames == 48 and samples > 0
     # With room to spare, the picture keeps its size.
-    roomy = media.plan_fit(media._read_source(src), 300_000)
+    roomy = media.plan_fit(media.read_source(src), 300_000)
     assert isinstance(roomy, media.FitPlan) and (roomy.width, roomy.height) == (640, 360)
 
 
@@ -100,20 +101,20 @@ def test_an_overshoot_is_retried_lower_and_never_returned(tmp_path: Path, monkey
     real_plan = media.plan_fit
     attempts: list[int] = []
 
-    def generous(source: media._Source, limit_bytes: int) -> media.FitPlan | str:
+    def generous(source: media.FitSource, limit_bytes: int) -> media.FitPlan | str:
         plan = real_plan(source, limit_bytes)
         assert isinstance(plan, media.FitPlan)
         return media.FitPlan(plan.width, plan.height, plan.video_bps * 2, plan.audio,
                              plan.audio_bps, plan.buffer_seconds)
 
-    real_transcode = media._transcode
+    real_transcode = fit._transcode
 
     def counting(src: Path, dest: Path, plan: media.FitPlan) -> None:
         attempts.append(plan.video_bps)
         real_transcode(src, dest, plan)
 
-    monkeypatch.setattr(media, "plan_fit", generous)
-    monkeypatch.setattr(media, "_transcode", counting)
+    monkeypatch.setattr(fit, "plan_fit", generous)
+    monkeypatch.setattr(fit, "_transcode", counting)
     result = media.fit_video(src, tmp_path / "out", limit)
     assert len(attempts) == 2 and attempts[1] < attempts[0] / 1.5
     assert result.path is not None and result.path.stat().st_size <= limit
@@ -167,14 +168,14 @@ def test_two_overshoots_give_up_rather_than_return_a_big_file(
     src = makers.make_noise_clip(tmp_path / "noise.mp4", frames=24, size=(320, 180))
     real_plan = media.plan_fit
 
-    def generous(source: media._Source, limit_bytes: int) -> media.FitPlan | str:
+    def generous(source: media.FitSource, limit_bytes: int) -> media.FitPlan | str:
         plan = real_plan(source, limit_bytes)
         assert isinstance(plan, media.FitPlan)
         return media.FitPlan(plan.width, plan.height, plan.video_bps * 3, plan.audio,
                              plan.audio_bps, plan.buffer_seconds)
 
-    monkeypatch.setattr(media, "plan_fit", generous)
-    monkeypatch.setattr(media, "_lower", lambda plan, *args: plan)
+    monkeypatch.setattr(fit, "plan_fit", generous)
+    monkeypatch.setattr(fit, "_lower", lambda plan, *args: plan)
     result = media.fit_video(src, tmp_path / "out", 300_000)
     assert result.path is None and result.reason is not None
     assert list((tmp_path / "out").iterdir()) == []
