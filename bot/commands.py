@@ -175,7 +175,7 @@ class Bot:
     ) -> list[LocalMedia | None]:
         """Fit images to what the endpoint wants (exact size, or multiples of 32 in the user's aspect)."""
         endpoint = request.endpoint
-        size = endpoint.extra.get("image_size")
+        size = endpoint.image_size
         aspect = _requested_aspect(request)
         out: list[LocalMedia | None] = []
         for item in inputs:
@@ -184,7 +184,7 @@ class Bot:
                 continue
             path = await asyncio.to_thread(
                 media.prepare_image, item.path, scratch,
-                size=tuple(size) if size else None, aspect=aspect,
+                size=size, aspect=aspect,
             )
             info = await asyncio.to_thread(media.probe, path, self.settings.media)
             out.append(LocalMedia(path=path, info=info, source=item.source, filename=item.filename))
