@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bot import catalog, grammar, media
+from bot import catalog, grammar, media, routing
 from bot.config import Settings
 from bot.errors import (
     MediaError,
@@ -91,7 +91,7 @@ class Bot:
             job = await self.runner.cancel(self._job_id(inv), inv.user)
             await self._tell(inv, port, f"Cancelled job #{job.id}; its {job.estimate_credits} reserved credits were refunded.")
         elif name in ("help", "ltx-help"):
-            await self._tell(inv, port, grammar.usage(self._prefix(inv)) + "\n\n" + _models_text())
+            await self._tell(inv, port, grammar.usage(self._prefix(inv), "markdown") + "\n\n" + _models_text())
         elif name == "admin":
             await self._admin(inv, port)
         elif name == "action":
@@ -112,7 +112,7 @@ class Bot:
         if name == "quote":
             # A quote needs no bytes: price from the platform's hints without downloading.
             refs = [MediaRef(kind=_hint_kind(a), url=a.url) for a in inv.attachments] + command.media
-            request = grammar.build_request(command, refs, self.settings)
+            request = routing.build_request(command, refs, self.settings)
             await self._tell(inv, port, _quote_text(request))
             return
         attachments = list(inv.attachments) + [
@@ -121,7 +121,7 @@ class Bot:
         with self._scratch() as scratch:
             inputs = await self._fetch(attachments, scratch, allow_local=port.platform == "console")
             refs = [MediaRef(kind=item.info.kind, url=item.source) for item in inputs]
-            request = grammar.build_request(command, refs, self.settings, seed_source=grammar.random_seed)
+            request = routing.build_request(command, refs, self.settings, seed_source=routing.random_seed)
             prepared = await self._prepare(request, inputs, scratch)
             await self._submit(inv, request, list(prepared))
 
@@ -224,7 +224,7 @@ class Bot:
         if kind == "extend":
             command = grammar.parse("extend", prompt)
             ref = MediaRef(kind="video", url=parent.result_url)
-            request = grammar.build_request(command, [ref], self.settings, seed_source=grammar.random_seed)
+            request = routing.build_request(command, [ref], self.settings, seed_source=routing.random_seed)
             await self._submit(inv, request, [None], parent_id=parent.id, parent_kind="extend")
             return
         # continue: the last frame of the result becomes the image of an image-to-video job
@@ -246,9 +246,9 @@ class Bot:
             info = await asyncio.to_thread(media.probe, frame, self.settings.media)
             item = LocalMedia(path=frame, info=info, source=f"last frame of job #{parent.id}")
             command = grammar.parse("video", prompt)
-            request = grammar.build_request(
+            request = routing.build_request(
                 command, [MediaRef(kind="image", url=item.source)], self.settings,
-                seed_source=grammar.random_seed,
+                seed_source=routing.random_seed,
             )
             prepared = await self._prepare(request, [item], scratch)
             await self._submit(inv, request, prepared, parent_id=parent.id, parent_kind="continue")
@@ -256,7 +256,7 @@ class Bot:
     async def _reroll(self, inv: Invocation, parent: JobRecord) -> None:
         endpoint = catalog.by_endpoint_id(parent.endpoint_id)
         data = dict(parent.input)
-        data["seed"] = grammar.random_seed()
+        data["seed"] = routing.random_seed()
         validated = endpoint.input_model.model_validate(data).model_dump(mode="json", exclude_none=True)
         made = (parent.result or {}).get("video") or {}
         aspect = (made["width"] / made["height"]) if made.get("width") and made.get("height") else None
@@ -380,7 +380,7 @@ def _requested_aspect(request: GenerationRequest) -> str | None:
     if isinstance(aspect, str):
         return None if aspect == "auto" else aspect
     size = request.input.get("video_size")
-    named = {v: k for k, v in grammar.LTX2_ASPECT_SIZES.items()}
+    named = {v: k for k, v in routing.LTX2_ASPECT_SIZES.items()}
     if isinstance(size, str) and size in named and size != "auto":
         return named[size]
     if isinstance(size, dict):
