@@ -14,21 +14,26 @@ JsonPath = tuple[str | int, ...]
 
 
 class PathError(TypeError):
-    """A step of the path runs into a value that holds no keys (a string, a number).
-
-    `key` is that step, for messages such as "[backend] is not a section".
-    """
+    """A step of the path runs into a value that holds no such key (a string, a number,
+    or a list asked for a name). `key` is the step whose value that is, for messages
+    such as "backend is not a section"."""
 
     def __init__(self, path: Sequence[str | int], key: str | int) -> None:
-        super().__init__(f"{'.'.join(map(str, path))}: {key} holds a value, not a section")
+        super().__init__(f"{'.'.join(map(str, path))}: {key} is not a section")
         self.key = key
 
 
 def set_path(data: Any, path: Sequence[str | int], value: Any) -> None:
     """`data[p0][p1]...[pn] = value`, making the dicts that are missing on the way."""
     node = data
-    for key in path[:-1]:
-        node = node.setdefault(key, {}) if isinstance(node, dict) else node[key]
-        if not isinstance(node, dict | list):
-            raise PathError(path, key)
-    node[path[-1]] = value
+    for depth, key in enumerate(path):
+        if not _holds(node, key):
+            raise PathError(path, path[depth - 1] if depth else key)
+        if depth == len(path) - 1:
+            node[key] = value
+        else:
+            node = node.setdefault(key, {}) if isinstance(node, dict) else node[key]
+
+
+def _holds(node: Any, key: str | int) -> bool:
+    return isinstance(node, dict) or (isinstance(node, list) and isinstance(key, int))

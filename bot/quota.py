@@ -111,6 +111,8 @@ def _jobs(n: int) -> str:
 
 @dataclass(frozen=True)
 class Limits:
+    """One user's limits after tiers; `exempt` (admins) lifts the per-user ones."""
+
     daily_credits: int
     monthly_credits: int
     max_concurrent_jobs: int
@@ -121,6 +123,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class QuotaStatus:
+    """What a user has used and has left, at `now`; `text()` words it for the quota command."""
+
     daily_used: int
     daily_limit: int
     daily_left: int

@@ -23,3 +23,10 @@ def test_refuses_to_step_through_a_value() -> None:
         set_path(data, ("backend", "kind"), "sim")
     assert err.value.key == "backend"
     assert data == {"backend": "fal"}
+
+
+def test_a_list_takes_only_numbers() -> None:
+    data: dict[str, Any] = {"users": ["a"]}
+    with pytest.raises(PathError) as err:
+        set_path(data, ("users", "admin"), "b")
+    assert err.value.key == "users"
