@@ -53,7 +53,7 @@ from bot.config import Settings  # noqa: E402
 from bot.fal import FalClient  # noqa: E402
 from bot.jobs import JobRunner  # noqa: E402
 from bot.model import JobState  # noqa: E402
-from bot.ports import Invocation, MessageRef, Place, StatusCard, User  # noqa: E402
+from bot.ports import Invocation, MessageRef, Place, PlatformTraits, StatusCard, User  # noqa: E402
 from bot.quota import Quota  # noqa: E402
 from bot.sim import SimOptions, Simulator  # noqa: E402
 from bot.store import open_store  # noqa: E402
@@ -94,6 +94,7 @@ async def _serve_sim(args: argparse.Namespace) -> None:
 
 class BenchPort:
     platform = "console"
+    traits = PlatformTraits()
 
     def __init__(self) -> None:
         self._ids = itertools.count(1)
@@ -248,7 +249,7 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
         runner.register_port(port)
         await runner.start()
 
-        bot = Bot(settings, store, runner.quota, runner, http)
+        bot = Bot(settings, store, runner.quota, runner)
         users = [User(platform="console", id=f"u{i}", name=f"user {i}") for i in range(50)]
         place = Place(platform="console", channel="bench", workspace="w")
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

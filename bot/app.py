@@ -119,7 +119,7 @@ class App:
         self._runner = JobRunner(settings, self._store, self._quota, self._fal, self.http, fetcher=fetcher)
         for port in self._ports:
             self._runner.register_port(port)
-        self._bot = Bot(settings, self._store, self._quota, self._runner, self.http, fetcher=fetcher)
+        self._bot = Bot(settings, self._store, self._quota, self._runner, fetcher=fetcher)
         await self._runner.start()
         self.started = True
 

@@ -41,7 +41,7 @@ class QuotaExceeded(UserError):
 
     `limit` names it ("daily", "monthly", "workspace", "global", "concurrent", "cooldown")
     and `retry_after` says in seconds when trying again can help, for callers that wait
-    (a scripted console session) instead of telling the user.
+    (a scripted session) instead of telling the user.
     """
 
     def __init__(self, message: str, *, limit: str = "", retry_after: float | None = None) -> None:

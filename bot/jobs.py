@@ -426,6 +426,7 @@ class JobRunner:
         job = await self.quota.admit(
             inv.user, inv.place, request, parent_id=parent_id, parent_kind=parent_kind,
             status_message=inv.status_message, interaction=inv.interaction,
+            workspace_word=port.traits.workspace_word,
         )
         self._mark(job.id, "submit_called", started)
         live = _Live(job=job, port=port)

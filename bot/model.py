@@ -4,6 +4,7 @@ and job records (store -> jobs, commands, adapters).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -11,10 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.catalog import Endpoint, Estimate
+from bot.jsonpath import JsonPath, set_path
 from bot.ports import MessageRef, Place
 
 MediaKind = Literal["image", "video"]
-JsonPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ class MediaSlot:
 
 @dataclass
 class GenerationRequest:
+    """What one generation will run: the endpoint, its validated fal input, and the price.
+
+    `slots` say where each attachment's URL sits in `input`, so the runner can put
+    the uploaded copies there (`with_urls`) without knowing the endpoint's layout.
+    """
+
     endpoint: Endpoint
     input: dict[str, Any]  # validated against endpoint.input_model, JSON-ready, no None values
     estimate: Estimate
@@ -44,11 +51,9 @@ class GenerationRequest:
 
     def with_urls(self, urls: list[str]) -> dict[str, Any]:
         """A copy of `input` with each slot pointing at `urls[slot.media_index]`."""
-        import copy
-
         data = copy.deepcopy(self.input)
         for slot in self.slots:
-            set_json_path(data, slot.path, urls[slot.media_index])
+            set_path(data, slot.path, urls[slot.media_index])
         return data
 
     def to_json(self) -> dict[str, Any]:
@@ -57,13 +62,6 @@ class GenerationRequest:
             "input": self.input,
             "estimate": {"usd": self.estimate.usd, "credits": self.estimate.credits},
         }
-
-
-def set_json_path(data: Any, path: JsonPath, value: Any) -> None:
-    node = data
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
 
 
 @dataclass(frozen=True)
@@ -106,6 +104,8 @@ class LocalMedia:
 
 
 class JobState(StrEnum):
+    """Where a job is in its life; the runner stores each change before acting on it."""
+
     ACCEPTED = "accepted"
     WAITING = "waiting"  # local admission queue
     SUBMITTED = "submitted"
@@ -126,6 +126,8 @@ ParentKind = Literal["reroll", "extend", "continue"]
 
 @dataclass
 class JobRecord:
+    """One job as the store keeps it: who asked where, what runs, its state, cost and result."""
+
     id: int
     owner_platform: str
     owner_id: str

@@ -13,7 +13,7 @@ admissions can never overshoot together):
   between two job starts. A tier (matched by role or `platform:id`, or set by
   an admin with `set_tier`, which wins) overrides these; the highest
   `priority` wins among matches.
-- per workspace (guild or Slack team) monthly credits, and the whole bot's
+- per workspace (a server or team) monthly credits, and the whole bot's
   daily credits; 0 means no limit. These protect the operator's money, so
   they apply to admins too.
 - admins (`User.is_admin`) are exempt from the per-user limits; blocked
@@ -111,6 +111,8 @@ def _jobs(n: int) -> str:
 
 @dataclass(frozen=True)
 class Limits:
+    """One user's limits after tiers; `exempt` (admins) lifts the per-user ones."""
+
     daily_credits: int
     monthly_credits: int
     max_concurrent_jobs: int
@@ -121,6 +123,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class QuotaStatus:
+    """What a user has used and has left, at `now`; `text()` words it for the quota command."""
+
     daily_used: int
     daily_limit: int
     daily_left: int
@@ -183,6 +187,9 @@ class QuotaStatus:
 
 
 class Quota:
+    """The quota policy over a `Store`: admits jobs (reserving their estimate), settles
+    or refunds them, grants credits and reports what is left. See the module docstring."""
+
     def __init__(self, store: Store, settings: Settings, *, clock: Clock | None = None) -> None:
         self.store = store
         self.settings = settings
@@ -225,14 +232,12 @@ class Quota:
             exempt=user.is_admin,
         )
 
-    def _workspace_word(self, place: Place) -> str:
-        return "server" if place.platform == "discord" else "workspace"
-
     def check(self, user: User, place: Place, limits: Limits, usage: UsageSnapshot,
-              cost: int, now: datetime) -> int:
+              cost: int, now: datetime, *, workspace_word: str = "workspace") -> int:
         """Raise QuotaExceeded naming the first limit `cost` breaks; else return the
         part of `cost` drawn from granted credits. Money limits come first: telling
-        someone to wait 7 s when their day is spent would only waste their time."""
+        someone to wait 7 s when their day is spent would only waste their time.
+        `workspace_word` is what the user's platform calls a workspace ("server")."""
         bonus = 0
         if not limits.exempt:
             daily_left = limits.daily_credits - usage.day_regular
@@ -247,10 +252,9 @@ class Quota:
         if ws_limit and workspace_key and usage.workspace_month_credits + cost > ws_limit:
             left = max(0, ws_limit - usage.workspace_month_credits)
             reset = next_month(now)
-            word = self._workspace_word(place)
             raise QuotaExceeded(
-                f"This job costs {cost} credits but this {word} has {left} of its "
-                f"{ws_limit} monthly credits left. The {word}'s budget resets in "
+                f"This job costs {cost} credits but this {workspace_word} has {left} of its "
+                f"{ws_limit} monthly credits left. The {workspace_word}'s budget resets in "
                 f"{format_wait((reset - now).total_seconds())} ({_month_day(reset)}, 00:00 UTC)."
             )
         global_limit = self._q.global_daily_credits
@@ -304,9 +308,11 @@ class Quota:
     async def admit(self, user: User, place: Place, request: GenerationRequest, *,
                     parent_id: int | None = None, parent_kind: ParentKind | str | None = None,
                     status_message: MessageRef | None = None,
-                    interaction: InteractionInfo | None = None) -> JobRecord:
+                    interaction: InteractionInfo | None = None,
+                    workspace_word: str = "workspace") -> JobRecord:
         """Check every limit, reserve the estimate and create the job (state ACCEPTED),
-        all in one transaction. Raises QuotaExceeded or PermissionDenied."""
+        all in one transaction. Raises QuotaExceeded or PermissionDenied; its text calls
+        the place's workspace `workspace_word` (the port's `traits.workspace_word`)."""
         now = self.clock()
         cost = request.estimate.credits
         workspace_key = workspace_key_of(place)
@@ -324,7 +330,7 @@ class Quota:
                 )
             limits = self.limits_for(user, row)
             usage = tx.usage(user.key, workspace_key, now)
-            bonus = self.check(user, place, limits, usage, cost, now)
+            bonus = self.check(user, place, limits, usage, cost, now, workspace_word=workspace_word)
             job = tx.insert_job(NewJob(
                 owner=user, place=place, endpoint_id=request.endpoint.endpoint_id,
                 input=request.input, prompt=request.prompt, estimate_credits=cost,
@@ -400,7 +406,9 @@ class Quota:
             try:
                 row = tx.ensure_user_key(user_key, now)
             except ValueError:
-                raise UsageError(f"Name a user as platform:id, for example discord:1234 (got {user_key!r}).") from None
+                raise UsageError(
+                    f"Name a user as platform:id, the way the config lists users (got {user_key!r})."
+                ) from None
             if row.bonus_credits + credits < 0:
                 raise UserError(
                     f"{row.name} has only {row.bonus_credits} granted credits left; "
@@ -439,7 +447,9 @@ class Quota:
             out.append((label, est.credits))
         return out
 
-    async def status(self, user: User, place: Place) -> QuotaStatus:
+    async def status(self, user: User, place: Place, *,
+                     workspace_word: str = "workspace") -> QuotaStatus:
+        """What `user` has used and has left here; `workspace_word` as in `admit`."""
         now = self.clock()
         workspace_key = workspace_key_of(place)
         row, usage = await self.store.run(
@@ -461,7 +471,7 @@ class Quota:
                              if q.workspace_monthly_credits and workspace_key else None),
             global_used=usage.global_day_credits if q.global_daily_credits else None,
             global_limit=q.global_daily_credits or None,
-            workspace_word=self._workspace_word(place),
+            workspace_word=workspace_word,
             typical=self.typical_costs(),
         )
 

@@ -12,8 +12,18 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
+from bot.commands import actions
 from bot.model import JobState
-from bot.ports import Attachment, Invocation, MessageRef, Place, StatusCard, User
+from bot.ports import (
+    ACTION_KINDS,
+    Attachment,
+    Invocation,
+    MessageRef,
+    Place,
+    PlatformTraits,
+    StatusCard,
+    User,
+)
 from tests.fakes.chat import FakeChat
 from tests.http_server import serve
 
@@ -188,6 +198,49 @@ async def test_buttons_reroll_extend_continue_delete(app: Any, chat: FakeChat) -
     assert chat.of_kind("delete") == []
     await app.bot.handle(inv("action", options={"action": "delete", "job_id": 1}), chat)
     assert len(chat.of_kind("delete")) == 1
+
+
+# What a Discord-like and a Slack-like port say about themselves: the core reads only these.
+SERVER_TRAITS = PlatformTraits(command_prefix="/", workspace_word="server",
+                               admin_setting="[discord] admin_users or admin_roles",
+                               mention_pattern=r"<@!?(?P<id>\d+)>", markup="markdown")
+TEAM_TRAITS = PlatformTraits(command_prefix="/ltx ", workspace_word="workspace",
+                             admin_setting="[slack] admin_users",
+                             mention_pattern=r"<@(?P<id>[A-Z0-9]+)(\|[^>]*)?>", markup="mrkdwn")
+
+
+async def test_help_is_written_in_each_ports_markup(app: Any) -> None:
+    plain, server, team = FakeChat("console"), FakeChat("console", traits=SERVER_TRAITS), FakeChat(
+        "console", traits=TEAM_TRAITS)
+    for chat in (plain, server, team):
+        await app.bot.handle(inv("help"), chat)
+    assert "**Models**" in notes(server)[-1] and "`/video <what happens> [--flags]`" in notes(server)[-1]
+    assert "*Models*" in notes(team)[-1] and "**" not in notes(team)[-1]
+    assert "`/ltx quota`" in notes(team)[-1] and "/ltx video" not in notes(team)[-1]
+    said = notes(plain)[-1]
+    assert "Models\n" in said and "`" not in said and "*" not in said and "/video <what happens>" in said
+
+
+async def test_admin_replies_follow_the_ports_traits(app: Any) -> None:
+    team = FakeChat("console", traits=TEAM_TRAITS)
+    await app.bot.handle(inv("admin", "block bob"), team)
+    assert "[slack] admin_users" in notes(team)[-1]
+    await app.bot.handle(inv("admin", "block <@U0B0B|bob>", user=ROOT), team)
+    assert notes(team, ROOT)[-1] == "console:U0B0B is blocked."
+    server = FakeChat("console", traits=SERVER_TRAITS)
+    await app.bot.handle(inv("admin", "unblock <@!1234>", user=ROOT), server)
+    assert notes(server, ROOT)[-1] == "console:1234 is unblocked."
+
+
+async def test_quota_calls_the_workspace_what_the_port_calls_it(app: Any) -> None:
+    app.settings.quota.workspace_monthly_credits = 100
+    server = FakeChat("console", traits=SERVER_TRAITS)
+    await app.bot.handle(inv("quota"), server)
+    assert "This server: 0 of 100 credits used this month." in notes(server)[-1]
+
+
+def test_every_action_kind_has_a_button() -> None:
+    assert set(actions.BUTTONS) == set(ACTION_KINDS)
 
 
 class BrokenChat(FakeChat):

@@ -1,4 +1,4 @@
-"""The grammar: free text and structured options, routing, per-model mapping and errors."""
+"""The grammar and routing: free text and structured options, routing, per-model mapping and errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import catalog, grammar
+from bot import catalog, grammar, routing
 from bot.config import Settings
 from bot.errors import MediaError, UnsupportedOption, UsageError, UserError
 from bot.model import MediaRef
@@ -21,7 +21,7 @@ VID = MediaRef(kind="video", url="https://cdn.example/c.mp4")
 
 def build(text: str, media: list[MediaRef] | None = None, name: str = "video",
           options: dict[str, Any] | None = None) -> Any:
-    return grammar.build_request(grammar.parse(name, text, options), media or [], S)
+    return routing.build_request(grammar.parse(name, text, options), media or [], S)
 
 
 @pytest.mark.parametrize(
@@ -212,7 +212,21 @@ def test_leading_command(text: str, expected: tuple[str, str]) -> None:
 
 
 def test_usage_speaks_each_platforms_syntax() -> None:
-    slack = grammar.usage("/ltx ")
+    slack = grammar.usage("/ltx ", "mrkdwn")
     assert "`/ltx <what happens> [--flags]`" in slack and "`/ltx quota`" in slack
     assert "/ltx video" not in slack  # "video" would end up in the prompt there
-    assert "`/video <what happens> [--flags]`" in grammar.usage("/")
+    assert "`/video <what happens> [--flags]`" in grammar.usage("/", "markdown")
+
+
+@pytest.mark.parametrize(
+    ("markup", "bold", "code"),
+    [("markdown", "**Flags**", "`--seed`"), ("mrkdwn", "*Flags*", "`--seed`"),
+     ("plain", "Flags (", "--seed random seed")],
+)
+def test_usage_in_each_markup(markup: Any, bold: str, code: str) -> None:
+    text = grammar.usage("/", markup)
+    assert bold in text and code in text
+    if markup != "markdown":
+        assert "**" not in text
+    if markup == "plain":
+        assert "`" not in text and "*" not in text

@@ -217,6 +217,7 @@ class FileChat:
     def __init__(self, path: Path, platform: str = "console", *, upload_limit: int = 50 * MiB) -> None:
         self.path = path
         self.platform = platform
+        self.traits = PlatformTraits()
         self.limit = upload_limit
         self._ids = itertools.count(1)
         # Ids must stay unique across processes writing the same file.

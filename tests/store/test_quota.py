@@ -97,7 +97,8 @@ async def test_workspace_refusal_message(store: SqliteStore, clock: ManualClock,
     quota = quota_with(store, clock, db_path, workspace_monthly_credits=100)
     await quota.admit(ALICE, GUILD, make_request(60))
     with pytest.raises(QuotaExceeded) as err:
-        await quota.admit(BOB, GUILD, make_request(50))
+        # The port's traits name the workspace: a Discord guild is a "server".
+        await quota.admit(BOB, GUILD, make_request(50), workspace_word="server")
     assert str(err.value) == (
         "This job costs 50 credits but this server has 40 of its 100 monthly credits left. "
         "The server's budget resets in 1 day 5 h (1 May, 00:00 UTC)."
@@ -106,7 +107,7 @@ async def test_workspace_refusal_message(store: SqliteStore, clock: ManualClock,
     await quota.admit(BOB, OTHER_GUILD, make_request(50))
     await quota.admit(ALICE, DM, make_request(50))
     with pytest.raises(QuotaExceeded, match="this server has 40"):
-        await quota.admit(ADMIN, GUILD, make_request(50))
+        await quota.admit(ADMIN, GUILD, make_request(50), workspace_word="server")
     slack = Place("slack", "C1", "T1")
     await quota.admit(User("slack", "U1", "u"), slack, make_request(100))
     with pytest.raises(QuotaExceeded, match="this workspace has 0 of its 100"):

@@ -1,0 +1,36 @@
+"""Every endpoint the bot knows, and finding one by the name a user or a job record gives."""
+
+from __future__ import annotations
+
+from bot.catalog import extend, ltx2, ltx13b, ltx_video
+from bot.catalog.base import Endpoint
+
+# The order is the order of the help text and of the model lists on every platform.
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *ltx_video.ENDPOINTS, *ltx13b.ENDPOINTS, *extend.ENDPOINTS, *ltx2.ENDPOINTS,
+)
+
+
+class UnknownModel(LookupError):
+    """No endpoint has this name or id."""
+
+
+def by_name(name: str) -> Endpoint:
+    """The endpoint a user means by `name`: its key, fal id or an alias, in any case."""
+    wanted = name.strip().lower()
+    for endpoint in ENDPOINTS:
+        if wanted in (n.lower() for n in endpoint.names):
+            return endpoint
+    raise UnknownModel(name)
+
+
+def by_endpoint_id(endpoint_id: str, endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> Endpoint:
+    for endpoint in endpoints:
+        if endpoint.endpoint_id == endpoint_id:
+            return endpoint
+    raise UnknownModel(endpoint_id)
+
+
+def all_names() -> list[str]:
+    """Every key and alias, for "did you mean" hints."""
+    return sorted({n for e in ENDPOINTS for n in (e.key, *e.aliases)})

@@ -1,0 +1,128 @@
+"""Admin commands: grant credits, set a tier, block or unblock a user, usage totals.
+
+`admin <sub> <args>` in free text, or `sub` plus named options from a slash
+command; each subcommand is a small handler in `SUBCOMMANDS`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.commands.services import Handler, Services
+from bot.errors import PermissionDenied, UsageError
+from bot.ports import ChatPort, Invocation, PlatformTraits
+from bot.store import UsageRow
+
+HELP = ("Admin commands: grant <user> <credits>, tier <user> <tier|none>, block <user>, "
+        "unblock <user>, usage [users|workspaces] [days].")
+
+
+@dataclass(frozen=True)
+class AdminCall:
+    """One admin subcommand: its words after the subcommand's name and the slash options."""
+
+    svc: Services
+    inv: Invocation
+    traits: PlatformTraits
+    args: list[str]
+
+    def value(self, option: str, index: int, usage: str) -> str:
+        """The option, else the word at `index`; when neither is there, the usage."""
+        raw = self.inv.options.get(option)
+        if raw:
+            return str(raw)
+        if index >= len(self.args):
+            raise UsageError(f"Usage: admin {usage}")
+        return self.args[index]
+
+    def optional(self, option: str, index: int, default: Any) -> str:
+        raw = self.inv.options.get(option) or (self.args[index] if index < len(self.args) else default)
+        return str(raw)
+
+    def user_key(self, usage: str) -> str:
+        """`platform:id`, a mention, or a bare id on the admin's own platform."""
+        text = self.value("user", 0, usage).strip()
+        mention = re.fullmatch(self.traits.mention_pattern, text)
+        if mention:
+            return f"{self.inv.user.platform}:{mention.group('id')}"
+        if ":" in text:
+            return text
+        if not text:
+            raise UsageError("Which user? Mention them or give platform:id.")
+        return f"{self.inv.user.platform}:{text}"
+
+
+async def admin(svc: Services, inv: Invocation, port: ChatPort) -> str:
+    if not inv.user.is_admin:
+        raise PermissionDenied(
+            "Admin commands are for the bot's admins; the operator lists them in "
+            f"{port.traits.admin_setting}."
+        )
+    words = (inv.text or "").split()
+    named = inv.options.get("sub")
+    sub = str(named or (words[0] if words else "")).lower()
+    run = SUBCOMMANDS.get(sub)
+    if run is None:
+        raise UsageError(HELP)
+    return await run(AdminCall(svc, inv, port.traits, words if named else words[1:]))
+
+
+HANDLERS: dict[str, Handler] = {"admin": admin}
+
+
+async def _grant(call: AdminCall) -> str:
+    usage = "grant <user> <credits>"
+    who = call.user_key(usage)
+    credits = _whole_number(call.value("credits", 1, usage), "credits")
+    await call.svc.quota.grant(who, credits, by=call.inv.user.key)
+    return f"Granted {credits} credits to {who}."
+
+
+async def _tier(call: AdminCall) -> str:
+    usage = "tier <user> <tier|none>"
+    who = call.user_key(usage)
+    tier = call.value("tier", 1, usage)
+    await call.svc.quota.set_tier(who, None if tier.lower() == "none" else tier)
+    return f"{who} is now on tier {tier}."
+
+
+async def _block(call: AdminCall) -> str:
+    who = call.user_key("block <user>")
+    await call.svc.store.set_blocked(who, True)
+    return f"{who} is blocked."
+
+
+async def _unblock(call: AdminCall) -> str:
+    who = call.user_key("unblock <user>")
+    await call.svc.store.set_blocked(who, False)
+    return f"{who} is unblocked."
+
+
+async def _usage(call: AdminCall) -> str:
+    by_workspace = call.optional("scope", 0, "users").lower().startswith("work")
+    days = _whole_number(call.optional("days", 1, 30), "days")
+    quota = call.svc.quota
+    rows = await (quota.usage_by_workspace(days) if by_workspace else quota.usage_by_user(days))
+    if not rows:
+        return f"No usage in the last {days} days."
+    scope = f"{call.traits.workspace_word}s" if by_workspace else "users"
+    return "\n".join([f"Usage over the last {days} days ({scope}):", *map(_usage_line, rows)])
+
+
+SUBCOMMANDS: dict[str, Callable[[AdminCall], Awaitable[str]]] = {
+    "grant": _grant, "tier": _tier, "block": _block, "unblock": _unblock, "usage": _usage,
+}
+
+
+def _whole_number(raw: str, what: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"{what} must be a whole number, not {raw!r}.") from None
+
+
+def _usage_line(row: UsageRow) -> str:
+    return f"{row.name or row.key} ({row.key}): {row.jobs} jobs, {row.credits} credits, ${row.usd or 0.0:.2f}"

@@ -1,0 +1,157 @@
+"""The commands that make videos (video, keyframes, extend) or price one (quote).
+
+A generation fetches and checks the attachments, builds the request, fits the
+images to the endpoint, and starts the job; the job's status card is the
+answer from then on. `start`, `fit_images` and `scratch` are shared with the
+buttons (actions.py), which start jobs of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+from bot import catalog, grammar, media, routing
+from bot.commands.services import Handler, Services
+from bot.errors import QuotaExceeded
+from bot.model import GenerationRequest, LocalMedia, MediaKind, MediaRef, ParentKind
+from bot.ports import Attachment, ChatPort, Invocation, User
+
+log = logging.getLogger(__name__)
+
+
+async def generate(svc: Services, inv: Invocation, port: ChatPort, *, name: str) -> None:
+    command = grammar.parse(name, inv.text, inv.options)
+    attachments = list(inv.attachments) + [
+        Attachment(url=ref.url, filename=Path(ref.url).name, kind=ref.kind) for ref in command.media
+    ]
+    with scratch(svc) as folder:
+        inputs = await _fetch(svc, attachments, folder, allow_local=port.traits.local_files)
+        refs = [MediaRef(kind=item.info.kind, url=item.source) for item in inputs]
+        request = routing.build_request(command, refs, svc.settings, seed_source=routing.random_seed)
+        prepared = await fit_images(svc, request, inputs, folder)
+        await start(svc, inv, request, prepared)
+
+
+async def quote(svc: Services, inv: Invocation, port: ChatPort) -> str:
+    """What a job would cost. It needs no bytes: the platform's hints say what is attached."""
+    command = grammar.parse("quote", inv.text, inv.options)
+    refs = [MediaRef(kind=_hint_kind(a), url=a.url) for a in inv.attachments] + command.media
+    request = routing.build_request(command, refs, svc.settings)
+    est = request.estimate
+    fps = float(request.input.get("fps") or request.input.get("frame_rate")
+                or request.endpoint.fixed_fps or 25)
+    return (
+        f"{request.endpoint.title}: about {est.credits} credits (${est.usd:.4f}) for "
+        f"{est.frames} frames ({est.frames / fps:.1f} s) at about {est.width}x{est.height}."
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    **{name: partial(generate, name=name) for name in ("video", "keyframes", "extend")},
+    "quote": quote,
+}
+
+
+async def start(
+    svc: Services, inv: Invocation, request: GenerationRequest, inputs: Sequence[LocalMedia | None],
+    *, parent_id: int | None = None, parent_kind: ParentKind | None = None,
+) -> None:
+    """Reserve the quota and start the job. A patient (scripted) invocation waits out the
+    cooldown and concurrency limits instead of being refused, as a person would wait."""
+    while True:
+        try:
+            await svc.runner.start_job(inv, request, inputs, parent_id=parent_id,
+                                       parent_kind=parent_kind)
+            return
+        except QuotaExceeded as exc:
+            # Money limits are refused as ever: waiting a few seconds would not help.
+            if not inv.patient or exc.limit not in ("cooldown", "concurrent"):
+                raise
+            log.info("scripted command waits: %s", exc)
+            await _room_for(svc, inv.user, exc)
+
+
+async def _room_for(svc: Services, user: User, refusal: QuotaExceeded) -> None:
+    if refusal.limit == "cooldown":
+        # A real timer: the cooldown is measured in wall time by the quota.
+        await asyncio.sleep((refusal.retry_after or 0.0) + 0.05)
+        return
+    running = [j for j in await svc.store.list_jobs(user.key, limit=50) if not j.state.final]
+    if not running:
+        return  # one finished between the refusal and now: try again at once
+    waits = [asyncio.create_task(svc.runner.wait(j.id)) for j in running]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+
+
+def scratch(svc: Services) -> contextlib.AbstractContextManager[Path]:
+    # Inputs are uploaded to fal when the job starts; the local copies are never needed again.
+    return media.scratch_dir(svc.settings.media)
+
+
+async def _fetch(
+    svc: Services, attachments: Sequence[Attachment], folder: Path, *, allow_local: bool
+) -> list[LocalMedia]:
+    async def one(index: int, att: Attachment) -> LocalMedia:
+        into = folder / str(index)
+        into.mkdir()
+        return await svc.fetcher.fetch_input(att, into, allow_local=allow_local)
+
+    # Downloads run together: chat CDNs are slow per file, not per connection.
+    return list(await asyncio.gather(*(one(i, a) for i, a in enumerate(attachments))))
+
+
+async def fit_images(
+    svc: Services, request: GenerationRequest, inputs: list[LocalMedia], folder: Path
+) -> list[LocalMedia | None]:
+    """Fit images to what the endpoint wants (exact size, or multiples of 32 in the user's aspect)."""
+    endpoint = request.endpoint
+    aspect = _requested_aspect(request)
+    out: list[LocalMedia | None] = []
+    for item in inputs:
+        if item.info.kind != "image":
+            out.append(item)
+            continue
+        path = await asyncio.to_thread(
+            media.prepare_image, item.path, folder, size=endpoint.image_size, aspect=aspect,
+        )
+        info = await asyncio.to_thread(media.probe, path, svc.settings.media)
+        out.append(LocalMedia(path=path, info=info, source=item.source, filename=item.filename))
+    first = next((m for m in out if m is not None and m.info.kind == "image"), None)
+    if first is not None:
+        # `auto` sizes follow the image's shape: price what will really be made.
+        request.estimate = catalog.estimate(
+            endpoint, request.input, svc.settings.quota.credits_per_usd,
+            svc.settings.prices, input_aspect=first.info.width / first.info.height,
+        )
+    return out
+
+
+def _requested_aspect(request: GenerationRequest) -> str | None:
+    aspect = request.input.get("aspect_ratio")
+    if isinstance(aspect, str):
+        return None if aspect == "auto" else aspect
+    size = request.input.get("video_size")
+    named = {v: k for k, v in routing.LTX2_ASPECT_SIZES.items()}
+    if isinstance(size, str) and size in named and size != "auto":
+        return named[size]
+    if isinstance(size, dict):
+        return f"{int(size['width'])}:{int(size['height'])}"
+    return None
+
+
+def _hint_kind(att: Attachment) -> MediaKind:
+    if att.kind != "unknown":
+        return att.kind
+    if att.content_type and att.content_type.startswith("video/"):
+        return "video"
+    return grammar.guess_kind(att.url)
+
