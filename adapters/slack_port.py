@@ -261,7 +261,6 @@ class SlackPort:
 
 
 def _error(exc: SlackApiError) -> str:
-    try:
-        return str(exc.response.get("error") or "")
-    except Exception:
-        return ""
+    """Slack's error code ("not_in_channel"); "" when the answer was not Slack's JSON."""
+    data = getattr(exc.response, "data", None)
+    return str(data.get("error") or "") if isinstance(data, dict) else ""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack_app import SlackAdapter
-from adapters.slack_port import SlackPort
+from adapters.slack_port import SlackPort, _error
 from bot.config import Settings
 from bot.errors import UserError
 from bot.ports import Action, Invocation, Place, StatusCard, User
@@ -167,3 +168,9 @@ async def test_edits_of_one_message_are_at_least_3_seconds_apart(
     finally:
         await adapter.close()
 
+
+
+def test_an_answer_that_is_not_slack_json_has_no_error_code() -> None:
+    assert _error(SlackApiError("bad gateway", SimpleNamespace(data=b"<html>502</html>"))) == ""
+    assert _error(SlackApiError("no", SimpleNamespace(data={"ok": False, "error": "not_in_channel"}))
+                  ) == "not_in_channel"
