@@ -53,7 +53,7 @@ from bot.config import Settings  # noqa: E402
 from bot.fal import FalClient  # noqa: E402
 from bot.jobs import JobRunner  # noqa: E402
 from bot.model import JobState  # noqa: E402
-from bot.ports import Invocation, MessageRef, Place, StatusCard, User  # noqa: E402
+from bot.ports import Invocation, MessageRef, Place, PlatformTraits, StatusCard, User  # noqa: E402
 from bot.quota import Quota  # noqa: E402
 from bot.sim import SimOptions, Simulator  # noqa: E402
 from bot.store import open_store  # noqa: E402
@@ -94,6 +94,7 @@ async def _serve_sim(args: argparse.Namespace) -> None:
 
 class BenchPort:
     platform = "console"
+    traits = PlatformTraits()
 
     def __init__(self) -> None:
         self._ids = itertools.count(1)
