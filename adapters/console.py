@@ -373,8 +373,9 @@ def _start_reader(stream: TextIO, queue: asyncio.Queue[str | None]) -> None:
     threading.Thread(target=pump, name="console-stdin", daemon=True).start()
 
 
-class ConsoleChat:
-    """Reads commands, hands them to the core, and waits for the user's jobs at the end."""
+class ConsoleAdapter:
+    """The console's adapter: reads command lines, hands them to the core, and waits for
+    the user's jobs at the end."""
 
     def __init__(self, app: App, port: ConsolePort, user: User, *, cwd: Path | None = None) -> None:
         self.app = app
@@ -488,8 +489,8 @@ async def run_console(
     try:
         if interactive:
             port.renderer.line(banner(settings, user))
-        chat = ConsoleChat(app, port, user)
-        return await chat.run(stream, stop, interactive=interactive)
+        adapter = ConsoleAdapter(app, port, user)
+        return await adapter.run(stream, stop, interactive=interactive)
     finally:
         await app.stop()
         port.close()
