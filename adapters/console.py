@@ -29,14 +29,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from adapters.console_render import LiveRenderer, PlainRenderer, Renderer, card_text, status_line
 from bot import grammar
 from bot.config import Settings
 from bot.errors import UserError
 from bot.model import MediaKind
 from bot.ports import (
-    Action,
     Attachment,
     AttachmentKind,
     Invocation,
@@ -48,9 +48,6 @@ from bot.ports import (
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.progress import Progress, TaskID
-
     from bot.app import App
 
 log = logging.getLogger(__name__)
@@ -202,158 +199,6 @@ def parse_line(line: str, *, cwd: Path | None = None) -> ParsedLine | None:
         attachments.append(attachment_for(value, kind, cwd))
         i += 1
     return ParsedLine(command=command, text=" ".join(kept), attachments=attachments)
-
-
-# ---------------------------------------------------------------- rendering progress
-
-
-def _eta_text(card: StatusCard, now: datetime | None = None) -> str | None:
-    if card.eta is None:
-        return None
-    now = now or datetime.now(UTC)
-    eta = card.eta if card.eta.tzinfo else card.eta.replace(tzinfo=UTC)
-    seconds = max(0, int((eta - now).total_seconds()))
-    return f"eta {seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"eta {seconds}s"
-
-
-def _positions(card: StatusCard) -> list[str]:
-    parts = []
-    if card.local_position is not None:
-        parts.append(f"waiting #{card.local_position}")
-    if card.queue_position is not None:
-        # fal counts from 0 (next in line); people count from 1, as the cards do.
-        parts.append(f"fal queue #{card.queue_position + 1}")
-    return parts
-
-
-def action_hint(action: Action) -> str:
-    """The console command that does what a card's button does."""
-    if action.kind in ("extend", "continue"):
-        return f"/{action.kind} #{action.job_id} <prompt>"
-    return f"/{action.kind} {action.job_id}"
-
-
-def card_text(card: StatusCard) -> str:
-    """A finished card as text, with its buttons as the commands to type."""
-    text = card.text()
-    if card.actions:
-        text += "\n" + "  ".join(f"{a.label}: {action_hint(a)}" for a in card.actions)
-    return text
-
-
-def _headline(card: StatusCard) -> str:
-    stage = card.stage or card.state
-    return f"{card.title} · {stage}" if stage and stage != card.title else card.title
-
-
-def status_line(card: StatusCard) -> str:
-    """One line for a card in progress: `Job #3 · LTX-2 · Generating · 40% · eta 12s`."""
-    parts = [_headline(card)]
-    if card.progress is not None:
-        parts.append(f"{round(card.progress * 100)}%")
-    parts.extend(_positions(card))
-    eta = _eta_text(card)
-    if eta:
-        parts.append(eta)
-    return " · ".join(parts)
-
-
-class Renderer(Protocol):
-    def line(self, text: str) -> None: ...
-    def progress(self, key: str, card: StatusCard) -> None: ...
-    def done(self, key: str) -> None: ...
-    def close(self) -> None: ...
-
-
-class PlainRenderer:
-    """One line per change; for pipes, logs and tests."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._last: dict[str, str] = {}
-        self._lock = threading.Lock()
-
-    def line(self, text: str) -> None:
-        with self._lock:
-            self._out.write(text.rstrip("\n") + "\n")
-            self._out.flush()
-
-    def progress(self, key: str, card: StatusCard) -> None:
-        text = status_line(card)
-        if self._last.get(key) != text:
-            self._last[key] = text
-            self.line(text)
-
-    def done(self, key: str) -> None:
-        self._last.pop(key, None)
-
-    def close(self) -> None:
-        with contextlib.suppress(ValueError, OSError):
-            self._out.flush()
-
-
-class LiveRenderer:
-    """A rich progress bar per job: stage, percent, queue position, ETA."""
-
-    def __init__(self, out: TextIO) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
-
-        self._console: Console = Console(file=out, highlight=False, markup=False)
-        self._progress: Progress = Progress(
-            TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[info]}", markup=False),
-            console=self._console,
-            transient=True,
-        )
-        self._tasks: dict[str, TaskID] = {}
-        self._started = False
-
-    def line(self, text: str) -> None:
-        self._console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-    def progress(self, key: str, card: StatusCard) -> None:
-        if not self._started:
-            self._progress.start()
-            self._started = True
-        # The bar line stays short so the bar itself fits an 80-column terminal; the
-        # card's title (job and model) is printed once above it instead.
-        label = f"#{card.job_id}" if card.job_id is not None else card.title
-        description = f"{label} {card.stage or card.state or ''}".strip()
-        info = _positions(card)
-        eta = _eta_text(card)
-        if eta:
-            info.append(eta)
-        fields: dict[str, Any] = {"info": " · ".join(info)}
-        # total=None makes rich draw an indeterminate (pulsing) bar until fal reports progress.
-        # rich counts in whole steps: a thousand of them gives 0.1 % resolution.
-        total = 1000 if card.progress is not None else None
-        completed = round((card.progress or 0.0) * 1000)
-        task = self._tasks.get(key)
-        if task is None:
-            self.line(card.title)
-            self._tasks[key] = self._progress.add_task(
-                description, total=total, completed=completed, **fields
-            )
-        else:
-            self._progress.update(
-                task, description=description, total=total, completed=completed, **fields
-            )
-
-    def done(self, key: str) -> None:
-        task = self._tasks.pop(key, None)
-        if task is not None:
-            self._progress.remove_task(task)
-        if not self._tasks and self._started:
-            self._progress.stop()
-            self._started = False
-
-    def close(self) -> None:
-        if self._started:
-            self._progress.stop()
-            self._started = False
 
 
 # ---------------------------------------------------------------- the port
@@ -528,8 +373,9 @@ def _start_reader(stream: TextIO, queue: asyncio.Queue[str | None]) -> None:
     threading.Thread(target=pump, name="console-stdin", daemon=True).start()
 
 
-class ConsoleChat:
-    """Reads commands, hands them to the core, and waits for the user's jobs at the end."""
+class ConsoleAdapter:
+    """The console's adapter: reads command lines, hands them to the core, and waits for
+    the user's jobs at the end."""
 
     def __init__(self, app: App, port: ConsolePort, user: User, *, cwd: Path | None = None) -> None:
         self.app = app
@@ -643,8 +489,8 @@ async def run_console(
     try:
         if interactive:
             port.renderer.line(banner(settings, user))
-        chat = ConsoleChat(app, port, user)
-        return await chat.run(stream, stop, interactive=interactive)
+        adapter = ConsoleAdapter(app, port, user)
+        return await adapter.run(stream, stop, interactive=interactive)
     finally:
         await app.stop()
         port.close()

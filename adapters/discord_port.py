@@ -7,10 +7,10 @@ needs no channel permissions; after that (or when Discord answers 401/50027)
 the port edits the same message with the bot token, and when even that is not
 possible it posts a fresh channel message and returns its reference.
 
-Edits are throttled per message: at most one every `min_edit_interval`
-seconds, keeping only the newest card in between; a final card is always sent
-at once. Rate limits (429) are retried by discord.py; what is left over is
-retried here, and a final state is never dropped silently.
+The port does not pace edits: the core's one throttle (bot.throttle) sends at
+most one edit per `traits.min_edit_seconds` and always the final card. Rate
+limits (429) are retried by discord.py; a final card that still meets one is
+retried here for up to two minutes, so a final state is never dropped silently.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from bot.ports import MessageRef, Place, PlatformTraits, StatusCard, User
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
+# Discord's rate limit on editing one message, roughly: the core paces a card's edits to it.
 DISCORD_MIN_EDIT_INTERVAL = 3.0
 # Stop using a token a little before Discord does: a request in flight at the
 # 15-minute mark would fail and cost a retry.
@@ -44,7 +45,6 @@ TOKEN_MARGIN_SECONDS = 30.0
 INVALID_WEBHOOK_TOKEN = 50027
 UNKNOWN_WEBHOOK = 10015
 UNKNOWN_MESSAGE = 10008
-CANNOT_DM = 50007
 TOO_LARGE = 40005
 FINAL_RETRY_SECONDS = 120.0
 
@@ -99,16 +99,6 @@ class LiveInteraction:
         )
 
 
-@dataclass
-class _EditState:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    last_sent: float = float("-inf")
-    pending: StatusCard | None = None
-    flusher: asyncio.Task[None] | None = None
-    ref: MessageRef | None = None  # the newest reference of this message
-    finalized: bool = False
-
-
 class DiscordPort:
     """ChatPort for Discord. Needs a logged-in `discord.Client` (its HTTP session and token)."""
 
@@ -123,27 +113,23 @@ class DiscordPort:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
+        """`min_edit_interval` replaces Discord's floor between edits of one message (tests)."""
         self.client = client
         self.settings = settings
-        self.min_edit_interval = (
-            max(DISCORD_MIN_EDIT_INTERVAL, settings.jobs.edit_interval_seconds)
-            if min_edit_interval is None else min_edit_interval
-        )
         self.traits = PlatformTraits(
             command_prefix="/", workspace_word="server",
             admin_setting="[discord] admin_users or admin_roles",
             mention_pattern=r"<@!?(?P<id>\d+)>", markup="markdown",
-            min_edit_seconds=self.min_edit_interval,
+            min_edit_seconds=(DISCORD_MIN_EDIT_INTERVAL if min_edit_interval is None
+                              else min_edit_interval),
         )
         self._clock = clock
         self._wall = wall
-        self._edits: dict[str, _EditState] = {}
         self._aliases: dict[str, MessageRef] = {}
         self._live: dict[tuple[str, str], LiveInteraction] = {}
         self._live_by_token: dict[str, LiveInteraction] = {}
         self._limits: dict[str, int] = {}
         self._job_refs: dict[int, MessageRef] = {}
-        self._closed = False
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -268,34 +254,17 @@ class DiscordPort:
                                     final=True)
         ref = MessageRef(platform=PLATFORM, channel=str(data["channel_id"]), id=str(data["id"]))
         self._note_job(card, ref)
-        state = self._state(ref)
-        state.last_sent = self._clock()
         return ref
 
     async def edit(self, ref: MessageRef, card: StatusCard) -> MessageRef:
-        ref = self._current(ref)
-        self._note_job(card, ref)
-        state = self._state(ref)
-        due = self._clock() - state.last_sent >= self.min_edit_interval
-        if card.final:
-            return await self._edit_now(ref, card, final=True)
-        if state.finalized:
-            # A late progress update must never overwrite the final state on screen.
-            log.debug("ignoring a progress edit after the final state of job %s", card.job_id)
-            return state.ref or ref
-        if due and state.pending is None and not state.lock.locked():
-            try:
-                return await self._edit_now(ref, card, final=False)
-            except discord.HTTPException as exc:
-                if not _retryable(exc):
-                    log.warning("progress edit refused (HTTP %s, code %s); dropped", exc.status, exc.code)
-                    return state.ref or ref
-                log.warning("progress edit failed (HTTP %s); will retry the newest card", exc.status)
-        # Coalesce: keep only the newest card; one flusher sends it when the interval allows.
-        state.pending = card
-        if state.flusher is None or state.flusher.done():
-            state.flusher = asyncio.create_task(self._flush(state), name="discord-status-edit")
-        return state.ref or ref
+        """Edit the message (or its re-post: an old reference follows it). A progress edit
+        that fails raises (the core tries its newest card again); a final one is retried."""
+        old = self._current(ref)
+        new_ref = await self._retrying(lambda: self._send_edit(old, card), final=card.final)
+        if self._key(new_ref) != self._key(old):
+            self._aliases[self._key(old)] = new_ref
+        self._note_job(card, new_ref)
+        return new_ref
 
     async def send_video(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
         return await self._upload(place, path, card)
@@ -305,10 +274,6 @@ class DiscordPort:
 
     async def delete(self, ref: MessageRef) -> None:
         ref = self._current(ref)
-        state = self._edits.get(self._key(ref))
-        if state is not None and state.flusher is not None:
-            state.flusher.cancel()
-            state.pending = None
         live = self._live_of(ref)
         adapter = async_context.get()
         if live is not None and live.usable(self._wall()):
@@ -403,64 +368,9 @@ class DiscordPort:
 
     # ------------------------------------------------------------ helpers: edits
 
-    def _state(self, ref: MessageRef) -> _EditState:
-        key = self._key(ref)
-        state = self._edits.get(key)
-        if state is None:
-            state = self._edits[key] = _EditState(ref=ref)
-        return state
-
     def _note_job(self, card: StatusCard, ref: MessageRef) -> None:
         if card.job_id is not None:
             self._job_refs[card.job_id] = ref
-
-    async def _flush(self, state: _EditState) -> None:
-        failures = 0
-        while state.pending is not None and not self._closed:
-            wait = state.last_sent + self.min_edit_interval - self._clock()
-            if failures:
-                # Persistent trouble (a 429 storm discord.py gave up on, 5xx): back off more.
-                wait = max(wait, min(0.25 * 2 ** failures, 30.0))
-            if wait > 0:
-                await asyncio.sleep(wait)
-            card, state.pending = state.pending, None
-            if card is None:
-                return
-            assert state.ref is not None
-            try:
-                await self._edit_now(state.ref, card, final=False)
-                failures = 0
-            except discord.HTTPException as exc:
-                if not _retryable(exc):
-                    log.warning("progress edit refused (HTTP %s, code %s); dropped", exc.status, exc.code)
-                    continue
-                failures += 1
-                log.warning("progress edit failed (HTTP %s); will retry the newest card", exc.status)
-                if state.pending is None:
-                    state.pending = card  # nothing newer arrived: this is still the state to show
-
-    async def _edit_now(self, ref: MessageRef, card: StatusCard, *, final: bool) -> MessageRef:
-        state = self._state(ref)
-        async with state.lock:
-            if final:
-                # The final state supersedes whatever was waiting; nothing may overwrite it later.
-                state.pending = None
-                if state.flusher is not None and state.flusher is not asyncio.current_task():
-                    state.flusher.cancel()
-                    state.flusher = None
-            ref = state.ref or ref
-            try:
-                new_ref = await self._retrying(lambda: self._send_edit(ref, card), final=final)
-            finally:
-                state.last_sent = self._clock()
-            if final:
-                state.finalized = True
-            if self._key(new_ref) != self._key(ref):
-                self._aliases[self._key(ref)] = new_ref
-                self._edits[self._key(new_ref)] = state
-            state.ref = new_ref
-            self._note_job(card, new_ref)
-            return new_ref
 
     async def _retrying(self, send: Callable[[], Awaitable[T]], *, final: bool) -> T:
         """discord.py already retried 429s five times; a final state deserves more patience."""
@@ -612,14 +522,7 @@ class DiscordPort:
                 "interaction_id": str(live.interaction_id), "expires_at": live.expires_at}
 
     async def close(self) -> None:
-        self._closed = True
-        for state in self._edits.values():
-            if state.flusher is not None:
-                state.flusher.cancel()
-        tasks = [s.flusher for s in self._edits.values() if s.flusher is not None]
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        """Nothing to release: the port queues no edits (the core paces them)."""
 
 
 def _retryable(exc: discord.HTTPException) -> bool:

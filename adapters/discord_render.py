@@ -8,16 +8,16 @@ view store and survive restarts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import discord
 
 from bot import ports
-from bot.ports import Action, StatusCard, format_duration
+from bot.ports import Action, StatusCard
 
 BAR_WIDTH = 16
-BAR_CHARS = ("▰", "▱", "█", "░")  # ours and the core's plain-text bar
 EMBED_DESCRIPTION_LIMIT = 4096
 CONTENT_LIMIT = 2000
 
@@ -66,26 +66,13 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _has_bar(line: str) -> bool:
-    return any(ch in line for ch in BAR_CHARS)
-
-
 def render_embed(card: StatusCard, *, now: datetime | None = None) -> discord.Embed:
-    """Title and lines as the description; live facts as fields Discord lays out in a row.
-
-    Lines that only restate a field (the core's plain "Elapsed 1m 05s" / "ETA 30s") are left
-    out when the field can show it better: the ETA as `<t:…:R>` counts down on its own.
-    """
+    """Title and lines (and the progress bar) as the description; the other live facts as
+    fields Discord lays out in a row, the ETA as `<t:…:R>`, which counts down on its own."""
     now = now or datetime.now(UTC)
-    live = not card.final
-    lines = []
-    for line in card.lines:
-        if live and card.started_at is not None and line.startswith("Elapsed "):
-            continue
-        if live and card.eta is not None and line.startswith("ETA "):
-            continue
-        lines.append(line)
-    if card.progress is not None and live and not any(_has_bar(line) for line in lines):
+    facts = card.facts(now)
+    lines = list(card.lines)
+    if card.progress is not None and any(fact.kind == "progress" for fact in facts):
         lines.append(progress_bar(card.progress))
     if card.link:
         lines.append(card.link)
@@ -94,22 +81,13 @@ def render_embed(card: StatusCard, *, now: datetime | None = None) -> discord.Em
         description=_clip("\n".join(lines), EMBED_DESCRIPTION_LIMIT) or None,
         colour=TONE_COLOURS.get(card.tone, TONE_COLOURS["info"]),
     )
-    if live:
-        if card.local_position is not None:
-            embed.add_field(name="Place in line", value=f"#{card.local_position}", inline=True)
-        if card.queue_position is not None:
-            # fal counts from 0 ("next up"); people count from 1.
-            embed.add_field(name="fal queue", value=f"#{card.queue_position + 1}", inline=True)
-        if card.stage:
-            embed.add_field(name="Stage", value=_clip(card.stage, 1024), inline=True)
-        if card.started_at is not None:
-            started = card.started_at if card.started_at.tzinfo else card.started_at.replace(tzinfo=UTC)
-            embed.add_field(name="Elapsed", value=format_duration((now - started).total_seconds()),
-                            inline=True)
-        if card.eta is not None:
-            embed.add_field(name="ETA", value=relative_timestamp(card.eta), inline=True)
-    if card.job_id is not None:
-        embed.set_footer(text=f"Job #{card.job_id}" + (f" · {card.state}" if card.state else ""))
+    for fact in facts:
+        if fact.kind == "progress":
+            continue  # the bar above
+        value = relative_timestamp(card.eta) if fact.kind == "eta" and card.eta else fact.value
+        embed.add_field(name=fact.label, value=_clip(value, 1024), inline=True)
+    if card.job_id is not None and not re.search(rf"#{card.job_id}\b", card.title):
+        embed.set_footer(text=f"Job #{card.job_id}")  # the summary's title is the model only
     return embed
 
 

@@ -1,9 +1,8 @@
 """The ChatPort for Slack: status cards as Block Kit messages, videos via files_upload_v2.
 
-Edits are coalesced per message: at most one `chat.update` per
-`edit_interval` seconds, always ending on the last card the core sent. A final
-card waits for its slot instead of being dropped, so the last thing a user
-sees is the real outcome.
+The port does not pace edits: the core's one throttle (bot.throttle) sends at
+most one `chat.update` per `traits.min_edit_seconds` and always the final card.
+A message that can no longer be edited is posted anew.
 
 Delivery: `files_upload_v2` cannot attach buttons, so the video goes up with
 the summary as `initial_comment` and, when the card has actions, a small
@@ -15,11 +14,9 @@ file id and `extra["kind"] == "file"`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,18 +53,9 @@ RESPONSE_URL_TTL = 25 * 60
 SLACK_MIN_EDIT_INTERVAL = 3.0
 
 
-@dataclass
-class _EditSlot:
-    """Per-message throttle state: when we last wrote it and what is still to be written."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    last_sent: float = float("-inf")
-    pending: StatusCard | None = None
-    flusher: asyncio.Task[None] | None = None
-    ref: MessageRef | None = None
-
-
 class SlackPort:
+    """ChatPort for Slack through the Web API (`client`; `upload_client` for files)."""
+
     platform = PLATFORM
 
     def __init__(
@@ -76,25 +64,23 @@ class SlackPort:
         settings: SlackSettings,
         *,
         upload_client: AsyncWebClient | None = None,
-        edit_interval: float = 3.0,
+        edit_interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`edit_interval` replaces Slack's floor between edits of one message."""
         self.client = client
         # A second client because files_upload_v2 uses the client's own timeout for the
         # upload POST; progress edits must not inherit a five-minute timeout.
         self.upload_client = upload_client or client
         self.settings = settings
-        self.edit_interval = edit_interval
         self.traits = PlatformTraits(
             command_prefix=settings.command.strip() + " ", workspace_word="workspace",
             admin_setting="[slack] admin_users",
             mention_pattern=r"<@(?P<id>[A-Z0-9]+)(\|[^>]*)?>", markup="mrkdwn",
-            min_edit_seconds=edit_interval,
+            min_edit_seconds=SLACK_MIN_EDIT_INTERVAL if edit_interval is None else edit_interval,
         )
         self.clock = clock
-        self._slots: dict[tuple[str, str], _EditSlot] = {}
         self._response_urls: dict[tuple[str, str], tuple[str, float]] = {}
-        self._closed = False
 
     # ------------------------------------------------------------ status message
 
@@ -109,81 +95,24 @@ class SlackPort:
             raise
         ts = str(resp["ts"])
         channel = str(resp.get("channel") or place.channel)
-        ref = MessageRef(PLATFORM, channel, ts, {"thread_ts": place.thread} if place.thread else {})
-        self._slot(ref).last_sent = self.clock()
-        return ref
-
-    def _slot(self, ref: MessageRef) -> _EditSlot:
-        key = (ref.channel, ref.id)
-        slot = self._slots.get(key)
-        if slot is None:
-            slot = self._slots[key] = _EditSlot(ref=ref)
-        return slot
+        return MessageRef(PLATFORM, channel, ts, {"thread_ts": place.thread} if place.thread else {})
 
     async def edit(self, ref: MessageRef, card: StatusCard) -> MessageRef:
         if ref.extra.get("kind") == "file":
             return ref  # an uploaded file has no editable card
-        slot = self._slot(ref)
-        if card.final:
-            # A final card must land, after any pending progress, and then the slot retires.
-            if slot.flusher is not None and not slot.flusher.done():
-                slot.flusher.cancel()
-            slot.pending = None
-            async with slot.lock:
-                wait = slot.last_sent + self.edit_interval - self.clock()
-                if wait > 0:
-                    await asyncio.sleep(wait)  # Slack's rate limit, not a wait for an event
-                new_ref = await self._write(slot, ref, card)
-            self._slots.pop((ref.channel, ref.id), None)
-            return new_ref
-        slot.pending = card
-        if slot.flusher is None or slot.flusher.done():
-            slot.flusher = asyncio.create_task(self._flush(slot, ref))
-        return slot.ref or ref
-
-    async def _flush(self, slot: _EditSlot, ref: MessageRef) -> None:
         try:
-            async with slot.lock:
-                wait = slot.last_sent + self.edit_interval - self.clock()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                card, slot.pending = slot.pending, None
-                if card is not None:
-                    await self._write(slot, ref, card)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a lost progress edit must not kill the job
-            log.warning("slack progress edit failed for %s: %s", ref.id, type(exc).__name__)
-
-    async def _write(self, slot: _EditSlot, ref: MessageRef, card: StatusCard) -> MessageRef:
-        current = slot.ref or ref
-        try:
-            await self.client.chat_update(channel=current.channel, ts=current.id,
+            await self.client.chat_update(channel=ref.channel, ts=ref.id,
                                           text=fallback_text(card), blocks=card_blocks(card))
         except SlackApiError as exc:
             if _error(exc) not in GONE:
                 raise
             # The message was deleted or can't be edited any more: show the card anew.
-            thread = current.extra.get("thread_ts")
-            place = Place(PLATFORM, current.channel, thread=thread)
-            fresh = await self.post(place, card)
-            slot.ref = fresh
-            slot.last_sent = self.clock()
-            return fresh
-        slot.last_sent = self.clock()
-        return current
-
-    async def flush(self) -> None:
-        """Write every pending edit now (shutdown, tests)."""
-        for slot in list(self._slots.values()):
-            if slot.flusher is not None and not slot.flusher.done():
-                await slot.flusher
+            return await self.post(Place(PLATFORM, ref.channel, thread=ref.extra.get("thread_ts")),
+                                   card)
+        return ref
 
     async def close(self) -> None:
-        for slot in list(self._slots.values()):
-            if slot.flusher is not None and not slot.flusher.done():
-                slot.flusher.cancel()
-        self._slots.clear()
+        """Nothing to release: the port queues no edits (the core paces them)."""
 
     # ------------------------------------------------------------ delivery
 
@@ -220,7 +149,6 @@ class SlackPort:
             await self._ignore_gone(self.client.files_delete(file=file_id))
         if ref.extra.get("kind") != "file" and ref.id:
             await self._ignore_gone(self.client.chat_delete(channel=ref.channel, ts=ref.id))
-        self._slots.pop((ref.channel, ref.id), None)
 
     async def _ignore_gone(self, call: Any) -> None:
         try:
@@ -261,7 +189,6 @@ class SlackPort:
 
 
 def _error(exc: SlackApiError) -> str:
-    try:
-        return str(exc.response.get("error") or "")
-    except Exception:
-        return ""
+    """Slack's error code ("not_in_channel"); "" when the answer was not Slack's JSON."""
+    data = getattr(exc.response, "data", None)
+    return str(data.get("error") or "") if isinstance(data, dict) else ""

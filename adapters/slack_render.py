@@ -15,12 +15,11 @@ from typing import Any
 
 from bot import ports
 from bot.catalog import ENDPOINTS
-from bot.ports import Action, ActionKind, StatusCard, format_duration
+from bot.ports import ACTION_KINDS, Action, ActionKind, StatusCard
 
 Block = dict[str, Any]
 
 ACTION_PREFIX = "ltx_"
-ACTION_KINDS: tuple[ActionKind, ...] = ("cancel", "reroll", "extend", "continue", "delete")
 # Buttons whose action needs a new prompt first: they open PROMPT_MODAL.
 PROMPTED_ACTIONS: frozenset[str] = frozenset({"extend", "continue"})
 
@@ -125,24 +124,17 @@ def actions_block(actions: list[Action], block_id: str | None = None) -> Block |
 
 
 def context_lines(card: StatusCard, now: datetime | None = None) -> list[str]:
+    """The card's lines, then each live fact once: the bar for progress, and the ETA as a
+    `<!date>` every reader sees in their own time zone."""
     now = now or datetime.now(UTC)
     lines = [escape(line) for line in card.lines if line]
-    where = []
-    if card.local_position is not None:
-        where.append(f"#{card.local_position} in the bot's queue")
-    if card.queue_position is not None:
-        where.append(f"#{card.queue_position} at fal")
-    if where:
-        lines.append("Position: " + ", ".join(where))
-    if card.stage:
-        lines.append("Stage: " + escape(card.stage))
-    if card.progress is not None and not card.final:
-        lines.append("`" + progress_bar(card.progress) + "`")
-    if card.started_at is not None and not card.final:
-        started = card.started_at if card.started_at.tzinfo else card.started_at.replace(tzinfo=UTC)
-        lines.append("Elapsed " + format_duration((now - started).total_seconds()))
-    if card.eta is not None and not card.final:
-        lines.append("ETA " + slack_date(card.eta))
+    for fact in card.facts(now):
+        if fact.kind == "progress" and card.progress is not None:
+            lines.append("`" + progress_bar(card.progress) + "`")
+        elif fact.kind == "eta" and card.eta is not None:
+            lines.append(f"{fact.label} {slack_date(card.eta)}")
+        else:
+            lines.append(escape(fact.plain))
     return lines
 
 

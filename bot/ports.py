@@ -8,7 +8,7 @@ sends back through its `ChatPort`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
@@ -158,38 +158,95 @@ class Action:
         return f"ltx:job:{self.job_id}:{self.kind}"
 
 
+FactKind = Literal["stage", "local_position", "fal_position", "progress", "elapsed", "eta"]
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One live fact of a card in progress: a label and its value in plain words."""
+
+    kind: FactKind
+    label: str  # "Stage", "Place in line", "fal queue", "Progress", "Elapsed", "ETA"
+    value: str  # "Generating", "#2", "#1", "40%", "1m 05s", "30s"
+
+    @property
+    def plain(self) -> str:
+        """`Generating`, `40%`, `Place in line #2`, `ETA 30s`: the fact as one phrase."""
+        return self.value if self.kind in ("stage", "progress") else f"{self.label} {self.value}"
+
+
 @dataclass
 class StatusCard:
-    """Platform-neutral progress/result message. Adapters only render it."""
+    """Platform-neutral progress/result message. Adapters only render it.
+
+    Live facts travel only in their fields, narrative (the prompt, how it ended)
+    only in `lines`, so every renderer shows each fact exactly once. `facts()`
+    lists the live facts in the order renderers show them; a final card has none.
+    Positions count from 1, as people do: 1 means next.
+    """
 
     title: str
     lines: list[str] = field(default_factory=list)
     job_id: int | None = None
     state: str | None = None
-    stage: str | None = None
+    stage: str | None = None  # what is happening now, in words: "Generating"
     progress: float | None = None  # 0..1 when known
-    local_position: int | None = None
-    queue_position: int | None = None
-    started_at: datetime | None = None
+    local_position: int | None = None  # place in the bot's own line for a free slot
+    fal_position: int | None = None  # place in fal's queue
+    elapsed_since: datetime | None = None  # when the job was accepted
     eta: datetime | None = None
     actions: list[Action] = field(default_factory=list)
     tone: Tone = "info"
     final: bool = False
     link: str | None = None  # e.g. the fal URL when the video could not be uploaded
 
-    def text(self) -> str:
-        """A plain-text rendering (console, notifications, fallbacks)."""
+    def facts(self, now: datetime | None = None) -> list[Fact]:
+        """The live facts to show, in order; none on a final card."""
+        if self.final:
+            return []
+        now = now or datetime.now(UTC)
+        facts: list[Fact] = []
+        if self.stage:
+            facts.append(Fact("stage", "Stage", self.stage))
+        if self.local_position is not None:
+            facts.append(Fact("local_position", "Place in line", f"#{self.local_position}"))
+        if self.fal_position is not None:
+            facts.append(Fact("fal_position", "fal queue", f"#{self.fal_position}"))
+        if self.progress is not None:
+            facts.append(Fact("progress", "Progress", f"{percent(self.progress)}%"))
+        if self.elapsed_since is not None:
+            elapsed = (now - _aware(self.elapsed_since)).total_seconds()
+            facts.append(Fact("elapsed", "Elapsed", format_duration(elapsed)))
+        if self.eta is not None:
+            facts.append(Fact("eta", "ETA", format_duration((_aware(self.eta) - now).total_seconds())))
+        return facts
+
+    def text(self, now: datetime | None = None) -> str:
+        """The one plain-text rendering (console, notifications, fallbacks)."""
         parts = [self.title, *self.lines]
+        facts = self.facts(now)
+        if facts:
+            parts.append(" · ".join(fact.plain for fact in facts))
         if self.link:
             parts.append(self.link)
         return "\n".join(parts)
 
 
+def _aware(when: datetime) -> datetime:
+    # The store hands back naive UTC datetimes; the core makes aware ones.
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def percent(fraction: float) -> int:
+    """Whole percent, truncated: a bar never reads 100% before the end (0.29 is 29, not 28)."""
+    return int(min(1.0, max(0.0, fraction)) * 100 + 1e-9)
+
+
 def progress_bar(fraction: float, width: int = 12, full: str = "█", empty: str = "░") -> str:
-    """`████░░░░ 50%`. The percent is truncated, so a bar never reads 100% before the end."""
+    """`████░░░░ 50%`."""
     fraction = min(1.0, max(0.0, fraction))
     filled = round(fraction * width)
-    return full * filled + empty * (width - filled) + f" {int(fraction * 100)}%"
+    return full * filled + empty * (width - filled) + f" {percent(fraction)}%"
 
 
 def format_duration(seconds: float) -> str:

@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.console import (
-    CONSOLE_PLACE,
-    ConsolePort,
-    console_user,
-    parse_line,
-    status_line,
-)
+from adapters.console import CONSOLE_PLACE, ConsolePort, console_user, parse_line
+from adapters.console_render import status_line
 from bot import grammar
 from bot.config import Settings
 from bot.errors import UserError
@@ -141,11 +136,13 @@ def test_identity_and_admin(settings: Settings) -> None:
 
 def test_status_line_shows_stage_percent_positions_eta() -> None:
     now = datetime.now(UTC)
-    line = status_line(card(progress=0.4, eta=now + timedelta(seconds=75)))
-    assert line.startswith("Job #3 · Generating · 40% · eta 1m1")
-    assert status_line(card(stage="In fal's queue", queue_position=0)) == "Job #3 · In fal's queue · fal queue #1"
-    assert status_line(card(stage="Waiting", local_position=2)) == "Job #3 · Waiting · waiting #2"
-    assert status_line(card(stage=None, state="running")) == "Job #3 · running"
+    line = status_line(card(progress=0.4, eta=now + timedelta(seconds=75),
+                            elapsed_since=now - timedelta(seconds=5)))
+    assert line.startswith("Job #3 · Generating · 40% · Elapsed 5s · ETA 1m 1")
+    assert status_line(card(stage="In fal's queue", fal_position=1)) == (
+        "Job #3 · In fal's queue · fal queue #1")
+    assert status_line(card(stage="Waiting", local_position=2)) == "Job #3 · Waiting · Place in line #2"
+    assert status_line(card(stage=None)) == "Job #3"
 
 
 async def test_plain_output_prints_changes_once(settings: Settings) -> None:
@@ -200,7 +197,7 @@ async def test_tell_and_upload_limit(settings: Settings) -> None:
 async def test_live_renderer_draws_a_bar(settings: Settings) -> None:
     out = io.StringIO()
     port = ConsolePort(settings, out, live=True)
-    ref = await port.post(CONSOLE_PLACE, card(progress=0.25, queue_position=None))
+    ref = await port.post(CONSOLE_PLACE, card(progress=0.25, fal_position=None))
     await port.edit(ref, card(progress=0.75))
     await port.edit(ref, card("Job #3 finished [ok]", final=True))
     port.close()

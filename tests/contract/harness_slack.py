@@ -84,8 +84,7 @@ async def harness() -> AsyncIterator[SlackHarness]:
     await fake.start()
     with tempfile.TemporaryDirectory() as tmp:
         settings = slack_settings_for(fake, Path(tmp))
-        # A real interval, short enough for tests, so coalescing is exercised too.
-        adapter = SlackAdapter(settings, _nobody, min_edit_interval=0.2)
+        adapter = SlackAdapter(settings, _nobody)
         try:
             yield SlackHarness(fake, adapter.port, Place("slack", CHANNEL, "T0001"),
                                User("slack", "U0CONTRACT", "carol"))

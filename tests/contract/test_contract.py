@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from bot.ports import Action, StatusCard
+from bot.throttle import EditThrottle
 
 HARNESSES = sorted(p.stem for p in Path(__file__).parent.glob("harness_*.py"))
 
@@ -59,6 +60,24 @@ async def test_many_edits_end_on_the_final_state(h: Any) -> None:
         ref = await h.port.edit(ref, _card(f"step {i}", progress=i / 15))
     ref = await h.port.edit(ref, _card("finished", final=True))
     assert "finished" in (await h.shown(ref))["text"]
+
+
+async def test_edits_through_the_core_throttle_end_on_the_final_state(h: Any) -> None:
+    ref = await h.port.post(h.place, _card("step 0"))
+    current = ref
+
+    async def show(card: StatusCard) -> None:
+        nonlocal current
+        current = await h.port.edit(current, card)
+
+    # The port's own floor would make this test slow; the pacing is the throttle's own test.
+    throttle: EditThrottle[StatusCard] = EditThrottle(show, 0.05)
+    throttle.sent()
+    for i in range(1, 15):
+        throttle.update(_card(f"step {i}", progress=i / 15))
+    await throttle.finish(_card("finished", final=True))
+    shown = await h.shown(current)
+    assert "finished" in shown["text"] and "step" not in shown["text"]
 
 
 async def test_send_video_carries_file_summary_and_buttons(h: Any, tmp_path: Path) -> None:

@@ -1,11 +1,14 @@
-"""DiscordPort against the fake REST API: webhook vs bot-token paths, throttling, limits, notes."""
+"""DiscordPort against the fake REST API: webhook vs bot-token paths, the core throttle in
+front of it, limits, notes."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 
 from adapters.discord_bot import LtxClient
@@ -13,6 +16,7 @@ from adapters.discord_port import DiscordPort, UploadTooLarge
 from adapters.discord_render import button_ids, flatten_message
 from bot.config import Settings
 from bot.ports import Action, Invocation, MessageRef, Place, StatusCard, User
+from bot.throttle import EditThrottle, edit_interval
 from tests.discord.conftest import ClientFactory, Recorder, dispatch, dispatch_guild, mp4_file
 from tests.discord.fake_api import EPHEMERAL, FakeDiscord
 from tests.discord.payloads import CHANNEL_ID, GUILD_ID, USER_ID, Payloads, minutes_ago
@@ -25,9 +29,9 @@ def card(title: str, *, job_id: int = 5, final: bool = False, progress: float | 
          actions: list[Action] | None = None) -> StatusCard:
     return StatusCard(title=title, lines=[f"about {title}"], job_id=job_id, state="running",
                       progress=progress, final=final, actions=actions or [],
-                      started_at=datetime.now(UTC) - timedelta(seconds=65),
-                      eta=datetime.now(UTC) + timedelta(seconds=30), queue_position=2,
-                      local_position=1, stage="denoising")
+                      elapsed_since=datetime.now(UTC) - timedelta(seconds=65),
+                      eta=datetime.now(UTC) + timedelta(seconds=30), fal_position=3,
+                      stage="denoising")
 
 
 def shown(fake: FakeDiscord, ref: MessageRef) -> dict[str, Any]:
@@ -154,32 +158,42 @@ async def test_uneditable_message_is_reposted_and_old_ref_follows(
     assert again.id == new.id and "Done" in flatten_message(shown(fake, new))
 
 
-async def test_edits_are_coalesced_and_the_final_state_always_sent(
+async def test_the_core_throttle_coalesces_edits_and_always_sends_the_final_state(
     client: LtxClient, fake: FakeDiscord, settings: Settings,
 ) -> None:
     port = DiscordPort(client, settings, min_edit_interval=3600)
     ref = await port.post(PLACE, card("Queued"))
+    throttle: EditThrottle[StatusCard] = EditThrottle(
+        lambda c: port.edit(ref, c), edit_interval(settings.jobs.edit_interval_seconds, port.traits))
+    throttle.sent()
     for i in range(10):
-        await port.edit(ref, card(f"step {i}", progress=i / 10))
+        throttle.update(card(f"step {i}", progress=i / 10))
+    await asyncio.sleep(0)
     assert not fake.calls_to("PATCH")  # all inside the interval: only the newest is kept
-    await port.edit(ref, card("Done", final=True))
+    await throttle.finish(card("Done", final=True))
     patches = fake.calls_to("PATCH")
     assert len(patches) == 1 and "Done" in patches[0].body["embeds"][0]["title"]
-    await port.close()
 
 
-async def test_coalesced_edit_is_flushed_with_the_newest_card(
+async def test_the_core_throttle_flushes_the_newest_card(
     client: LtxClient, fake: FakeDiscord, settings: Settings,
 ) -> None:
     port = DiscordPort(client, settings, min_edit_interval=0.05)
+    assert port.traits.min_edit_seconds == 0.05
     ref = await port.post(PLACE, card("Queued"))
+    throttle: EditThrottle[StatusCard] = EditThrottle(
+        lambda c: port.edit(ref, c), edit_interval(settings.jobs.edit_interval_seconds, port.traits))
+    throttle.sent()
     for i in range(5):
-        await port.edit(ref, card(f"step {i}"))
+        throttle.update(card(f"step {i}"))
     await fake.wait_for(lambda c: c.method == "PATCH" and c.body["embeds"][0]["title"] == "step 4",
                         what="the newest card")
     titles = [c.body["embeds"][0]["title"] for c in fake.calls_to("PATCH")]
-    assert titles[-1] == "step 4" and len(titles) < 5
-    await port.close()
+    assert titles == ["step 4"]
+
+
+def test_discord_keeps_edits_of_one_message_3_seconds_apart(client: LtxClient) -> None:
+    assert client.port.traits.min_edit_seconds == 3.0
 
 
 async def test_final_edit_survives_a_429_storm(
@@ -190,7 +204,9 @@ async def test_final_edit_survives_a_429_storm(
     assert ref is not None
     # More 429s than discord.py retries on its own (5): the port must keep trying.
     fake.fail_next("PATCH", "/messages/@original", 429, count=8, retry_after=0.01)
-    await client.port.edit(ref, card("Running", progress=0.3))  # swallowed and retried later
+    # A progress edit gives up with discord.py (the core's throttle tries a newer card later).
+    with pytest.raises(discord.HTTPException):
+        await client.port.edit(ref, card("Running", progress=0.3))
     new = await client.port.edit(ref, card("Done", final=True))
     assert "Done" in flatten_message(shown(fake, new))
     rate_limited = [c for c in fake.calls if c.status == 429]
@@ -284,14 +300,3 @@ async def test_tell_without_interaction_prefers_dm_then_mentions_in_channel(
     assert sent.path == f"/channels/{CHANNEL_ID}/messages"
     assert sent.body["content"] == f"<@{USER_ID}> Quota used up."
     assert [int(u) for u in sent.body["allowed_mentions"]["users"]] == [USER_ID]
-
-
-async def test_a_late_progress_edit_never_overwrites_the_final_state(
-    client: LtxClient, fake: FakeDiscord,
-) -> None:
-    ref = await client.port.post(PLACE, card("Queued"))
-    await client.port.edit(ref, card("Done", final=True))
-    patches = len(fake.calls_to("PATCH"))
-    await client.port.edit(ref, card("Running 90%", progress=0.9))
-    assert len(fake.calls_to("PATCH")) == patches
-    assert "Done" in flatten_message(shown(fake, ref))

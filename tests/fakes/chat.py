@@ -205,7 +205,7 @@ class FakeChat:
 
 def _card_json(card: StatusCard) -> dict[str, Any]:
     data = asdict(card)
-    for key in ("started_at", "eta"):
+    for key in ("elapsed_since", "eta"):
         if data[key] is not None:
             data[key] = data[key].isoformat()
     return data
@@ -213,6 +213,8 @@ def _card_json(card: StatusCard) -> dict[str, Any]:
 
 class FileChat:
     """A ChatPort that appends one JSON object per call to `path` (flushed at once)."""
+
+    traits = PlatformTraits()
 
     def __init__(self, path: Path, platform: str = "console", *, upload_limit: int = 50 * MiB) -> None:
         self.path = path

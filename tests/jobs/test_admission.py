@@ -34,7 +34,7 @@ async def test_jobs_wait_their_turn_and_see_their_position(jobs: Jobs) -> None:
     assert second_positions[0] == 1 and set(second_positions) == {1}
     assert third_positions[0] == 2 and 1 in third_positions
     assert third_positions == sorted(third_positions, reverse=True)
-    assert any("#2 in line" in line for c in jobs.chat.status_cards(third.id) for line in c.lines)
+    assert any("Place in line #2" in c.text() for c in jobs.chat.status_cards(third.id))
 
     # Submitted to fal one at a time, in order.
     prompts = [entry["input"]["prompt"] for entry in jobs.sim.submitted.values()]

@@ -6,8 +6,9 @@ import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from bot.jobs import Admission, format_duration, plain_failure, progress_bar
+from bot.jobs import Admission, plain_failure, status_card
 from bot.model import JobRecord, JobState
+from bot.ports import StatusCard, format_duration, progress_bar
 from tests.jobs.conftest import ROOM, Jobs
 
 
@@ -22,28 +23,38 @@ def record(state: JobState, **changes: object) -> JobRecord:
     return job
 
 
-def test_card_for_each_state(jobs: Jobs) -> None:
-    card = jobs.runner.card_for
+def card(job: JobRecord, typical_seconds: float | None = None) -> StatusCard:
+    return status_card(job, at=datetime.now(UTC), typical_seconds=typical_seconds)
+
+
+def test_card_for_each_state() -> None:
     waiting = card(record(JobState.WAITING, local_position=3))
     assert waiting.title == "Job #42 · LTX Video 0.9 text-to-video"
-    assert "Waiting for a free slot: #3 in line" in waiting.lines
-    assert waiting.local_position == 3
+    # Live facts are fields only; the lines are the narrative (here only the prompt).
+    assert waiting.lines == ["“a fox”"]
+    assert waiting.stage == "Waiting for a free slot" and waiting.local_position == 3
     assert [a.kind for a in waiting.actions] == ["cancel"]
-    assert any(line.startswith("Elapsed 30s") for line in waiting.lines)
+    assert waiting.elapsed_since is not None
+    assert 29 <= (datetime.now(UTC) - waiting.elapsed_since).total_seconds() <= 31
 
+    # fal counts the requests ahead of ours (0 = next); the card counts from 1.
     queued = card(record(JobState.IN_QUEUE, queue_position=4))
-    assert "In fal's queue: position 5" in queued.lines and queued.queue_position == 4
+    assert queued.fal_position == 5 and queued.lines == ["“a fox”"]
+    assert queued.local_position is None and queued.progress is None
 
     started = datetime.now(UTC) - timedelta(seconds=20)
     running = card(record(JobState.RUNNING, progress=0.5, started_at=started))
-    assert running.progress == 0.5 and running.eta is not None
+    assert running.progress == 0.5 and running.eta is not None and running.stage == "Generating"
     assert 15 <= (running.eta - datetime.now(UTC)).total_seconds() <= 25
-    assert any("50%" in line for line in running.lines)
-    assert any(line.startswith("ETA ") for line in running.lines)
+    assert running.lines == ["“a fox”"]
+    # Before fal reports progress, a typical run time of the endpoint gives the ETA.
+    early = card(record(JobState.RUNNING, started_at=started), typical_seconds=50)
+    assert early.eta is not None and 25 <= (early.eta - datetime.now(UTC)).total_seconds() <= 31
 
     failed = card(record(JobState.FAILED, error_message="It broke. Your credits were refunded."))
     assert failed.final and failed.tone == "error" and failed.actions == []
     assert "It broke. Your credits were refunded." in failed.lines
+    assert failed.facts() == [] and failed.stage is None and failed.elapsed_since is None
 
     done = card(record(JobState.DONE, settled_credits=2,
                        finished_at=datetime.now(UTC)))
@@ -82,7 +93,10 @@ async def test_queue_position_at_fal_is_shown(jobs: Jobs) -> None:
     await jobs.runner.wait(second.id)
     await jobs.runner.wait(first.id)
     queued = [c for c in jobs.chat.status_cards(second.id) if c.state == "in_queue"]
-    assert any(c.queue_position == 0 and "In fal's queue: position 1" in c.lines for c in queued)
+    # fal said "0 requests ahead": the card says next, #1, once.
+    assert any(c.fal_position == 1 for c in queued)
+    assert all(c.fal_position is None or c.fal_position >= 1 for c in queued)
+    assert any("fal queue #1" in c.text() for c in queued)
 
 
 async def test_edits_are_throttled_but_the_final_one_always_goes(jobs: Jobs) -> None:
@@ -108,8 +122,8 @@ async def test_admission_hands_slots_in_order() -> None:
     assert admission.enqueue(2) == 1
     assert admission.enqueue(3) == 2
     assert admission.enqueue(4) == 3
-    second = asyncio.create_task(admission.wait(2))
-    fourth = asyncio.create_task(admission.wait(4))
+    second = asyncio.create_task(admission.wait_for_slot(2))
+    fourth = asyncio.create_task(admission.wait_for_slot(4))
     admission.release(3)  # job 3 gave up while waiting: the ones behind it move up
     assert moves[-1] == {2: 1, 4: 2}
     admission.release(1)

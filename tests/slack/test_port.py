@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack_app import SlackAdapter
-from adapters.slack_port import SlackPort
+from adapters.slack_port import SlackPort, _error
 from bot.config import Settings
 from bot.errors import UserError
-from bot.ports import Action, Invocation, Place, StatusCard, User
+from bot.ports import Action, Invocation, MessageRef, Place, StatusCard, User
+from bot.throttle import EditThrottle, edit_interval
 from tests.slack.fake_api import FakeSlack
 
 PLACE = Place("slack", "C0001", "T0001", thread="1700000001.000100")
@@ -46,12 +48,21 @@ async def test_post_goes_into_the_thread_with_blocks(port: SlackPort, fake_slack
     assert call.headers["Authorization"] == f"Bearer {fake_slack.bot_token}"
 
 
+def throttle_for(port: SlackPort, ref: MessageRef) -> EditThrottle[StatusCard]:
+    """The core's throttle in front of the port, paced by the port's traits (0.3 s here)."""
+    throttle: EditThrottle[StatusCard] = EditThrottle(
+        lambda c: port.edit(ref, c), edit_interval(0.0, port.traits))
+    throttle.sent()
+    return throttle
+
+
 async def test_rapid_edits_are_coalesced_to_the_last_state(port: SlackPort,
                                                           fake_slack: FakeSlack) -> None:
     ref = await port.post(PLACE, card("step 0"))
+    throttle = throttle_for(port, ref)
     for i in range(1, 10):
-        await port.edit(ref, card(f"step {i}", progress=i / 10))
-    await port.flush()
+        throttle.update(card(f"step {i}", progress=i / 10))
+    await fake_slack.wait_for(lambda: fake_slack.named("chat.update"))
     updates = fake_slack.named("chat.update")
     assert len(updates) == 1
     assert updates[0].params["text"].startswith("step 9")
@@ -60,10 +71,10 @@ async def test_rapid_edits_are_coalesced_to_the_last_state(port: SlackPort,
 async def test_final_edit_lands_after_pending_progress(port: SlackPort,
                                                       fake_slack: FakeSlack) -> None:
     ref = await port.post(PLACE, card("step 0"))
+    throttle = throttle_for(port, ref)
     for i in range(1, 6):
-        await port.edit(ref, card(f"step {i}", progress=i / 6))
-    await port.edit(ref, card("Done", final=True, tone="success"))
-    await port.flush()
+        throttle.update(card(f"step {i}", progress=i / 6))
+    await throttle.finish(card("Done", final=True, tone="success"))
     updates = fake_slack.named("chat.update")
     assert [u.params["text"].split("\n")[0] for u in updates][-1] == "Done"
     assert len(updates) == 1  # the pending progress was superseded, not sent late
@@ -163,7 +174,13 @@ async def test_edits_of_one_message_are_at_least_3_seconds_apart(
     slack_settings.jobs.edit_interval_seconds = configured
     adapter = SlackAdapter(slack_settings, _unused)
     try:
-        assert adapter.port.edit_interval == expected
+        assert edit_interval(configured, adapter.port.traits) == expected
     finally:
         await adapter.close()
 
+
+
+def test_an_answer_that_is_not_slack_json_has_no_error_code() -> None:
+    assert _error(SlackApiError("bad gateway", SimpleNamespace(data=b"<html>502</html>"))) == ""
+    assert _error(SlackApiError("no", SimpleNamespace(data={"ok": False, "error": "not_in_channel"}))
+                  ) == "not_in_channel"

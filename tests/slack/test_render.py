@@ -25,7 +25,7 @@ def running_card(**kw: object) -> StatusCard:
     base: dict[str, object] = dict(
         title="Job #7: a <cat> & a dog", lines=["LTX-2 · 4 s · 1280x720"], job_id=7,
         state="running", stage="rendering", progress=0.5, local_position=None,
-        queue_position=3, started_at=NOW - timedelta(seconds=75), eta=NOW + timedelta(seconds=40),
+        fal_position=3, elapsed_since=NOW - timedelta(seconds=75), eta=NOW + timedelta(seconds=40),
         actions=[Action("cancel", 7, "Cancel")])
     base.update(kw)
     return StatusCard(**base)  # type: ignore[arg-type]
@@ -42,13 +42,11 @@ def test_progress_card_has_title_context_and_cancel() -> None:
     # user text is escaped so a prompt cannot ping people or forge links
     assert "&lt;cat&gt; &amp; a dog" in title and "<cat>" not in title
     context = [e["text"] for e in blocks[1]["elements"]]
-    assert "LTX-2 · 4 s · 1280x720" in context
-    assert "Position: #3 at fal" in context
-    assert "Stage: rendering" in context
-    assert any("▓▓▓▓▓▓░░░░░░ 50%" in c for c in context)
-    assert "Elapsed 1m 15s" in context
     eta = int((NOW + timedelta(seconds=40)).timestamp())
-    assert any(c.startswith(f"ETA <!date^{eta}^{{time}}|") for c in context)
+    # Each fact once, in the order every renderer uses; positions count from 1.
+    assert context == ["LTX-2 · 4 s · 1280x720", "rendering", "fal queue #3",
+                       "`▓▓▓▓▓▓░░░░░░ 50%`", "Elapsed 1m 15s",
+                       f"ETA <!date^{eta}^{{time}}|12:00 UTC>"]
     buttons = blocks[-1]
     assert buttons["type"] == "actions"
     assert buttons["elements"][0]["action_id"] == "ltx_cancel"
@@ -62,6 +60,7 @@ def test_final_card_drops_progress_and_eta_and_shows_result_buttons() -> None:
     blocks = card_blocks(card, now=NOW)
     dump = texts(blocks)
     assert "▓" not in dump and "ETA" not in dump and "Elapsed" not in dump
+    assert "rendering" not in dump and "fal queue" not in dump  # no live facts when final
     assert blocks[0]["text"]["text"].startswith(":white_check_mark: ")
     ids = [e["action_id"] for e in blocks[-1]["elements"]]
     assert ids == ["ltx_reroll", "ltx_extend", "ltx_continue", "ltx_delete"]
