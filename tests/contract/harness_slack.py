@@ -74,8 +74,9 @@ class SlackHarness:
         return f is not None and not f.deleted
 
 
-async def _nobody(inv: Invocation, port: object) -> None:
-    raise AssertionError("the contract drives the port directly")
+class _Nobody:
+    async def handle(self, inv: Invocation, port: object) -> None:
+        raise AssertionError("the contract drives the port directly")
 
 
 @asynccontextmanager
@@ -85,7 +86,7 @@ async def harness() -> AsyncIterator[SlackHarness]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = slack_settings_for(fake, Path(tmp))
         # A real interval, short enough for tests, so coalescing is exercised too.
-        adapter = SlackAdapter(settings, _nobody, min_edit_interval=0.2)
+        adapter = SlackAdapter(settings, _Nobody(), min_edit_interval=0.2)
         try:
             yield SlackHarness(fake, adapter.port, Place("slack", CHANNEL, "T0001"),
                                User("slack", "U0CONTRACT", "carol"))
