@@ -4,8 +4,7 @@
 family registers its own commands, see `discord_generate`, `discord_account`,
 `discord_admin`), the job buttons and mention replies, and the one sync of the
 commands at login. `DiscordRunner` logs it in, registers its port with the app
-and keeps the gateway connected; `plugin` is the entry point `ltx-bot` finds
-it by (`ltx_bot.adapters` in pyproject.toml).
+and keeps the gateway connected. `ltx-bot` finds it through `discord_plugin`.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from adapters.discord_port import DiscordPort
 from bot.app import App
 from bot.config import Settings
 from bot.errors import UsageError, report_unexpected
-from bot.plugins import PlatformAdapter
 from bot.ports import Core
 
 log = logging.getLogger(__name__)
@@ -187,19 +185,3 @@ async def start_discord(app: App, settings: Settings) -> DiscordRunner:
     runner = DiscordRunner(app, settings)
     await runner.start()
     return runner
-
-
-def describe(settings: Settings) -> str | None:
-    """The `check-config` line for Discord."""
-    if settings.discord_enabled:
-        api = settings.discord.api_url or "Discord's API"
-        gateway = settings.discord.gateway_url or "Discord's gateway"
-        return f"discord (token set; REST at {api}; gateway at {gateway})"
-    if settings.discord.token is not None:
-        return "discord: not started (the token is empty)"
-    return None
-
-
-plugin = PlatformAdapter(name="discord", title="Discord", start=start_discord, describe=describe,
-                         configured=lambda settings: settings.discord_enabled)
-

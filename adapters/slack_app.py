@@ -10,8 +10,8 @@ Invocation carries to the core, whose store remembers every event it took
 Entry point for `ltx-bot run`: `SlackRunner(app, settings)` (registers the
 port with the core app; build it before `app.start()` so resumed jobs find
 it), then `await runner.start()` / `await runner.close()`. `start_slack(app,
-settings)` does both steps for callers that register late; `plugin` is what
-`ltx-bot` finds through the `ltx_bot.adapters` entry point.
+settings)` does both steps for callers that register late. `ltx-bot` finds it
+through `slack_plugin`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,6 @@ from adapters.slack_translate import (
 from bot.app import App
 from bot.boundary import Tell, boundary, report_failure
 from bot.config import Settings
-from bot.plugins import PlatformAdapter
 from bot.ports import Attachment, Core, Invocation, MessageRef, Place, User
 
 log = logging.getLogger(__name__)
@@ -442,22 +441,4 @@ async def _nobody(text: str) -> None:
     """A payload without a user or channel: the failure's id is in the log only."""
 
 
-def describe(settings: Settings) -> str | None:
-    """The `check-config` line for Slack."""
-    slack = settings.slack
-    if settings.slack_enabled:
-        where = "Socket Mode" if slack.mode == "socket" else f"HTTP on {slack.host}:{slack.port}"
-        return f"slack ({where}, command {slack.command})"
-    if slack.bot_token is not None and slack.bot_token.get_secret_value():
-        missing = ("app token (SLACK_APP_TOKEN)" if slack.mode == "socket"
-                   else "signing secret (SLACK_SIGNING_SECRET)")
-        return f"slack: not started (bot token set but the {missing} is missing for {slack.mode} mode)"
-    return None
-
-
-plugin = PlatformAdapter(name="slack", title="Slack", start=start_slack, describe=describe,
-                         configured=lambda settings: settings.slack_enabled)
-
-
-__all__ = ["SHORTCUT_CALLBACK", "SlackAdapter", "SlackApiError", "SlackRunner", "plugin",
-           "start_slack"]
+__all__ = ["SHORTCUT_CALLBACK", "SlackAdapter", "SlackApiError", "SlackRunner", "start_slack"]
