@@ -338,6 +338,28 @@ async def test_unexpected_adapter_failure_shows_only_an_error_id(
     assert any(cid in r.getMessage() for r in caplog.records)
 
 
+async def test_a_failure_behind_a_mention_is_told_with_an_error_id(
+    fake: FakeDiscord, make_client: ClientFactory, settings: Settings, payloads: Payloads,
+    caplog: Any,
+) -> None:
+    """Mentions have no interaction to answer on: the boundary tells the user through the port."""
+
+    class Broken:
+        async def handle(self, inv: Any, port: Any) -> None:
+            raise RuntimeError("secret internals /etc/passwd")
+
+    client = await make_client(settings, Broken())
+    bot = fake.bot_id
+    dispatch_message(client, payloads.message(content=f"<@{bot}> a cat", mentions=[bot]))
+    note = await fake.wait_for(lambda c: c.method == "POST" and c.path.startswith("/channels/")
+                               and "error id" in (c.body or {}).get("content", ""))
+    content = note.body["content"]
+    assert "passwd" not in content
+    cid = content.split("`")[1]
+    assert any(cid in r.getMessage() and "discord mention" in r.getMessage()
+               for r in caplog.records)
+
+
 async def test_roles_by_name_from_the_guild_cache_make_admins(
     fake: FakeDiscord, make_client: ClientFactory, settings: Settings, recorder: Recorder,
     payloads: Payloads,
