@@ -4,7 +4,7 @@ Each adapter package registers one object under the entry-point group
 `ltx_bot.adapters` in its pyproject.toml (as errbot finds its backends):
 
     [project.entry-points."ltx_bot.adapters"]
-    discord = "adapters.discord_bot:plugin"
+    discord = "adapters.discord_plugin:plugin"
 
 The object is a `PlatformAdapter` (started in the background by `run` when the
 settings configure it) or a `TerminalAdapter` (a chat in this terminal: what
