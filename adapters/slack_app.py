@@ -3,14 +3,15 @@
 Every listener acknowledges first and then hands the slow part to a task this
 adapter tracks (so `close()` can finish or cancel it, and tests can await
 `idle()`), never to an untracked `ensure_future`. Slack retries events it
-thinks were not acknowledged; retries carry the same `event_id`, which is
-remembered in memory for `EVENT_TTL` seconds (a restart forgets them; Slack
-stops retrying after about an hour, and the job store keeps the job itself).
+thinks were not acknowledged; a retry carries the same `event_id`, which the
+Invocation carries to the core, whose store remembers every event it took
+(`Store.first_seen`, also across restarts): the one de-duplication path.
 
 Entry point for `ltx-bot run`: `SlackRunner(app, settings)` (registers the
 port with the core app; build it before `app.start()` so resumed jobs find
 it), then `await runner.start()` / `await runner.close()`. `start_slack(app,
-settings)` does both steps for callers that register late.
+settings)` does both steps for callers that register late. `ltx-bot` finds it
+through `slack_plugin`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -34,7 +34,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_port import SLACK_MIN_EDIT_INTERVAL, SlackPort
+from adapters.slack_port import SlackPort
 from adapters.slack_render import (
     ANIMATE_MODAL,
     PROMPT_MODAL,
@@ -46,36 +46,33 @@ from adapters.slack_render import (
     read_form,
 )
 from adapters.slack_translate import (
-    attachment_from,
     file_credential,
     is_complete,
     media_command,
     mention_command,
-    place_from,
     refusal,
     split_command,
     strip_mentions,
     team_of,
     thread_of,
-    user_from,
-    user_of,
+    to_attachment,
+    to_place,
+    to_user,
+    user_fields,
     who_and_where,
 )
+from bot.app import App
+from bot.boundary import Tell, boundary, report_failure
 from bot.config import Settings
-from bot.errors import UserError, report_unexpected
-from bot.ports import Attachment, ChatPort, Invocation, MessageRef, Place, User
+from bot.ports import Attachment, Core, Invocation, MessageRef, Place, User
 
 log = logging.getLogger(__name__)
 
 SHORTCUT_CALLBACK = "ltx_animate"
 EVENTS_PATH = "/slack/events"
-EVENT_TTL = 2 * 60 * 60.0
 DEFAULT_API_URL = "https://slack.com/api/"
 NO_MEDIA = ("That message has no image or video I can animate. Use the shortcut on a message "
             "with an image (or a clip to extend), or run the slash command with a prompt.")
-
-Handler = Callable[[Invocation, ChatPort], Awaitable[None]]
-
 
 def retry_handlers() -> list[AsyncRetryHandler]:
     # 429s are waited out per Retry-After; progress edits are coalesced anyway.
@@ -84,9 +81,13 @@ def retry_handlers() -> list[AsyncRetryHandler]:
 
 
 class SlackAdapter:
-    """Listeners + port. `handle` is the core's `Bot.handle`."""
+    """Slack events -> Invocations for the core, and the port the core answers through.
 
-    def __init__(self, settings: Settings, handle: Handler, *,
+    Each listener acknowledges, translates (`slack_translate`) and hands the rest to
+    a tracked task that runs inside the one error boundary (`bot.boundary`).
+    """
+
+    def __init__(self, settings: Settings, core: Core, *,
                  logger: logging.Logger | None = None,
                  min_edit_interval: float | None = None) -> None:
         """`min_edit_interval` overrides the 3 s floor between edits of one message (tests)."""
@@ -95,7 +96,7 @@ class SlackAdapter:
         if not token:
             raise ValueError("slack.bot_token (SLACK_BOT_TOKEN) is required for the Slack adapter")
         self.settings = settings
-        self.handle = handle
+        self.core = core
         self.log = logger or log
         base_url = slack.api_url or DEFAULT_API_URL
         self.client = AsyncWebClient(token=token, base_url=base_url, timeout=30,
@@ -103,10 +104,9 @@ class SlackAdapter:
         self.upload_client = AsyncWebClient(token=token, base_url=base_url,
                                             timeout=int(slack.upload_timeout_seconds),
                                             retry_handlers=retry_handlers())
-        edit_interval = (max(SLACK_MIN_EDIT_INTERVAL, settings.jobs.edit_interval_seconds)
-                         if min_edit_interval is None else min_edit_interval)
+        # The core's throttle waits the longer of this floor and jobs.edit_interval_seconds.
         self.port = SlackPort(self.client, slack, upload_client=self.upload_client,
-                              edit_interval=edit_interval)
+                              edit_interval=min_edit_interval)
         self.credential = file_credential(token, slack.api_url)
         secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
         if slack.mode == "http" and not secret:
@@ -117,7 +117,6 @@ class SlackAdapter:
         self.bolt = AsyncApp(client=self.client, signing_secret=secret, name="ltx-bot",
                              logger=self.log, process_before_response=True)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._seen: dict[str, float] = {}
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self.url: str | None = None  # HTTP mode: where Slack should send requests
@@ -192,45 +191,27 @@ class SlackAdapter:
     # ------------------------------------------------------------ plumbing
 
     def _spawn(self, work: Coroutine[Any, Any, None], user: User, place: Place, what: str) -> None:
-        task = asyncio.create_task(self._guarded(work, user, place, what))
+        """Run `work` in a tracked task, inside the boundary that tells `user` in `place`."""
+        self._track(self._guarded(work, self._teller(user, place), what))
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _guarded(self, work: Coroutine[Any, Any, None], user: User, place: Place,
-                       what: str) -> None:
-        try:
-            await work
-        except asyncio.CancelledError:
-            raise
-        except UserError as exc:
-            await self._tell_quietly(user, place, str(exc))
-        except Exception as exc:
-            await self._tell_quietly(user, place, report_unexpected(self.log, exc, f"slack {what}"))
-
-    async def _tell_quietly(self, user: User, place: Place, text: str) -> None:
-        try:
+    def _teller(self, user: User, place: Place) -> Tell:
+        async def tell(text: str) -> None:
             await self.port.tell(user, place, text)
-        except Exception as exc:  # nothing else to tell the user with
-            self.log.warning("slack: could not tell %s: %s", user.id, type(exc).__name__)
+
+        return tell
+
+    async def _guarded(self, work: Coroutine[Any, Any, None], tell: Tell, what: str) -> None:
+        async with boundary(tell, f"slack {what}", logger=self.log):
+            await work
 
     async def _run(self, inv: Invocation) -> None:
         self.started += 1
-        await self.handle(inv, self.port)
-
-    def first_time(self, event_id: str | None) -> bool:
-        """True the first time an event id is seen (within EVENT_TTL)."""
-        if not event_id:
-            return True
-        now = time.monotonic()
-        if len(self._seen) > 1000:
-            for key, until in list(self._seen.items()):
-                if until < now:
-                    del self._seen[key]
-        expires = self._seen.get(event_id)
-        if expires is not None and expires > now:
-            return False
-        self._seen[event_id] = now + EVENT_TTL
-        return True
+        await self.core.handle(inv, self.port)
 
     async def _attachments(self, files: list[dict[str, Any]]) -> list[Attachment]:
         atts = []
@@ -238,7 +219,7 @@ class SlackAdapter:
             if not is_complete(f):
                 info = await self.client.files_info(file=str(f["id"]))
                 f = dict(info["file"])
-            atts.append(attachment_from(f, self.credential))
+            atts.append(to_attachment(f, self.credential))
         return atts
 
     async def _open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
@@ -259,13 +240,13 @@ class SlackAdapter:
         self.bolt.error(self._on_error)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
-        # A listener failed before it could hand off: log with an id and show the id.
-        text = report_unexpected(self.log, error, "slack listener")
+        # A listener failed before it could hand off: logged with an id, shown to the sender.
         found = who_and_where(body)
+        tell: Tell = _nobody
         if found is not None:
-            user = user_from(found[0], None, self.settings.slack)
-            place = place_from(found[1], team_of(body))
-            self._spawn(self._tell_quietly(user, place, text), user, place, "error note")
+            user = to_user(found[0], None, self.settings.slack)
+            tell = self._teller(user, to_place(found[1], team_of(body)))
+        self._track(report_failure(error, tell, "slack listener", logger=self.log))
 
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         slack = self.settings.slack
@@ -276,8 +257,8 @@ class SlackAdapter:
             await ack(text=refused, response_type="ephemeral")
             return
         await ack()
-        user = user_from(str(body.get("user_id", "")), body.get("user_name"), slack)
-        place = place_from(channel, team)
+        user = to_user(str(body.get("user_id", "")), body.get("user_name"), slack)
+        place = to_place(channel, team)
         if body.get("response_url"):
             self.port.remember_response_url(user.id, channel, str(body["response_url"]))
         command, text = split_command(str(body.get("text", "")))
@@ -293,15 +274,13 @@ class SlackAdapter:
     async def _on_mention(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
                           context: AsyncBoltContext) -> None:
         await ack()
+        # Slack retries an event it thinks was not acknowledged; the core drops the repeat.
         event_id = body.get("event_id")
-        if not self.first_time(event_id):
-            self.log.info("slack: ignoring retried event %s", event_id)
-            return
         slack = self.settings.slack
         team = team_of(body) or event.get("team")
         channel = str(event.get("channel", ""))
-        user = user_from(str(event.get("user", "")), None, slack)
-        place = place_from(channel, team, thread_of(event))
+        user = to_user(str(event.get("user", "")), None, slack)
+        place = to_place(channel, team, thread_of(event))
         refused = refusal(slack, team, channel)
         if refused:
             self._spawn(self.port.tell(user, place, refused), user, place, "refusal")
@@ -324,10 +303,10 @@ class SlackAdapter:
         slack = self.settings.slack
         team = team_of(body)
         channel = str((body.get("channel") or {}).get("id", ""))
-        user_id, name = user_of(body)
-        user = user_from(user_id, name, slack)
+        user_id, name = user_fields(body)
+        user = to_user(user_id, name, slack)
         message = body.get("message") or {}
-        place = place_from(channel, team, thread_of(message))
+        place = to_place(channel, team, thread_of(message))
         if body.get("response_url"):
             self.port.remember_response_url(user.id, channel, str(body["response_url"]))
         refused = refusal(slack, team, channel)
@@ -357,10 +336,10 @@ class SlackAdapter:
             return
         await ack()
         slack = self.settings.slack
-        user_id, name = user_of(body)
-        user = user_from(user_id, name, slack)
+        user_id, name = user_fields(body)
+        user = to_user(user_id, name, slack)
         team = meta.team or team_of(body)
-        place = place_from(meta.channel, team, meta.thread)
+        place = to_place(meta.channel, team, meta.thread)
         refused = refusal(slack, team, meta.channel)
         if refused:
             self._spawn(self.port.tell(user, place, refused), user, place, "refusal")
@@ -385,9 +364,9 @@ class SlackAdapter:
                       errors={"prompt": "This form has expired; press the button again."})
             return
         await ack()
-        user_id, name = user_of(body)
-        user = user_from(user_id, name, self.settings.slack)
-        place = place_from(meta.channel, meta.team or team_of(body), meta.thread)
+        user_id, name = user_fields(body)
+        user = to_user(user_id, name, self.settings.slack)
+        place = to_place(meta.channel, meta.team or team_of(body), meta.thread)
         inv = Invocation(user=user, place=place, command="action", text=form.prompt.strip(),
                          options={"action": meta.kind, "job_id": meta.job_id})
         self._spawn(self._run(inv), user, place, f"action {meta.kind}")
@@ -408,9 +387,9 @@ class SlackAdapter:
         message = body.get("message") or {}
         channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
         thread = container.get("thread_ts") or message.get("thread_ts") or message.get("ts")
-        user_id, name = user_of(body)
-        user = user_from(user_id, name, slack)
-        place = place_from(channel, team, thread)
+        user_id, name = user_fields(body)
+        user = to_user(user_id, name, slack)
+        place = to_place(channel, team, thread)
         if body.get("response_url"):
             self.port.remember_response_url(user.id, channel, str(body["response_url"]))
         refused = refusal(slack, team, channel)
@@ -432,29 +411,12 @@ class SlackAdapter:
 # ---------------------------------------------------------------- runner for `ltx-bot run`
 
 
-class _Core(Protocol):
-    async def handle(self, inv: Invocation, port: ChatPort) -> None: ...
-
-
-class CoreApp(Protocol):
-    """What the Slack runner needs from `bot.app.App`."""
-
-    @property
-    def bot(self) -> _Core: ...
-
-    def register_port(self, port: ChatPort) -> None: ...
-
-
 class SlackRunner:
     """Owns the adapter for `ltx-bot run`: construct (registers the port), start, close."""
 
-    def __init__(self, app: CoreApp, settings: Settings, *,
+    def __init__(self, app: App, settings: Settings, *,
                  min_edit_interval: float | None = None) -> None:
-        async def handle(inv: Invocation, port: ChatPort) -> None:
-            # Looked up per call: `app.bot` exists only once the app has started.
-            await app.bot.handle(inv, port)
-
-        self.adapter = SlackAdapter(settings, handle, min_edit_interval=min_edit_interval)
+        self.adapter = SlackAdapter(settings, app, min_edit_interval=min_edit_interval)
         app.register_port(self.adapter.port)
 
     @property
@@ -468,10 +430,14 @@ class SlackRunner:
         await self.adapter.close()
 
 
-async def start_slack(app: CoreApp, settings: Settings) -> SlackRunner:
+async def start_slack(app: App, settings: Settings) -> SlackRunner:
     runner = SlackRunner(app, settings)
     await runner.start()
     return runner
+
+
+async def _nobody(text: str) -> None:
+    """A payload without a user or channel: the failure's id is in the log only."""
 
 
 __all__ = ["SHORTCUT_CALLBACK", "SlackAdapter", "SlackApiError", "SlackRunner", "start_slack"]

@@ -23,13 +23,13 @@ SLACK_HOSTS = ("slack.com",)
 EXTEND_FLAG = re.compile(r"(^|\s)--extend(?=\s|$)")
 
 
-def user_from(user_id: str, name: str | None, settings: SlackSettings) -> User:
+def to_user(user_id: str, name: str | None, settings: SlackSettings) -> User:
     admins = set(settings.admin_users)
     is_admin = user_id in admins or f"{PLATFORM}:{user_id}" in admins
     return User(platform=PLATFORM, id=user_id, name=name or user_id, is_admin=is_admin)
 
 
-def place_from(channel: str, team: str | None, thread: str | None = None) -> Place:
+def to_place(channel: str, team: str | None, thread: str | None = None) -> Place:
     return Place(platform=PLATFORM, channel=channel, workspace=team or None, thread=thread or None)
 
 
@@ -94,7 +94,7 @@ def is_complete(file: Mapping[str, Any]) -> bool:
     return bool(file.get("url_private_download")) and file.get("file_access") != "check_file_info"
 
 
-def attachment_from(file: Mapping[str, Any], credential: Credential) -> Attachment:
+def to_attachment(file: Mapping[str, Any], credential: Credential) -> Attachment:
     size = file.get("size")
     return Attachment(
         url=str(file["url_private_download"]),
@@ -158,7 +158,7 @@ def team_of(body: Mapping[str, Any]) -> str | None:
     return str(team) if team else None
 
 
-def user_of(body: Mapping[str, Any]) -> tuple[str, str | None]:
+def user_fields(body: Mapping[str, Any]) -> tuple[str, str | None]:
     """(id, display name) from an interactivity payload's `user`."""
     user = body.get("user") or {}
     if isinstance(user, Mapping):
@@ -170,7 +170,7 @@ def who_and_where(body: Mapping[str, Any]) -> tuple[str, str] | None:
     """(user id, channel id) of any Slack payload, to tell someone about a failure."""
     event = body.get("event") if isinstance(body.get("event"), Mapping) else {}
     assert isinstance(event, Mapping)
-    user = body.get("user_id") or event.get("user") or user_of(body)[0]
+    user = body.get("user_id") or event.get("user") or user_fields(body)[0]
     channel_obj = body.get("channel")
     channel = (body.get("channel_id") or event.get("channel")
                or (channel_obj.get("id") if isinstance(channel_obj, Mapping) else None))

@@ -14,7 +14,7 @@ from bot.commands import Bot
 from bot.config import Settings
 from bot.fal import FalClient, new_http_client
 from bot.jobs import JobRunner
-from bot.ports import ChatPort
+from bot.ports import ChatPort, Invocation
 from bot.quota import Quota
 from bot.sim import SimOptions, Simulator
 from bot.store import SqliteStore, open_store
@@ -38,6 +38,13 @@ def http_client_for(settings: Settings) -> httpx.AsyncClient:
 
 
 class App:
+    """The core, wired: what every adapter is handed and what `ltx-bot` starts and stops.
+
+    It is also the adapters' `bot.ports.Core`: `handle` reaches the command core, which
+    exists only once the app has started, so an adapter may be built (and its port
+    registered) before `start()`.
+    """
+
     def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self._own_http = http is None
@@ -76,6 +83,9 @@ class App:
     def fal(self) -> FalClient:
         assert self._fal is not None, "App.start() first"
         return self._fal
+
+    async def handle(self, inv: Invocation, port: ChatPort) -> None:
+        await self.bot.handle(inv, port)
 
     def register_port(self, port: ChatPort) -> None:
         self._ports.append(port)

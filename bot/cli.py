@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -19,14 +18,16 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import tomlkit
+from pydantic import BaseModel, SecretStr
 
 from bot.config import ConfigError, Settings, load_settings, redacted_dump
 from bot.errors import UserError
+from bot.plugins import GROUP, Adapters, PlatformAdapter, PluginError, Service, load_adapters
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -43,18 +44,15 @@ HEARTBEAT_MAX_AGE = 90.0
 # ---------------------------------------------------------------- logging
 
 
-def secret_values(settings: Settings) -> list[str]:
-    """Every secret the settings hold, for scrubbing log output."""
+def secret_values(settings: BaseModel) -> list[str]:
+    """Every secret the settings hold (each `SecretStr`, in every section), for scrubbing logs."""
     found: list[str] = []
-    for secret in (
-        settings.backend.fal_key,
-        settings.discord.token,
-        settings.slack.bot_token,
-        settings.slack.app_token,
-        settings.slack.signing_secret,
-    ):
-        if secret is not None and secret.get_secret_value():
-            found.append(secret.get_secret_value())
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr) and value.get_secret_value():
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            found += secret_values(value)
     return found
 
 
@@ -203,25 +201,17 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def plan(settings: Settings) -> tuple[list[str], list[str], list[str]]:
     """What `run` would start: (adapter lines, backend lines, problems that stop it)."""
-    adapters: list[str] = []
-    backend: list[str] = []
+    found = load_adapters()
+    adapters = [line for p in found.platforms if (line := p.describe(settings)) is not None]
     problems: list[str] = []
-    if settings.discord_enabled:
-        api = settings.discord.api_url or "Discord's API"
-        gateway = settings.discord.gateway_url or "Discord's gateway"
-        adapters.append(f"discord (token set; REST at {api}; gateway at {gateway})")
-    elif settings.discord.token is not None:
-        adapters.append("discord: not started (the token is empty)")
-    if settings.slack_enabled:
-        where = ("Socket Mode" if settings.slack.mode == "socket"
-                 else f"HTTP on {settings.slack.host}:{settings.slack.port}")
-        adapters.append(f"slack ({where}, command {settings.slack.command})")
-    elif settings.slack.bot_token is not None and settings.slack.bot_token.get_secret_value():
-        missing = "app token (SLACK_APP_TOKEN)" if settings.slack.mode == "socket" else "signing secret (SLACK_SIGNING_SECRET)"
-        adapters.append(f"slack: not started (bot token set but the {missing} is missing for {settings.slack.mode} mode)")
-    if not (settings.discord_enabled or settings.slack_enabled):
-        adapters.append("console chat (no Discord or Slack credentials configured)")
+    if not configured_platforms(found, settings):
+        if found.terminal is None:
+            problems.append(f"no chat platform is configured and no terminal adapter is "
+                            f"installed (entry points {GROUP}): reinstall ltx-bot")
+        else:
+            adapters.append(f"{found.terminal.describe} ({_no_credentials(found)})")
     has_key = settings.backend.fal_key is not None and bool(settings.backend.fal_key.get_secret_value())
+    backend: list[str] = []
     if settings.uses_simulator:
         reason = "backend.kind = sim" if settings.backend.kind == "sim" else "no fal key"
         backend.append(
@@ -233,6 +223,17 @@ def plan(settings: Settings) -> tuple[list[str], list[str], list[str]]:
         backend.append(f"fal queue at {redacted_dump(settings)['backend']['fal_queue_url']}"
                        + (" (key set)" if has_key else ""))
     return adapters, backend, problems
+
+
+def configured_platforms(found: Adapters, settings: Settings) -> list[PlatformAdapter]:
+    return [p for p in found.platforms if p.configured(settings)]
+
+
+def _no_credentials(found: Adapters) -> str:
+    """Why the terminal runs: "no Discord or Slack credentials configured", say."""
+    if not found.platforms:
+        return "no chat platform adapter is installed"
+    return f"no {' or '.join(p.title for p in found.platforms)} credentials configured"
 
 
 def _toml_value(value: Any) -> str:
@@ -363,21 +364,6 @@ async def _heartbeat(path: Path) -> None:
 # ---------------------------------------------------------------- run and chat
 
 
-class Started(Protocol):
-    """A running adapter: Slack's runner has `close()`, others `stop()`; either is fine."""
-
-
-AdapterStarter = Callable[["App", Settings], Awaitable[Started]]
-
-
-async def _shutdown(adapter: Started) -> None:
-    for name in ("stop", "close"):
-        method = getattr(adapter, name, None)
-        if method is not None:
-            await method()
-            return
-
-
 def _install_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
 
@@ -396,34 +382,16 @@ def _install_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(signum, request_stop, signum)
 
 
-def platform_starters(settings: Settings) -> list[tuple[str, AdapterStarter]]:
-    """The adapters whose credentials are configured, as (name, start function)."""
-    starters: list[tuple[str, AdapterStarter]] = []
-    if settings.discord_enabled:
-        starters.append(("discord", _starter("adapters.discord_bot", "start_discord")))
-    if settings.slack_enabled:
-        starters.append(("slack", _starter("adapters.slack_app", "start_slack")))
-    return starters
-
-
-def _starter(module: str, name: str) -> AdapterStarter:
-    # Imported only when configured: the core never imports discord or slack_bolt.
-    async def start(app: App, settings: Settings) -> Started:
-        function = getattr(importlib.import_module(module), name)
-        started: Started = await function(app, settings)
-        return started
-
-    return start
-
-
 async def run_chat(settings: Settings, user: str | None, stop: asyncio.Event | None = None) -> int:
-    from adapters.console import run_console
-    from bot.app import App
+    from bot.app import App  # the whole core: not for check-config, health or backup
 
+    terminal = load_adapters().terminal
+    if terminal is None:
+        raise PluginError(f"no terminal adapter is installed (entry points {GROUP})")
     if stop is None:
         stop = asyncio.Event()
         _install_signals(stop)
-    return await run_console(App(settings), user_name=user, stop=stop)
+    return await terminal.run(App(settings), user, stop)
 
 
 async def run_bot(settings: Settings, user: str | None) -> int:
@@ -431,38 +399,20 @@ async def run_bot(settings: Settings, user: str | None) -> int:
 
     stop = asyncio.Event()
     _install_signals(stop)
-    starters = platform_starters(settings)
+    found = load_adapters()
+    platforms = configured_platforms(found, settings)
     for line in plan(settings)[0]:
         if "not started" in line:
             log.warning("%s", line)  # half-configured: say so rather than silently skip it
     beat = heartbeat_path(settings)
     heartbeat = asyncio.create_task(_heartbeat(beat))
     try:
-        if not starters:
-            log.info("No Discord or Slack credentials configured (or not complete): starting the "
-                     "console chat.")
+        if not platforms:
+            why = _no_credentials(found)
+            log.info("%s%s (or not complete): starting the %s.", why[0].upper(), why[1:],
+                     found.terminal.describe if found.terminal else "terminal adapter")
             return await run_chat(settings, user, stop)
-        app = App(settings)
-        started: list[tuple[str, Started]] = []
-        try:
-            # The core first: adapters hand commands to app.bot, and registering their
-            # port on a started runner resumes that platform's unfinished jobs.
-            await app.start()
-            for name, start in starters:
-                log.info("Starting the %s adapter.", name)
-                started.append((name, await start(app, settings)))
-            log.info("ltx-bot is running (%s). Ctrl-C or SIGTERM stops it; unfinished jobs "
-                     "resume on the next start.", ", ".join(n for n, _ in started))
-            await stop.wait()
-            log.info("Stopping: adapters first, then the job runner.")
-        finally:
-            # Adapters first: stop taking commands, then let the runner persist and close.
-            for name, adapter in reversed(started):
-                try:
-                    await _shutdown(adapter)
-                except Exception:
-                    log.exception("stopping the %s adapter failed", name)
-            await app.stop()
+        await _serve(App(settings), settings, platforms, stop)
         return EXIT_OK
     finally:
         heartbeat.cancel()
@@ -470,6 +420,33 @@ async def run_bot(settings: Settings, user: str | None) -> int:
             await heartbeat
         with contextlib.suppress(FileNotFoundError):
             beat.unlink()
+
+
+async def _serve(app: App, settings: Settings, platforms: list[PlatformAdapter],
+                 stop: asyncio.Event) -> None:
+    """Start the core and every configured platform, wait for `stop`, stop them all."""
+    started: list[tuple[str, Service]] = []
+    try:
+        # The core first: adapters hand commands to the app, and registering their
+        # port on a started runner resumes that platform's unfinished jobs.
+        await app.start()
+        for platform in platforms:
+            log.info("Starting the %s adapter.", platform.name)
+            started.append((platform.name, await platform.start(app, settings)))
+        log.info("ltx-bot is running (%s). Ctrl-C or SIGTERM stops it; unfinished jobs "
+                 "resume on the next start.", ", ".join(n for n, _ in started))
+        await stop.wait()
+        log.info("Stopping: adapters first, then the job runner.")
+    finally:
+        # Adapters first: stop taking commands, then let the runner persist and close.
+        for name, service in reversed(started):
+            try:
+                await service.close()
+            except Exception:
+                # Logged with its traceback; the other adapters and the runner must still
+                # stop (and persist their jobs), so shutting down goes on.
+                log.exception("stopping the %s adapter failed", name)
+        await app.stop()
 
 
 def run_sim(settings: Settings | None, extra: list[str]) -> int:

@@ -52,8 +52,9 @@ class DiscordHarness:
         return self._message(ref) is not None
 
 
-async def _nobody(inv: Invocation, port: ChatPort) -> None:
-    raise AssertionError("the contract drives the port directly")
+class _Nobody:
+    async def handle(self, inv: Invocation, port: ChatPort) -> None:
+        raise AssertionError("the contract drives the port directly")
 
 
 @asynccontextmanager
@@ -63,7 +64,7 @@ async def harness() -> AsyncIterator[DiscordHarness]:
     old_base = discord.http.Route.BASE
     discord.http.Route.BASE = fake.url
     with tempfile.TemporaryDirectory() as tmp:
-        client = LtxClient(make_settings(Path(tmp)), _nobody)
+        client = LtxClient(make_settings(Path(tmp)), _Nobody())
         try:
             await client.login("contract-bot-token")
             yield DiscordHarness(

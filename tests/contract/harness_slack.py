@@ -74,8 +74,9 @@ class SlackHarness:
         return f is not None and not f.deleted
 
 
-async def _nobody(inv: Invocation, port: object) -> None:
-    raise AssertionError("the contract drives the port directly")
+class _Nobody:
+    async def handle(self, inv: Invocation, port: object) -> None:
+        raise AssertionError("the contract drives the port directly")
 
 
 @asynccontextmanager
@@ -84,7 +85,7 @@ async def harness() -> AsyncIterator[SlackHarness]:
     await fake.start()
     with tempfile.TemporaryDirectory() as tmp:
         settings = slack_settings_for(fake, Path(tmp))
-        adapter = SlackAdapter(settings, _nobody)
+        adapter = SlackAdapter(settings, _Nobody())
         try:
             yield SlackHarness(fake, adapter.port, Place("slack", CHANNEL, "T0001"),
                                User("slack", "U0CONTRACT", "carol"))

@@ -20,7 +20,7 @@ from PIL import Image
 
 from adapters.discord_bot import LtxClient
 from bot.config import Settings
-from bot.ports import ChatPort, Invocation
+from bot.ports import ChatPort, Core, Invocation
 from tests.discord.fake_api import FakeDiscord
 from tests.discord.payloads import Payloads
 
@@ -81,9 +81,8 @@ async def make_client(fake: FakeDiscord) -> AsyncIterator[ClientFactory]:
     """Build and log in an LtxClient against the fake (login runs setup_hook: sync + buttons)."""
     clients: list[LtxClient] = []
 
-    async def make(settings: Settings, handle: Callable[[Invocation, ChatPort], Awaitable[None]],
-                   **kwargs: Any) -> LtxClient:
-        client = LtxClient(settings, handle, **kwargs)
+    async def make(settings: Settings, core: Core, **kwargs: Any) -> LtxClient:
+        client = LtxClient(settings, core, **kwargs)
         clients.append(client)
         await client.login(BOT_TOKEN)
         return client

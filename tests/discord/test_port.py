@@ -53,7 +53,7 @@ async def slash_video(client: LtxClient, recorder: Recorder, payloads: Payloads,
 
 @pytest.fixture
 async def client(make_client: ClientFactory, settings: Settings, recorder: Recorder) -> LtxClient:
-    return await make_client(settings, recorder.handle)
+    return await make_client(settings, recorder)
 
 
 async def test_post_edit_and_final_on_a_channel_message(client: LtxClient, fake: FakeDiscord) -> None:

@@ -22,7 +22,7 @@ from tests.mention_words import mention_words
 async def test_login_syncs_commands_once_globally(
     fake: FakeDiscord, make_client: ClientFactory, settings: Settings, recorder: Recorder
 ) -> None:
-    await make_client(settings, recorder.handle)
+    await make_client(settings, recorder)
     puts = fake.calls_to("PUT", "/commands")
     assert len(puts) == 1 and puts[0].path == f"/applications/{fake.app_id}/commands"
     assert all(c.bot_auth for c in fake.calls)
@@ -37,7 +37,7 @@ async def test_video_slash_command_defers_and_translates(
     fake: FakeDiscord, make_client: ClientFactory, settings: Settings, recorder: Recorder,
     payloads: Payloads,
 ) -> None:
-    client = await make_client(settings, recorder.handle)
+    client = await make_client(settings, recorder)
     image = payloads.attachment("cat.png", png_bytes(), "image/png")
     payload = payloads.slash(
         "video",
@@ -65,7 +65,7 @@ async def test_video_slash_command_defers_and_translates(
 
 
 async def _client(make_client: ClientFactory, settings: Settings, recorder: Recorder) -> LtxClient:
-    return await make_client(settings, recorder.handle)
+    return await make_client(settings, recorder)
 
 
 async def test_keyframes_and_extend_commands(
@@ -131,7 +131,7 @@ async def test_admin_subcommands_need_a_configured_admin(
 
 
 async def test_admin_by_role_name_or_id(settings: Settings) -> None:
-    from adapters.discord_bot import refusal
+    from adapters.discord_translate import refusal
     from bot.ports import Place, User
 
     settings.discord.allowed_roles = ["Video makers"]
@@ -218,7 +218,7 @@ async def test_buttons_survive_a_restart(
     fake: FakeDiscord, make_client: ClientFactory, settings: Settings, payloads: Payloads,
 ) -> None:
     first = Recorder()
-    client = await make_client(settings, first.handle)
+    client = await make_client(settings, first)
     message = _result_message(payloads, 31)
     dispatch(client, payloads.button("ltx:job:31:reroll", message))
     inv = await first.next()
@@ -228,7 +228,7 @@ async def test_buttons_survive_a_restart(
 
     # A new process: nothing is remembered but the custom ids on the message.
     second = Recorder()
-    client = await make_client(settings, second.handle)
+    client = await make_client(settings, second)
     dispatch(client, payloads.button("ltx:job:31:delete", message))
     inv = await second.next()
     assert inv.options == {"action": "delete", "job_id": 31}
@@ -301,11 +301,11 @@ async def test_messages_not_for_the_bot_are_ignored_and_invisible_attachments_ex
 async def test_commands_are_offered_in_dms_only_when_allowed(
     fake: FakeDiscord, make_client: ClientFactory, settings: Settings, recorder: Recorder,
 ) -> None:
-    await make_client(settings, recorder.handle)
+    await make_client(settings, recorder)
     video = next(c for c in fake.synced["global"] if c["name"] == "video")
     assert video["contexts"] == [0]  # guild only
     settings.discord.allow_dms = True
-    await make_client(settings, recorder.handle)
+    await make_client(settings, recorder)
     video = next(c for c in fake.synced["global"] if c["name"] == "video")
     assert sorted(video["contexts"]) == [0, 1]
 
@@ -314,7 +314,7 @@ async def test_dev_guilds_get_an_immediate_guild_sync_instead_of_global(
     fake: FakeDiscord, make_client: ClientFactory, settings: Settings, recorder: Recorder,
 ) -> None:
     settings.discord.dev_guild_ids = [GUILD_ID, GUILD_ID + 1]
-    await make_client(settings, recorder.handle)
+    await make_client(settings, recorder)
     puts = [c.path for c in fake.calls_to("PUT", "/commands")]
     assert puts == [f"/applications/{fake.app_id}/guilds/{GUILD_ID}/commands",
                     f"/applications/{fake.app_id}/guilds/{GUILD_ID + 1}/commands"]
@@ -325,16 +325,39 @@ async def test_unexpected_adapter_failure_shows_only_an_error_id(
     fake: FakeDiscord, make_client: ClientFactory, settings: Settings, payloads: Payloads,
     caplog: Any,
 ) -> None:
-    async def broken(inv: Any, port: Any) -> None:
-        raise RuntimeError("secret internals /etc/passwd")
+    class Broken:
+        async def handle(self, inv: Any, port: Any) -> None:
+            raise RuntimeError("secret internals /etc/passwd")
 
-    client = await make_client(settings, broken)
+    client = await make_client(settings, Broken())
     dispatch(client, payloads.slash("jobs"))
     note = await fake.wait_for(lambda c: c.method == "PATCH" and "@original" in c.path)
     content = note.body["content"]
     assert "error id" in content and "passwd" not in content
     cid = content.split("`")[1]
     assert any(cid in r.getMessage() for r in caplog.records)
+
+
+async def test_a_failure_behind_a_mention_is_told_with_an_error_id(
+    fake: FakeDiscord, make_client: ClientFactory, settings: Settings, payloads: Payloads,
+    caplog: Any,
+) -> None:
+    """Mentions have no interaction to answer on: the boundary tells the user through the port."""
+
+    class Broken:
+        async def handle(self, inv: Any, port: Any) -> None:
+            raise RuntimeError("secret internals /etc/passwd")
+
+    client = await make_client(settings, Broken())
+    bot = fake.bot_id
+    dispatch_message(client, payloads.message(content=f"<@{bot}> a cat", mentions=[bot]))
+    note = await fake.wait_for(lambda c: c.method == "POST" and c.path.startswith("/channels/")
+                               and "error id" in (c.body or {}).get("content", ""))
+    content = note.body["content"]
+    assert "passwd" not in content
+    cid = content.split("`")[1]
+    assert any(cid in r.getMessage() and "discord mention" in r.getMessage()
+               for r in caplog.records)
 
 
 async def test_roles_by_name_from_the_guild_cache_make_admins(
@@ -345,7 +368,7 @@ async def test_roles_by_name_from_the_guild_cache_make_admins(
     from tests.discord.payloads import ROLE_ID
 
     settings.discord.admin_roles = ["Video admins"]
-    client = await make_client(settings, recorder.handle)
+    client = await make_client(settings, recorder)
     dispatch_guild(client, payloads.guild_create(roles={ROLE_ID: "Video admins"}))
     dispatch(client, payloads.slash("ltx-admin", {}, sub="block", users={"user": USER_ID + 4},
                                     roles=(ROLE_ID,)))

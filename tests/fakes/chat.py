@@ -214,8 +214,6 @@ def _card_json(card: StatusCard) -> dict[str, Any]:
 class FileChat:
     """A ChatPort that appends one JSON object per call to `path` (flushed at once)."""
 
-    traits = PlatformTraits()
-
     def __init__(self, path: Path, platform: str = "console", *, upload_limit: int = 50 * MiB) -> None:
         self.path = path
         self.platform = platform

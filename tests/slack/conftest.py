@@ -14,6 +14,7 @@ import pytest
 from adapters.slack_app import SlackAdapter
 from bot.config import Settings
 from bot.ports import ChatPort, Invocation
+from bot.store import Store, open_store
 from tests.slack.fake_api import FakeSlack
 from tests.slack.payloads import SignedSender
 
@@ -21,14 +22,20 @@ SIGNING_SECRET = "test-signing-secret-0123456789"
 
 
 class RecordingCore:
-    """Records every Invocation; `then` lets a test act through the port like the core would."""
+    """Records every Invocation; `then` lets a test act through the port like the core would.
 
-    def __init__(self) -> None:
+    Like `Bot.handle`, it first drops an event the store has already seen (a platform's
+    retry), through a real store: the adapter's part is to carry the event id."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self.invocations: list[Invocation] = []
         self.then: Callable[[Invocation, ChatPort], Awaitable[None]] | None = None
         self._changed = asyncio.Condition()
 
     async def handle(self, inv: Invocation, port: ChatPort) -> None:
+        if inv.event_id and not await self.store.first_seen(inv.event_id):
+            return
         self.invocations.append(inv)
         async with self._changed:
             self._changed.notify_all()
@@ -70,13 +77,15 @@ def slack_settings(fake_slack: FakeSlack, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def core() -> RecordingCore:
-    return RecordingCore()
+async def core(tmp_path: Path) -> AsyncIterator[RecordingCore]:
+    store = await open_store(tmp_path / "seen.sqlite3")
+    yield RecordingCore(store)
+    await store.close()
 
 
 @pytest.fixture
 async def adapter(slack_settings: Settings, core: RecordingCore) -> AsyncIterator[SlackAdapter]:
-    ad = SlackAdapter(slack_settings, core.handle)
+    ad = SlackAdapter(slack_settings, core)
     await ad.start()
     yield ad
     await ad.close()

@@ -137,6 +137,19 @@ async def test_reroll_button_runs_a_new_job(live: Live) -> None:
     assert (await live.app.runner.wait(child.id)).state.value == "done"
 
 
+async def test_a_retried_mention_makes_one_job(live: Live) -> None:
+    """The adapter hands every retry to the core with its event id; the store drops repeats."""
+    envelope = app_mention("<@UBOT> a ferry --seconds 1", event_id="Ev0E2ERETRY")
+    for retry in (None, 1, 2):
+        assert (await live.sender.event(envelope, retry_num=retry)).status_code == 200
+    await live.runner.adapter.idle()
+    assert live.runner.adapter.started == 3
+    [video] = await live.fake.wait_for(live.videos, limit=60)
+    [job] = await live.app.store.list_jobs("slack:U0001")
+    assert (await live.app.runner.wait(job.id)).state.value == "done"
+    assert live.videos() == [video]
+
+
 async def test_user_errors_are_ephemeral(live: Live) -> None:
     await live.sender.command(slash_command("a cat --seconds banana"))
     notes = await live.fake.wait_for(lambda: live.fake.ephemerals)

@@ -279,7 +279,7 @@ async def make_adapter(fake_slack: FakeSlack, tmp_path: Path, core: RecordingCor
     made: list[tuple[SlackAdapter, SignedSender]] = []
 
     async def make(**slack: Any) -> tuple[SlackAdapter, SignedSender]:
-        ad = SlackAdapter(slack_settings_for(fake_slack, tmp_path, **slack), core.handle)
+        ad = SlackAdapter(slack_settings_for(fake_slack, tmp_path, **slack), core)
         await ad.start()
         assert ad.url is not None
         made.append((ad, SignedSender(ad.url, SIGNING_SECRET)))
@@ -377,7 +377,7 @@ async def test_listener_failure_is_reported_with_an_id(adapter: SlackAdapter, se
 async def test_start_fails_fast_on_a_bad_token(fake_slack: FakeSlack, tmp_path: Path,
                                                core: RecordingCore) -> None:
     settings = slack_settings_for(fake_slack, tmp_path, bot_token="xoxb-wrong")
-    adapter = SlackAdapter(settings, core.handle)
+    adapter = SlackAdapter(settings, core)
     with pytest.raises(ValueError, match="invalid_auth"):
         await adapter.start()
     await adapter.close()

@@ -19,7 +19,7 @@ from tests.slack.payloads import app_mention, block_actions, slash_command
 async def socket_adapter(slack_settings: Settings, core: RecordingCore
                          ) -> AsyncIterator[SlackAdapter]:
     slack_settings.slack.mode = "socket"
-    adapter = SlackAdapter(slack_settings, core.handle)
+    adapter = SlackAdapter(slack_settings, core)
     await adapter.start()
     yield adapter
     await adapter.close()
@@ -44,13 +44,17 @@ async def test_socket_mode_events_commands_and_buttons(socket_adapter: SlackAdap
     assert opened and opened[0].headers["Authorization"] == f"Bearer {fake_slack.app_token}"
 
     mention = app_mention("<@UBOT> a lighthouse", event_id="Ev0SOCK")
+    # Each envelope is handled to its end before the next, so the order below is theirs.
     await fake_slack.push_envelope(envelope("e1", "events_api", mention))
     await acked(fake_slack, "e1")
+    await socket_adapter.idle()
     # Slack re-sends the same event in a new envelope when it thinks the ack was lost.
     await fake_slack.push_envelope(envelope("e2", "events_api", mention, retry=1))
     await acked(fake_slack, "e2")
+    await socket_adapter.idle()
     await fake_slack.push_envelope(envelope("e3", "slash_commands", slash_command("quota")))
     await acked(fake_slack, "e3")
+    await socket_adapter.idle()
     await fake_slack.push_envelope(envelope("e4", "interactive", block_actions("ltx_cancel", "5")))
     await acked(fake_slack, "e4")
     await socket_adapter.idle()
@@ -65,7 +69,7 @@ async def test_socket_mode_needs_the_app_token(slack_settings: Settings,
                                                core: RecordingCore) -> None:
     slack_settings.slack.mode = "socket"
     slack_settings.slack.app_token = None
-    adapter = SlackAdapter(slack_settings, core.handle)
+    adapter = SlackAdapter(slack_settings, core)
     with pytest.raises(ValueError, match="SLACK_APP_TOKEN"):
         await adapter.start()
     await adapter.close()

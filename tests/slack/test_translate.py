@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 from adapters.slack_translate import (
-    attachment_from,
     file_credential,
     media_command,
     mention_command,
     refusal,
     split_command,
     strip_mentions,
-    user_from,
+    to_attachment,
+    to_user,
 )
 from bot.config import SlackSettings
 from bot.ports import Attachment
@@ -69,12 +69,12 @@ def test_file_credential_only_for_slack_hosts() -> None:
 
 def test_attachment_from_file_object() -> None:
     cred = file_credential("xoxb-1", None)
-    a = attachment_from({"id": "F1", "name": "cat.png", "mimetype": "image/png", "size": 12,
+    a = to_attachment({"id": "F1", "name": "cat.png", "mimetype": "image/png", "size": 12,
                          "url_private_download": "https://files.slack.com/d/cat.png"}, cred)
     assert (a.url, a.filename, a.content_type, a.size, a.kind) == (
         "https://files.slack.com/d/cat.png", "cat.png", "image/png", 12, "image")
     assert a.credential is cred
-    v = attachment_from({"id": "F2", "filetype": "mp4", "url_private_download": "u"}, cred)
+    v = to_attachment({"id": "F2", "filetype": "mp4", "url_private_download": "u"}, cred)
     assert v.kind == "video"
 
 
@@ -88,7 +88,7 @@ def test_refusal_and_admins() -> None:
     assert text is not None and "<#C9>" in text and "<#C8>" in text
     assert refusal(only, "T9", "C8") is None
     admins = SlackSettings(admin_users=["U1", "slack:U2"])
-    assert user_from("U1", "a", admins).is_admin
-    assert user_from("U2", "b", admins).is_admin
-    assert not user_from("U3", None, admins).is_admin
-    assert user_from("U3", None, admins).name == "U3"
+    assert to_user("U1", "a", admins).is_admin
+    assert to_user("U2", "b", admins).is_admin
+    assert not to_user("U3", None, admins).is_admin
+    assert to_user("U3", None, admins).name == "U3"

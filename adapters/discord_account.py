@@ -1,0 +1,35 @@
+"""The user's own account: /quota, /jobs, /cancel and /ltx-help, answered privately."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.app_commands import Range
+
+from adapters.discord_adapter import DiscordAdapter
+
+
+def register(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> None:
+    @app_commands.command(name="quota", description="Your credits left and when they reset")
+    async def quota(interaction: discord.Interaction[Any]) -> None:
+        await adapter.invoke(interaction, "quota", mode="ephemeral")
+
+    @app_commands.command(name="jobs", description="Your recent jobs")
+    async def jobs(interaction: discord.Interaction[Any]) -> None:
+        await adapter.invoke(interaction, "jobs", mode="ephemeral")
+
+    @app_commands.command(name="cancel", description="Cancel one of your jobs")
+    @app_commands.describe(job="Job number (see /jobs)")
+    async def cancel(interaction: discord.Interaction[Any], job: Range[int, 1, 2**53]) -> None:
+        await adapter.invoke(interaction, "cancel", text=str(job), options={"job_id": job},
+                             mode="ephemeral")
+
+    @app_commands.command(name="ltx-help", description="How to use the LTX video bot")
+    async def ltx_help(interaction: discord.Interaction[Any]) -> None:
+        await adapter.invoke(interaction, "help", mode="ephemeral")
+
+    commands: tuple[Any, ...] = (quota, jobs, cancel, ltx_help)
+    for command in commands:
+        tree.add_command(command)

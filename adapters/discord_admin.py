@@ -1,0 +1,59 @@
+"""/ltx-admin: grant, tier, block, unblock and usage, for the admins the config names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.app_commands import Choice, Range
+
+from adapters.discord_adapter import DiscordAdapter
+from adapters.discord_port import PLATFORM
+from adapters.discord_translate import admin_refusal
+
+
+def register(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> None:
+    admin = app_commands.Group(
+        name="ltx-admin", description="Administer the LTX video bot",
+        default_permissions=discord.Permissions(administrator=True), guild_only=True)
+
+    @admin.command(name="grant", description="Give a user extra credits")
+    async def grant(interaction: discord.Interaction[Any], user: discord.User,
+                    credits: Range[int, -1_000_000, 1_000_000]) -> None:
+        await run_admin(adapter, interaction, "grant",
+                        {"user": f"{PLATFORM}:{user.id}", "credits": credits})
+
+    @admin.command(name="tier", description="Put a user on a quota tier (none to clear)")
+    async def tier(interaction: discord.Interaction[Any], user: discord.User, name: str) -> None:
+        await run_admin(adapter, interaction, "tier", {"user": f"{PLATFORM}:{user.id}", "tier": name})
+
+    @admin.command(name="block", description="Stop a user from making videos")
+    async def block(interaction: discord.Interaction[Any], user: discord.User) -> None:
+        await run_admin(adapter, interaction, "block", {"user": f"{PLATFORM}:{user.id}"})
+
+    @admin.command(name="unblock", description="Let a blocked user make videos again")
+    async def unblock(interaction: discord.Interaction[Any], user: discord.User) -> None:
+        await run_admin(adapter, interaction, "unblock", {"user": f"{PLATFORM}:{user.id}"})
+
+    @admin.command(name="usage", description="Spending per user or per server")
+    @app_commands.choices(scope=[Choice(name="users", value="users"),
+                                 Choice(name="servers", value="workspaces")])
+    async def usage(interaction: discord.Interaction[Any], scope: str = "users",
+                    days: Range[int, 1, 366] = 30) -> None:
+        await run_admin(adapter, interaction, "usage", {"scope": scope, "days": days})
+
+    tree.add_command(admin)
+
+
+async def run_admin(adapter: DiscordAdapter, interaction: discord.Interaction[Any], sub: str,
+                    options: dict[str, Any]) -> None:
+    who = await adapter.gate(interaction)
+    if who is None:
+        return
+    if not who[0].is_admin:
+        # default_permissions only hides the command; server admins can re-grant it to anyone.
+        await interaction.response.send_message(admin_refusal(adapter.settings), ephemeral=True)
+        return
+    await adapter.invoke(interaction, "admin", options={"sub": sub, **options}, mode="ephemeral",
+                         who=who)

@@ -1,0 +1,101 @@
+"""Replies to messages that mention the bot: `@LTX a cat surfs`, with the message's
+files, or those of the message it replies to."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+
+from adapters.discord_adapter import DiscordAdapter
+from adapters.discord_port import PLATFORM
+from adapters.discord_translate import (
+    parent_channel_id,
+    refusal,
+    strip_mentions,
+    to_attachment,
+    to_place,
+    to_user,
+)
+from bot.grammar import leading_command
+from bot.ports import Invocation, MessageRef, Place, User
+
+log = logging.getLogger(__name__)
+
+# Commands whose media may come from the message a mention replies to.
+MEDIA_COMMANDS = frozenset({"video", "quote", "keyframes", "extend"})
+NO_CONTENT_INTENT = (
+    "I can't see the attachments of someone else's message from a reply "
+    "(that needs Discord's message content intent, which this bot doesn't use). "
+    "Right-click the message and use Apps → Animate image / Extend video instead.")
+
+
+async def on_message(adapter: DiscordAdapter, message: discord.Message) -> None:
+    me = adapter.client.user
+    if me is None or message.author.bot or message.author.id == me.id:
+        return
+    if not any(u.id == me.id for u in message.mentions):
+        return
+    user = to_user(message.author, adapter.settings)
+    # The guild may be missing from the cache (not yet streamed): the channel still knows it.
+    guild_id = message.guild.id if message.guild else getattr(message.channel, "guild_id", None)
+    place = to_place(message.channel.id, guild_id, message.channel)
+    async with adapter.boundary(user, place, "discord mention"):
+        await _reply(adapter, message, me.id, user, place)
+
+
+async def _reply(adapter: DiscordAdapter, message: discord.Message, my_id: int, user: User,
+                 place: Place) -> None:
+    settings, client = adapter.settings, adapter.client
+    why = refusal(settings, user, place, parent_id=parent_channel_id(message.channel))
+    if why is not None and (parent := await _uncached_parent(adapter, message.channel, place)):
+        why = refusal(settings, user, place, parent_id=parent)
+    if why is not None:
+        await adapter.port.tell(user, place, why)
+        return
+    # The same leading words as the console and Slack: `@LTX extend more waves`, `@LTX quota`.
+    command, text = leading_command(strip_mentions(message.content, my_id))
+    attachments = [to_attachment(a) for a in message.attachments]
+    if command in MEDIA_COMMANDS and not attachments and message.reference is not None:
+        referenced = await _referenced(adapter, message)
+        if referenced is not None:
+            attachments = [to_attachment(a) for a in referenced.attachments]
+            if (not attachments and referenced.author.id != my_id
+                    and not client.intents.message_content):
+                await adapter.port.tell(user, place, NO_CONTENT_INTENT)
+                return
+    await adapter.core.handle(Invocation(
+        user=user, place=place, command=command, text=text, attachments=attachments,
+        reply_to=MessageRef(platform=PLATFORM, channel=str(message.channel.id), id=str(message.id)),
+        event_id=str(message.id),
+    ), adapter.port)
+
+
+async def _uncached_parent(adapter: DiscordAdapter, channel: Any, place: Place) -> int | None:
+    """The parent of a thread the cache does not know yet (it arrives as a bare
+    PartialMessageable), looked up with the bot token; None when it is not a thread."""
+    if place.workspace is None or not isinstance(channel, discord.PartialMessageable):
+        return None
+    try:
+        fetched = await adapter.client.fetch_channel(int(place.channel))
+    except discord.HTTPException as exc:
+        log.info("could not fetch channel %s (HTTP %s, code %s)", place.channel, exc.status, exc.code)
+        return None
+    return parent_channel_id(fetched)
+
+
+async def _referenced(adapter: DiscordAdapter, message: discord.Message) -> discord.Message | None:
+    ref = message.reference
+    if ref is None or ref.message_id is None:
+        return None
+    if isinstance(ref.resolved, discord.Message):
+        return ref.resolved
+    # Not in the event (too old or not cached): fetch it with the bot token.
+    channel_id = ref.channel_id or message.channel.id
+    try:
+        channel = adapter.client.get_partial_messageable(channel_id, guild_id=ref.guild_id)
+        return await channel.fetch_message(ref.message_id)
+    except discord.HTTPException as exc:
+        log.info("could not fetch the replied-to message (HTTP %s, code %s)", exc.status, exc.code)
+        return None
