@@ -9,32 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import PurePosixPath
 from typing import Any
 
 import discord
 
 from adapters.discord_port import PLATFORM
 from bot.config import Settings
+from bot.media import kind_from_hint
 from bot.ports import Attachment, AttachmentKind, Place, User
-
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
-VIDEO_EXTENSIONS = {".mp4", ".webm", ".mov", ".m4v"}
-
-
-def attachment_kind(content_type: str | None, filename: str) -> AttachmentKind:
-    """A hint only: the core sniffs the bytes. Discord omits content_type for some uploads."""
-    if content_type:
-        if content_type.startswith("image/"):
-            return "image"
-        if content_type.startswith("video/"):
-            return "video"
-    suffix = PurePosixPath(filename.lower()).suffix
-    if suffix in IMAGE_EXTENSIONS:
-        return "image"
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    return "unknown"
 
 
 def to_attachment(att: discord.Attachment) -> Attachment:
@@ -43,7 +25,7 @@ def to_attachment(att: discord.Attachment) -> Attachment:
         filename=att.filename,
         content_type=att.content_type,
         size=att.size,
-        kind=attachment_kind(att.content_type, att.filename),
+        kind=kind_from_hint(att.content_type, att.filename),
     )
 
 
@@ -148,7 +130,7 @@ def strip_mentions(content: str, bot_id: int) -> str:
 
 def first_media(attachments: Sequence[discord.Attachment], kind: AttachmentKind) -> discord.Attachment | None:
     for att in attachments:
-        if attachment_kind(att.content_type, att.filename) == kind:
+        if kind_from_hint(att.content_type, att.filename) == kind:
             return att
     return None
 

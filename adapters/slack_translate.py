@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 from bot.config import SlackSettings
 from bot.grammar import leading_command
-from bot.ports import Attachment, AttachmentKind, Credential, Place, User
+from bot.media import kind_from_hint
+from bot.ports import Attachment, Credential, Place, User
 
 PLATFORM = "slack"
 MODAL_WORDS = frozenset({"animate"})
@@ -64,20 +65,6 @@ def strip_mentions(text: str, bot_user_id: str | None) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def kind_of(mimetype: str | None, filetype: str | None = None) -> AttachmentKind:
-    mime = (mimetype or "").lower()
-    if mime.startswith("image/"):
-        return "image"
-    if mime.startswith("video/"):
-        return "video"
-    ft = (filetype or "").lower()
-    if ft in {"png", "jpg", "jpeg", "gif", "webp"}:
-        return "image"
-    if ft in {"mp4", "mov", "webm", "m4v"}:
-        return "video"
-    return "unknown"
-
-
 def file_credential(bot_token: str, api_url: str | None) -> Credential:
     """The bot token as a header that media.py may send only to Slack's own hosts."""
     hosts = list(SLACK_HOSTS)
@@ -101,7 +88,8 @@ def to_attachment(file: Mapping[str, Any], credential: Credential) -> Attachment
         filename=str(file.get("name") or file.get("title") or file.get("id") or "file"),
         content_type=file.get("mimetype") or None,
         size=size if isinstance(size, int) else None,
-        kind=kind_of(file.get("mimetype"), file.get("filetype")),
+        kind=kind_from_hint(file.get("mimetype"), str(file.get("name") or ""),
+                            filetype=file.get("filetype")),
         credential=credential,
     )
 

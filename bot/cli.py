@@ -465,10 +465,10 @@ def run_sim(settings: Settings | None, extra: list[str]) -> int:
 
 
 def run_parse(settings: Settings, text: list[str], attach: list[str], out: Any) -> int:
-    from bot import grammar
+    from bot import preview
 
     try:
-        result = grammar.cli_parse(" ".join(text), attach, settings)
+        result = preview.preview(" ".join(text), attach, settings)
     except UserError as exc:
         sys.stderr.write(f"{exc}\n")
         return EXIT_USAGE

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 from bot import catalog
-from bot.config import Settings
-from bot.errors import MediaError, UsageError
+from bot.errors import UsageError
 from bot.markup import Style
 from bot.model import MediaKind, MediaRef
 from bot.ports import Markup
@@ -449,38 +447,3 @@ def leading_command(text: str, default: str = "video") -> tuple[str, str]:
     if word in COMMAND_WORDS:
         return word, rest.strip()
     return default, stripped
-
-
-# ---------------------------------------------------------------- ltx-bot parse
-
-
-def guess_kind(ref: str) -> MediaKind:
-    """Kind of a --attach argument: sniffed for local files, by extension for URLs."""
-    path = Path(ref)
-    if path.is_file():
-        head = path.read_bytes()[:64]
-        if head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8")) or head[8:12] == b"WEBP":
-            return "image"
-        if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free") or head.startswith(b"\x1a\x45\xdf\xa3"):
-            return "video"
-        raise MediaError(f"{ref} is neither an image (PNG, JPEG, WebP, GIF) nor a video (MP4, WebM, MOV).")
-    lower = ref.lower().split("?", 1)[0]
-    if lower.endswith((".mp4", ".webm", ".mov", ".m4v")):
-        return "video"
-    return "image"
-
-
-def cli_parse(text: str, attach: Sequence[str], settings: Settings) -> dict[str, Any]:
-    """What `ltx-bot parse` prints: the request a message would make, without running it."""
-    # routing builds on this module; only this command-line helper needs both.
-    from bot import routing
-
-    name = "video"
-    stripped = text.strip()
-    # Only "/extend ..." names a command: "extend the red carpet" is a prompt.
-    first, *rest = stripped.split(None, 1) or [""]
-    if first.lower() in ("/keyframes", "/extend", "/quote", "/video"):
-        name, stripped = first.lower()[1:], "".join(rest)
-    command = parse(name, stripped)
-    refs = [MediaRef(kind=guess_kind(a), url=a) for a in attach] + command.media
-    return routing.build_request(command, refs, settings).to_json()

@@ -149,9 +149,8 @@ def _requested_aspect(request: GenerationRequest) -> str | None:
 
 
 def _hint_kind(att: Attachment) -> MediaKind:
+    """A quote prices from the platform's hints: nothing is downloaded for it."""
     if att.kind != "unknown":
         return att.kind
-    if att.content_type and att.content_type.startswith("video/"):
-        return "video"
-    return grammar.guess_kind(att.url)
+    return media.kind_from_hint(att.content_type, att.filename or att.url, default="image")
 

@@ -12,8 +12,9 @@ from typing import Any
 import av
 from PIL import Image
 
-from bot import catalog, grammar
+from bot import catalog
 from bot.config import load_settings
+from bot.preview import preview
 from tests.guard import with_loopback_guard
 
 BIN = Path(sys.executable).parent / "ltx-bot"
@@ -103,6 +104,6 @@ def decoded_frames(path: Path) -> int:
 def expected_frames(line: str, config: Path) -> int:
     """The frame count a console line asks for, by the same grammar and catalog the bot uses."""
     settings, _ = load_settings(config, environ={})
-    request = grammar.cli_parse(line, [], settings)
+    request = preview(line, [], settings)
     endpoint = catalog.by_endpoint_id(request["endpoint"])
     return catalog.output_geometry(endpoint, request["input"])[2]

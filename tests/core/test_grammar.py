@@ -12,6 +12,7 @@ from bot import catalog, grammar, routing
 from bot.config import Settings
 from bot.errors import MediaError, UnsupportedOption, UsageError, UserError
 from bot.model import MediaRef
+from bot.preview import preview
 
 S = Settings()
 IMG = MediaRef(kind="image", url="https://cdn.example/a.png")
@@ -186,12 +187,12 @@ def test_fuzz_structured_options(options: dict[str, Any]) -> None:
     request.endpoint.input_model.model_validate(request.input)
 
 
-def test_cli_parse_reads_a_command_only_from_a_slash() -> None:
-    assert grammar.cli_parse("video of a cat playing piano", [], S)["input"]["prompt"] == (
+def test_preview_reads_a_command_only_from_a_slash() -> None:
+    assert preview("video of a cat playing piano", [], S)["input"]["prompt"] == (
         "video of a cat playing piano")
-    out = grammar.cli_parse("/keyframes a flower opens", ["a.png", "b.png"], S)
+    out = preview("/keyframes a flower opens", ["a.png", "b.png"], S)
     assert out["endpoint"].endswith("multiconditioning") and out["input"]["prompt"] == "a flower opens"
-    assert grammar.cli_parse("extend the red carpet", [], S)["input"]["prompt"] == "extend the red carpet"
+    assert preview("extend the red carpet", [], S)["input"]["prompt"] == "extend the red carpet"
 
 
 @pytest.mark.parametrize(
