@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from adapters.console_render import LiveRenderer, PlainRenderer, Renderer, card_text, status_line
 from bot import grammar
+from bot.boundary import boundary
 from bot.config import Settings
 from bot.errors import UserError
 from bot.model import MediaKind
@@ -387,14 +388,14 @@ class ConsoleAdapter:
         self.patient = False
 
     async def handle_line(self, line: str) -> None:
-        try:
+        async def tell(text: str) -> None:
+            await self.port.tell(self.user, CONSOLE_PLACE, text)
+
+        async with boundary(tell, "console line", logger=log):
             parsed = parse_line(line, cwd=self.cwd)
-        except UserError as exc:
-            await self.port.tell(self.user, CONSOLE_PLACE, str(exc))
-            return
-        if parsed is None:
-            return
-        await self.app.bot.handle(invocation_for(parsed, self.user, patient=self.patient), self.port)
+            if parsed is not None:
+                inv = invocation_for(parsed, self.user, patient=self.patient)
+                await self.app.bot.handle(inv, self.port)
 
     async def unfinished(self) -> list[int]:
         jobs = await self.app.store.unfinished_jobs()

@@ -41,7 +41,7 @@ async def boundary(tell: Tell, context: str, *,
                    logger: logging.Logger = log) -> AsyncIterator[None]:
     """Run the body of one event; no exception leaves it (cancellation still does).
 
-    `context` says what was running ("slack command video"), for the log line."""
+    `context` says what was running ("command video"), for the log line."""
     try:
         yield
     except Exception as exc:  # the boundary: nothing unexpected reaches a platform

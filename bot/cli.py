@@ -68,8 +68,8 @@ class RedactingFormatter(logging.Formatter):
         # Longest first, so a secret that contains another is replaced whole.
         self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
-    # Interaction tokens are per-request secrets no config knows; discord.py prints
-    # them inside webhook and callback URLs at DEBUG level.
+    # Interaction tokens are per-request secrets no config knows; a platform library may
+    # print them inside webhook and callback URLs at DEBUG level.
     _TOKEN_IN_URL = re.compile(r"(/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_.\-]{20,}")
 
     def format(self, record: logging.LogRecord) -> str:
@@ -109,18 +109,18 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument("--config", metavar="FILE", default=default,
                         help="config file (default: $LTX_BOT_CONFIG, ./config.toml, /etc/ltx-bot/config.toml)")
     parser.add_argument("--user", metavar="NAME", default=default,
-                        help="user name for the console chat (default: your login name)")
+                        help="user name for the terminal chat (default: your login name)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ltx-bot",
-        description="A Discord and Slack bot that turns chat commands into LTX Video generations.",
+        description="A chat bot that turns chat commands into LTX Video generations.",
     )
     _common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    p = sub.add_parser("run", help="run the bot: Discord and/or Slack when configured, else the console chat")
+    p = sub.add_parser("run", help="run the bot on every configured chat platform, else the terminal chat")
     _common(p, top=False)
     p = sub.add_parser("chat", help="chat with the bot in this terminal (one command per line)")
     _common(p, top=False)
@@ -230,7 +230,7 @@ def configured_platforms(found: Adapters, settings: Settings) -> list[PlatformAd
 
 
 def _no_credentials(found: Adapters) -> str:
-    """Why the terminal runs: "no Discord or Slack credentials configured", say."""
+    """Why the terminal runs: no credentials for any installed platform adapter."""
     if not found.platforms:
         return "no chat platform adapter is installed"
     return f"no {' or '.join(p.title for p in found.platforms)} credentials configured"

@@ -37,6 +37,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from bot.jsonpath import PathError, set_path
+
 DEFAULT_CONFIG_PATHS = ("config.toml", "/etc/ltx-bot/config.toml")
 MiB = 1024 * 1024
 
@@ -338,13 +340,10 @@ def _expects_text(path: list[str]) -> bool:
 
 
 def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
-    node = data
-    for key in path[:-1]:
-        child = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"environment override {'.'.join(path)}: {key} is not a section")
-        node = child
-    node[path[-1]] = value
+    try:
+        set_path(data, path, value)
+    except PathError as exc:
+        raise ConfigError(f"environment override {'.'.join(path)}: {exc.key} is not a section") from None
 
 
 def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -4,7 +4,7 @@ Each adapter package registers one object under the entry-point group
 `ltx_bot.adapters` in its pyproject.toml (as errbot finds its backends):
 
     [project.entry-points."ltx_bot.adapters"]
-    discord = "adapters.discord_plugin:plugin"
+    myplatform = "adapters.myplatform_plugin:plugin"
 
 The object is a `PlatformAdapter` (started in the background by `run` when the
 settings configure it) or a `TerminalAdapter` (a chat in this terminal: what
@@ -38,8 +38,8 @@ class Service(Protocol):
 class PlatformAdapter:
     """A chat platform `ltx-bot run` starts beside the others when its settings configure it."""
 
-    name: str  # the entry point's name, in log lines: "discord"
-    title: str  # in sentences: "Discord"
+    name: str  # the entry point's name, in log lines
+    title: str  # the platform's own name, in sentences
     configured: Callable[[Settings], bool]
     # The `check-config` line: what `run` would start, or why it would not; None: say nothing.
     describe: Callable[[Settings], str | None]
@@ -52,7 +52,7 @@ class TerminalAdapter:
     """A chat in this terminal: `ltx-bot chat`, and `run`'s fallback without any platform."""
 
     name: str
-    describe: str  # "console chat"
+    describe: str  # what it is, in sentences
     # (app not yet started, user name or None, stop) -> exit code; it starts and stops the app.
     run: Callable[[App, str | None, asyncio.Event], Awaitable[int]]
 

@@ -1,6 +1,6 @@
 """The neutral types adapters speak, and the ChatPort protocol each one implements.
 
-Nothing here knows Discord or Slack. An adapter turns a platform event into an
+Nothing here knows a platform. An adapter turns a platform event into an
 `Invocation`, hands it to the core, and renders the `StatusCard`s the core
 sends back through its `ChatPort`.
 """
@@ -53,7 +53,7 @@ class User:
 
 @dataclass(frozen=True)
 class Place:
-    """Where a conversation happens. `workspace` is the guild or Slack team (None in DMs)."""
+    """Where a conversation happens. `workspace` is the server or team the channel belongs to (None in DMs)."""
 
     platform: str
     channel: str
@@ -90,7 +90,7 @@ class Credential:
 
 @dataclass(frozen=True)
 class Attachment:
-    """A file the user attached or pointed at. `url` is http(s) or, for the console, a local path."""
+    """A file the user attached or pointed at. `url` is http(s) or, where `traits.local_files`, a local path."""
 
     url: str
     filename: str = ""
@@ -118,7 +118,7 @@ class MessageRef:
 
 @dataclass(frozen=True)
 class InteractionInfo:
-    """A platform interaction the first reply can ride on (Discord: token valid 15 minutes)."""
+    """A platform interaction the first reply can ride on (e.g. a token valid 15 minutes)."""
 
     token: str = field(repr=False)
     expires_at: datetime
@@ -141,7 +141,7 @@ class Invocation:
     # Set by the adapter when the platform already shows a "thinking" message it can edit.
     status_message: MessageRef | None = None
     event_id: str | None = None  # for de-duplicating retried platform events
-    # A scripted session (piped console input): wait out cooldown and concurrency limits
+    # A scripted session (piped terminal input): wait out cooldown and concurrency limits
     # instead of refusing, as a person would wait before typing the next command.
     patient: bool = False
 
@@ -222,7 +222,7 @@ class StatusCard:
         return facts
 
     def text(self, now: datetime | None = None) -> str:
-        """The one plain-text rendering (console, notifications, fallbacks)."""
+        """The one plain-text rendering (terminals, notifications, fallbacks)."""
         parts = [self.title, *self.lines]
         facts = self.facts(now)
         if facts:

@@ -1,7 +1,7 @@
 """The one latest-wins edit throttle for status cards.
 
 A job's card changes far more often than a platform lets a bot edit one
-message (Discord and Slack: about one edit every 3 s). The throttle keeps only
+message (chat platforms allow about one edit every 3 s). The throttle keeps only
 the newest card, sends it at most once per interval, and always sends the
 final card, after any edit in flight and never overtaken by a late one. The
 ports only retry and re-post; they never queue or drop cards themselves.

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from bot.boundary import boundary
 from bot.commands import account, actions, admin, generate, help
 from bot.commands.services import Handler, Services
 from bot.config import Settings
-from bot.errors import UsageError, UserError, report_unexpected
+from bot.errors import UsageError, report_unexpected
 from bot.jobs import JobRunner
 from bot.media import Fetcher
 from bot.ports import ChatPort, Invocation
@@ -45,14 +46,13 @@ class Bot:
         self.services = Services(settings, store, quota, runner, fetcher or runner.fetcher)
 
     async def handle(self, inv: Invocation, port: ChatPort) -> None:
-        try:
+        async def tell(text: str) -> None:
+            await port.tell(inv.user, inv.place, text)
+
+        async with boundary(tell, f"command {inv.command}", logger=log):
             note = await self._run(inv, port)
-        except UserError as exc:
-            note = str(exc)
-        except Exception as exc:  # the boundary: nothing unexpected reaches a platform
-            note = report_unexpected(log, exc, f"command {inv.command}")
-        if note:
-            await self._tell(inv, port, note)
+            if note:
+                await self._tell(inv, port, note)
 
     async def _run(self, inv: Invocation, port: ChatPort) -> str | None:
         store = self.services.store

@@ -107,9 +107,9 @@ def _pan_zoom_frames(spec: RenderSpec, rng: random.Random) -> list[Image.Image]:
         t = i / n
         zoom = 1.0 + 0.3 * (t if zoom_in else 1.0 - t)
         cw, ch = base_w / zoom, base_h / zoom
-        slack_x, slack_y = sw - cw, sh - ch
-        cx = slack_x / 2 + direction * (t - 0.5) * slack_x * 0.9
-        cy = slack_y / 2
+        spare_x, spare_y = sw - cw, sh - ch
+        cx = spare_x / 2 + direction * (t - 0.5) * spare_x * 0.9
+        cy = spare_y / 2
         box = (cx, cy, cx + cw, cy + ch)
         out.append(src.resize((spec.width, spec.height), Image.Resampling.BILINEAR, box=box))
     return out

@@ -119,7 +119,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
            SELECT 'global_day', '{GLOBAL_KEY}', day, SUM(credits), SUM(bonus) FROM ledger
            WHERE kind != 'grant' GROUP BY day""",
     ),
-    # 3: platform events already handled, so a retried delivery (Slack re-sends events it
+    # 3: platform events already handled, so a retried delivery (a platform re-sends events it
     # thinks were missed) never starts a second job, also across a restart.
     (
         """CREATE TABLE seen_events (

@@ -114,3 +114,30 @@ def test_the_import_check_sees_what_it_forbids() -> None:
               "_starter('adapters.discord_bot', 'start_discord')\n")
     names = [name for _, name in _imported_names(ast.parse(source))]
     assert {"adapters.console", "adapters", "adapters.slack_app", "adapters.discord_bot"} <= set(names)
+
+
+PLATFORM_WORD = re.compile(r"discord|slack|console", re.IGNORECASE)
+# Where the core may name a platform: its configuration sections ("[discord] admin_users",
+# `settings.slack`), which bot/config.py defines.
+SECTION_NAME = re.compile(r"\[(discord|slack|console)\]|settings\.(discord|slack|console)\b")
+
+
+def platform_mentions(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines()
+            if PLATFORM_WORD.search(SECTION_NAME.sub("", line))]
+
+
+def test_the_core_names_no_platform_except_as_configuration_sections() -> None:
+    offences = [
+        f"{path.relative_to(ROOT)}: {line}"
+        for path in sorted(BOT.rglob("*.py")) if path.name != "config.py"
+        for line in platform_mentions(path.read_text())
+    ]
+    assert offences == []
+    assert not re.search(r"platform\s*(==|!=)", "\n".join(p.read_text() for p in BOT.rglob("*.py")))
+
+
+def test_the_platform_check_sees_a_name_but_not_a_section() -> None:
+    assert platform_mentions('return "server" if place.platform == "discord" else "x"')
+    assert platform_mentions("# Slack re-sends events")
+    assert not platform_mentions('where = "[console] admin_users"; settings.slack.command')
