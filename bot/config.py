@@ -229,6 +229,14 @@ class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logs go to stderr.")
 
 
+class PathSettings(Section):
+    """[paths]: where the bot keeps its own files besides the database."""
+
+    data_dir: str | None = Field(
+        None, description="Logs, terminal history and simulator state; default: the database's folder, else data/.",
+    )
+
+
 class Settings(Section):
     """All settings: the TOML file with the environment's overrides (see `load_settings`)."""
 
@@ -245,6 +253,7 @@ class Settings(Section):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    paths: PathSettings = Field(default_factory=PathSettings)
 
     @field_validator("prices")
     @classmethod
@@ -260,6 +269,15 @@ class Settings(Section):
                 known = ", ".join(e.key for e in catalog.ENDPOINTS)
                 raise ValueError(f"[prices.{name}]: no model called {name!r} (models: {known})") from None
         return out
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder for the bot's own files: `paths.data_dir`, else the database's folder."""
+        if self.paths.data_dir:
+            return Path(self.paths.data_dir)
+        if self.database.path:
+            return Path(self.database.path).parent
+        return Path("data")
 
     @property
     def uses_simulator(self) -> bool:
