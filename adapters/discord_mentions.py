@@ -1,5 +1,10 @@
 """Replies to messages that mention the bot: `@LTX a cat surfs`, with the message's
-files, or those of the message it replies to."""
+files, or those of the message it replies to.
+
+The answer (the job's card, then its video) replies to the mention, so it stays next
+to the request in a busy channel. When the message the mention replies to cannot be
+read (deleted, or the fetch fails), nothing starts: a text-to-video from the prompt
+alone is not what was asked for, and it would be charged."""
 
 from __future__ import annotations
 
@@ -29,6 +34,10 @@ NO_CONTENT_INTENT = (
     "I can't see the attachments of someone else's message from a reply "
     "(that needs Discord's message content intent, which this bot doesn't use). "
     "Right-click the message and use Apps → Animate image / Extend video instead.")
+UNSEEN_REPLY = (
+    "I couldn't see the message you replied to (it may have been deleted, or I can't read "
+    "that channel), so I started nothing and charged nothing. Attach the image or clip to "
+    "your message, or reply to a message I can see.")
 
 
 async def on_message(adapter: DiscordAdapter, message: discord.Message) -> None:
@@ -59,17 +68,20 @@ async def _reply(adapter: DiscordAdapter, message: discord.Message, my_id: int, 
     attachments = [to_attachment(a) for a in message.attachments]
     if command in MEDIA_COMMANDS and not attachments and message.reference is not None:
         referenced = await _referenced(adapter, message)
-        if referenced is not None:
-            attachments = [to_attachment(a) for a in referenced.attachments]
-            if (not attachments and referenced.author.id != my_id
-                    and not client.intents.message_content):
-                await adapter.port.tell(user, place, NO_CONTENT_INTENT)
-                return
-    await adapter.core.handle(Invocation(
-        user=user, place=place, command=command, text=text, attachments=attachments,
-        reply_to=MessageRef(platform=PLATFORM, channel=str(message.channel.id), id=str(message.id)),
-        event_id=str(message.id),
-    ), adapter.port)
+        if referenced is None:
+            await adapter.port.tell(user, place, UNSEEN_REPLY)
+            return
+        attachments = [to_attachment(a) for a in referenced.attachments]
+        if (not attachments and referenced.author.id != my_id
+                and not client.intents.message_content):
+            await adapter.port.tell(user, place, NO_CONTENT_INTENT)
+            return
+    reply_to = MessageRef(platform=PLATFORM, channel=str(message.channel.id), id=str(message.id))
+    with adapter.port.replying_to(reply_to):
+        await adapter.core.handle(Invocation(
+            user=user, place=place, command=command, text=text, attachments=attachments,
+            reply_to=reply_to, event_id=str(message.id),
+        ), adapter.port)
 
 
 async def _uncached_parent(adapter: DiscordAdapter, channel: Any, place: Place) -> int | None:
@@ -91,6 +103,8 @@ async def _referenced(adapter: DiscordAdapter, message: discord.Message) -> disc
         return None
     if isinstance(ref.resolved, discord.Message):
         return ref.resolved
+    if isinstance(ref.resolved, discord.DeletedReferencedMessage):
+        return None  # the event says it is gone: no need to ask
     # Not in the event (too old or not cached): fetch it with the bot token.
     channel_id = ref.channel_id or message.channel.id
     try:

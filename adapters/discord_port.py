@@ -7,6 +7,13 @@ needs no channel permissions; after that (or when Discord answers 401/50027)
 the port edits the same message with the bot token, and when even that is not
 possible it posts a fresh channel message and returns its reference.
 
+A mention is answered in the channel, as a reply to the user's message: the
+mention handler names that message (`replying_to`), the job's card is posted
+with a `message_reference` to it, and the finished video replies to it too. The
+reference rides in the card's stored `MessageRef`, so a job resumed after a
+restart still delivers as a reply. `fail_if_not_exists: false` posts the card
+anyway when the user deleted their message meanwhile.
+
 The port does not pace edits: the core's one throttle (bot.throttle) sends at
 most one edit per `traits.min_edit_seconds` and always the final card. Rate
 limits (429) are retried by discord.py; a final card that still meets one is
@@ -17,10 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -50,6 +59,11 @@ FINAL_RETRY_SECONDS = 120.0
 
 T = TypeVar("T")
 DeferMode = Literal["public", "ephemeral", "update", "none"]
+# The message the command being handled answers (a mention), for the card `post` sends.
+# A context variable: the core posts a job's first card from the handler's own task,
+# and concurrent mentions in one channel must each reply to their own message.
+_REPLYING_TO: contextvars.ContextVar[MessageRef | None] = contextvars.ContextVar(
+    "discord_replying_to", default=None)
 
 
 class UploadTooLarge(MediaError):
@@ -130,6 +144,7 @@ class DiscordPort:
         self._live_by_token: dict[str, LiveInteraction] = {}
         self._limits: dict[str, int] = {}
         self._job_refs: dict[int, MessageRef] = {}
+        self._replies: dict[int, str] = {}  # job id -> id of the message its answers reply to
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -158,6 +173,15 @@ class DiscordPort:
         self.note_upload_limit(channel, interaction.filesize_limit)
         self._prune()
         return live
+
+    @contextlib.contextmanager
+    def replying_to(self, message: MessageRef | None) -> Iterator[None]:
+        """While the core handles a command, cards it posts reply to `message`."""
+        token = _REPLYING_TO.set(message)
+        try:
+            yield
+        finally:
+            _REPLYING_TO.reset(token)
 
     def note_upload_limit(self, channel: str, limit: int) -> None:
         """Every interaction carries the real limit for its channel (boosts change it)."""
@@ -248,11 +272,15 @@ class DiscordPort:
 
     async def post(self, place: Place, card: StatusCard) -> MessageRef:
         rendered = render(card)
+        answering = _REPLYING_TO.get()
+        reply = answering.id if answering is not None and answering.channel == place.channel else None
         params = handle_message_parameters(embed=rendered.embed, view=rendered.view,
-                                           allowed_mentions=discord.AllowedMentions.none())
+                                           allowed_mentions=discord.AllowedMentions.none(),
+                                           **_reply_reference(place.channel, reply))
         data = await self._retrying(lambda: self.http.send_message(int(place.channel), params=params),
                                     final=True)
-        ref = MessageRef(platform=PLATFORM, channel=str(data["channel_id"]), id=str(data["id"]))
+        ref = MessageRef(platform=PLATFORM, channel=str(data["channel_id"]), id=str(data["id"]),
+                         extra={"reply_to": reply} if reply else {})
         self._note_job(card, ref)
         return ref
 
@@ -260,7 +288,8 @@ class DiscordPort:
         """Edit the message (or its re-post: an old reference follows it). A progress edit
         that fails raises (the core tries its newest card again); a final one is retried."""
         old = self._current(ref)
-        new_ref = await self._retrying(lambda: self._send_edit(old, card), final=card.final)
+        new_ref = _keep_reply(old, await self._retrying(lambda: self._send_edit(old, card),
+                                                        final=card.final))
         if self._key(new_ref) != self._key(old):
             self._aliases[self._key(old)] = new_ref
         self._note_job(card, new_ref)
@@ -371,6 +400,8 @@ class DiscordPort:
     def _note_job(self, card: StatusCard, ref: MessageRef) -> None:
         if card.job_id is not None:
             self._job_refs[card.job_id] = ref
+            if ref.extra.get("reply_to"):
+                self._replies[card.job_id] = str(ref.extra["reply_to"])
 
     async def _retrying(self, send: Callable[[], Awaitable[T]], *, final: bool) -> T:
         """discord.py already retried 429s five times; a final state deserves more patience."""
@@ -456,12 +487,16 @@ class DiscordPort:
             # Never send what Discord will refuse: a 413 costs the whole upload.
             raise UploadTooLarge(size, limit)
         rendered = render(card)
+        # Interaction followups answer the command already; a channel message replies to
+        # the message its job answers (a mention), as the card did.
+        reply = self._replies.get(card.job_id) if card.job_id is not None else None
 
-        def params() -> MultipartParameters:
+        def params(*, channel: bool = False) -> MultipartParameters:
             # A fresh File per attempt: a retried request must re-read from the start.
             return handle_message_parameters(
                 embed=rendered.embed, view=rendered.view, file=discord.File(path, filename=path.name),
-                allowed_mentions=discord.AllowedMentions.none())
+                allowed_mentions=discord.AllowedMentions.none(),
+                **_reply_reference(place.channel, reply if channel else None))
 
         live = self._upload_interaction(place, card)
         try:
@@ -475,7 +510,8 @@ class DiscordPort:
                 except discord.HTTPException as exc:
                     if exc.status == 413 or exc.code == TOO_LARGE or not self._token_failed(exc, live):
                         raise
-            data = await self._retrying(self._channel_file(place, params), final=True)
+            data = await self._retrying(
+                self._channel_file(place, partial(params, channel=True)), final=True)
         except discord.HTTPException as exc:
             if exc.status == 413 or exc.code == TOO_LARGE:
                 self._limits[place.channel] = min(limit, size - 1)
@@ -523,6 +559,28 @@ class DiscordPort:
 
     async def close(self) -> None:
         """Nothing to release: the port queues no edits (the core paces them)."""
+
+
+def _reply_reference(channel: str, message_id: str | None) -> dict[str, Any]:
+    """`message_reference` for a reply to `message_id` in `channel` ({} for none). With
+    `fail_if_not_exists: false` Discord posts a plain message when the user has deleted
+    theirs, instead of refusing the card or the video."""
+    if not message_id:
+        return {}
+    reference = discord.MessageReference(message_id=int(message_id), channel_id=int(channel),
+                                         fail_if_not_exists=False)
+    # The payload takes the reference as a dict, as discord.py's own Messageable.send passes it.
+    return {"message_reference": reference.to_dict()}
+
+
+def _keep_reply(old: MessageRef, new: MessageRef) -> MessageRef:
+    """An edit may come back as a bare reference (or a re-post); keep what the card
+    replies to, so a job resumed after a restart still delivers as a reply."""
+    reply = old.extra.get("reply_to")
+    if not reply or new.extra.get("reply_to"):
+        return new
+    return MessageRef(platform=new.platform, channel=new.channel, id=new.id,
+                      extra={**new.extra, "reply_to": reply})
 
 
 def _retryable(exc: discord.HTTPException) -> bool:

@@ -9,26 +9,25 @@ user's words, when the chosen model does not take what was asked.
 
 from __future__ import annotations
 
-import difflib
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from annotated_types import Ge, Gt, Le, Lt
 from pydantic import ValidationError
 
-from bot import catalog
+from bot import catalog, framing, media
 from bot.catalog import Endpoint, FrameRule
 from bot.config import Settings
 from bot.errors import MediaError, UnsupportedOption, UsageError
-from bot.grammar import MAX_SEED, OPTION_BY_NAME, Command, format_number
+from bot.grammar import MAX_SEED, OPTION_BY_NAME, Command, format_number, tokenize
 from bot.jsonpath import set_path
-from bot.model import GenerationRequest, MediaRef, MediaSlot
+from bot.model import GenerationRequest, MediaKind, MediaRef, MediaSlot
+from bot.ports import PlatformTraits
 
 # --ar on LTX-2, whose `video_size` takes fal's size names rather than ratios.
-LTX2_ASPECT_SIZES = {"16:9": "landscape_16_9", "9:16": "portrait_16_9", "1:1": "square_hd",
-                     "4:3": "landscape_4_3", "3:4": "portrait_4_3", "auto": "auto"}
+LTX2_ASPECT_SIZES = framing.LTX2_ASPECT_SIZES
 # Options that pick or shape the request rather than map onto one model field.
 ROUTING_OPTIONS = frozenset({"model", "extend", "image", "video"})
 # Options that map onto one input field of the same meaning on every model that takes them.
@@ -53,8 +52,11 @@ def media_counts(media: Sequence[MediaRef]) -> tuple[int, int]:
     return images, len(media) - images
 
 
-def choose_endpoint(command: Command, media: Sequence[MediaRef], settings: Settings) -> Endpoint:
-    endpoint = _route(command, media, settings)
+def choose_endpoint(
+    command: Command, media: Sequence[MediaRef], settings: Settings,
+    traits: PlatformTraits | None = None,
+) -> Endpoint:
+    endpoint = _route(command, media, settings, traits or PlatformTraits())
     images, videos = media_counts(media)
     # Whatever picked the model (the user or the routing table), it must take these inputs.
     if not endpoint.media.accepts(images, videos):
@@ -65,7 +67,9 @@ def choose_endpoint(command: Command, media: Sequence[MediaRef], settings: Setti
     return endpoint
 
 
-def _route(command: Command, media: Sequence[MediaRef], settings: Settings) -> Endpoint:
+def _route(
+    command: Command, media: Sequence[MediaRef], settings: Settings, traits: PlatformTraits
+) -> Endpoint:
     model = command.options.get("model")
     if model:
         return _named_model(str(model))
@@ -73,16 +77,18 @@ def _route(command: Command, media: Sequence[MediaRef], settings: Settings) -> E
     models = settings.models
     if command.name == "extend" or command.options.get("extend"):
         if videos != 1 or images:
+            gave = f" You gave {_describe_counts(images, videos)}." if images or videos else ""
             raise MediaError(
-                "Extend needs exactly one video (and no images): attach a clip or reply to a "
-                f"message that has one. You gave {_describe_counts(images, videos)}."
+                f"Extend needs exactly one video (and no images): {_give_video(traits)}.{gave}"
             )
         return catalog.by_name(models.extend)
     if command.name == "keyframes":
         if images + videos == 0:
+            give = "give" if traits.local_files else "attach"
             raise MediaError(
-                "Keyframes need images (or a video) to steer the clip: attach two or more "
-                "images, e.g. /keyframes --image a.png --image b.png a flower opens."
+                f"Keyframes need images (or a video) to steer the clip: {give} two or more "
+                f"images, e.g. {traits.command_prefix}keyframes --image a.png --image b.png "
+                "a flower opens."
             )
         return catalog.by_name(models.keyframes)
     if images == 0 and videos == 0:
@@ -96,11 +102,11 @@ def _named_model(model: str) -> Endpoint:
     try:
         return catalog.by_name(model)
     except catalog.UnknownModel:
-        close = difflib.get_close_matches(model.lower(), catalog.all_names(), n=1)
-        hint = f" Did you mean {close[0]}?" if close else ""
+        close = catalog.suggest(model)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
         raise UsageError(
-            f"There is no model called {model!r}.{hint} Models: "
-            + ", ".join(e.key for e in catalog.ENDPOINTS) + "."
+            f"There is no model called {model!r}.{hint} Models (other names in brackets): "
+            f"{catalog.listing()}."
         ) from None
 
 
@@ -124,6 +130,16 @@ def _supports(endpoint: Endpoint, option: str) -> bool:
     return option in endpoint.options
 
 
+def _give_video(traits: PlatformTraits) -> str:
+    """How a user gives a clip here: by path or job number where local files are
+    accepted (a terminal has nothing to attach and no message to reply to)."""
+    if traits.local_files:
+        prefix = traits.command_prefix
+        return (f"give one with --video PATH (a file or a link), or extend a finished job "
+                f"with {prefix}extend #N (see {prefix}jobs)")
+    return "attach a clip or reply to a message that has one"
+
+
 def _describe_counts(images: int, videos: int) -> str:
     if not images and not videos:
         return "no attachments"
@@ -133,6 +149,57 @@ def _describe_counts(images: int, videos: int) -> str:
     if videos:
         parts.append(f"{videos} video{'s' if videos != 1 else ''}")
     return " and ".join(parts)
+
+
+# ---------------------------------------------------------------- a prompt that names a file
+
+# Punctuation that may cling to a word: "see cat.png," names cat.png.
+_CLINGING = ",;:!?()[]{}<>\"'`"
+
+
+def refuse_file_words(command: Command, text: str, traits: PlatformTraits, *, attached: int) -> None:
+    """Refuse a prompt without media that names a file (`the cat yawns cat.png`).
+
+    It would run a text-to-video that never sees the file, and charge for it; a refusal
+    costs nothing and says how to give the file. A word the user put in quotes is meant
+    as a word. `text` is the raw text the command was parsed from; `attached` counts the
+    platform's attachments. Files on this machine count only where the platform takes
+    local paths."""
+    if attached or command.media:
+        return
+    quoted = {w for token, was_quoted in tokenize(text) if was_quoted for w in token.split()}
+    for word in command.prompt.split():
+        name = word.strip(_CLINGING).rstrip(".")
+        kind = None if word in quoted else _file_kind(name, traits)
+        if kind is not None:
+            raise UsageError(_file_word_refusal(name, kind, traits))
+
+
+def _file_kind(name: str, traits: PlatformTraits) -> MediaKind | None:
+    kind = media.kind_from_hint(None, name)
+    if kind != "unknown":
+        return kind
+    if not traits.local_files or not ("/" in name or "." in name.strip(".")):
+        return None
+    path = Path(name).expanduser()
+    try:
+        return media.kind_of_file(path) if path.is_file() else None
+    except (MediaError, OSError):
+        return None  # a file, but not a picture or a clip: a word like any other
+
+
+def _file_word_refusal(name: str, kind: MediaKind, traits: PlatformTraits) -> str:
+    article = "an" if kind == "image" else "a"
+    word = "but here it is only a word of the prompt"
+    if "://" in name:
+        said, give = f"{name} is a link to {article} {kind}, {word}", f"give it with --{kind} {name}"
+    elif traits.local_files:
+        said, give = f"{name} looks like {article} {kind} file, {word}", f"give it with --{kind} {name}"
+    else:
+        said = f"{name} looks like the name of {article} {kind}, but nothing is attached"
+        give = f"attach it (or reply to a message that has it), or give a link with --{kind} URL"
+    return (f"{said}: the model would never see it. To start from it, {give}. "
+            "If you meant the word, put it in quotes.")
 
 
 # ---------------------------------------------------------------- building the request
@@ -147,6 +214,7 @@ class _Draft:
     media: Sequence[MediaRef]
     payload: dict[str, Any]
     slots: list[MediaSlot] = field(default_factory=list)
+    source_aspect: float | None = None  # the first input's width/height, once it is probed
 
 
 def build_request(
@@ -155,26 +223,35 @@ def build_request(
     settings: Settings,
     *,
     seed_source: Callable[[], int] | None = None,
+    input_aspect: float | None = None,
+    traits: PlatformTraits | None = None,
 ) -> GenerationRequest:
-    """Route, map every option onto the chosen endpoint's fields, validate, and price it."""
+    """Route, map every option onto the chosen endpoint's fields, validate, and price it.
+
+    `input_aspect` is the first input's width/height once it has been probed: where a
+    model would impose its own shape (extend: 16:9), the request follows the input's
+    unless --ar says otherwise. `traits` words refusals for the platform (how to give a
+    file there)."""
     if command.name == "quote" and not command.prompt and not media:
         raise UsageError("What should I price? e.g. quote a red fox runs through snow --seconds 5")
     if not command.prompt:
         raise UsageError(
             "Please describe the video, e.g. `a red fox runs through snow at dawn --seconds 5`."
         )
-    endpoint = choose_endpoint(command, media, settings)
+    endpoint = choose_endpoint(command, media, settings, traits)
     for name in command.options:
         if name not in ROUTING_OPTIONS | _OWN_STEP and name not in endpoint.options:
             raise _unsupported(endpoint, name, media)
-    draft = _Draft(endpoint, command.options, media, {"prompt": command.prompt})
+    draft = _Draft(endpoint, command.options, media, {"prompt": command.prompt},
+                   source_aspect=input_aspect)
     for step in (_length, _direct_options, _framing, _media_fields, _strength, _start_frame,
                  _keyframes):
         step(draft)
     if "seed" not in draft.payload and seed_source is not None:
         draft.payload["seed"] = seed_source()
     data = validate_input(endpoint, draft.payload)
-    estimate = catalog.estimate(endpoint, data, settings.quota.credits_per_usd, settings.prices)
+    estimate = catalog.estimate(endpoint, data, settings.quota.credits_per_usd, settings.prices,
+                                input_aspect=input_aspect)
     return GenerationRequest(endpoint=endpoint, input=data, estimate=estimate,
                              media=list(media), slots=draft.slots, prompt=command.prompt)
 
@@ -198,8 +275,8 @@ def _length(draft: _Draft) -> None:
             if name in draft.options:
                 raise UnsupportedOption(
                     f"{draft.endpoint.title} makes clips of a fixed length, so "
-                    f"--{OPTION_BY_NAME[name].flags[0]} does not apply. LTX-2 (with an image) "
-                    "and ltx-13b take --seconds and --fps."
+                    f"--{OPTION_BY_NAME[name].flags[0]} does not apply."
+                    + _who_takes(draft.endpoint, name, draft.media)
                 )
         return
     fps = _fps(draft, rule)
@@ -262,52 +339,11 @@ def _direct_options(draft: _Draft) -> None:
         raise UsageError("--end-strength needs an end image: attach a second image.")
 
 
-# -- framing: aspect and resolution
+# -- framing: aspect and resolution (bot.framing)
 
 
 def _framing(draft: _Draft) -> None:
-    options, endpoint = draft.options, draft.endpoint
-    aspect = options.get("aspect")
-    if endpoint.options.get("aspect") == "video_size":
-        if "resolution" in options:
-            draft.payload["video_size"] = _resolution_size(str(options["resolution"]), aspect or "16:9")
-        elif aspect:
-            draft.payload["video_size"] = LTX2_ASPECT_SIZES[aspect]
-        return
-    if aspect is not None:
-        allowed = _literal_choices(endpoint, "aspect_ratio")
-        if aspect not in allowed:
-            raise UsageError(f"{endpoint.title} takes --ar {', '.join(allowed)}; got {aspect}.")
-        draft.payload["aspect_ratio"] = aspect
-    if "resolution" in options:
-        allowed = _literal_choices(endpoint, "resolution")
-        res = str(options["resolution"]).lower()
-        if res not in allowed:
-            raise UsageError(
-                f"{endpoint.title} takes --resolution {', '.join(allowed)}; got {options['resolution']}."
-            )
-        draft.payload["resolution"] = res
-
-
-def _resolution_size(resolution: str, aspect: str) -> dict[str, int]:
-    text = resolution.lower().replace(" ", "")
-    refusal = (f"--resolution takes 480p, 720p, 1080p or WIDTHxHEIGHT like 1280x720; "
-               f"got {resolution!r}.")
-    if "x" in text:
-        w, _, h = text.partition("x")
-        if w.isdigit() and h.isdigit():
-            return {"width": int(w), "height": int(h)}
-        raise UsageError(refusal)
-    heights = {"480p": 480, "720p": 720, "1080p": 1080}
-    if text not in heights:
-        raise UsageError(refusal)
-    short = heights[text]
-    ratios = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4)}
-    rw, rh = ratios.get(aspect, (16, 9))
-    # Keep the short side exact and round the long one to a multiple of 32, which LTX prefers.
-    if rw >= rh:
-        return {"width": int(round(short * rw / rh / 32) * 32), "height": short}
-    return {"width": short, "height": int(round(short * rh / rw / 32) * 32)}
+    framing.apply(draft.endpoint, draft.options, draft.payload, draft.source_aspect)
 
 
 # -- where the attachments go
@@ -403,26 +439,8 @@ def default_positions(count: int, frames: int) -> list[int]:
 # ---------------------------------------------------------------- the model's own limits
 
 
-def _field_bounds(endpoint: Endpoint, field_name: str) -> tuple[float | None, float | None]:
-    info = endpoint.input_model.model_fields.get(field_name)
-    lo: float | None = None
-    hi: float | None = None
-    if info is None:
-        return lo, hi
-    for meta in info.metadata:
-        if isinstance(meta, Ge):
-            lo = float(meta.ge)  # type: ignore[arg-type]
-        elif isinstance(meta, Gt):
-            lo = float(meta.gt)  # type: ignore[arg-type]
-        elif isinstance(meta, Le):
-            hi = float(meta.le)  # type: ignore[arg-type]
-        elif isinstance(meta, Lt):
-            hi = float(meta.lt)  # type: ignore[arg-type]
-    return lo, hi
-
-
 def _check_model_range(endpoint: Endpoint, option: str, field_name: str, value: float) -> None:
-    lo, hi = _field_bounds(endpoint, field_name)
+    lo, hi = framing.field_bounds(endpoint, field_name)
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         flag = OPTION_BY_NAME[option].flags[0]
         if lo is not None and hi is not None:
@@ -434,21 +452,29 @@ def _check_model_range(endpoint: Endpoint, option: str, field_name: str, value: 
         raise UsageError(f"--{flag} must be {rng} for {endpoint.title}; got {format_number(value)}.")
 
 
-def _literal_choices(endpoint: Endpoint, field_name: str) -> tuple[str, ...]:
-    annotation = endpoint.input_model.model_fields[field_name].annotation
-    return tuple(getattr(annotation, "__args__", ()))
-
-
 def _unsupported(
     endpoint: Endpoint, option: str, media: Sequence[MediaRef] = ()
 ) -> UnsupportedOption:
     flag = OPTION_BY_NAME[option].flags[0]
+    return UnsupportedOption(
+        f"{endpoint.title} does not support --{flag}.{_who_takes(endpoint, option, media)}"
+    )
+
+
+def _who_takes(endpoint: Endpoint, option: str, media: Sequence[MediaRef]) -> str:
+    """Which models take `option`: those that could run with what the user attached, or
+    else every one that takes it and what it needs (--camera on a prompt alone: ltx-2,
+    with an image), so a refusal always says where the option works."""
     images, videos = media_counts(media)
-    # Only suggest models that could run with what the user attached.
-    others = [e.key for e in catalog.ENDPOINTS
-              if e is not endpoint and _supports(e, option) and e.media.accepts(images, videos)]
-    hint = f" Use --model {' or '.join(others)} for that." if others else ""
-    return UnsupportedOption(f"{endpoint.title} does not support --{flag}.{hint}")
+    takers = [e for e in catalog.ENDPOINTS if e is not endpoint and _supports(e, option)]
+    runnable = [e.key for e in takers if e.media.accepts(images, videos)]
+    if runnable:
+        return f" Use --model {' or '.join(runnable)} for that."
+    if len(takers) == 1:
+        return f" Only {takers[0].key} takes it, with {takers[0].media.describe()}."
+    if takers:
+        return " " + ", ".join(f"{e.key} (with {e.media.describe()})" for e in takers) + " take it."
+    return ""
 
 
 def _explain_validation(endpoint: Endpoint, exc: ValidationError) -> str:
@@ -459,4 +485,5 @@ def _explain_validation(endpoint: Endpoint, exc: ValidationError) -> str:
         option = reverse.get(str(err["loc"][0])) if err["loc"] else None
         label = f"--{OPTION_BY_NAME[option].flags[0]}" if option else field_name
         parts.append(f"{label}: {err['msg']}")
-    return f"{endpoint.title} refused this request: " + "; ".join(parts) + "."
+    # A union field (a size or a size name) fails once per arm with the same words.
+    return f"{endpoint.title} refused this request: " + "; ".join(dict.fromkeys(parts)) + "."

@@ -27,7 +27,15 @@ from bot.catalog.base import (
     VideoOutput,
 )
 from bot.catalog.extend import ExtendInput, ExtendVideoConditioning
-from bot.catalog.lookup import ENDPOINTS, UnknownModel, all_names, by_endpoint_id, by_name
+from bot.catalog.lookup import (
+    ENDPOINTS,
+    UnknownModel,
+    all_names,
+    by_endpoint_id,
+    by_name,
+    listing,
+    suggest,
+)
 from bot.catalog.ltx2 import (
     LTX2_NEGATIVE,
     CameraLora,
@@ -92,8 +100,10 @@ __all__ = [
     "by_endpoint_id",
     "by_name",
     "estimate",
+    "listing",
     "output_geometry",
     "price_for",
     "settle_usd",
+    "suggest",
     "usd_to_credits",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 from bot.catalog import extend, ltx2, ltx13b, ltx_video
 from bot.catalog.base import Endpoint
 
@@ -34,3 +36,23 @@ def by_endpoint_id(endpoint_id: str, endpoints: tuple[Endpoint, ...] = ENDPOINTS
 def all_names() -> list[str]:
     """Every key and alias, for "did you mean" hints."""
     return sorted({n for e in ENDPOINTS for n in (e.key, *e.aliases)})
+
+
+def listing() -> str:
+    """Every model by the names users may give: `ltx-video (ltx, ltx-t2v, t2v), ltx-2 (...)`.
+
+    Refusals print this, and suggest only names from it, so a hint is always a name shown."""
+    return ", ".join(f"{e.key} ({', '.join(e.aliases)})" if e.aliases else e.key
+                     for e in ENDPOINTS)
+
+
+def suggest(name: str, limit: int = 2) -> list[str]:
+    """Names (keys or aliases) close to `name`, best first, at most one per model."""
+    owner = {n.lower(): e for e in ENDPOINTS for n in (e.key, *e.aliases)}
+    picked: list[str] = []
+    seen: set[str] = set()
+    for close in difflib.get_close_matches(name.strip().lower(), owner, n=len(owner), cutoff=0.6):
+        if owner[close].key not in seen:
+            seen.add(owner[close].key)
+            picked.append(close)
+    return picked[:limit]

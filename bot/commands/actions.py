@@ -55,8 +55,23 @@ async def _extend(svc: Services, inv: Invocation, job_id: int) -> None:
     parent, video_url = await _finished(svc, job_id, "extend")
     command = grammar.parse("extend", inv.text.strip() or parent.prompt)
     ref = MediaRef(kind="video", url=video_url)
-    request = routing.build_request(command, [ref], svc.settings, seed_source=routing.random_seed)
+    request = routing.build_request(command, [ref], svc.settings, seed_source=routing.random_seed,
+                                    input_aspect=_made_aspect(parent))
     await start(svc, inv, request, [None], parent_id=parent.id, parent_kind="extend")
+
+
+def _made_aspect(parent: JobRecord) -> float | None:
+    """The width/height of a job's video (an extension keeps its shape): as fal reported
+    it, else as it was asked for."""
+    made = (parent.result or {}).get("video") or {}
+    if made.get("width") and made.get("height"):
+        return float(made["width"]) / float(made["height"])
+    try:
+        endpoint = catalog.by_endpoint_id(parent.endpoint_id)
+    except catalog.UnknownModel:
+        return None
+    width, height, _ = catalog.output_geometry(endpoint, parent.input)
+    return width / height
 
 
 async def _continue(svc: Services, inv: Invocation, job_id: int) -> None:

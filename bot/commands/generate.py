@@ -26,13 +26,15 @@ log = logging.getLogger(__name__)
 
 async def generate(svc: Services, inv: Invocation, port: ChatPort, *, name: str) -> None:
     command = grammar.parse(name, inv.text, inv.options)
+    routing.refuse_file_words(command, inv.text, port.traits, attached=len(inv.attachments))
     attachments = list(inv.attachments) + [
         Attachment(url=ref.url, filename=Path(ref.url).name, kind=ref.kind) for ref in command.media
     ]
     with scratch(svc) as folder:
         inputs = await _fetch(svc, attachments, folder, allow_local=port.traits.local_files)
         refs = [MediaRef(kind=item.info.kind, url=item.source) for item in inputs]
-        request = routing.build_request(command, refs, svc.settings, seed_source=routing.random_seed)
+        request = routing.build_request(command, refs, svc.settings, seed_source=routing.random_seed,
+                                        input_aspect=_shape(inputs), traits=port.traits)
         prepared = await fit_images(svc, request, inputs, folder)
         await start(svc, inv, request, prepared)
 
@@ -40,8 +42,9 @@ async def generate(svc: Services, inv: Invocation, port: ChatPort, *, name: str)
 async def quote(svc: Services, inv: Invocation, port: ChatPort) -> str:
     """What a job would cost. It needs no bytes: the platform's hints say what is attached."""
     command = grammar.parse("quote", inv.text, inv.options)
+    routing.refuse_file_words(command, inv.text, port.traits, attached=len(inv.attachments))
     refs = [MediaRef(kind=_hint_kind(a), url=a.url) for a in inv.attachments] + command.media
-    request = routing.build_request(command, refs, svc.settings)
+    request = routing.build_request(command, refs, svc.settings, traits=port.traits)
     est = request.estimate
     fps = float(request.input.get("fps") or request.input.get("frame_rate")
                 or request.endpoint.fixed_fps or 25)
@@ -146,6 +149,13 @@ def _requested_aspect(request: GenerationRequest) -> str | None:
     if isinstance(size, dict):
         return f"{int(size['width'])}:{int(size['height'])}"
     return None
+
+
+def _shape(inputs: Sequence[LocalMedia]) -> float | None:
+    """The first input's width/height as probed: where a model would impose its own
+    shape, the request follows this one instead (extending a 9:16 clip makes 9:16)."""
+    first = next((m.info for m in inputs if m.info.width > 0 and m.info.height > 0), None)
+    return first.width / first.height if first is not None else None
 
 
 def _hint_kind(att: Attachment) -> MediaKind:

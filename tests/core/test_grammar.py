@@ -12,6 +12,7 @@ from bot import catalog, grammar, routing
 from bot.config import Settings
 from bot.errors import MediaError, UnsupportedOption, UsageError, UserError
 from bot.model import MediaRef
+from bot.ports import PlatformTraits
 from bot.preview import preview
 
 S = Settings()
@@ -145,6 +146,193 @@ def test_errors(text: str, media: list[MediaRef], name: str, error: type[Excepti
         build(text, media, name)
     if fragment:
         assert fragment in str(info.value)
+
+
+# ---------------------------------------------------------------- smaller things users met
+
+
+@pytest.mark.parametrize(
+    ("text", "shape", "aspect", "size"),
+    [
+        ("more waves", 9 / 16, "9:16", (720, 1280)),  # a portrait clip stays portrait
+        ("more waves", 16 / 9, "16:9", (1280, 720)),
+        ("more waves", 1.0, "16:9", (1280, 720)),  # square: the model's default
+        ("more waves --ar 16:9", 9 / 16, "16:9", (1280, 720)),  # --ar says otherwise
+        ("more waves --resolution 480p", 0.6, "9:16", (480, 853)),
+    ],
+)
+def test_extend_follows_the_clips_shape(text: str, shape: float, aspect: str,
+                                        size: tuple[int, int]) -> None:
+    req = routing.build_request(grammar.parse("extend", text), [VID], S, input_aspect=shape)
+    assert req.input["aspect_ratio"] == aspect
+    assert (req.estimate.width, req.estimate.height) == size  # priced for what is made
+
+
+def test_extend_before_the_clip_is_probed_keeps_the_default() -> None:
+    assert build("more waves", [VID], "extend").input["aspect_ratio"] == "16:9"
+
+
+def test_ltx2_resolution_follows_the_images_shape() -> None:
+    def size(text: str, shape: float | None) -> Any:
+        return routing.build_request(grammar.parse("video", text), [IMG], S,
+                                     input_aspect=shape).input["video_size"]
+
+    assert size("a fox --resolution 720p", 3 / 4) == {"width": 720, "height": 960}
+    assert size("a fox --resolution 720p", 3 / 2) == {"width": 1088, "height": 720}
+    assert size("a fox --resolution 720p --ar 16:9", 3 / 4) == {"width": 1280, "height": 720}
+    assert size("a fox --resolution 480p", 1 / 6) == {"width": 480, "height": 2048}  # capped
+    assert size("a fox --resolution 720p", None) == {"width": 1280, "height": 720}
+
+
+@pytest.mark.parametrize("value", ["4000x4000", "32x720", "big", "720", "square-xl"])
+def test_ltx2_resolution_refusal_is_one_sentence_with_every_form(value: str) -> None:
+    with pytest.raises(UsageError) as info:
+        build(f"a fox --resolution {value}", [IMG])
+    text = str(info.value)
+    assert "Input should" not in text and text.count("--resolution") == 1
+    assert text.count(".") == 1 + text.count("e.g.") * 2  # one sentence
+    for form in ("480p", "720p", "1080p", "64x64 to 2048x2048", "square_hd", "landscape_16_9",
+                 "portrait_4_3"):
+        assert form in text
+    assert text.endswith(f"got {value!r}.")
+
+
+@pytest.mark.parametrize(
+    ("value", "size", "pixels"),
+    [
+        ("square_hd", "square_hd", (1024, 1024)),
+        ("landscape-16-9", "landscape_16_9", (1024, 576)),
+        ("Portrait_4_3", "portrait_4_3", (768, 1024)),
+        ("2048x2048", {"width": 2048, "height": 2048}, (2048, 2048)),
+    ],
+)
+def test_ltx2_takes_its_size_names(value: str, size: Any, pixels: tuple[int, int]) -> None:
+    req = build(f"a fox --resolution {value}", [IMG])
+    assert req.input["video_size"] == size
+    assert (req.estimate.width, req.estimate.height) == pixels
+
+
+def test_a_size_name_and_a_different_ar_conflict() -> None:
+    assert build("a fox --resolution portrait_16_9 --ar 9:16", [IMG]).input["video_size"] == "portrait_16_9"
+    with pytest.raises(UsageError, match="already sets the shape"):
+        build("a fox --resolution square_hd --ar 9:16", [IMG])
+    # Models without size names list what they take.
+    with pytest.raises(UsageError, match="takes --resolution 480p, 720p; got square_hd"):
+        build("a fox --resolution square_hd", [IMG, IMG2])
+
+
+def test_a_refused_size_is_explained_once() -> None:
+    """A union field fails once per arm with the same words: each is said once."""
+    with pytest.raises(UsageError) as info:
+        routing.validate_input(catalog.by_name("ltx-2"), {
+            "prompt": "a fox", "image_url": "https://x/a.png",
+            "video_size": {"width": 4000, "height": 4000}})
+    assert str(info.value).count("less than or equal to 2048") == 1
+
+
+@pytest.mark.parametrize("typo", ["ltx3", "ltx-13", "LTX2 ", "extnd", "ltx-video-2", "keyframe", "19"])
+def test_model_did_you_mean_suggests_only_names_it_lists(typo: str) -> None:
+    try:
+        build(f"a fox --model {typo}", [IMG])
+        return  # a name after all (e.g. a different case)
+    except UsageError as exc:
+        text = str(exc)
+    listed = text.split("Models (other names in brackets): ", 1)[1]
+    names = set(listed.replace("(", ",").replace(")", ",").rstrip(".").replace(" ", "").split(","))
+    names.discard("")
+    assert names == set(catalog.all_names())  # every key and alias is shown
+    if "Did you mean" in text:
+        suggested = text.split("Did you mean ", 1)[1].split("?", 1)[0].split(" or ")
+        assert suggested and set(suggested) <= names, (suggested, names)
+
+
+def test_ltx3_suggests_names_that_are_listed() -> None:
+    with pytest.raises(UsageError) as info:
+        build("a fox --model ltx3")
+    assert "Did you mean ltx or ltx2?" in str(info.value)
+    assert "ltx-video (ltx, " in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "media", "fragment"),
+    [
+        ("a fox --camera dolly_in", [], "Only ltx-2 takes it, with 1 to 2 images."),
+        ("a fox --camera dolly_in", [VID], "Only ltx-2 takes it, with 1 to 2 images."),
+        ("a fox --camera dolly_in --model ltx-13b", [IMG], "Use --model ltx-2 for that."),
+        ("a fox --from 4", [IMG], "Only ltx-extend takes it, with 1 video."),
+        ("a fox --seconds 3 --model ltx-i2v", [IMG], "Use --model ltx-13b or ltx-2 for that."),
+    ],
+)
+def test_an_unsupported_flag_names_the_models_that_take_it(
+        text: str, media: list[MediaRef], fragment: str) -> None:
+    with pytest.raises(UnsupportedOption) as info:
+        build(text, media, "extend" if media == [VID] and "--model" not in text else "video")
+    assert fragment in str(info.value)
+
+
+CONSOLE = PlatformTraits(local_files=True)
+CHAT = PlatformTraits(local_files=False)
+
+
+def test_extend_without_a_clip_says_how_to_give_one_here() -> None:
+    def refusal(traits: PlatformTraits) -> str:
+        with pytest.raises(MediaError) as info:
+            routing.build_request(grammar.parse("extend", "more waves"), [], S, traits=traits)
+        return str(info.value)
+
+    assert "--video PATH" in refusal(CONSOLE) and "/extend #N" in refusal(CONSOLE)
+    assert "attach" not in refusal(CONSOLE) and "reply" not in refusal(CONSOLE)
+    assert "attach a clip or reply to a message" in refusal(CHAT)
+
+
+@pytest.mark.parametrize(
+    ("text", "traits", "fragment"),
+    [
+        ("the cat yawns cat.png", CONSOLE, "give it with --image cat.png"),
+        ("the cat yawns cat.png", CHAT, "nothing is attached"),
+        ("waves roll in, see clip.MOV.", CONSOLE, "give it with --video clip.MOV"),
+        ("make https://example.com/a/cat.webp?x=1 dance", CHAT,
+         "give it with --image https://example.com/a/cat.webp?x=1"),
+        ("/extend more waves clip.mp4", CONSOLE, "--video clip.mp4"),
+    ],
+)
+def test_a_file_named_in_a_prompt_alone_is_refused(text: str, traits: PlatformTraits,
+                                                   fragment: str) -> None:
+    name = "extend" if text.startswith("/extend") else "video"
+    text = text.removeprefix("/extend ")
+    with pytest.raises(UsageError) as info:
+        routing.refuse_file_words(grammar.parse(name, text), text, traits, attached=0)
+    assert fragment in str(info.value) and "quotes" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "attached"),
+    [
+        ('the cat yawns "cat.png"', 0),  # quoted: meant as a word
+        ('"a sign that reads cat.png" glows', 0),
+        ("the cat yawns cat.png", 1),  # an attachment: not a prompt alone
+        ("the cat yawns --image cat.png", 0),
+        ("the cat yawns, e.g. slowly", 0),
+        ("a node.js logo spins", 0),
+    ],
+)
+def test_words_that_are_meant_as_words_pass(text: str, attached: int) -> None:
+    routing.refuse_file_words(grammar.parse("video", text), text, CONSOLE, attached=attached)
+
+
+def test_an_existing_local_picture_is_refused_only_where_paths_are_files(tmp_path: Any) -> None:
+    from PIL import Image
+
+    picture = tmp_path / "snapshot.dat"  # a PNG whose name says nothing
+    Image.new("RGB", (8, 8)).save(picture, format="PNG")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    text = f"the cat yawns {picture}"
+    with pytest.raises(UsageError, match=f"--image {picture}"):
+        routing.refuse_file_words(grammar.parse("video", text), text, CONSOLE, attached=0)
+    routing.refuse_file_words(grammar.parse("video", text), text, CHAT, attached=0)
+    text = f"read {notes} aloud"  # a file, but no picture or clip: a word
+    routing.refuse_file_words(grammar.parse("video", text), text, CONSOLE, attached=0)
 
 
 def test_ltx_seed_examples_validate_via_grammar_output() -> None:

@@ -14,10 +14,13 @@ GET /channels/{id}.
 HELLO, READY after IDENTIFY, heartbeat ACKs. Enough for discord.py to log in and
 stay connected, so a process under test never looks for Discord's real gateway.
 
-It mirrors two Discord behaviours the adapter must cope with:
+It mirrors three Discord behaviours the adapter must cope with:
 - the first followup after a non-ephemeral "thinking" defer replaces the
   loading message and cannot be ephemeral;
-- an interaction token stops working 15 minutes after the interaction.
+- an interaction token stops working 15 minutes after the interaction;
+- a reply (`message_reference`) to a message that is gone is refused with
+  400/50035, unless `fail_if_not_exists` is false: then it is posted as a
+  plain message.
 """
 
 from __future__ import annotations
@@ -499,7 +502,20 @@ class FakeDiscord:
         if len(parts) == 3 and m == "POST":
             if (big := self._too_large(call.files)) is not None:
                 return big
-            return self._json(200, self.new_message(channel_id, body, call.files))
+            reference = body.get("message_reference")
+            target = self.visible(int(reference["message_id"])) if reference else None
+            if reference and (target is None or int(target["channel_id"]) != channel_id):
+                if reference.get("fail_if_not_exists", True) is not False:
+                    return self._json(400, {"code": 50035, "message": "Invalid Form Body", "errors": {
+                        "message_reference": {"_errors": [{"code": "REPLIES_UNKNOWN_MESSAGE",
+                                                           "message": "Unknown message"}]}}})
+                reference = None  # Discord posts it as a plain message
+            message = self.new_message(channel_id, body, call.files)
+            if reference:
+                message.update(type=19, message_reference={
+                    "type": 0, "message_id": str(reference["message_id"]),
+                    "channel_id": str(channel_id)})
+            return self._json(200, message)
         if len(parts) == 4:
             mid = int(parts[3])
             msg = self.messages.get(mid)
@@ -526,6 +542,11 @@ class FakeDiscord:
         if message_id in self.deleted:
             return None
         return self.messages.get(message_id)
+
+    def replied_to(self, message: dict[str, Any]) -> int | None:
+        """The id of the message `message` replies to, None when it is a plain message."""
+        reference = message.get("message_reference")
+        return int(reference["message_id"]) if reference else None
 
     def channel_messages(self, channel_id: int) -> list[dict[str, Any]]:
         return [m for mid, m in self.messages.items()

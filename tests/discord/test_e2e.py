@@ -109,9 +109,10 @@ async def test_mention_reply_runs_in_the_channel(live: Live) -> None:
     image = live.p.attachment("sea.png", png_bytes(), "image/png")
     original = live.p.message(author_id=USER_ID + 1, author_name="bob", attachments=[image])
     dispatch_guild(live.client, live.p.guild_create())
-    dispatch_message(live.client, live.p.message(
-        content=f"<@{bot}> the waves start crashing --seconds 1", mentions=[bot], referenced=original))
-    _, job_id = await live.delivered()
+    mention = live.p.message(
+        content=f"<@{bot}> the waves start crashing --seconds 1", mentions=[bot], referenced=original)
+    dispatch_message(live.client, mention)
+    video, job_id = await live.delivered()
     job = await live.wait_job(job_id)
     assert job.prompt == "the waves start crashing" and "image-to-video" in job.endpoint_id
     # No interaction: status card and video are channel messages sent with the bot token.
@@ -119,6 +120,54 @@ async def test_mention_reply_runs_in_the_channel(live: Live) -> None:
     assert upload.bot_auth and upload.path == f"/channels/{CHANNEL_ID}/messages"
     status = live.fake.visible(int(job.status_message.id))
     assert status is not None and f"Job #{job_id}" in flatten_message(status)
+    # Both answer the mention as replies (in a busy channel they stay next to the request),
+    # and a reply whose target is gone is posted anyway rather than refused.
+    assert live.fake.replied_to(status) == int(mention["id"])
+    assert live.fake.replied_to(video) == int(mention["id"])
+    card_post = live.fake.calls_to("POST", f"/channels/{CHANNEL_ID}/messages")[0]
+    assert card_post.body["message_reference"]["fail_if_not_exists"] is False
+
+
+async def test_a_reply_to_a_deleted_mention_is_still_delivered(live: Live) -> None:
+    """The user deletes their mention while the job runs: the video comes as a plain message."""
+    bot = live.fake.bot_id
+    image = live.p.attachment("sea.png", png_bytes(), "image/png")
+    dispatch_guild(live.client, live.p.guild_create())
+    mention = live.p.message(content=f"<@{bot}> the sea glitters --seconds 1", mentions=[bot],
+                             attachments=[image])
+    dispatch_message(live.client, mention)
+    await live.fake.wait_for(lambda c: c.method == "POST" and c.path == f"/channels/{CHANNEL_ID}/messages",
+                             what="the card")
+    live.fake.deleted.add(int(mention["id"]))
+    video, job_id = await live.delivered()
+    assert (await live.wait_job(job_id)).state.value == "done"
+    assert live.fake.replied_to(video) is None
+
+
+@pytest.mark.parametrize("how", ["deleted", "fetch fails"])
+async def test_a_mention_replying_to_a_message_it_cannot_see_starts_nothing(
+        live: Live, how: str) -> None:
+    bot = live.fake.bot_id
+    dispatch_guild(live.client, live.p.guild_create())
+    image = live.p.attachment("sea.png", png_bytes(), "image/png")
+    original = live.p.message(author_id=USER_ID + 1, author_name="bob", attachments=[image])
+    mention = live.p.message(content=f"<@{bot}> the waves start crashing", mentions=[bot],
+                             referenced=original)
+    if how == "deleted":
+        # The gateway says so: the reference is there, the message is null.
+        live.fake.deleted.add(int(original["id"]))
+        mention["referenced_message"] = None
+    else:
+        # Not in the event (too old for the cache), and the fetch is refused.
+        del mention["referenced_message"]
+        live.fake.fail_next("GET", f"/messages/{original['id']}", 403, code=50001)
+    dispatch_message(live.client, mention)
+    await live.fake.wait_until(lambda: bool(_dm_texts(live.fake, USER_ID)), what="the refusal")
+    assert "couldn't see the message you replied to" in _dm_texts(live.fake, USER_ID)[0]
+    assert await live.app.store.list_jobs(f"discord:{USER_ID}") == []
+    assert await live.app.store.ledger_rows() == []
+    # No card, no video: the channel holds only what the users wrote.
+    assert [m for m in live.fake.channel_messages(CHANNEL_ID) if m["author"]["id"] == str(bot)] == []
 
 
 def _dm_texts(fake: FakeDiscord, user_id: int) -> list[str]:

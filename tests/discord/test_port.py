@@ -300,3 +300,21 @@ async def test_tell_without_interaction_prefers_dm_then_mentions_in_channel(
     assert sent.path == f"/channels/{CHANNEL_ID}/messages"
     assert sent.body["content"] == f"<@{USER_ID}> Quota used up."
     assert [int(u) for u in sent.body["allowed_mentions"]["users"]] == [USER_ID]
+
+
+async def test_a_mentions_card_and_video_reply_to_it_also_after_a_restart(
+    client: LtxClient, fake: FakeDiscord, payloads: Payloads, settings: Settings, tmp_path: Path,
+) -> None:
+    mention = payloads.message(content="a cat")
+    asked = MessageRef("discord", str(CHANNEL_ID), mention["id"])
+    with client.port.replying_to(asked):
+        ref = await client.port.post(PLACE, card("Queued", job_id=8))
+    other = await client.port.post(PLACE, card("Someone else's", job_id=9))  # not in that context
+    assert fake.replied_to(shown(fake, ref)) == int(mention["id"])
+    assert fake.replied_to(shown(fake, other)) is None
+    # A new process knows the reply only from the stored reference of the card.
+    fresh = DiscordPort(client, settings)
+    edited = await fresh.edit(ref, card("Running", job_id=8))
+    assert edited.extra["reply_to"] == mention["id"]
+    sent = await fresh.send_video(PLACE, mp4_file(tmp_path / "v.mp4"), card("Done", job_id=8, final=True))
+    assert fake.replied_to(shown(fake, sent)) == int(mention["id"])
