@@ -199,11 +199,14 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
 # ---------------------------------------------------------------- check-config
 
 
-def plan(settings: Settings) -> tuple[list[str], list[str], list[str]]:
-    """What `run` would start: (adapter lines, backend lines, problems that stop it)."""
+def plan(settings: Settings, *, platforms: bool = True) -> tuple[list[str], list[str], list[str]]:
+    """What `run` would start: (adapter lines, backend lines, problems that stop it).
+
+    `platforms=False` (for `chat`, which starts none) leaves out the platforms' problems.
+    """
     found = load_adapters()
     adapters = [line for p in found.platforms if (line := p.describe(settings)) is not None]
-    problems: list[str] = []
+    problems = half_configured(found, settings) if platforms else []
     if not configured_platforms(found, settings):
         if found.terminal is None:
             problems.append(f"no chat platform is configured and no terminal adapter is "
@@ -227,6 +230,14 @@ def plan(settings: Settings) -> tuple[list[str], list[str], list[str]]:
 
 def configured_platforms(found: Adapters, settings: Settings) -> list[PlatformAdapter]:
     return [p for p in found.platforms if p.configured(settings)]
+
+
+def half_configured(found: Adapters, settings: Settings) -> list[str]:
+    """A platform with some of its credentials set but not all stops `run`: left out quietly,
+    the bot would run without it, or fall back to the terminal chat (which, under Docker or
+    systemd, reads the end of its input and exits 0 over and over)."""
+    return [f"{p.title} is half-configured: {why}; set it, or remove the {p.title} settings "
+            f"to run without {p.title}" for p in found.platforms if (why := p.missing(settings))]
 
 
 def _no_credentials(found: Adapters) -> str:
@@ -401,15 +412,12 @@ async def run_bot(settings: Settings, user: str | None) -> int:
     _install_signals(stop)
     found = load_adapters()
     platforms = configured_platforms(found, settings)
-    for line in plan(settings)[0]:
-        if "not started" in line:
-            log.warning("%s", line)  # half-configured: say so rather than silently skip it
     beat = heartbeat_path(settings)
     heartbeat = asyncio.create_task(_heartbeat(beat))
     try:
         if not platforms:
             why = _no_credentials(found)
-            log.info("%s%s (or not complete): starting the %s.", why[0].upper(), why[1:],
+            log.info("%s%s: starting the %s.", why[0].upper(), why[1:],
                      found.terminal.describe if found.terminal else "terminal adapter")
             return await run_chat(settings, user, stop)
         await _serve(App(settings), settings, platforms, stop)
@@ -504,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_parse(settings, args.text, args.attach, sys.stdout)
         if command == "sim":
             return run_sim(settings, extra)
-        _, _, problems = plan(settings)
+        _, _, problems = plan(settings, platforms=command == "run")
         if problems:
             for problem in problems:
                 sys.stderr.write(f"ltx-bot: {problem}\n")

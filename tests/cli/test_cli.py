@@ -125,11 +125,54 @@ def test_check_config_defaults_mean_console_on_the_simulator(capsys: pytest.Capt
     assert "# token = (not set)" in out
 
 
-def test_check_config_explains_half_configured_slack() -> None:
-    settings = Settings.model_validate({"slack": {"bot_token": "xoxb-1", "mode": "http"}})
-    adapters, _, problems = cli.plan(settings)
-    assert any("signing secret (SLACK_SIGNING_SECRET) is missing" in a for a in adapters)
-    assert problems == []
+HALF_CONFIGURED = [
+    pytest.param({"SLACK_BOT_TOKEN": SECRETS["SLACK_BOT_TOKEN"]}, "socket",
+                 "the app token (SLACK_APP_TOKEN or slack.app_token) is missing for Socket Mode",
+                 id="socket-without-app-token"),
+    pytest.param({"SLACK_BOT_TOKEN": SECRETS["SLACK_BOT_TOKEN"]}, "http",
+                 "the signing secret (SLACK_SIGNING_SECRET or slack.signing_secret) is missing "
+                 "for HTTP mode", id="http-without-signing-secret"),
+    pytest.param({"SLACK_APP_TOKEN": SECRETS["SLACK_APP_TOKEN"]}, "socket",
+                 "the bot token (SLACK_BOT_TOKEN or slack.bot_token) is missing for Socket Mode",
+                 id="socket-without-bot-token"),
+]
+
+
+@pytest.mark.parametrize(("credentials", "mode", "missing"), HALF_CONFIGURED)
+def test_half_configured_slack_stops_run_and_check_config(
+        tmp_path: Path, credentials: dict[str, str], mode: str, missing: str) -> None:
+    env = clean_env(**credentials, LTX_BOT__SLACK__MODE=mode)
+    checked = run(["check-config"], cwd=tmp_path, env=env)
+    assert checked.returncode == 2, checked.stdout
+    assert f"# PROBLEM: Slack is half-configured: {missing}" in checked.stdout
+    assert f"adapter: slack: not started ({missing})" in checked.stdout
+    started = run(["run"], cwd=tmp_path, env=env)
+    # Refused before anything starts: no terminal chat reading its input, no database.
+    assert started.returncode == 2, started.stdout + started.stderr
+    assert f"ltx-bot: Slack is half-configured: {missing}; set it" in started.stderr
+    assert started.stdout == "" and "terminal chat" not in started.stderr
+    assert not list(tmp_path.glob("*.sqlite3"))
+    for secret in credentials.values():
+        assert secret not in checked.stdout + started.stdout + started.stderr
+
+
+def test_chat_starts_no_platform_so_a_half_configured_one_does_not_stop_it(tmp_path: Path) -> None:
+    env = clean_env(SLACK_BOT_TOKEN=SECRETS["SLACK_BOT_TOKEN"])
+    result = run(["chat", "--user", "ann"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "half-configured" not in result.stderr
+
+
+def test_discord_settings_without_a_token_are_not_half_configured(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[discord]\napi_url = "http://127.0.0.1:9/api/v10"\nallowed_guilds = [1]\n')
+    checked = run(["check-config", "--config", str(config)], cwd=tmp_path, env=clean_env(DISCORD_TOKEN=""))
+    assert checked.returncode == 0, checked.stdout
+    assert "PROBLEM" not in checked.stdout and "adapter: console chat" in checked.stdout
+    # Nothing configured at all: `run` is the terminal chat (here it reads no input and ends).
+    started = run(["run", "--config", str(config)], cwd=tmp_path, env=clean_env(DISCORD_TOKEN=""))
+    assert started.returncode == 0, started.stderr
+    assert "starting the console chat" in started.stderr
 
 
 def test_fal_backend_without_key_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
