@@ -17,7 +17,6 @@ import re
 import signal
 import sqlite3
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import tomlkit
 from pydantic import BaseModel, SecretStr
 
+from bot import heartbeat
 from bot.config import ConfigError, Settings, load_settings, redacted_dump
 from bot.errors import UserError
 from bot.plugins import GROUP, Adapters, PlatformAdapter, PluginError, Service, load_adapters
@@ -37,8 +37,6 @@ log = logging.getLogger("ltx-bot")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-HEARTBEAT_SECONDS = 15.0
-HEARTBEAT_MAX_AGE = 90.0
 
 
 # ---------------------------------------------------------------- logging
@@ -140,10 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backup", help="copy the database consistently, also while the bot runs")
     _common(p, top=False)
     p.add_argument("dest", metavar="DEST", help="the backup file to write (must not exist)")
-    p = sub.add_parser("health", help="exit 0 when the database opens and `run` is alive (for HEALTHCHECK)")
+    p = sub.add_parser("health", help="exit 0 when the database opens and a `run` or `chat` "
+                       "process is alive (for HEALTHCHECK)")
     _common(p, top=False)
-    p.add_argument("--max-age", type=float, default=HEARTBEAT_MAX_AGE, metavar="SECONDS",
-                   help=f"oldest acceptable heartbeat (default {HEARTBEAT_MAX_AGE:g})")
+    p.add_argument("--max-age", type=float, default=heartbeat.MAX_AGE, metavar="SECONDS",
+                   help=f"oldest acceptable heartbeat (default {heartbeat.MAX_AGE:g})")
     p.add_argument("--no-heartbeat", action="store_true",
                    help="only check that the database opens (no running bot needed)")
     return parser
@@ -295,12 +294,6 @@ def check_config(settings: Settings, path: Path | None, *, as_json: bool, out: A
 # ---------------------------------------------------------------- health
 
 
-def heartbeat_path(settings: Settings) -> Path:
-    """Next to the database, so one volume holds all of the bot's state."""
-    db = Path(settings.database.path)
-    return db.with_name(db.name + ".heartbeat")
-
-
 def health(settings: Settings, *, max_age: float, require_heartbeat: bool) -> tuple[bool, str]:
     db = Path(settings.database.path)
     if not db.is_file():
@@ -316,19 +309,9 @@ def health(settings: Settings, *, max_age: float, require_heartbeat: bool) -> tu
         return False, f"database {db} does not open: {exc}"
     if not require_heartbeat:
         return True, f"database {db} opens"
-    beat = heartbeat_path(settings)
-    try:
-        age = time.time() - beat.stat().st_mtime
-    except FileNotFoundError:
-        return False, f"no heartbeat at {beat}: `ltx-bot run` is not running"
-    if age > max_age:
-        return False, f"heartbeat is {age:.0f} s old (limit {max_age:g} s): the bot is stuck or stopped"
-    return True, f"ok: database opens, heartbeat {age:.0f} s old"
-
-
-def _touch(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
+    # Any process will do: `run`, or `chat` (as in `docker run -it ... chat`), each its own file.
+    alive, what = heartbeat.check(settings.data_dir, max_age=max_age)
+    return alive, f"ok: database opens, {what}" if alive else what
 
 
 def backup(settings: Settings, dest: Path) -> tuple[bool, str]:
@@ -360,16 +343,6 @@ def backup(settings: Settings, dest: Path) -> tuple[bool, str]:
         partial.unlink(missing_ok=True)
         return False, f"backup of {db} failed: {exc}"
     return True, f"backed up {db} to {dest} ({dest.stat().st_size} bytes)"
-
-
-async def _heartbeat(path: Path) -> None:
-    # The event loop itself schedules it: a loop that hangs stops the heartbeat too.
-    while True:
-        try:
-            await asyncio.to_thread(_touch, path)
-        except OSError as exc:
-            log.warning("cannot write heartbeat %s: %s", path, exc.strerror)
-        await asyncio.sleep(HEARTBEAT_SECONDS)
 
 
 # ---------------------------------------------------------------- run and chat
@@ -405,6 +378,11 @@ async def run_chat(settings: Settings, user: str | None, stop: asyncio.Event | N
     return await terminal.run(App(settings), user, stop)
 
 
+async def _chat(settings: Settings, user: str | None) -> int:
+    async with heartbeat.beating(settings.data_dir, "chat"):
+        return await run_chat(settings, user)
+
+
 async def run_bot(settings: Settings, user: str | None) -> int:
     from bot.app import App
 
@@ -412,9 +390,8 @@ async def run_bot(settings: Settings, user: str | None) -> int:
     _install_signals(stop)
     found = load_adapters()
     platforms = configured_platforms(found, settings)
-    beat = heartbeat_path(settings)
-    heartbeat = asyncio.create_task(_heartbeat(beat))
-    try:
+    # Its own heartbeat file, removed on the way out; other processes' files stay.
+    async with heartbeat.beating(settings.data_dir, "run"):
         if not platforms:
             why = _no_credentials(found)
             log.info("%s%s: starting the %s.", why[0].upper(), why[1:],
@@ -422,12 +399,6 @@ async def run_bot(settings: Settings, user: str | None) -> int:
             return await run_chat(settings, user, stop)
         await _serve(App(settings), settings, platforms, stop)
         return EXIT_OK
-    finally:
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
-        with contextlib.suppress(FileNotFoundError):
-            beat.unlink()
 
 
 async def _serve(app: App, settings: Settings, platforms: list[PlatformAdapter],
@@ -518,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.stderr.write(f"ltx-bot: {problem}\n")
             return EXIT_USAGE
         if command == "chat":
-            return asyncio.run(run_chat(settings, args.user))
+            return asyncio.run(_chat(settings, args.user))
         if command == "run":
             return asyncio.run(run_bot(settings, args.user))
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot import cli
+from bot import cli, heartbeat
 from bot.config import Settings
 from tests.guard import with_loopback_guard
 
@@ -235,14 +235,15 @@ def test_health_checks_database_and_heartbeat(tmp_path: Path) -> None:
     ok, message = cli.health(settings, max_age=60, require_heartbeat=False)
     assert ok
     ok, message = cli.health(settings, max_age=60, require_heartbeat=True)
-    assert not ok and "not running" in message
-    beat = cli.heartbeat_path(settings)
-    beat.touch()
-    assert cli.health(settings, max_age=60, require_heartbeat=True)[0]
-    old = time.time() - 600
-    os.utime(beat, (old, old))
+    assert not ok and "no `ltx-bot run` or `ltx-bot chat` is running" in message
+    beat = heartbeat.Heartbeat(settings.data_dir, "chat", host="box", pid=4242)
+    beat.write()
     ok, message = cli.health(settings, max_age=60, require_heartbeat=True)
-    assert not ok and "stuck or stopped" in message
+    assert ok and "`chat` (pid 4242 on box)" in message, message
+    old = json.loads(beat.path.read_text())
+    beat.path.write_text(json.dumps({**old, "time": time.time() - 600}))
+    ok, message = cli.health(settings, max_age=60, require_heartbeat=True)
+    assert not ok and "stuck or stopped" in message and "pid 4242" in message
 
 
 def test_health_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
@@ -257,7 +258,7 @@ def test_health_command_exit_codes(tmp_path: Path) -> None:
     config.write_text(f'[database]\npath = "{tmp_path / "bot.sqlite3"}"\n')
     assert cli.main(["health", "--config", str(config)]) == 1
     sqlite3.connect(tmp_path / "bot.sqlite3").close()
-    (tmp_path / "bot.sqlite3.heartbeat").touch()
+    heartbeat.Heartbeat(tmp_path, "run").write()  # data_dir: the database's folder
     assert cli.main(["health", "--config", str(config)]) == 0
 
 
