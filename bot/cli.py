@@ -110,7 +110,12 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         help="user name for the terminal chat (default: your login name)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(sim_options: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The `ltx-bot` parser; `sim_options` (the simulator's own parser) gives `sim` its options.
+
+    The simulator's parser is built only when `sim` runs: it imports the simulator, which
+    `health` (every 30 s in Docker) and the other commands do not need.
+    """
     parser = argparse.ArgumentParser(
         prog="ltx-bot",
         description="A chat bot that turns chat commands into LTX Video generations.",
@@ -122,9 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, top=False)
     p = sub.add_parser("chat", help="chat with the bot in this terminal (one command per line)")
     _common(p, top=False)
+    # The simulator's options as its own parser defines them (its -h gives way to ours).
     p = sub.add_parser("sim", help="run the fal-compatible simulator standalone",
-                       description="Options after `sim` (--host, --port, --queue-seconds, "
-                       "--run-seconds, --concurrency, --fail-rate) go to the simulator.")
+                       parents=[sim_options] if sim_options else [], conflict_handler="resolve",
+                       description="Run the fal-compatible simulator on loopback. --host, "
+                       "--queue-seconds, --run-seconds, --concurrency and --port default to the "
+                       "config's backend.sim_* settings (--port to 8765 when sim_port is 0).")
     _common(p, top=False)
     p = sub.add_parser("parse", help="show the fal request a message would make, without running it",
                        usage="ltx-bot parse [--attach PATH_OR_URL]... TEXT")
@@ -177,22 +185,47 @@ def _split_parse_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     return head, text
 
 
+def _sim_argv(argv: list[str]) -> list[str]:
+    """The simulator's own arguments: argv without `--config`/`--user` and their values.
+
+    Any prefix argparse took for one of ours (`--conf`) counts: the parse that came first
+    refused the ambiguous ones.
+    """
+    sim: list[str] = []
+    skip = False
+    for token in argv:
+        name = token.split("=", 1)[0]
+        if skip:
+            skip = False
+        elif len(name) > 2 and any(full.startswith(name) for full in ("--config", "--user")):
+            skip = "=" not in token
+        else:
+            sim.append(token)
+    return sim
+
+
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    """Parse argv; returns (namespace, extra args for `sim`)."""
-    parser = build_parser()
+    """Parse argv; returns (namespace, the simulator's own args for `sim`)."""
     argv = list(argv)
     # Find the command word to treat `parse` and `sim` arguments specially.
     index = next((i for i, a in enumerate(argv) if not a.startswith("-")
                   and (i == 0 or argv[i - 1] not in ("--config", "--user"))), None)
-    if index is not None and argv[index] == "parse":
+    command = argv[index] if index is not None else None
+    if command == "parse":
+        assert index is not None
         head, text = _split_parse_argv(argv[index + 1 :])
-        args = parser.parse_args([*argv[: index + 1], *head])
+        args = build_parser().parse_args([*argv[: index + 1], *head])
         args.text = text
         return args, []
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "sim":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return args, extra
+    if command == "sim":
+        from bot.sim import server
+
+        # Parsed here for `--help` and to refuse a wrong option before anything starts; the
+        # simulator gets its arguments as given, after the config's (see run_sim).
+        assert index is not None
+        args = build_parser(server.build_parser()).parse_args(argv)
+        return args, _sim_argv([*argv[:index], *argv[index + 1 :]])
+    return build_parser().parse_args(argv), []
 
 
 # ---------------------------------------------------------------- check-config

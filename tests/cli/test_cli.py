@@ -66,6 +66,28 @@ def test_parse_keeps_message_flags_in_order() -> None:
 def test_sim_passes_its_own_flags_through() -> None:
     args, extra = cli.parse_args(["sim", "--port", "9999", "--config", "c.toml"])
     assert args.command == "sim" and args.config == "c.toml" and extra == ["--port", "9999"]
+    args, extra = cli.parse_args(["--user", "ann", "sim", "--fail-rate=0.5", "--conf=d.toml",
+                                  "--queue-seconds", "0"])
+    assert args.config == "d.toml" and extra == ["--fail-rate=0.5", "--queue-seconds", "0"]
+
+
+def test_sim_help_shows_the_simulators_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.parse_args(["sim", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ltx-bot sim ")
+    for option in ("--host HOST", "--port PORT", "--queue-seconds", "--run-seconds", "--concurrency",
+                   "--fail-rate", "--drop-stream-rate", "--error-rate", "--seed", "--config FILE"):
+        assert option in out, option
+    assert "backend.sim_*" in out  # where the defaults come from
+
+
+def test_sim_refuses_an_unknown_option_before_starting(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.parse_args(["sim", "--prot", "3"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --prot 3" in capsys.readouterr().err
 
 
 def test_unknown_option_for_other_commands_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
