@@ -268,7 +268,7 @@ def half_configured(found: Adapters, settings: Settings) -> list[str]:
     """A platform with some of its credentials set but not all stops `run`: left out quietly,
     the bot would run without it, or fall back to the terminal chat (which, under Docker or
     systemd, reads the end of its input and exits 0 over and over)."""
-    return [f"{p.title} is half-configured: {why}; set it, or remove the {p.title} settings "
+    return [f"{p.title} is half-configured: {why}; set what is missing, or remove the {p.title} settings "
             f"to run without {p.title}" for p in found.platforms if (why := p.missing(settings))]
 
 

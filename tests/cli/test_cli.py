@@ -157,6 +157,10 @@ HALF_CONFIGURED = [
     pytest.param({"SLACK_APP_TOKEN": SECRETS["SLACK_APP_TOKEN"]}, "socket",
                  "the bot token (SLACK_BOT_TOKEN or slack.bot_token) is missing for Socket Mode",
                  id="socket-without-bot-token"),
+    pytest.param({"SLACK_SIGNING_SECRET": SECRETS["SLACK_SIGNING_SECRET"]}, "socket",
+                 "the bot token (SLACK_BOT_TOKEN or slack.bot_token) and the app token "
+                 "(SLACK_APP_TOKEN or slack.app_token) are missing for Socket Mode",
+                 id="socket-with-only-a-signing-secret"),
 ]
 
 
@@ -171,7 +175,7 @@ def test_half_configured_slack_stops_run_and_check_config(
     started = run(["run"], cwd=tmp_path, env=env)
     # Refused before anything starts: no terminal chat reading its input, no database.
     assert started.returncode == 2, started.stdout + started.stderr
-    assert f"ltx-bot: Slack is half-configured: {missing}; set it" in started.stderr
+    assert f"ltx-bot: Slack is half-configured: {missing}; set what is missing" in started.stderr
     assert started.stdout == "" and "terminal chat" not in started.stderr
     assert not list(tmp_path.glob("*.sqlite3"))
     for secret in credentials.values():
