@@ -4,8 +4,8 @@
 #   docker run -d --name ltx-bot -v ltx-data:/data \
 #       -e FAL_KEY -e DISCORD_TOKEN -e SLACK_BOT_TOKEN -e SLACK_APP_TOKEN ltx-bot
 #
-# State (the SQLite database, its heartbeat, console outputs) lives on the
-# /data volume. An optional config file is read from /etc/ltx-bot/config.toml
+# State (the SQLite database, the running processes' heartbeats, console
+# outputs) lives on the /data volume. An optional config file is read from /etc/ltx-bot/config.toml
 # (mount it read-only). See "Operations" in README.md.
 FROM python:3.11-slim
 
@@ -44,8 +44,10 @@ USER ltx:ltx
 # Slack HTTP mode listens here (socket mode and Discord need no inbound port).
 EXPOSE 3000
 
-# `ltx-bot health` opens the database read-only and checks the heartbeat that
-# `ltx-bot run` writes every 15 s: a hung event loop turns the container unhealthy.
+# `ltx-bot health` opens the database read-only and checks the heartbeats that
+# `ltx-bot run` and `ltx-bot chat` write every 15 s (one file per process under
+# /data/heartbeats): a hung event loop turns the container unhealthy, and
+# `docker run -it ... chat` is as healthy as `run`.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["ltx-bot", "health"]
 

@@ -30,6 +30,12 @@ from bot.ports import Core
 
 log = logging.getLogger(__name__)
 
+# The bot never joins a voice channel, so discord.py's two start-up warnings that voice
+# needs PyNaCl and davey only bury the lines an operator needs; these flags are how
+# discord.py itself decides to warn (once per process), so they are turned off at the source.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
 
 class LtxTree(app_commands.CommandTree["LtxClient"]):
     """The command tree; its error hook sends what discord.py caught through the boundary."""
@@ -134,7 +140,14 @@ class DiscordRunner:
             self.registered = True
 
     async def start(self) -> None:
-        await self.login()
+        try:
+            await self.login()
+        except BaseException:
+            # A refused token leaves discord.py's HTTP session open (it is made before the
+            # first request): close it here, or aiohttp complains at exit after the one line
+            # that says why the start failed.
+            await self.client.close()
+            raise
         self._task = asyncio.create_task(self._connect(), name="discord-gateway")
 
     async def _connect(self) -> None:

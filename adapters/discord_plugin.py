@@ -32,5 +32,7 @@ async def start(app: App, settings: Settings) -> Service:
     return await start_discord(app, settings)
 
 
+# No `missing`: the token is Discord's only credential. Other [discord] settings without it
+# (or an empty DISCORD_TOKEN from a template) mean Discord is simply not configured.
 plugin = PlatformAdapter(name="discord", title="Discord", start=start, describe=describe,
                          configured=lambda settings: settings.discord_enabled)

@@ -26,6 +26,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -111,11 +112,7 @@ class SlackAdapter:
         secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
         if slack.mode == "http" and not secret:
             raise ValueError("slack.signing_secret (SLACK_SIGNING_SECRET) is required in HTTP mode")
-        # process_before_response: every listener only acks and spawns a tracked task, so
-        # answering after it returns costs nothing and means the task exists once Slack
-        # has its answer (no fire-and-forget inside bolt that close() could not reach).
-        self.bolt = AsyncApp(client=self.client, signing_secret=secret, name="ltx-bot",
-                             logger=self.log, process_before_response=True)
+        self.bolt = _bolt_app(self.client, secret, self.log)
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -411,6 +408,36 @@ class SlackAdapter:
 # ---------------------------------------------------------------- runner for `ltx-bot run`
 
 
+class _Drop(logging.Filter):
+    """Drops one exact message (a library's warning that does not apply here)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.message
+
+
+def _bolt_app(client: AsyncWebClient, secret: str, logger: logging.Logger) -> AsyncApp:
+    """The bolt app on our web client (its base URL, timeouts and retry handlers).
+
+    Given no token, bolt reads SLACK_BOT_TOKEN from the environment itself and then warns
+    that it is unused because a client was given: it is the same token, so that one
+    warning is dropped while the app is built (and nothing else, nor at any other time).
+    """
+    quiet = _Drop(warning_client_prioritized_and_token_skipped())
+    logger.addFilter(quiet)
+    try:
+        # process_before_response: every listener only acks and spawns a tracked task, so
+        # answering after it returns costs nothing and means the task exists once Slack
+        # has its answer (no fire-and-forget inside bolt that close() could not reach).
+        return AsyncApp(client=client, signing_secret=secret, name="ltx-bot", logger=logger,
+                        process_before_response=True)
+    finally:
+        logger.removeFilter(quiet)
+
+
 class SlackRunner:
     """Owns the adapter for `ltx-bot run`: construct (registers the port), start, close."""
 
@@ -424,7 +451,11 @@ class SlackRunner:
         return self.adapter.port
 
     async def start(self) -> None:
-        await self.adapter.start()
+        try:
+            await self.adapter.start()
+        except BaseException:
+            await self.adapter.close()  # the web clients' sessions, whatever the start reached
+            raise
 
     async def close(self) -> None:
         await self.adapter.close()

@@ -8,11 +8,38 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
 from bot.config import Settings
 from bot.plugins import PlatformAdapter, Service
 
 if TYPE_CHECKING:
     from bot.app import App
+
+
+def _set(secret: SecretStr | None) -> bool:
+    return secret is not None and bool(secret.get_secret_value())
+
+
+def missing(settings: Settings) -> str | None:
+    """Which credentials a half-done Slack configuration lacks; None when complete or absent.
+
+    Any one of the three set means the operator meant to run Slack: quietly leaving it out
+    would start the bot without it (or fall back to the terminal chat, which ends at once
+    with no input under Docker or systemd).
+    """
+    slack = settings.slack
+    given = [_set(slack.bot_token), _set(slack.app_token), _set(slack.signing_secret)]
+    if settings.slack_enabled or not any(given):
+        return None
+    needed = [("bot token (SLACK_BOT_TOKEN or slack.bot_token)", given[0])]
+    if slack.mode == "socket":
+        needed.append(("app token (SLACK_APP_TOKEN or slack.app_token)", given[1]))
+    else:
+        needed.append(("signing secret (SLACK_SIGNING_SECRET or slack.signing_secret)", given[2]))
+    absent = " and the ".join(name for name, ok in needed if not ok)
+    mode = "Socket Mode" if slack.mode == "socket" else "HTTP mode"
+    return f"the {absent} {'is' if ' and ' not in absent else 'are'} missing for {mode}"
 
 
 def describe(settings: Settings) -> str | None:
@@ -21,11 +48,8 @@ def describe(settings: Settings) -> str | None:
     if settings.slack_enabled:
         where = "Socket Mode" if slack.mode == "socket" else f"HTTP on {slack.host}:{slack.port}"
         return f"slack ({where}, command {slack.command})"
-    if slack.bot_token is not None and slack.bot_token.get_secret_value():
-        missing = ("app token (SLACK_APP_TOKEN)" if slack.mode == "socket"
-                   else "signing secret (SLACK_SIGNING_SECRET)")
-        return f"slack: not started (bot token set but the {missing} is missing for {slack.mode} mode)"
-    return None
+    why = missing(settings)
+    return f"slack: not started ({why})" if why else None
 
 
 async def start(app: App, settings: Settings) -> Service:
@@ -35,4 +59,4 @@ async def start(app: App, settings: Settings) -> Service:
 
 
 plugin = PlatformAdapter(name="slack", title="Slack", start=start, describe=describe,
-                         configured=lambda settings: settings.slack_enabled)
+                         configured=lambda settings: settings.slack_enabled, missing=missing)

@@ -17,7 +17,6 @@ import re
 import signal
 import sqlite3
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import tomlkit
 from pydantic import BaseModel, SecretStr
 
+from bot import heartbeat
 from bot.config import ConfigError, Settings, load_settings, redacted_dump
 from bot.errors import UserError
 from bot.plugins import GROUP, Adapters, PlatformAdapter, PluginError, Service, load_adapters
@@ -37,8 +37,6 @@ log = logging.getLogger("ltx-bot")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-HEARTBEAT_SECONDS = 15.0
-HEARTBEAT_MAX_AGE = 90.0
 
 
 # ---------------------------------------------------------------- logging
@@ -112,7 +110,12 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         help="user name for the terminal chat (default: your login name)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(sim_options: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The `ltx-bot` parser; `sim_options` (the simulator's own parser) gives `sim` its options.
+
+    The simulator's parser is built only when `sim` runs: it imports the simulator, which
+    `health` (every 30 s in Docker) and the other commands do not need.
+    """
     parser = argparse.ArgumentParser(
         prog="ltx-bot",
         description="A chat bot that turns chat commands into LTX Video generations.",
@@ -124,9 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, top=False)
     p = sub.add_parser("chat", help="chat with the bot in this terminal (one command per line)")
     _common(p, top=False)
+    # The simulator's options as its own parser defines them (its -h gives way to ours).
     p = sub.add_parser("sim", help="run the fal-compatible simulator standalone",
-                       description="Options after `sim` (--host, --port, --queue-seconds, "
-                       "--run-seconds, --concurrency, --fail-rate) go to the simulator.")
+                       parents=[sim_options] if sim_options else [], conflict_handler="resolve",
+                       description="Run the fal-compatible simulator on loopback. --host, "
+                       "--queue-seconds, --run-seconds, --concurrency and --port default to the "
+                       "config's backend.sim_* settings (--port to 8765 when sim_port is 0).")
     _common(p, top=False)
     p = sub.add_parser("parse", help="show the fal request a message would make, without running it",
                        usage="ltx-bot parse [--attach PATH_OR_URL]... TEXT")
@@ -140,10 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backup", help="copy the database consistently, also while the bot runs")
     _common(p, top=False)
     p.add_argument("dest", metavar="DEST", help="the backup file to write (must not exist)")
-    p = sub.add_parser("health", help="exit 0 when the database opens and `run` is alive (for HEALTHCHECK)")
+    p = sub.add_parser("health", help="exit 0 when the database opens and a `run` or `chat` "
+                       "process is alive (for HEALTHCHECK)")
     _common(p, top=False)
-    p.add_argument("--max-age", type=float, default=HEARTBEAT_MAX_AGE, metavar="SECONDS",
-                   help=f"oldest acceptable heartbeat (default {HEARTBEAT_MAX_AGE:g})")
+    p.add_argument("--max-age", type=float, default=heartbeat.MAX_AGE, metavar="SECONDS",
+                   help=f"oldest acceptable heartbeat (default {heartbeat.MAX_AGE:g})")
     p.add_argument("--no-heartbeat", action="store_true",
                    help="only check that the database opens (no running bot needed)")
     return parser
@@ -178,32 +185,60 @@ def _split_parse_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     return head, text
 
 
+def _sim_argv(argv: list[str]) -> list[str]:
+    """The simulator's own arguments: argv without `--config`/`--user` and their values.
+
+    Any prefix argparse took for one of ours (`--conf`) counts: the parse that came first
+    refused the ambiguous ones.
+    """
+    sim: list[str] = []
+    skip = False
+    for token in argv:
+        name = token.split("=", 1)[0]
+        if skip:
+            skip = False
+        elif len(name) > 2 and any(full.startswith(name) for full in ("--config", "--user")):
+            skip = "=" not in token
+        else:
+            sim.append(token)
+    return sim
+
+
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    """Parse argv; returns (namespace, extra args for `sim`)."""
-    parser = build_parser()
+    """Parse argv; returns (namespace, the simulator's own args for `sim`)."""
     argv = list(argv)
     # Find the command word to treat `parse` and `sim` arguments specially.
     index = next((i for i, a in enumerate(argv) if not a.startswith("-")
                   and (i == 0 or argv[i - 1] not in ("--config", "--user"))), None)
-    if index is not None and argv[index] == "parse":
+    command = argv[index] if index is not None else None
+    if command == "parse":
+        assert index is not None
         head, text = _split_parse_argv(argv[index + 1 :])
-        args = parser.parse_args([*argv[: index + 1], *head])
+        args = build_parser().parse_args([*argv[: index + 1], *head])
         args.text = text
         return args, []
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "sim":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return args, extra
+    if command == "sim":
+        from bot.sim import server
+
+        # Parsed here for `--help` and to refuse a wrong option before anything starts; the
+        # simulator gets its arguments as given, after the config's (see run_sim).
+        assert index is not None
+        args = build_parser(server.build_parser()).parse_args(argv)
+        return args, _sim_argv([*argv[:index], *argv[index + 1 :]])
+    return build_parser().parse_args(argv), []
 
 
 # ---------------------------------------------------------------- check-config
 
 
-def plan(settings: Settings) -> tuple[list[str], list[str], list[str]]:
-    """What `run` would start: (adapter lines, backend lines, problems that stop it)."""
+def plan(settings: Settings, *, platforms: bool = True) -> tuple[list[str], list[str], list[str]]:
+    """What `run` would start: (adapter lines, backend lines, problems that stop it).
+
+    `platforms=False` (for `chat`, which starts none) leaves out the platforms' problems.
+    """
     found = load_adapters()
     adapters = [line for p in found.platforms if (line := p.describe(settings)) is not None]
-    problems: list[str] = []
+    problems = half_configured(found, settings) if platforms else []
     if not configured_platforms(found, settings):
         if found.terminal is None:
             problems.append(f"no chat platform is configured and no terminal adapter is "
@@ -227,6 +262,14 @@ def plan(settings: Settings) -> tuple[list[str], list[str], list[str]]:
 
 def configured_platforms(found: Adapters, settings: Settings) -> list[PlatformAdapter]:
     return [p for p in found.platforms if p.configured(settings)]
+
+
+def half_configured(found: Adapters, settings: Settings) -> list[str]:
+    """A platform with some of its credentials set but not all stops `run`: left out quietly,
+    the bot would run without it, or fall back to the terminal chat (which, under Docker or
+    systemd, reads the end of its input and exits 0 over and over)."""
+    return [f"{p.title} is half-configured: {why}; set what is missing, or remove the {p.title} settings "
+            f"to run without {p.title}" for p in found.platforms if (why := p.missing(settings))]
 
 
 def _no_credentials(found: Adapters) -> str:
@@ -284,12 +327,6 @@ def check_config(settings: Settings, path: Path | None, *, as_json: bool, out: A
 # ---------------------------------------------------------------- health
 
 
-def heartbeat_path(settings: Settings) -> Path:
-    """Next to the database, so one volume holds all of the bot's state."""
-    db = Path(settings.database.path)
-    return db.with_name(db.name + ".heartbeat")
-
-
 def health(settings: Settings, *, max_age: float, require_heartbeat: bool) -> tuple[bool, str]:
     db = Path(settings.database.path)
     if not db.is_file():
@@ -305,19 +342,9 @@ def health(settings: Settings, *, max_age: float, require_heartbeat: bool) -> tu
         return False, f"database {db} does not open: {exc}"
     if not require_heartbeat:
         return True, f"database {db} opens"
-    beat = heartbeat_path(settings)
-    try:
-        age = time.time() - beat.stat().st_mtime
-    except FileNotFoundError:
-        return False, f"no heartbeat at {beat}: `ltx-bot run` is not running"
-    if age > max_age:
-        return False, f"heartbeat is {age:.0f} s old (limit {max_age:g} s): the bot is stuck or stopped"
-    return True, f"ok: database opens, heartbeat {age:.0f} s old"
-
-
-def _touch(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
+    # Any process will do: `run`, or `chat` (as in `docker run -it ... chat`), each its own file.
+    alive, what = heartbeat.check(settings.data_dir, max_age=max_age)
+    return alive, f"ok: database opens, {what}" if alive else what
 
 
 def backup(settings: Settings, dest: Path) -> tuple[bool, str]:
@@ -349,16 +376,6 @@ def backup(settings: Settings, dest: Path) -> tuple[bool, str]:
         partial.unlink(missing_ok=True)
         return False, f"backup of {db} failed: {exc}"
     return True, f"backed up {db} to {dest} ({dest.stat().st_size} bytes)"
-
-
-async def _heartbeat(path: Path) -> None:
-    # The event loop itself schedules it: a loop that hangs stops the heartbeat too.
-    while True:
-        try:
-            await asyncio.to_thread(_touch, path)
-        except OSError as exc:
-            log.warning("cannot write heartbeat %s: %s", path, exc.strerror)
-        await asyncio.sleep(HEARTBEAT_SECONDS)
 
 
 # ---------------------------------------------------------------- run and chat
@@ -394,6 +411,11 @@ async def run_chat(settings: Settings, user: str | None, stop: asyncio.Event | N
     return await terminal.run(App(settings), user, stop)
 
 
+async def _chat(settings: Settings, user: str | None) -> int:
+    async with heartbeat.beating(settings.data_dir, "chat"):
+        return await run_chat(settings, user)
+
+
 async def run_bot(settings: Settings, user: str | None) -> int:
     from bot.app import App
 
@@ -401,25 +423,15 @@ async def run_bot(settings: Settings, user: str | None) -> int:
     _install_signals(stop)
     found = load_adapters()
     platforms = configured_platforms(found, settings)
-    for line in plan(settings)[0]:
-        if "not started" in line:
-            log.warning("%s", line)  # half-configured: say so rather than silently skip it
-    beat = heartbeat_path(settings)
-    heartbeat = asyncio.create_task(_heartbeat(beat))
-    try:
+    # Its own heartbeat file, removed on the way out; other processes' files stay.
+    async with heartbeat.beating(settings.data_dir, "run"):
         if not platforms:
             why = _no_credentials(found)
-            log.info("%s%s (or not complete): starting the %s.", why[0].upper(), why[1:],
+            log.info("%s%s: starting the %s.", why[0].upper(), why[1:],
                      found.terminal.describe if found.terminal else "terminal adapter")
             return await run_chat(settings, user, stop)
         await _serve(App(settings), settings, platforms, stop)
         return EXIT_OK
-    finally:
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
-        with contextlib.suppress(FileNotFoundError):
-            beat.unlink()
 
 
 async def _serve(app: App, settings: Settings, platforms: list[PlatformAdapter],
@@ -504,13 +516,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_parse(settings, args.text, args.attach, sys.stdout)
         if command == "sim":
             return run_sim(settings, extra)
-        _, _, problems = plan(settings)
+        _, _, problems = plan(settings, platforms=command == "run")
         if problems:
             for problem in problems:
                 sys.stderr.write(f"ltx-bot: {problem}\n")
             return EXIT_USAGE
         if command == "chat":
-            return asyncio.run(run_chat(settings, args.user))
+            return asyncio.run(_chat(settings, args.user))
         if command == "run":
             return asyncio.run(run_bot(settings, args.user))
     except KeyboardInterrupt:

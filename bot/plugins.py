@@ -45,6 +45,9 @@ class PlatformAdapter:
     describe: Callable[[Settings], str | None]
     # Builds, registers its port with `app` (already started) and connects.
     start: Callable[[App, Settings], Awaitable[Service]]
+    # What a half-done configuration lacks (some of the platform's credentials set, not all),
+    # or None. `run` and `check-config` refuse on it rather than quietly leave the platform out.
+    missing: Callable[[Settings], str | None] = lambda settings: None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot import cli
+from bot import cli, heartbeat
 from bot.config import Settings
 from tests.guard import with_loopback_guard
 
@@ -66,6 +66,28 @@ def test_parse_keeps_message_flags_in_order() -> None:
 def test_sim_passes_its_own_flags_through() -> None:
     args, extra = cli.parse_args(["sim", "--port", "9999", "--config", "c.toml"])
     assert args.command == "sim" and args.config == "c.toml" and extra == ["--port", "9999"]
+    args, extra = cli.parse_args(["--user", "ann", "sim", "--fail-rate=0.5", "--conf=d.toml",
+                                  "--queue-seconds", "0"])
+    assert args.config == "d.toml" and extra == ["--fail-rate=0.5", "--queue-seconds", "0"]
+
+
+def test_sim_help_shows_the_simulators_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.parse_args(["sim", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ltx-bot sim ")
+    for option in ("--host HOST", "--port PORT", "--queue-seconds", "--run-seconds", "--concurrency",
+                   "--fail-rate", "--drop-stream-rate", "--error-rate", "--seed", "--config FILE"):
+        assert option in out, option
+    assert "backend.sim_*" in out  # where the defaults come from
+
+
+def test_sim_refuses_an_unknown_option_before_starting(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.parse_args(["sim", "--prot", "3"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --prot 3" in capsys.readouterr().err
 
 
 def test_unknown_option_for_other_commands_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,11 +147,58 @@ def test_check_config_defaults_mean_console_on_the_simulator(capsys: pytest.Capt
     assert "# token = (not set)" in out
 
 
-def test_check_config_explains_half_configured_slack() -> None:
-    settings = Settings.model_validate({"slack": {"bot_token": "xoxb-1", "mode": "http"}})
-    adapters, _, problems = cli.plan(settings)
-    assert any("signing secret (SLACK_SIGNING_SECRET) is missing" in a for a in adapters)
-    assert problems == []
+HALF_CONFIGURED = [
+    pytest.param({"SLACK_BOT_TOKEN": SECRETS["SLACK_BOT_TOKEN"]}, "socket",
+                 "the app token (SLACK_APP_TOKEN or slack.app_token) is missing for Socket Mode",
+                 id="socket-without-app-token"),
+    pytest.param({"SLACK_BOT_TOKEN": SECRETS["SLACK_BOT_TOKEN"]}, "http",
+                 "the signing secret (SLACK_SIGNING_SECRET or slack.signing_secret) is missing "
+                 "for HTTP mode", id="http-without-signing-secret"),
+    pytest.param({"SLACK_APP_TOKEN": SECRETS["SLACK_APP_TOKEN"]}, "socket",
+                 "the bot token (SLACK_BOT_TOKEN or slack.bot_token) is missing for Socket Mode",
+                 id="socket-without-bot-token"),
+    pytest.param({"SLACK_SIGNING_SECRET": SECRETS["SLACK_SIGNING_SECRET"]}, "socket",
+                 "the bot token (SLACK_BOT_TOKEN or slack.bot_token) and the app token "
+                 "(SLACK_APP_TOKEN or slack.app_token) are missing for Socket Mode",
+                 id="socket-with-only-a-signing-secret"),
+]
+
+
+@pytest.mark.parametrize(("credentials", "mode", "missing"), HALF_CONFIGURED)
+def test_half_configured_slack_stops_run_and_check_config(
+        tmp_path: Path, credentials: dict[str, str], mode: str, missing: str) -> None:
+    env = clean_env(**credentials, LTX_BOT__SLACK__MODE=mode)
+    checked = run(["check-config"], cwd=tmp_path, env=env)
+    assert checked.returncode == 2, checked.stdout
+    assert f"# PROBLEM: Slack is half-configured: {missing}" in checked.stdout
+    assert f"adapter: slack: not started ({missing})" in checked.stdout
+    started = run(["run"], cwd=tmp_path, env=env)
+    # Refused before anything starts: no terminal chat reading its input, no database.
+    assert started.returncode == 2, started.stdout + started.stderr
+    assert f"ltx-bot: Slack is half-configured: {missing}; set what is missing" in started.stderr
+    assert started.stdout == "" and "terminal chat" not in started.stderr
+    assert not list(tmp_path.glob("*.sqlite3"))
+    for secret in credentials.values():
+        assert secret not in checked.stdout + started.stdout + started.stderr
+
+
+def test_chat_starts_no_platform_so_a_half_configured_one_does_not_stop_it(tmp_path: Path) -> None:
+    env = clean_env(SLACK_BOT_TOKEN=SECRETS["SLACK_BOT_TOKEN"])
+    result = run(["chat", "--user", "ann"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "half-configured" not in result.stderr
+
+
+def test_discord_settings_without_a_token_are_not_half_configured(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[discord]\napi_url = "http://127.0.0.1:9/api/v10"\nallowed_guilds = [1]\n')
+    checked = run(["check-config", "--config", str(config)], cwd=tmp_path, env=clean_env(DISCORD_TOKEN=""))
+    assert checked.returncode == 0, checked.stdout
+    assert "PROBLEM" not in checked.stdout and "adapter: console chat" in checked.stdout
+    # Nothing configured at all: `run` is the terminal chat (here it reads no input and ends).
+    started = run(["run", "--config", str(config)], cwd=tmp_path, env=clean_env(DISCORD_TOKEN=""))
+    assert started.returncode == 0, started.stderr
+    assert "starting the console chat" in started.stderr
 
 
 def test_fal_backend_without_key_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -192,14 +261,15 @@ def test_health_checks_database_and_heartbeat(tmp_path: Path) -> None:
     ok, message = cli.health(settings, max_age=60, require_heartbeat=False)
     assert ok
     ok, message = cli.health(settings, max_age=60, require_heartbeat=True)
-    assert not ok and "not running" in message
-    beat = cli.heartbeat_path(settings)
-    beat.touch()
-    assert cli.health(settings, max_age=60, require_heartbeat=True)[0]
-    old = time.time() - 600
-    os.utime(beat, (old, old))
+    assert not ok and "no `ltx-bot run` or `ltx-bot chat` is running" in message
+    beat = heartbeat.Heartbeat(settings.data_dir, "chat", host="box", pid=4242)
+    beat.write()
     ok, message = cli.health(settings, max_age=60, require_heartbeat=True)
-    assert not ok and "stuck or stopped" in message
+    assert ok and "`chat` (pid 4242 on box)" in message, message
+    old = json.loads(beat.path.read_text())
+    beat.path.write_text(json.dumps({**old, "time": time.time() - 600}))
+    ok, message = cli.health(settings, max_age=60, require_heartbeat=True)
+    assert not ok and "stuck or stopped" in message and "pid 4242" in message
 
 
 def test_health_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
@@ -214,7 +284,7 @@ def test_health_command_exit_codes(tmp_path: Path) -> None:
     config.write_text(f'[database]\npath = "{tmp_path / "bot.sqlite3"}"\n')
     assert cli.main(["health", "--config", str(config)]) == 1
     sqlite3.connect(tmp_path / "bot.sqlite3").close()
-    (tmp_path / "bot.sqlite3.heartbeat").touch()
+    heartbeat.Heartbeat(tmp_path, "run").write()  # data_dir: the database's folder
     assert cli.main(["health", "--config", str(config)]) == 0
 
 

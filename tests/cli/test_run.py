@@ -30,6 +30,10 @@ from tests.slack.fake_api import FakeSlack
 from tests.slack.payloads import CHANNEL, slash_command
 
 BOUND = 60.0  # an upper bound for a step, never an expectation of speed
+# What discord.py, slack-bolt and aiohttp used to print at every start (voice is not used; the
+# token is given once; sessions are closed), which buried the lines an operator needs.
+NOISE = ("PyNaCl", "davey", "voice will NOT be supported", "`token` will be unused",
+         "Unclosed client session", "Unclosed connector")
 
 
 async def spawn(args: list[str], *, cwd: Path, env: dict[str, str],
@@ -225,8 +229,49 @@ async def test_run_starts_discord_and_slack_in_one_process(tmp_path: Path) -> No
     assert "Starting the discord adapter" in stderr and "Starting the slack adapter" in stderr
     assert "ltx-bot is running (discord, slack)" in stderr
     assert "Traceback" not in stderr and "tests stay on loopback" not in stderr
+    assert [n for n in NOISE if n in stderr] == [], stderr
     for secret in (token, slack_fake.bot_token, slack_fake.app_token):
         assert secret not in stderr
+
+
+async def test_a_discord_token_refused_at_start_is_one_line(tmp_path: Path) -> None:
+    fake = FakeDiscord()
+    await fake.start()
+    fake.fail_next("GET", "/users/@me", 401, code=0)  # Discord's answer to a wrong token
+    env = clean_env(DISCORD_TOKEN="discord-wrong-token-789", LTX_BOT__DISCORD__API_URL=fake.url,
+                    LTX_BOT__DISCORD__GATEWAY_URL=fake.gateway_url)
+    proc = await spawn(["run", "--config", str(write_config(tmp_path))], cwd=tmp_path, env=env)
+    try:
+        assert await finish(proc, []) == 1
+    finally:
+        await stop(proc)
+        await fake.stop()
+    assert_one_failure_line(tmp_path / "run.stderr", "discord-wrong-token-789")
+
+
+async def test_a_slack_token_refused_at_start_is_one_line(tmp_path: Path) -> None:
+    fake = FakeSlack()
+    await fake.start()
+    env = clean_env(SLACK_BOT_TOKEN="xoxb-wrong-token-789", SLACK_APP_TOKEN=fake.app_token,
+                    LTX_BOT__SLACK__API_URL=fake.api_url)
+    proc = await spawn(["run", "--config", str(write_config(tmp_path, slack={"mode": "socket"}))],
+                       cwd=tmp_path, env=env)
+    try:
+        assert await finish(proc, []) == 1
+    finally:
+        await stop(proc)
+        await fake.stop()
+    stderr = assert_one_failure_line(tmp_path / "run.stderr", "xoxb-wrong-token-789")
+    assert "Slack refused the bot token (SLACK_BOT_TOKEN): invalid_auth" in stderr
+
+
+def assert_one_failure_line(path: Path, secret: str) -> str:
+    stderr = path.read_text()
+    failed = [line for line in stderr.splitlines() if "ltx-bot run failed: " in line]
+    assert len(failed) == 1, stderr
+    assert "Traceback" not in stderr and secret not in stderr
+    assert [n for n in NOISE if n in stderr] == [], stderr
+    return stderr
 
 
 # The child refuses to try at all unless the guard is in place, so this test itself can

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-import json
 import re
+from pathlib import Path
 from typing import get_args
 
 import pytest
 from annotated_types import Ge, Le
 
 from bot.catalog import VideoOutput, by_name, estimate, usd_to_credits
-from tests.fal.seeds import SEED_FILES, SEEDS, examples, json_blocks
+from tests.fal.seeds import SEED_FILES, examples, facts, json_blocks
+
+TESTS = Path(__file__).resolve().parents[1]
 
 
-def test_seed_docs_are_present() -> None:
-    # CI keeps shared/ beside the clone; a missing folder is a broken setup, not a skip.
-    assert SEEDS.is_dir(), f"endpoint docs missing at {SEEDS}"
-    assert sorted(p.name for p in SEEDS.glob("*.txt")) == sorted(SEED_FILES)
+def test_the_facts_cover_every_endpoint_doc() -> None:
+    for filename, key in SEED_FILES.items():
+        assert facts(filename)["key"] == key
+
+
+# A path into the folder beside the clone, in code: "../shared/...", "/work/shared", `/ "shared"`.
+_SHARED = re.compile(r"""["'][^"'\n]*(?:\.\./|/work/)shared\b[^"'\n]*["']|["']shared["']""")
+
+
+def test_no_test_reads_the_docs_beside_the_clone() -> None:
+    """A bare clone has no ../shared: only `make check-specs` (tests/specs/extract.py) reads it."""
+    readers = [str(p.relative_to(TESTS)) for p in sorted(TESTS.rglob("*.py"))
+               if p != TESTS / "specs" / "extract.py" and p != Path(__file__).resolve()
+               and _SHARED.search(p.read_text(encoding="utf-8"))]
+    assert readers == []
 
 
 @pytest.mark.parametrize("filename", sorted(SEED_FILES))
@@ -87,20 +100,11 @@ def test_every_documented_default_is_the_models_default(filename: str) -> None:
     assert checked >= 3
 
 
-def _enum_sections(text: str) -> dict[str, list[str]]:
-    """`<field> <Name>Enum ... Possible enum values: a, b` in the 0.9.7 docs' two layouts."""
-    found: dict[str, list[str]] = {}
-    pattern = re.compile(r"^(\w+)\s+\w+Enum\b(.*?)Possible enum values: ([^\n]+)", re.M | re.S)
-    for match in pattern.finditer(text):
-        found[match.group(1)] = [v.strip() for v in match.group(3).split(",")]
-    return found
-
-
 @pytest.mark.parametrize("filename", ["ltx-video-13b-distilled-multiconditioning.txt",
                                       "ltx-video-v097-extend.txt"])
 def test_documented_enums_match(filename: str) -> None:
     endpoint = by_name(SEED_FILES[filename])
-    enums = _enum_sections((SEEDS / filename).read_text())
+    enums = facts(filename)["enums"]
     assert set(enums) == {"resolution", "aspect_ratio"}
     for name, values in enums.items():
         assert set(get_args(endpoint.input_model.model_fields[name].annotation)) == set(values)
@@ -108,27 +112,20 @@ def test_documented_enums_match(filename: str) -> None:
 
 def test_ltx2_fields_defaults_ranges_and_options_match_the_doc() -> None:
     """The LTX-2 doc is structured: check every field it lists, field by field."""
-    text = (SEEDS / "ltx-2-19b-image-to-video.txt").read_text()
-    schema = text.split("### Input Schema", 1)[1].split("**Required Parameters Example**", 1)[0]
+    documented = facts("ltx-2-19b-image-to-video.txt")["fields"]
     model = by_name("ltx-2").input_model
-    blocks = re.split(r"^- \*\*`(\w+)`\*\*", schema, flags=re.M)[1:]
-    documented = dict(zip(blocks[::2], blocks[1::2], strict=True))
     assert set(documented) == set(model.model_fields)
-    for name, body in documented.items():
+    for name, fact in documented.items():
         field = model.model_fields[name]
-        default = re.search(r"- Default: `(.*?)`\n", body)
-        if default:
-            assert field.default == json.loads(default.group(1)), name
-        bounds = re.search(r"- Range: `([\d.]+)` to `([\d.]+)`", body)
-        if bounds:
+        if "default" in fact:
+            assert field.default == fact["default"], name
+        if "range" in fact:
             lo = next(m.ge for m in field.metadata if isinstance(m, Ge))
             hi = next(m.le for m in field.metadata if isinstance(m, Le))
-            assert (lo, hi) == (float(bounds.group(1)), float(bounds.group(2))), name
-        options = re.search(r"- Options: (.+)\n", body)
-        if options:
-            values = {json.loads(v) for v in re.findall(r'`("[^`]*")`', options.group(1))}
-            assert values <= set(get_args(field.annotation)) | _size_names(field.annotation), name
-        if "_required_" in body.split("\n", 1)[0]:
+            assert (lo, hi) == tuple(fact["range"]), name
+        if "options" in fact:
+            assert set(fact["options"]) <= set(get_args(field.annotation)) | _size_names(field.annotation), name
+        if fact["required"]:
             assert field.is_required(), name
 
 
