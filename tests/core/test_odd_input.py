@@ -8,12 +8,14 @@ bidirectional overrides, and huge unknown flags.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot import quota as quota_module
 from bot.model import JobState
+from tests.console.helpers import run_cli, write_config
 from tests.core.test_commands import ALICE, ROOT, inv, ledger, notes
 from tests.fakes.chat import FakeChat
 
@@ -146,3 +148,14 @@ async def test_an_unknown_flag_is_echoed_shortened(app: Any, chat: FakeChat) -> 
     await app.bot.handle(inv("video", "a fox --ar " + "9" * 100_000), chat)
     assert len(notes(chat)[-1]) < 300
     assert await app.store.list_jobs(ALICE.key) == []
+
+
+def test_a_user_name_that_is_not_utf8_works(tmp_path: Path) -> None:
+    """`ltx-bot chat --user $'\\xff'`: argv bytes that are not UTF-8 once ended in an error id."""
+    config = write_config(tmp_path)
+    result = run_cli(["chat", "--config", str(config), "--user", "\udcff\x1b[31m"], cwd=tmp_path,
+                     stdin="/quota\n/video a fox --seconds 1\n/jobs\n")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "error id" not in result.stdout
+    assert "Today: " in result.stdout and "Your recent jobs:\n#1 " in result.stdout
+    assert "saved: " in result.stdout
