@@ -69,6 +69,7 @@ from bot.app import App
 from bot.boundary import Tell, boundary, report_failure
 from bot.commands.services import MAX_JOB_ID
 from bot.config import Settings
+from bot.grammar import clean_text
 from bot.ports import Attachment, Core, Invocation, MessageRef, Place, User
 
 log = logging.getLogger(__name__)
@@ -344,7 +345,7 @@ class SlackAdapter:
             return
         meta = ModalMeta(channel=channel, thread=place.thread, team=team,
                          files=[str(f["id"]) for f in media])
-        names = ", ".join(str(f.get("name") or f["id"]) for f in media)
+        names = clean_text(", ".join(str(f.get("name") or f["id"]) for f in media))
         view = animate_modal(meta, with_file_input=False, source_note=f"Animating: {names}")
         self._spawn(self._open_view(str(body.get("trigger_id", "")), view), user, place,
                     "views.open")

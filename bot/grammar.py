@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from bot import catalog
 from bot.errors import UsageError
@@ -321,6 +322,10 @@ def _to_media(spec: OptionSpec, raw: Any) -> str:
         raise UsageError(f"{label} needs a value, e.g. {label} {spec.example}.")
     if len(text) > MAX_PROMPT_CHARS:
         raise UsageError(f"{label} is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+    try:
+        urlsplit(text)  # e.g. an unclosed "[" of an IPv6 address
+    except ValueError:
+        raise UsageError(f"{label} {shorten(text)!r} is not a link I can read; check it.") from None
     return text
 
 

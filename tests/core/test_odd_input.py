@@ -127,6 +127,14 @@ async def test_a_url_with_control_characters_is_refused_clearly(
     assert await app.store.list_jobs(ALICE.key) == []
 
 
+async def test_a_link_that_cannot_be_read_is_refused_clearly(
+        app: Any, chat: FakeChat, caplog: pytest.LogCaptureFixture) -> None:
+    await app.bot.handle(inv("video", 'a fox --image "http://[::1/a.png"'), chat)
+    said = notes(chat)[-1]
+    assert said == "--image 'http://[::1/a.png' is not a link I can read; check it."
+    assert_plain(said, caplog)
+
+
 async def test_a_prompt_loses_escapes_controls_and_bidi_overrides(app: Any, chat: FakeChat) -> None:
     raw = ("a \x1b[31mred\x1b[0m fox\x00 \x1b]0;pwned\x07jumps \u202eyzal\u202c over "
            "the\x08 \u2066dog\u2069\r\nat dawn \x9b2J\u05e9\u05dc\u05d5\u05dd")

@@ -210,3 +210,22 @@ async def test_a_replayed_shortcut_opens_no_second_form(adapter: SlackAdapter, s
     await adapter.idle()
     assert len(fake_slack.named("views.open")) == 1
     assert not fake_slack.ephemerals  # no error id for the replays' spent trigger_id
+
+
+# ---------------------------------------------------------------- odd text
+
+
+async def test_names_shown_on_cards_and_forms_lose_controls_and_bidi_overrides(
+        adapter: SlackAdapter, sender: SignedSender, core: RecordingCore,
+        fake_slack: FakeSlack) -> None:
+    fields = slash_command("a boat")
+    fields["user_name"] = "\u202eevil\x1b[2J\x00"
+    await sender.command(fields)
+    image = fake_slack.add_user_file("\u202egnp.exe\x07", b"\x89PNG\r\n\x1a\n" + b"p" * 64,
+                                     "image/png")
+    await sender.interactive(message_shortcut({"type": "message", "ts": "1.5", "files": [image]}))
+    await adapter.idle()
+    [inv] = core.invocations
+    assert inv.user.name == "evil"
+    note = fake_slack.views[-1]["blocks"][0]["elements"][0]["text"]
+    assert note == "Animating: gnp.exe"
