@@ -565,3 +565,21 @@ async def test_the_grant_options_range_is_the_operators_limit(
         assert (credits["min_value"], credits["max_value"]) == (-5000, 5000)
     finally:
         await runner.close()
+
+
+async def test_buttons_with_a_job_number_past_64_bits_are_refused_plainly(
+        live: Live, caplog: pytest.LogCaptureFixture) -> None:
+    ids = [f"ltx:job:99999999999999999999:{kind}" for kind in ("reroll", "extend", "cancel")]
+    # A message carrying such buttons (discord.py answers only components its message has).
+    message = live.p.message(author_id=live.fake.bot_id, author_name="LTX", bot=True)
+    message["components"] = [{"type": 1, "components": [
+        {"type": 2, "style": 2, "label": i.rsplit(":", 1)[1], "custom_id": i} for i in ids]}]
+    for custom_id in ids:
+        dispatch(live.client, live.p.button(custom_id, message))
+    await live.fake.wait_until(
+        lambda: sum("There is no job #99999999999999999999." in n for n in _notes(live.fake)) == 3,
+        what="three refusals")
+    assert not [c for c in live.fake.calls
+                if c.path.endswith("/callback") and c.body.get("type") == 9]  # no form opened
+    assert await live.app.store.list_jobs(f"discord:{USER_ID}") == []
+    _no_errors(live.fake, caplog)
