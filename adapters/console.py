@@ -21,6 +21,7 @@ import contextlib
 import getpass
 import itertools
 import logging
+import os
 import re
 import shutil
 import sys
@@ -73,6 +74,9 @@ def local_user_name() -> str:
 
 
 def console_user(name: str, settings: Settings) -> User:
+    # argv and the environment arrive surrogate-escaped when they are not UTF-8 (`--user
+    # $'\xff'`): such a name could not be stored. Read its bytes as UTF-8, with replacements.
+    name = grammar.clean_text(os.fsencode(name).decode("utf-8", "replace")).strip() or "console"
     return User(
         platform=PLATFORM,
         id=name,

@@ -50,7 +50,14 @@ class DiscordAdapter:
         return to_place(interaction.channel_id or 0, interaction.guild_id, interaction.channel)
 
     async def gate(self, interaction: discord.Interaction[Any]) -> tuple[User, Place] | None:
-        """Refuse at once (ephemeral, says what is required) or return who and where."""
+        """Refuse at once (ephemeral, says what is required) or return who and where.
+
+        Every interaction passes here before anything answers it, so here it is claimed in
+        the store: a replayed INTERACTION_CREATE (a gateway resume can send one again, also
+        after a restart) is dropped silently instead of being acknowledged a second time."""
+        if not await self.core.first_seen(f"discord:interaction:{interaction.id}"):
+            log.info("discord: ignoring interaction %s, already handled", interaction.id)
+            return None
         user, place = self.user_of(interaction), self.place_of(interaction)
         self.port.note_upload_limit(place.channel, interaction.filesize_limit)
         # Interaction payloads carry the channel, with parent_id when it is a thread.
@@ -76,7 +83,13 @@ class DiscordAdapter:
         if who is None:
             return
         user, place = who
-        original_id = await acknowledge(interaction, mode)
+        try:
+            original_id = await acknowledge(interaction, mode)
+        except discord.HTTPException as exc:
+            if not already_acknowledged(exc):
+                raise
+            log.info("discord: interaction %s was already acknowledged", interaction.id)
+            return
         live = self.port.remember_interaction(interaction, user.id, place.channel, mode, original_id)
         await self.run(Invocation(
             user=user,
@@ -88,8 +101,8 @@ class DiscordAdapter:
             interaction=InteractionInfo(
                 token=interaction.token, expires_at=interaction.expires_at,
                 application_id=str(interaction.application_id), id=str(interaction.id)),
+            # No event_id: `gate` has claimed this interaction in the store already.
             status_message=live.status_ref(place.channel) if mode == "public" else None,
-            event_id=str(interaction.id),
         ))
 
     async def run(self, inv: Invocation) -> None:
@@ -109,7 +122,14 @@ class DiscordAdapter:
 
     async def report(self, interaction: discord.Interaction[Any], error: Exception,
                      context: str) -> None:
-        """An error discord.py caught for us (command tree, modal): told on the interaction."""
+        """An error discord.py caught for us (command tree, modal): told on the interaction.
+
+        Discord's "already acknowledged" (40060) means another answer got there first: the
+        interaction is handled, and a second note would only be refused again."""
+        if already_acknowledged(error):
+            log.info("discord: %s: interaction %s was already acknowledged", context,
+                     interaction.id)
+            return
 
         async def tell(text: str) -> None:
             if interaction.response.is_done():
@@ -123,6 +143,14 @@ class DiscordAdapter:
         await interaction.response.send_modal(modal)
         # Lets tests (and metrics) await the moment the modal can be submitted.
         self.client.dispatch("ltx_modal_opened", modal)
+
+
+# Discord's error code for a second response to one interaction.
+ALREADY_ACKNOWLEDGED = 40060
+
+
+def already_acknowledged(error: BaseException) -> bool:
+    return isinstance(error, discord.HTTPException) and error.code == ALREADY_ACKNOWLEDGED
 
 
 async def acknowledge(interaction: discord.Interaction[Any], mode: DeferMode) -> int | None:

@@ -18,11 +18,16 @@ def register(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> No
         name="ltx-admin", description="Administer the LTX video bot",
         default_permissions=discord.Permissions(administrator=True), guild_only=True)
 
-    @admin.command(name="grant", description="Give a user extra credits")
     async def grant(interaction: discord.Interaction[Any], user: discord.User,
-                    credits: Range[int, -1_000_000, 1_000_000]) -> None:
+                    credits: int) -> None:
         await run_admin(adapter, interaction, "grant",
                         {"user": f"{PLATFORM}:{user.id}", "credits": credits})
+
+    # The option's range is the operator's [quota] max_grant_credits, so Discord refuses a
+    # larger number before it is sent; set here because annotations cannot name a setting.
+    limit = adapter.settings.quota.max_grant_credits
+    grant.__annotations__["credits"] = Range[int, -limit, limit]
+    admin.command(name="grant", description="Give a user extra credits")(grant)
 
     @admin.command(name="tier", description="Put a user on a quota tier (none to clear)")
     async def tier(interaction: discord.Interaction[Any], user: discord.User, name: str) -> None:

@@ -14,6 +14,7 @@ import discord
 
 from adapters.discord_adapter import DiscordAdapter, adapter_of
 from adapters.discord_generate import PromptModal
+from bot.commands.services import MAX_JOB_ID
 from bot.ports import ACTION_KINDS
 
 BUTTON_TEMPLATE = r"ltx:job:(?P<id>[0-9]+):(?P<kind>" + "|".join(ACTION_KINDS) + ")"
@@ -42,7 +43,8 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON_
 async def on_button(adapter: DiscordAdapter, interaction: discord.Interaction[Any], job_id: int,
                     kind: str) -> None:
     options = {"action": kind, "job_id": job_id}
-    if kind in ("extend", "continue"):
+    # A job number no job can have is refused by the core, not asked about in a form.
+    if kind in ("extend", "continue") and job_id <= MAX_JOB_ID:
         who = await adapter.gate(interaction)
         if who is None:
             return

@@ -19,14 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -35,6 +38,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack_http import bolt_request, describe, replay_key, verified
 from adapters.slack_port import SlackPort
 from adapters.slack_render import (
     ANIMATE_MODAL,
@@ -64,7 +68,9 @@ from adapters.slack_translate import (
 )
 from bot.app import App
 from bot.boundary import Tell, boundary, report_failure
+from bot.commands.services import MAX_JOB_ID
 from bot.config import Settings
+from bot.grammar import clean_text
 from bot.ports import Attachment, Core, Invocation, MessageRef, Place, User
 
 log = logging.getLogger(__name__)
@@ -112,6 +118,7 @@ class SlackAdapter:
         secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
         if slack.mode == "http" and not secret:
             raise ValueError("slack.signing_secret (SLACK_SIGNING_SECRET) is required in HTTP mode")
+        self._secret = secret.encode("utf-8")
         self.bolt = _bolt_app(self.client, secret, self.log)
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
@@ -178,7 +185,16 @@ class SlackAdapter:
         await asyncio.wait_for(drain(), limit)
 
     async def _http_endpoint(self, request: web.Request) -> web.Response:
-        bolt_req = await to_bolt_request(request)
+        # The signature first, on the raw bytes: nothing in an unsigned body is read, not
+        # even to report an error to the user it names (see slack_http).
+        raw = await request.read()
+        if not verified(raw, request.headers, self._secret, time.time()):
+            self.log.info("slack: refused a request that failed signature verification")
+            return web.Response(status=401, text="invalid signature")
+        bolt_req = bolt_request(raw, request.query_string, request.headers)
+        if bolt_req is None:
+            self.log.info("slack: refused a signed request whose body is not a Slack payload")
+            return web.Response(status=400, text="malformed payload")
         bolt_resp = await self.bolt.async_dispatch(bolt_req)
         return await to_aiohttp_response(bolt_resp)
 
@@ -235,6 +251,17 @@ class SlackAdapter:
         self.bolt.view_submission(PROMPT_MODAL)(self._on_prompt_submit)
         self.bolt.action(re.compile(r"^ltx_[a-z]+$"))(self._on_button)
         self.bolt.error(self._on_error)
+        self.bolt.middleware(self._drop_replays)
+
+    async def _drop_replays(self, req: AsyncBoltRequest, resp: BoltResponse,
+                            next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
+        """Claim each interaction in the store before any listener acknowledges it; a signed
+        request sent again (within Slack's five minutes, or after a restart) does nothing."""
+        key = replay_key(req.body, req.raw_body)
+        if key is not None and not await self.core.first_seen(key):
+            self.log.info("slack: ignoring a repeated %s", describe(req.body))
+            return BoltResponse(status=200, body="")
+        return await next()
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         # A listener failed before it could hand off: logged with an id, shown to the sender.
@@ -315,7 +342,7 @@ class SlackAdapter:
             return
         meta = ModalMeta(channel=channel, thread=place.thread, team=team,
                          files=[str(f["id"]) for f in media])
-        names = ", ".join(str(f.get("name") or f["id"]) for f in media)
+        names = clean_text(", ".join(str(f.get("name") or f["id"]) for f in media))
         view = animate_modal(meta, with_file_input=False, source_note=f"Animating: {names}")
         self._spawn(self._open_view(str(body.get("trigger_id", "")), view), user, place,
                     "views.open")
@@ -393,7 +420,8 @@ class SlackAdapter:
         if refused:
             self._spawn(self.port.tell(user, place, refused), user, place, "refusal")
             return
-        if kind in PROMPTED_ACTIONS:
+        # A job number no job can have is refused by the core, not asked about in a form.
+        if kind in PROMPTED_ACTIONS and job_id <= MAX_JOB_ID:
             meta = ModalMeta(channel=channel, thread=place.thread, team=team, kind=kind,
                              job_id=job_id)
             self._spawn(self._open_view(str(body.get("trigger_id", "")),

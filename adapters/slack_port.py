@@ -28,6 +28,7 @@ from adapters.slack_render import (
     actions_block,
     card_blocks,
     fallback_text,
+    note_text,
     summary_text,
 )
 from adapters.slack_translate import PLATFORM
@@ -172,6 +173,7 @@ class SlackPort:
                 del self._response_urls[key]
 
     async def tell(self, user: User, place: Place, text: str) -> None:
+        text = note_text(text)
         try:
             await self.client.chat_postEphemeral(channel=place.channel, user=user.id, text=text,
                                                  thread_ts=place.thread)

@@ -15,6 +15,7 @@ from typing import Any
 
 from bot import ports
 from bot.catalog import ENDPOINTS
+from bot.commands.services import MAX_JOB_ID
 from bot.ports import ACTION_KINDS, Action, ActionKind, StatusCard
 
 Block = dict[str, Any]
@@ -27,6 +28,10 @@ ANIMATE_MODAL = "ltx_animate_modal"
 PROMPT_MODAL = "ltx_prompt_modal"
 
 SECTION_MAX = 3000
+MODAL_TITLE_MAX = 24
+# chat.postEphemeral and response_url text: Slack advises at most 4,000 characters (past
+# 40,000 it answers msg_too_long); longer notes are cut, never refused.
+NOTE_MAX = 4000
 CONTEXT_MAX_ELEMENTS = 10
 FALLBACK_MAX = 4000
 BAR_WIDTH = 12
@@ -79,7 +84,9 @@ def parse_action(action_id_: str, value: str) -> tuple[ActionKind, int] | None:
     if raw.startswith("ltx:job:"):
         parts = raw.split(":")
         raw = parts[2] if len(parts) >= 3 else ""
-    if not raw.isdigit():
+    # ASCII digits only (isdigit() takes "²", which int() refuses), and no more than a
+    # value of ours could hold: a larger number goes on to the core, which refuses it.
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 100:
         return None
     return kind, int(raw)
 
@@ -163,6 +170,11 @@ def card_blocks(card: StatusCard, now: datetime | None = None) -> list[Block]:
     return blocks
 
 
+def note_text(text: str) -> str:
+    """A private note as Slack takes it: at most NOTE_MAX characters."""
+    return clip(text, NOTE_MAX)
+
+
 def fallback_text(card: StatusCard) -> str:
     """Notification and screen-reader text; Slack shows it where blocks can't render."""
     return clip(card.text(), FALLBACK_MAX)
@@ -210,18 +222,23 @@ class ModalMeta:
         return text
 
     @classmethod
-    def load(cls, raw: str | None) -> ModalMeta | None:
+    def load(cls, raw: object) -> ModalMeta | None:
+        """What `dump` wrote, or None for anything else (a field of the wrong type included:
+        it would reach Slack's API or the core as a channel, thread or job id)."""
         try:
-            data = json.loads(raw or "")
+            data = json.loads(raw) if isinstance(raw, str) else None
         except ValueError:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("c"), str):
             return None
-        files = data.get("f") or []
-        job = data.get("j")
-        return cls(channel=data["c"], thread=data.get("t"),
-                   files=[str(f) for f in files if isinstance(f, str)], team=data.get("w"),
-                   kind=data.get("k"), job_id=job if isinstance(job, int) else None)
+        files, job, kind = data.get("f", []), data.get("j"), data.get("k")
+        if not (all(isinstance(data.get(k), str | None) for k in ("t", "w"))
+                and isinstance(files, list) and all(isinstance(f, str) for f in files)
+                and (kind is None or kind in ACTION_KINDS)
+                and (job is None or (type(job) is int and 0 < job <= MAX_JOB_ID))):
+            return None
+        return cls(channel=data["c"], thread=data.get("t"), files=files, team=data.get("w"),
+                   kind=kind, job_id=job)
 
 
 def _option(text: str, value: str) -> Block:
@@ -285,7 +302,7 @@ def prompt_modal(kind: str, job_id: int, meta: ModalMeta) -> Block:
     verb = "Extend" if kind == "extend" else "Continue"
     return {
         "type": "modal", "callback_id": PROMPT_MODAL,
-        "title": {"type": "plain_text", "text": f"{verb} job #{job_id}"},
+        "title": {"type": "plain_text", "text": clip(f"{verb} job #{job_id}", MODAL_TITLE_MAX)},
         "submit": {"type": "plain_text", "text": verb},
         "close": {"type": "plain_text", "text": "Cancel"},
         "private_metadata": meta.dump(),

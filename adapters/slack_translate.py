@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from bot.config import SlackSettings
-from bot.grammar import leading_command
+from bot.grammar import clean_text, leading_command
 from bot.media import kind_from_hint
 from bot.ports import Attachment, Credential, Place, User
 
@@ -27,7 +27,9 @@ EXTEND_FLAG = re.compile(r"(^|\s)--extend(?=\s|$)")
 def to_user(user_id: str, name: str | None, settings: SlackSettings) -> User:
     admins = set(settings.admin_users)
     is_admin = user_id in admins or f"{PLATFORM}:{user_id}" in admins
-    return User(platform=PLATFORM, id=user_id, name=name or user_id, is_admin=is_admin)
+    # The display name is shown on cards ("Cancelled by ..."): no control or bidi characters.
+    return User(platform=PLATFORM, id=user_id, name=clean_text(str(name or "")) or user_id,
+                is_admin=is_admin)
 
 
 def to_place(channel: str, team: str | None, thread: str | None = None) -> Place:

@@ -87,6 +87,9 @@ class App:
     async def handle(self, inv: Invocation, port: ChatPort) -> None:
         await self.bot.handle(inv, port)
 
+    async def first_seen(self, event_id: str) -> bool:
+        return await self.bot.first_seen(event_id)
+
     def register_port(self, port: ChatPort) -> None:
         self._ports.append(port)
         if self._runner is not None:

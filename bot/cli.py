@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 import tomlkit
 from pydantic import BaseModel, SecretStr
 
-from bot import heartbeat
+from bot import heartbeat, redaction
 from bot.config import ConfigError, Settings, load_settings, redacted_dump
 from bot.errors import UserError
 from bot.plugins import GROUP, Adapters, PlatformAdapter, PluginError, Service, load_adapters
+from bot.redaction import Redactor
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -63,8 +64,9 @@ class RedactingFormatter(logging.Formatter):
 
     def __init__(self, fmt: str, secrets: Sequence[str]) -> None:
         super().__init__(fmt)
-        # Longest first, so a secret that contains another is replaced whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        # The configured secrets, and (read at each record) those learned while running,
+        # such as fal's CDN upload token; any letter case.
+        self._redact = Redactor(secrets)
 
     # Interaction tokens are per-request secrets no config knows; a platform library may
     # print them inside webhook and callback URLs at DEBUG level.
@@ -72,9 +74,8 @@ class RedactingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        for secret in self._secrets:
-            text = text.replace(secret, "<redacted>")
-        return self._TOKEN_IN_URL.sub(r"\1<redacted>", text)
+        self._redact.update(redaction.learned())
+        return self._TOKEN_IN_URL.sub(r"\1<redacted>", self._redact(text))
 
 
 def setup_logging(settings: Settings | None, *, stream: Any = None) -> None:

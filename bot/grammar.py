@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from bot import catalog
 from bot.errors import UsageError
@@ -124,6 +127,44 @@ def _normalize(text: str) -> str:
     return text
 
 
+# Terminal escape sequences (CSI such as colours and cursor moves, OSC such as titles and
+# links, and the two-character ones): dropped whole, so no "[31m" is left behind.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC, to BEL or ST
+    r"|\x1b[ -/]*[0-~]"  # ESC with intermediates, e.g. ESC ( B, ESC c
+)
+# Bidirectional embeddings, overrides and isolates: in a prompt they would reorder the rest
+# of the line a card shows it on ("Trojan Source"). Plain RTL text needs none of them.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def clean_text(text: str) -> str:
+    """User text as it may be stored, sent to fal and shown: terminal escape sequences and
+    control characters removed (line breaks and tabs become spaces), and no bidirectional
+    overrides."""
+    text = _ESCAPES.sub("", text)
+    return "".join(" " if ch.isspace() else ch for ch in text
+                   if ch.isspace() or not _unprintable(ch))
+
+
+def _unprintable(ch: str) -> bool:
+    return ch in _BIDI_CONTROLS or unicodedata.category(ch) == "Cc"
+
+
+def has_controls(text: str) -> bool:
+    """Whether `text` holds a control character (a tab, a line break, NUL, ESC, ...) or a
+    bidirectional override: never part of a file name or URL a person means."""
+    return any(_unprintable(ch) for ch in text)
+
+
+def shorten(text: str, limit: int = 40) -> str:
+    """User text echoed in a message: cut to `limit` characters and cleaned, so a 100 KB word
+    or an escape sequence is never repeated back in full."""
+    text = clean_text(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def tokenize(text: str) -> list[tuple[str, bool]]:
     """Split on whitespace; a quote that opens a token (or follows `=`) runs to its match.
 
@@ -177,6 +218,8 @@ def _flag_name(token: str) -> str | None:
 
 
 def _unknown_flag(name: str) -> UsageError:
+    # No flag is longer than 20 characters: a longer name is compared (and echoed) cut short.
+    name = shorten(name)
     close = difflib.get_close_matches(name, OPTION_BY_FLAG.keys(), n=1, cutoff=0.6)
     hint = f" Did you mean --{close[0]}?" if close else " Type help to see every flag."
     return UsageError(f"I don't know the flag --{name}.{hint}")
@@ -200,7 +243,7 @@ def _to_bool(spec: OptionSpec, raw: Any) -> bool:
     word = str(raw).strip().lower()
     if word in BOOL_WORDS:
         return BOOL_WORDS[word]
-    raise UsageError(f"{_flag_label(spec)} takes on or off, not {str(raw)!r}.")
+    raise UsageError(f"{_flag_label(spec)} takes on or off, not {shorten(str(raw))!r}.")
 
 
 def _to_number(spec: OptionSpec, raw: Any) -> float:
@@ -213,7 +256,7 @@ def _to_number(spec: OptionSpec, raw: Any) -> float:
     try:
         value: float = float(text)
     except ValueError:
-        raise UsageError(f"{label} needs a number, e.g. {label} {spec.example}; got {str(raw)!r}.") from None
+        raise UsageError(f"{label} needs a number, e.g. {label} {spec.example}; got {shorten(str(raw))!r}.") from None
     if not math.isfinite(value):
         raise UsageError(f"{label} needs a finite number, e.g. {label} {spec.example}.")
     if spec.kind == "int":
@@ -230,7 +273,7 @@ def _check_bounds(spec: OptionSpec, value: float) -> None:
     ):
         raise UsageError(
             f"{_flag_label(spec)} must be between {format_number(spec.minimum or 0)} and "
-            f"{format_number(spec.maximum or 0)}; got {format_number(value)}."
+            f"{format_number(spec.maximum or 0)}; got {shorten(format_number(value))}."
         )
 
 
@@ -242,7 +285,7 @@ def _to_choice(spec: OptionSpec, raw: Any) -> str:
         word = str(raw).strip().lower().replace("-", "_")
     if word in spec.choices:
         return word
-    raise UsageError(f"{_flag_label(spec)} must be one of {', '.join(spec.choices)}; got {str(raw)!r}.")
+    raise UsageError(f"{_flag_label(spec)} must be one of {', '.join(spec.choices)}; got {shorten(str(raw))!r}.")
 
 
 def _to_frame_list(spec: OptionSpec, raw: Any) -> list[int]:
@@ -259,7 +302,7 @@ def _to_frame_list(spec: OptionSpec, raw: Any) -> list[int]:
 
 def _to_text(spec: OptionSpec, raw: Any) -> str:
     label = _flag_label(spec)
-    text = str(raw).strip()
+    text = clean_text(str(raw)).strip()
     if not text:
         raise UsageError(f"{label} needs a value, e.g. {label} {spec.example}.")
     if len(text) > MAX_PROMPT_CHARS:
@@ -267,9 +310,28 @@ def _to_text(spec: OptionSpec, raw: Any) -> str:
     return text
 
 
+def _to_media(spec: OptionSpec, raw: Any) -> str:
+    """A file name or URL, as given. A control character in one (a tab, NUL, an escape) is
+    refused rather than cleaned away: the result would name a different file."""
+    label = _flag_label(spec)
+    text = str(raw).strip()
+    if has_controls(text):
+        raise UsageError(f"{label} {shorten(text)!r} holds a control character (a tab, a line "
+                         "break, NUL or an escape); give the file name or URL without it.")
+    if not text:
+        raise UsageError(f"{label} needs a value, e.g. {label} {spec.example}.")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise UsageError(f"{label} is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+    try:
+        urlsplit(text)  # e.g. an unclosed "[" of an IPv6 address
+    except ValueError:
+        raise UsageError(f"{label} {shorten(text)!r} is not a link I can read; check it.") from None
+    return text
+
+
 _CONVERTERS: dict[OptionKind, Callable[[OptionSpec, Any], Any]] = {
     "bool": _to_bool, "int": _to_number, "float": _to_number, "enum": _to_choice,
-    "ints": _to_frame_list, "str": _to_text, "media": _to_text,
+    "ints": _to_frame_list, "str": _to_text, "media": _to_media,
 }
 
 
@@ -287,7 +349,8 @@ def parse(name: str, text: str = "", options: Mapping[str, Any] | None = None) -
     words = _read_text(command, tokenize(text or ""))
     for key, raw in (options or {}).items():
         _read_option(command, key, raw)
-    prompt = " ".join(words).strip()
+    # Cleaned here, once: the prompt is stored, sent to fal and shown on cards as it leaves.
+    prompt = " ".join(clean_text(" ".join(words)).split())
     if len(prompt) > MAX_PROMPT_CHARS:
         raise UsageError(
             f"Your prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS} "
@@ -338,7 +401,7 @@ def _read_flag(flag: str, tokens: list[tuple[str, bool]], i: int) -> tuple[Optio
             raise UsageError(f"--{flag} needs a value, e.g. --{spec.flags[0]} {spec.example}.")
         value = tokens[i][0]
         i += 1
-    return spec, (value if spec.kind == "media" else convert(spec, value)), i
+    return spec, convert(spec, value), i
 
 
 def _read_switch(spec: OptionSpec, negated: bool, value: str | None,
@@ -376,10 +439,10 @@ def _read_option(command: Command, key: str, raw: Any) -> None:
         return
     spec = OPTION_BY_NAME.get(key)
     if spec is None:
-        raise UsageError(f"Unknown option {key!r}.")
+        raise UsageError(f"Unknown option {shorten(key)!r}.")
     if spec.kind == "media":
         for item in raw if isinstance(raw, list | tuple) else [raw]:
-            _set(command, spec, item)
+            _set(command, spec, convert(spec, item))
     else:
         _set(command, spec, convert(spec, raw))
 

@@ -304,3 +304,9 @@ class Core(Protocol):
     async def handle(self, inv: Invocation, port: ChatPort) -> None:
         """Run one command to its end; user errors and failures are told through `port`."""
         ...
+
+    async def first_seen(self, event_id: str) -> bool:
+        """Claim a platform event id in the store: True the first time, False for a repeat
+        (also after a restart). For adapters that must drop a replayed interaction before
+        acknowledging it; what they hand to `handle` afterwards carries no `event_id`."""
+        ...

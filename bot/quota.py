@@ -60,6 +60,10 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+# A user's granted balance stays far inside SQLite's 64-bit integers: past 2**63 a sum turns
+# into a float, and every later total and audit of that user would be wrong.
+MAX_GRANTED_BALANCE = 10**15
+
 __all__ = ["Limits", "Quota", "QuotaStatus", "UsageRow", "format_wait"]
 
 
@@ -398,9 +402,14 @@ class Quota:
         await self.store.run(body)
 
     async def grant(self, user_key: str, credits: int, by: str) -> None:
-        """Add granted credits to a user (negative takes unspent ones away)."""
+        """Add granted credits to a user (negative takes unspent ones away), at most
+        `[quota] max_grant_credits` at a time."""
         if credits == 0:
             raise UsageError("Grant a number of credits other than 0.")
+        limit = self._q.max_grant_credits
+        if abs(credits) > limit:
+            raise UsageError(f"Grant at most {limit:,} credits at a time "
+                             "([quota] max_grant_credits).")
         now = self.clock()
         def body(tx: LedgerTx) -> None:
             try:
@@ -414,6 +423,9 @@ class Quota:
                     f"{row.name} has only {row.bonus_credits} granted credits left; "
                     f"cannot take away {-credits}."
                 )
+            if row.bonus_credits + credits > MAX_GRANTED_BALANCE:
+                raise UserError(f"{row.name} already has {row.bonus_credits:,} granted credits; "
+                                f"a balance may not pass {MAX_GRANTED_BALANCE:,}.")
             tx.record(LedgerEntry(kind="grant", credits=credits, user_key=user_key,
                                   charged_at=now, note=f"by {by}"), now)
 

@@ -11,11 +11,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.commands.services import Handler, Services
+from bot.commands.services import Handler, Services, whole_number
 from bot.errors import PermissionDenied, UsageError
 from bot.ports import ChatPort, Invocation, PlatformTraits
 from bot.store import UsageRow
 
+# Usage reports look back at most ten years: further back than any ledger goes.
+MAX_USAGE_DAYS = 3660
 HELP = ("Admin commands: grant <user> <credits>, tier <user> <tier|none>, block <user>, "
         "unblock <user>, usage [users|workspaces] [days].")
 
@@ -76,7 +78,9 @@ HANDLERS: dict[str, Handler] = {"admin": admin}
 async def _grant(call: AdminCall) -> str:
     usage = "grant <user> <credits>"
     who = call.user_key(usage)
-    credits = _whole_number(call.value("credits", 1, usage), "credits")
+    limit = call.svc.settings.quota.max_grant_credits
+    credits = whole_number(call.value("credits", 1, usage), "credits", -limit, limit,
+                           " at a time ([quota] max_grant_credits)")
     await call.svc.quota.grant(who, credits, by=call.inv.user.key)
     return f"Granted {credits} credits to {who}."
 
@@ -103,7 +107,7 @@ async def _unblock(call: AdminCall) -> str:
 
 async def _usage(call: AdminCall) -> str:
     by_workspace = call.optional("scope", 0, "users").lower().startswith("work")
-    days = _whole_number(call.optional("days", 1, 30), "days")
+    days = whole_number(call.optional("days", 1, 30), "days", 1, MAX_USAGE_DAYS)
     quota = call.svc.quota
     rows = await (quota.usage_by_workspace(days) if by_workspace else quota.usage_by_user(days))
     if not rows:
@@ -115,13 +119,6 @@ async def _usage(call: AdminCall) -> str:
 SUBCOMMANDS: dict[str, Callable[[AdminCall], Awaitable[str]]] = {
     "grant": _grant, "tier": _tier, "block": _block, "unblock": _unblock, "usage": _usage,
 }
-
-
-def _whole_number(raw: str, what: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise UsageError(f"{what} must be a whole number, not {raw!r}.") from None
 
 
 def _usage_line(row: UsageRow) -> str:

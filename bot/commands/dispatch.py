@@ -54,6 +54,10 @@ class Bot:
             if note:
                 await self._tell(inv, port, note)
 
+    async def first_seen(self, event_id: str) -> bool:
+        """The store's durable claim on a platform event id (see `bot.ports.Core`)."""
+        return await self.services.store.first_seen(event_id)
+
     async def _run(self, inv: Invocation, port: ChatPort) -> str | None:
         store = self.services.store
         if inv.event_id and not await store.first_seen(inv.event_id):

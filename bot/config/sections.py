@@ -58,6 +58,10 @@ class QuotaSettings(Section):
     cooldown_seconds: float = Field(10.0, ge=0, description="Between two jobs of one user.")
     workspace_monthly_credits: int = Field(0, ge=0, description="Per guild/workspace; 0 = no limit.")
     global_daily_credits: int = Field(0, ge=0, description="Whole bot per day; 0 = no limit.")
+    max_grant_credits: int = Field(
+        1_000_000, ge=1, le=1_000_000_000_000,
+        description="Most credits one admin grant may give (or take away).",
+    )
     tiers: dict[str, TierSettings] = Field(
         default_factory=dict, description="Named tiers, [quota.tiers.NAME]; see TierSettings."
     )

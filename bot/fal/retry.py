@@ -20,8 +20,10 @@ from typing import Any
 
 import httpx
 
+from bot import redaction
 from bot.errors import FalError, FalTransportError, FalValidationError
 from bot.fal.status import validation_message
+from bot.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,7 @@ class Caller:
                  request_timeout: float | None) -> None:
         self._http = http
         self._key = key or None
-        self._secrets: set[str] = {self._key} if self._key else set()
+        self._redact = Redactor([self._key] if self._key else [], marker="[redacted]")
         self.policy = policy
         self.request_timeout = request_timeout
         self.request_count = 0
@@ -115,13 +117,14 @@ class Caller:
         return self._key is not None
 
     def hide(self, secret: str) -> None:
-        """Redact `secret` from every message from now on (a CDN token, say)."""
-        self._secrets.add(secret)
+        """Redact `secret` from every message from now on (a CDN token, say), and from every
+        log line of this process (`bot.redaction`)."""
+        self._redact.update([secret])
+        redaction.remember(secret)
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
+        """`text` without the key or any hidden secret, in any letter case."""
+        return self._redact(text)
 
     def _scrub(self, value: Any) -> Any:
         """`redact` through a whole parsed body, *before* anything is cut to length:

@@ -53,7 +53,14 @@ class Recorder:
     def __init__(self) -> None:
         self.invocations: list[Invocation] = []
         self.ports: list[ChatPort] = []
+        self.seen: set[str] = set()
         self._changed = asyncio.Event()
+
+    async def first_seen(self, event_id: str) -> bool:
+        """The store's claim, kept in memory (the e2e tests use the real store)."""
+        fresh = event_id not in self.seen
+        self.seen.add(event_id)
+        return fresh
 
     async def handle(self, inv: Invocation, port: ChatPort) -> None:
         self.invocations.append(inv)

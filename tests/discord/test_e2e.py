@@ -7,7 +7,9 @@ fake Discord REST API ends up holding.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -510,3 +512,123 @@ async def test_a_resumed_job_is_delivered_only_after_login(
     finally:
         await runner.close()
         await second.stop()
+
+
+# ---------------------------------------------------------------- replayed interactions
+
+
+class Heard(logging.Handler):
+    """Log lines as they come, to await the one a dropped replay leaves behind."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+        self.changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+        self.changed.set()
+
+    async def until(self, text: str, count: int = 1) -> None:
+        async with asyncio.timeout(15):
+            while sum(text in line for line in self.lines) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@pytest.fixture
+def heard() -> Iterator[Heard]:
+    handler = Heard()
+    logger = logging.getLogger("adapters")
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
+
+
+def _callbacks(fake: FakeDiscord, payload: dict[str, Any]) -> list[Call]:
+    return [c for c in fake.calls
+            if c.path == f"/interactions/{payload['id']}/{payload['token']}/callback"]
+
+
+def _no_errors(fake: FakeDiscord, caplog: pytest.LogCaptureFixture) -> None:
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert not [m for m in fake.messages.values() if "error id" in (m.get("content") or "")]
+
+
+async def test_a_replayed_interaction_is_dropped_before_any_answer(
+        live: Live, settings: Settings, caplog: pytest.LogCaptureFixture, heard: Heard) -> None:
+    """A gateway resume may deliver an INTERACTION_CREATE again, also to a restarted bot: it is
+    claimed in the store before it is acknowledged, so the repeat is neither answered nor run."""
+    caplog.set_level(logging.INFO)
+    payload = live.p.slash("video", {"prompt": "a paper kite", "duration": 1.0})
+    dispatch(live.client, payload)
+    result, job_id = await live.delivered()
+    await live.wait_job(job_id)
+    dispatch(live.client, payload)
+    await heard.until(f"ignoring interaction {payload['id']}")
+    button = live.p.button(f"ltx:job:{job_id}:reroll", result)
+    after = len(live.fake.calls)
+    dispatch(live.client, button)
+    _, reroll_id = await live.delivered(after)
+    await live.wait_job(reroll_id)
+    await _restart(live, settings)
+    for replay in (payload, button, button):
+        dispatch(live.client, replay)
+    await heard.until(f"ignoring interaction {button['id']}", count=2)
+    await heard.until(f"ignoring interaction {payload['id']}", count=2)
+    assert len(_callbacks(live.fake, payload)) == len(_callbacks(live.fake, button)) == 1
+    assert [j.id for j in await live.app.store.list_jobs(f"discord:{USER_ID}")] == [reroll_id, job_id]
+    _no_errors(live.fake, caplog)
+
+
+async def test_an_interaction_answered_elsewhere_is_left_alone(
+        live: Live, caplog: pytest.LogCaptureFixture, heard: Heard) -> None:
+    """Discord's 40060 ("already acknowledged") means it is handled: INFO, nothing shown, no
+    second callback, and the command does not run behind an answer it did not give."""
+    caplog.set_level(logging.INFO)
+    payload = live.p.slash("quota", {})
+    live.fake.interactions[payload["token"]].responded = True  # another answer got there first
+    dispatch(live.client, payload)
+    await live.fake.wait_for(lambda c: c.path.endswith("/callback") and c.status == 400,
+                             what="the refused acknowledgement")
+    await heard.until("was already acknowledged")
+    assert len(_callbacks(live.fake, payload)) == 1
+    assert not [c for c in live.fake.calls if "/webhooks/" in c.path]  # no note, no followup
+    _no_errors(live.fake, caplog)
+
+
+async def test_the_grant_options_range_is_the_operators_limit(
+        fake: FakeDiscord, settings: Settings, app: Any) -> None:
+    settings.quota.max_grant_credits = 5000
+    settings.discord.token = "e2e-bot-token"  # type: ignore[assignment]
+    settings.discord.api_url = fake.url
+    runner = DiscordRunner(app, settings)
+    await runner.login()
+    try:
+        admin = next(c for c in fake.synced["global"] if c["name"] == "ltx-admin")
+        grant = next(o for o in admin["options"] if o["name"] == "grant")
+        credits = next(o for o in grant["options"] if o["name"] == "credits")
+        assert (credits["min_value"], credits["max_value"]) == (-5000, 5000)
+    finally:
+        await runner.close()
+
+
+async def test_buttons_with_a_job_number_past_64_bits_are_refused_plainly(
+        live: Live, caplog: pytest.LogCaptureFixture) -> None:
+    ids = [f"ltx:job:99999999999999999999:{kind}" for kind in ("reroll", "extend", "cancel")]
+    # A message carrying such buttons (discord.py answers only components its message has).
+    message = live.p.message(author_id=live.fake.bot_id, author_name="LTX", bot=True)
+    message["components"] = [{"type": 1, "components": [
+        {"type": 2, "style": 2, "label": i.rsplit(":", 1)[1], "custom_id": i} for i in ids]}]
+    for custom_id in ids:
+        dispatch(live.client, live.p.button(custom_id, message))
+    await live.fake.wait_until(
+        lambda: sum("There is no job #99999999999999999999." in n for n in _notes(live.fake)) == 3,
+        what="three refusals")
+    assert not [c for c in live.fake.calls
+                if c.path.endswith("/callback") and c.body.get("type") == 9]  # no form opened
+    assert await live.app.store.list_jobs(f"discord:{USER_ID}") == []
+    _no_errors(live.fake, caplog)

@@ -325,7 +325,7 @@ async def test_unexpected_adapter_failure_shows_only_an_error_id(
     fake: FakeDiscord, make_client: ClientFactory, settings: Settings, payloads: Payloads,
     caplog: Any,
 ) -> None:
-    class Broken:
+    class Broken(Recorder):
         async def handle(self, inv: Any, port: Any) -> None:
             raise RuntimeError("secret internals /etc/passwd")
 
@@ -344,7 +344,7 @@ async def test_a_failure_behind_a_mention_is_told_with_an_error_id(
 ) -> None:
     """Mentions have no interaction to answer on: the boundary tells the user through the port."""
 
-    class Broken:
+    class Broken(Recorder):
         async def handle(self, inv: Any, port: Any) -> None:
             raise RuntimeError("secret internals /etc/passwd")
 

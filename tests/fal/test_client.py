@@ -471,3 +471,58 @@ async def test_a_submit_is_sent_again_only_when_fal_refused_it(
             assert info.value.status == status
         # The faulted attempt plus, when refused outright, exactly one more.
         assert sim.requests_seen - before == (2 if retried else 1)
+
+
+async def test_the_cdn_upload_token_and_case_variants_never_show(
+        http: httpx.AsyncClient, tmp_path: Path) -> None:
+    """fal's storage token is issued at run time: the log formatter learns it, and neither a
+    log line nor an error text shows it (or the key) in any letter case."""
+    token = "cdn-Upload-Token-0123456789abcdefXYZ"
+
+    async def issue(request: web.Request) -> web.Response:
+        base = f"http://{request.host}/cdn"
+        return web.json_response({"token": token, "token_type": "Bearer", "base_url": base,
+                                  "expires_at": "2999-01-01T00:00:00+00:00"})
+
+    async def refuse(request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        return web.json_response({"detail": f"bad {auth.upper()} / {auth.lower()}",
+                                  "error_type": auth.swapcase()[:60]}, status=400)
+
+    async def queue(request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        return web.Response(text=f"no: {auth.upper()} {auth.lower()}", status=403)
+
+    app = web.Application()
+    app.router.add_post("/storage/auth/token", issue)
+    app.router.add_post("/cdn/files/upload", refuse)
+    app.router.add_post("/{tail:.*}", queue)
+    image = tmp_path / "a.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"p" * 64)
+    async with serve(app) as base:
+        fal = make_client(http, base, max_retries=0)
+        with pytest.raises(FalError) as upload:
+            await fal.upload(image, content_type="image/png", filename="a.png")
+        with pytest.raises(FalError) as submit:
+            await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
+    texts = [str(upload.value), repr(upload.value), str(submit.value), repr(submit.value)]
+    assert "[redacted]" in texts[0] and "[redacted]" in texts[2]
+
+    from bot.cli import RedactingFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter("%(message)s", [KEY]))
+    log = logging.getLogger("tests.cdn_redaction")
+    log.addHandler(handler)
+    try:
+        # What a library might echo at DEBUG: the header, as sent and case-folded.
+        log.warning("upload headers: Authorization: Bearer %s (%s)", token, token.upper())
+        log.warning("queue headers: Authorization: Key %s", KEY.lower())
+    finally:
+        log.removeHandler(handler)
+    texts.append(stream.getvalue())
+    assert stream.getvalue().count("<redacted>") == 3
+    for text in texts:
+        for secret in (token, KEY):
+            assert secret.lower() not in text.lower(), text

@@ -42,6 +42,9 @@ class RecordingCore:
         if self.then is not None:
             await self.then(inv, port)
 
+    async def first_seen(self, event_id: str) -> bool:
+        return await self.store.first_seen(event_id)
+
     async def wait_count(self, n: int, limit: float = 10.0) -> list[Invocation]:
         async def check() -> list[Invocation]:
             async with self._changed:

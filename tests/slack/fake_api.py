@@ -19,6 +19,9 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
+# Slack's documented limits: message text (past it, msg_too_long) and a modal's title.
+TEXT_MAX = 40_000
+MODAL_TITLE_MAX = 24
 LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in</body></html>"
 
 
@@ -262,6 +265,8 @@ class FakeSlack:
     def _m_chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
         if not p.get("channel") or p.get("channel") in self.outside:
             return {"error": "channel_not_found"}
+        if len(str(p.get("text", ""))) > TEXT_MAX:
+            return {"error": "msg_too_long"}
         self.ephemerals.append(Ephemeral(str(p.get("channel")), str(p.get("user")),
                                          str(p.get("text", "")), p.get("thread_ts")))
         return {"message_ts": self._new_ts()}
@@ -272,7 +277,7 @@ class FakeSlack:
         view = p.get("view")
         if isinstance(view, str):
             view = json.loads(view)
-        if not isinstance(view, dict):
+        if not isinstance(view, dict) or len(view["title"]["text"]) > MODAL_TITLE_MAX:
             return {"error": "invalid_arguments"}
         self.views.append(view)
         return {"view": {"id": f"V{next(self._ids):06d}", **view}}

@@ -150,6 +150,42 @@ async def test_a_retried_mention_makes_one_job(live: Live) -> None:
     assert live.videos() == [video]
 
 
+async def test_a_replayed_command_and_button_each_make_one_job(live: Live) -> None:
+    """A signed request sent again within Slack's five minutes (cooldown 0 here, so nothing
+    else would stop it) starts nothing: the trigger_id was claimed in the store."""
+    command = slash_command("a lantern --seconds 1")
+    for _ in range(3):
+        assert (await live.sender.command(command)).status_code == 200
+    [first] = await live.fake.wait_for(live.button_messages, limit=60)
+    [job] = await live.app.store.list_jobs("slack:U0001")
+    await live.app.runner.wait(job.id)
+    press = block_actions("ltx_reroll", str(job.id), message_ts=first.ts, thread_ts=None)
+    for _ in range(3):
+        assert (await live.sender.interactive(press)).status_code == 200
+    await live.runner.adapter.idle()
+    jobs = await live.app.store.list_jobs("slack:U0001")
+    assert len(jobs) == 2
+    await live.app.runner.wait(jobs[0].id)
+    assert len(await live.fake.wait_for(lambda: len(live.videos()) >= 2 and live.videos(),
+                                        limit=60)) == 2
+    assert not live.fake.ephemerals
+
+
+async def test_a_button_with_a_job_number_past_64_bits_is_refused_plainly(live: Live) -> None:
+    for kind in ("reroll", "extend", "cancel"):
+        await live.sender.interactive(block_actions(f"ltx_{kind}", "99999999999999999999"))
+    await live.runner.adapter.idle()
+    notes = [e.text for e in live.fake.ephemerals]
+    assert notes == ["There is no job #99999999999999999999."] * 3
+    assert not live.fake.views and not await live.app.store.list_jobs("slack:U0001")
+
+
+async def test_a_huge_value_is_echoed_shortened(live: Live) -> None:
+    await live.sender.command(slash_command("a cat --ar " + "9" * 100_000))
+    [note] = await live.fake.wait_for(lambda: live.fake.ephemerals)
+    assert note.text.startswith("--ar must be one of") and len(note.text) < 300
+
+
 async def test_user_errors_are_ephemeral(live: Live) -> None:
     await live.sender.command(slash_command("a cat --seconds banana"))
     notes = await live.fake.wait_for(lambda: live.fake.ephemerals)

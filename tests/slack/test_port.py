@@ -184,3 +184,17 @@ def test_an_answer_that_is_not_slack_json_has_no_error_code() -> None:
     assert _error(SlackApiError("bad gateway", SimpleNamespace(data=b"<html>502</html>"))) == ""
     assert _error(SlackApiError("no", SimpleNamespace(data={"ok": False, "error": "not_in_channel"}))
                   ) == "not_in_channel"
+
+
+async def test_a_note_is_cut_to_slacks_limit(port: SlackPort, fake_slack: FakeSlack) -> None:
+    """Past 40,000 characters Slack answers msg_too_long: a note is cut to 4,000 instead."""
+    await port.tell(USER, PLACE, "x" * 100_000)
+    [note] = fake_slack.ephemerals
+    assert len(note.text) == 4000 and note.text.endswith("…")
+
+
+def test_a_prompt_form_title_fits_slacks_24_characters() -> None:
+    from adapters.slack_render import ModalMeta, prompt_modal
+
+    view = prompt_modal("continue", 2**63 - 1, ModalMeta(channel="C0001"))
+    assert len(view["title"]["text"]) <= 24
