@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.sim.files import FileStore
 from bot.sim.jobs import COMPLETED, JobQueue, SimJob
@@ -50,6 +51,7 @@ class Keeper:
     def start(self, url: str, queue: JobQueue) -> None:
         self.url, self._queue = url, queue
         self.state.open()
+        self.state.remember_origin(url)
         self._prune()
         self._beating = asyncio.create_task(self._beat(), name="sim-heartbeat")
         adopted = 0
@@ -110,6 +112,11 @@ class Keeper:
     def mirrored(self, job: SimJob) -> bool:
         return job.owner != self.owner and job.state != COMPLETED
 
+    def made_here(self, url: str) -> bool:
+        """Whether a simulator on this directory made `url` (its address was ours once)."""
+        parts = urlsplit(url)
+        return bool(parts.netloc) and self.state.was_origin(f"{parts.scheme}://{parts.netloc}")
+
     def result(self, job: SimJob) -> Any:
         """The job's result with its file URLs on this simulator's address."""
         if not job.origin or job.origin == self.url:
@@ -157,6 +164,7 @@ class Keeper:
     def _prune(self) -> None:
         self.state.prune(2 * self._options.result_ttl_seconds)
         self._files.prune(self._options.file_ttl_seconds)
+        self.state.prune_origins(self._options.file_ttl_seconds)
 
 
 def _job(record: dict[str, Any]) -> SimJob | None:

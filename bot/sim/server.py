@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -181,8 +182,13 @@ class Simulator:
 
     def local_url(self, url: str) -> str | None:
         """`url` on this simulator's current address when it names one of its files, also one
-        an earlier run on the same state directory made (its port may have been another)."""
-        return self._files.local_url(url)
+        an earlier run on the same state directory made (its port may have been another):
+        a file that is gone since is then a 404 here, not a dead address."""
+        moved = self._files.local_url(url)
+        if moved is None and self._keeper is not None and self._keeper.made_here(url):
+            parts = urlsplit(url)
+            moved = f"{self.url}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+        return moved
 
     def job_state(self, request_id: str) -> str | None:
         job = self._jobs.get(request_id)

@@ -11,11 +11,15 @@ Layout of a state directory:
   unfinished request only when that owner is gone (stopped, or its process dead).
 - `cancel/<request_id>`: a cancel asked of a simulator that does not run the
   request, for its owner to see.
+- `origins/<scheme_host_port>`: every address a simulator on this directory has
+  listened on, so that a URL one of them made is known for ours after a restart
+  even when its file is gone.
 - `files/`: uploaded inputs and rendered videos (`files.FileStore`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -44,11 +48,12 @@ class SimState:
         self.requests = root / "requests"
         self.owners = root / "owners"
         self.cancels = root / "cancel"
+        self.origins = root / "origins"
         self.files = root / "files"
         self.owner = uuid.uuid4().hex  # this simulator, for as long as it runs
 
     def open(self) -> None:
-        for folder in (self.requests, self.owners, self.cancels, self.files):
+        for folder in (self.requests, self.owners, self.cancels, self.origins, self.files):
             folder.mkdir(parents=True, exist_ok=True)
         self.beat()
 
@@ -85,6 +90,21 @@ class SimState:
             except OSError:
                 continue  # another simulator pruned it first
 
+    def prune_origins(self, older_than_seconds: float) -> None:
+        cutoff = time.time() - older_than_seconds
+        for path in self.origins.iterdir():
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+
+    # ------------------------------------------------------------ addresses
+
+    def remember_origin(self, origin: str) -> None:
+        (self.origins / _origin_name(origin)).touch()
+
+    def was_origin(self, origin: str) -> bool:
+        return (self.origins / _origin_name(origin)).exists()
+
     # ------------------------------------------------------------ owners
 
     def beat(self) -> None:
@@ -117,6 +137,10 @@ class SimState:
 
     def forget_cancel(self, request_id: str) -> None:
         (self.cancels / request_id).unlink(missing_ok=True)
+
+
+def _origin_name(origin: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in origin)
 
 
 def _plain_id(value: str) -> bool:

@@ -50,7 +50,12 @@ async def test_a_finished_result_is_served_after_a_restart_on_the_new_address(
         assert await download(http, after["video"]["url"]) == video
         # An earlier run's URL of one of its files is moved to the new address.
         assert second.local_url(before["video"]["url"]) == after["video"]["url"]
-        assert second.local_url(f"{first.url}/files/{'0' * 32}/x.mp4") is None
+        # One whose file is gone since is moved too, to be a plain 404 here...
+        gone = second.local_url(f"{first.url}/files/{'0' * 32}/x.mp4")
+        assert gone == f"{second.url}/files/{'0' * 32}/x.mp4"
+        assert (await http.get(gone)).status_code == 404
+        # ...but nobody else's URL is.
+        assert second.local_url(f"http://127.0.0.1:1/files/{'0' * 32}/x.mp4") is None
 
 
 async def test_an_unfinished_request_runs_on_after_a_restart(
