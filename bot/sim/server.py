@@ -488,14 +488,29 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
     )
 
 
+def how_to_use(url: str) -> str:
+    """What `ltx-bot sim` prints: its address, and settings that work exactly as printed
+    (a loopback fal_queue_url needs no fal key, and its results are let through)."""
+    return (
+        f"fal simulator on {url}\n"
+        "To use it, put these lines in the bot's config file (no fal key needed; if the "
+        "file has a [backend] table already, add the two keys there):\n"
+        "\n"
+        "[backend]\n"
+        f'fal_queue_url = "{url}"\n'
+        f'fal_rest_url = "{url}"\n'
+        "\n"
+        f"or set LTX_BOT__BACKEND__FAL_QUEUE_URL={url} and LTX_BOT__BACKEND__FAL_REST_URL={url}"
+    )
+
+
 async def _serve(sim: Simulator, stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     url = await sim.start()
-    print(f"fal simulator on {url}  (set backend.fal_queue_url = backend.fal_rest_url = {url})",
-          flush=True)
+    print(how_to_use(url), flush=True)
     try:
         await stop.wait()
     finally:
