@@ -108,6 +108,9 @@ class App:
                 queue_seconds=backend.sim_queue_seconds,
                 run_seconds=backend.sim_run_seconds,
                 concurrency=backend.sim_concurrency,
+                # Kept across restarts: unfinished jobs resume, and follow-ups of a finished
+                # job find its video.
+                state_dir=self.settings.data_dir / "sim",
             ),
             host=backend.sim_host,
             port=backend.sim_port,
@@ -133,7 +136,8 @@ class App:
         # private as it may be; only that host:port is let through, not the whole network.
         trusted = media.backend_hosts((queue_url, rest_url),
                                       except_urls=(DEFAULT_FAL_QUEUE_URL, DEFAULT_FAL_REST_URL))
-        fetcher = media.Fetcher(self.http, settings.media, trusted)
+        fetcher = media.Fetcher(self.http, settings.media, trusted,
+                                rebase=self.sim.local_url if self.sim is not None else None)
         self._runner = JobRunner(settings, self._store, self._quota, self._fal, self.http, fetcher=fetcher)
         for port in self._ports:
             self._runner.register_port(port)

@@ -76,7 +76,9 @@ async def _fetch_and_fit(driver: JobDriver, output: VideoOutput, work: Path) -> 
     rt = driver.rt
     job = driver.job
     rt.mark(job.id, "download_start")
-    original = await rt.fetcher.download(
+    # fetch_result, not download: a job resumed after a restart of the built-in simulator
+    # holds a URL on its old address, and a refusal must not read as the user's link.
+    original = await rt.fetcher.fetch_result(
         job.result_url or output.video.url, work / "result.mp4", max_bytes=MAX_RESULT_BYTES,
     )
     rt.mark(job.id, "download_end")
