@@ -173,3 +173,36 @@ async def test_every_follow_up_of_a_gone_result_is_refused_alike_and_charges_not
         assert await app.store.ledger_rows() == ledger
     finally:
         await app.stop()
+
+
+async def test_a_job_stopped_while_delivering_is_delivered_from_the_new_address(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path)
+    app, chat = await _started(settings)
+    parked = asyncio.Event()
+
+    async def park(_job: Any) -> None:
+        parked.set()
+        await asyncio.Event().wait()  # until the bot stops
+
+    app.runner.hooks.before_delivery = park
+    try:
+        await app.bot.handle(_inv("video", "a fox --seconds 1"), chat)
+        async with asyncio.timeout(BOUND):
+            await parked.wait()
+        stopped = await app.store.get_job(1)
+        assert stopped is not None and stopped.state is JobState.DELIVERING
+        assert app.sim is not None and (stopped.result_url or "").startswith(app.sim.url)
+    finally:
+        await app.stop()
+
+    app, chat = await _started(settings)
+    try:
+        job = await app.runner.wait(1)
+        assert job.state is JobState.DONE, job.error_message
+        assert len(chat.of_kind("send_video")) == 1
+        # The record now names the video where it is now.
+        assert app.sim is not None and (job.result_url or "").startswith(f"{app.sim.url}/files/")
+    finally:
+        await app.stop()
