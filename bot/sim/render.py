@@ -216,8 +216,6 @@ def _procedural_frames(spec: RenderSpec, rng: random.Random) -> list[Image.Image
             fill=tuple(int(a + (b - a) * mix) for a, b in zip(top, bottom, strict=True)),
         )
     font = ImageFont.load_default()
-    words = " ".join(spec.prompt.split())[:160]
-    lines = textwrap.wrap(words, width=max(8, w // 7))[:4]
     blobs = [
         (rng.random(), rng.random(), rng.uniform(0.5, 2.0), rng.uniform(0.06, 0.16),
          tuple(int(c * 255) for c in colorsys.hsv_to_rgb(rng.random(), 0.8, 0.95)))
@@ -235,8 +233,7 @@ def _procedural_frames(spec: RenderSpec, rng: random.Random) -> list[Image.Image
             py = h * (0.5 + 0.3 * math.sin(angle + by * math.pi))
             r = radius * min(w, h)
             draw.ellipse((px - r, py - r, px + r, py + r), fill=color)
-        for row, line in enumerate(lines):
-            draw.text((4, 4 + row * 12), line, fill=(255, 255, 255), font=font)
+        _write_prompt(frame, spec.prompt)
         draw.text((4, h - 14), f"{i + 1}/{spec.frames}", fill=(255, 255, 0), font=font)
         out.append(frame)
     return out

@@ -119,8 +119,8 @@ async def test_two_simulators_on_one_directory_serve_each_other_s_requests(
         result = await at_other.result(at_other.handle_for(T2V, handle.request_id))
         assert result["video"]["url"].startswith(other.url)
         # A cancel asked of the other one reaches the owner.
-        slow = await at_owner.enqueue(T2V, {"prompt": "slow", "number_of_frames": 9})
         owner.options.run_seconds = 60.0
+        slow = await at_owner.enqueue(T2V, {"prompt": "slow", "number_of_frames": 9})
         await owner.wait_state(slow.request_id, "IN_PROGRESS")
         await at_other.status(at_other.handle_for(T2V, slow.request_id))
         assert await at_other.cancel(at_other.handle_for(T2V, slow.request_id)) in (
