@@ -5,13 +5,13 @@ the store, quotas, the job runner and the command core, started and stopped toge
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 import httpx
 
 from bot import media
 from bot.commands import Bot
 from bot.config import Settings
+from bot.config.sections import DEFAULT_FAL_QUEUE_URL, DEFAULT_FAL_REST_URL
 from bot.fal import FalClient, new_http_client
 from bot.jobs import JobRunner
 from bot.ports import ChatPort, Invocation
@@ -95,40 +95,52 @@ class App:
         if self._runner is not None:
             self._runner.register_port(port)
 
+    async def _start_backend(self) -> tuple[str, str]:
+        """Start the built-in simulator when the settings choose it; returns the (queue,
+        storage) base URLs the fal client talks to."""
+        backend = self.settings.backend
+        if not self.settings.uses_simulator:
+            if backend.local_server and not backend.has_key:
+                log.info("Backend: the fal-compatible server at %s (loopback: no key needed)",
+                         backend.fal_queue_url)
+            else:
+                log.info("Backend: fal at %s", backend.fal_queue_url)
+            return backend.fal_queue_url, backend.fal_rest_url
+        self.sim = Simulator(
+            SimOptions(
+                queue_seconds=backend.sim_queue_seconds,
+                run_seconds=backend.sim_run_seconds,
+                concurrency=backend.sim_concurrency,
+                # Kept across restarts: unfinished jobs resume, and follow-ups of a finished
+                # job find its video.
+                state_dir=self.settings.data_dir / "sim",
+            ),
+            host=backend.sim_host,
+            port=backend.sim_port,
+        )
+        url = await self.sim.start()
+        reason = ("backend.kind = \"sim\"" if backend.kind == "sim" else "no fal key configured")
+        log.warning(
+            "Videos are SIMULATED by the built-in simulator at %s (%s; set FAL_KEY for real "
+            "LTX generations).",
+            url,
+            reason,
+        )
+        return url, url
+
     async def start(self) -> None:
         settings = self.settings
         backend = settings.backend
-        extra_hosts: list[str] = []
-        queue_url, rest_url = backend.fal_queue_url, backend.fal_rest_url
-        if settings.uses_simulator:
-            self.sim = Simulator(
-                SimOptions(
-                    queue_seconds=backend.sim_queue_seconds,
-                    run_seconds=backend.sim_run_seconds,
-                    concurrency=backend.sim_concurrency,
-                ),
-                host=backend.sim_host,
-                port=backend.sim_port,
-            )
-            queue_url = rest_url = await self.sim.start()
-            # Results come from the simulator's own loopback address; let media fetch them.
-            # host:port, so user links still cannot reach anything else on loopback.
-            parts = urlsplit(queue_url)
-            if parts.hostname and parts.port:
-                extra_hosts.append(f"{parts.hostname}:{parts.port}")
-            reason = ("backend.kind = \"sim\"" if backend.kind == "sim" else "no fal key configured")
-            log.warning(
-                "Videos are SIMULATED by the built-in simulator at %s (%s; set FAL_KEY for real "
-                "LTX generations).",
-                queue_url,
-                reason,
-            )
-        else:
-            log.info("Backend: fal at %s", queue_url)
+        queue_url, rest_url = await self._start_backend()
         self._fal = FalClient.from_settings(self.http, backend, queue_url=queue_url, rest_url=rest_url)
         self._store = await open_store(settings.database.path)
         self._quota = Quota(self._store, settings)
-        fetcher = media.Fetcher(self.http, settings.media, tuple(extra_hosts))
+        # The backend's own results and stored files come from its address, loopback or
+        # private as it may be; only that host:port is let through, not the whole network.
+        trusted = media.backend_hosts((queue_url, rest_url),
+                                      except_urls=(DEFAULT_FAL_QUEUE_URL, DEFAULT_FAL_REST_URL))
+        fetcher = media.Fetcher(self.http, settings.media, trusted,
+                                rebase=self.sim.local_url if self.sim is not None else None)
         self._runner = JobRunner(settings, self._store, self._quota, self._fal, self.http, fetcher=fetcher)
         for port in self._ports:
             self._runner.register_port(port)

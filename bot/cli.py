@@ -246,18 +246,21 @@ def plan(settings: Settings, *, platforms: bool = True) -> tuple[list[str], list
                             f"installed (entry points {GROUP}): reinstall ltx-bot")
         else:
             adapters.append(f"{found.terminal.describe} ({_no_credentials(found)})")
-    has_key = settings.backend.fal_key is not None and bool(settings.backend.fal_key.get_secret_value())
+    has_key = settings.backend.has_key
     backend: list[str] = []
+    queue_url = redacted_dump(settings)["backend"]["fal_queue_url"]
     if settings.uses_simulator:
         reason = "backend.kind = sim" if settings.backend.kind == "sim" else "no fal key"
         backend.append(
             f"built-in simulator ({reason}): videos are SIMULATED, nothing is spent at fal"
         )
+    elif settings.backend.local_server and not has_key:
+        backend.append(f"the fal-compatible server at {queue_url} (backend.fal_queue_url is "
+                       "on this machine, so no fal key is needed)")
     else:
         if not has_key:
             problems.append("backend.kind = fal but no fal key is set (FAL_KEY or backend.fal_key)")
-        backend.append(f"fal queue at {redacted_dump(settings)['backend']['fal_queue_url']}"
-                       + (" (key set)" if has_key else ""))
+        backend.append(f"fal queue at {queue_url}" + (" (key set)" if has_key else ""))
     return adapters, backend, problems
 
 

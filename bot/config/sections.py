@@ -8,8 +8,10 @@ Reading a file and the environment into these is `loading`'s work.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -21,6 +23,8 @@ from pydantic import (
 )
 
 DEFAULT_CONFIG_PATHS = ("config.toml", "/etc/ltx-bot/config.toml")
+DEFAULT_FAL_QUEUE_URL = "https://queue.fal.run"
+DEFAULT_FAL_REST_URL = "https://rest.fal.ai"
 MiB = 1024 * 1024
 
 
@@ -71,11 +75,17 @@ class BackendSettings(Section):
     """[backend]: fal (or the built-in simulator) and how the bot talks to it."""
 
     kind: Literal["auto", "fal", "sim"] = Field(
-        "auto", description="auto = fal when a key is set, else the built-in simulator."
+        "auto",
+        description="auto = fal when a key is set, else the server at a loopback "
+        "fal_queue_url (e.g. `ltx-bot sim`; no key needed), else the built-in simulator.",
     )
     fal_key: SecretStr | None = Field(None, description="Prefer the FAL_KEY environment variable.")
-    fal_queue_url: str = Field("https://queue.fal.run", description="fal queue API base URL.")
-    fal_rest_url: str = Field("https://rest.fal.ai", description="fal storage (uploads) base URL.")
+    fal_queue_url: str = Field(
+        DEFAULT_FAL_QUEUE_URL,
+        description="fal queue API base URL; a loopback URL needs no key, and results on its "
+        "host are fetched though it is loopback.",
+    )
+    fal_rest_url: str = Field(DEFAULT_FAL_REST_URL, description="fal storage (uploads) base URL.")
     max_concurrent: int = Field(2, ge=1, description="Jobs at fal at once (local admission).")
     priority: Literal["normal", "low"] = Field("normal", description="fal queue priority.")
     request_timeout_seconds: float = Field(30.0, gt=0, description="Per HTTP call to fal.")
@@ -94,6 +104,30 @@ class BackendSettings(Section):
     sim_queue_seconds: float = Field(1.0, ge=0, description="Simulated time in fal's queue.")
     sim_run_seconds: float = Field(4.0, ge=0, description="Simulated generation time.")
     sim_concurrency: int = Field(2, ge=1, description="Simulated jobs running at once.")
+
+    @property
+    def has_key(self) -> bool:
+        return self.fal_key is not None and bool(self.fal_key.get_secret_value())
+
+    @property
+    def local_server(self) -> bool:
+        """fal_queue_url names a server on this machine (a standalone `ltx-bot sim`, say):
+        one the operator runs, which needs no fal key."""
+        host = (urlsplit(self.fal_queue_url).hostname or "").lower().rstrip(".")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def uses_builtin_simulator(self) -> bool:
+        """Whether the bot starts its own simulator: `kind = "sim"`, or `auto` with neither
+        a fal key nor a local server to talk to."""
+        if self.kind != "auto":
+            return self.kind == "sim"
+        return not self.has_key and not self.local_server
 
 
 class PriceSettings(Section):
@@ -266,11 +300,7 @@ class Settings(Section):
 
     @property
     def uses_simulator(self) -> bool:
-        if self.backend.kind == "sim":
-            return True
-        if self.backend.kind == "fal":
-            return False
-        return self.backend.fal_key is None or not self.backend.fal_key.get_secret_value()
+        return self.backend.uses_builtin_simulator
 
     @property
     def discord_enabled(self) -> bool:

@@ -76,9 +76,13 @@ async def _fetch_and_fit(driver: JobDriver, output: VideoOutput, work: Path) -> 
     rt = driver.rt
     job = driver.job
     rt.mark(job.id, "download_start")
-    original = await rt.fetcher.download(
-        job.result_url or output.video.url, work / "result.mp4", max_bytes=MAX_RESULT_BYTES,
-    )
+    # A job resumed after a restart of the built-in simulator holds a URL on its old
+    # address: the record takes the current one, for the card's link and follow-ups.
+    url = rt.fetcher.current_url(job.result_url or output.video.url)
+    if url != job.result_url:
+        await driver.write(result_url=url)
+    # fetch_result, not download: a refusal must not read as the user's link.
+    original = await rt.fetcher.fetch_result(url, work / "result.mp4", max_bytes=MAX_RESULT_BYTES)
     rt.mark(job.id, "download_end")
     limit = driver.port.upload_limit(job.place)
     fit = await asyncio.to_thread(media.fit_video, original, work, limit)

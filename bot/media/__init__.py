@@ -14,7 +14,7 @@ CPU-heavy functions are synchronous; async callers run them in a thread.
 Import from here: the modules behind these names may move.
 """
 
-from bot.media.fetch import MAX_REDIRECTS, Fetcher, local_path, safe_source
+from bot.media.fetch import MAX_REDIRECTS, BackendFileError, Fetcher, local_path, safe_source
 from bot.media.fit import (
     X264_PRESET,
     FitPlan,
@@ -25,6 +25,7 @@ from bot.media.fit import (
     read_source,
 )
 from bot.media.frames import last_frame, poster_frame
+from bot.media.guard import backend_hosts
 from bot.media.headers import image_header_size
 from bot.media.images import parse_aspect, prepare_image, target_size
 from bot.media.probe import probe, probe_input, probe_output
@@ -46,11 +47,13 @@ __all__ = [
     "IMAGE_FORMATS",
     "MAX_REDIRECTS",
     "X264_PRESET",
+    "BackendFileError",
     "Fetcher",
     "FitPlan",
     "FitResult",
     "FitSource",
     "MiB",
+    "backend_hosts",
     "cleanup_stale",
     "fit_video",
     "format_size",

@@ -4,6 +4,10 @@ A `Fetcher` is configured once (the shared HTTP client, the media limits, hosts 
 operator lets through the SSRF guard) and handed to whoever downloads. Every hop of a
 redirect chain passes the guard (`bot.media.guard`), credentials stay on the hosts
 they belong to, and sizes and time are capped.
+
+`download` is for links a user gave; `fetch_result` is for files the backend made
+(results, stored inputs): those may need moving to the backend's current address,
+and when one cannot be fetched the words say it is the backend's file.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -20,7 +25,7 @@ import httpx
 
 from bot.config import MediaSettings
 from bot.errors import MediaError
-from bot.media.guard import check_destination
+from bot.media.guard import PrivateAddress, check_destination
 from bot.media.probe import probe_input
 from bot.media.scratch import discard
 from bot.media.sizes import format_size, too_big
@@ -32,17 +37,32 @@ MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
+class FileGone(MediaError):
+    """The server answered 404 or 410: the file is not there (any more)."""
+
+
+class BackendFileError(MediaError):
+    """A file the backend made could not be fetched; the text says so, not "your link"."""
+
+    def __init__(self, message: str, *, gone: bool = False) -> None:
+        super().__init__(message)
+        self.gone = gone
+
+
 @dataclass(frozen=True)
 class Fetcher:
     """Everything a download needs, configured in one place.
 
-    `extra_allowed_hosts` add to the operator's `media.allow_hosts` (the built-in
-    simulator's loopback `host:port`, for instance), in the same forms.
+    `extra_allowed_hosts` add to the operator's `media.allow_hosts` (the configured
+    backend's `host:port`, see `guard.backend_hosts`), in the same forms. `rebase` maps a
+    URL the backend made earlier to where that file is now (the built-in simulator's
+    address changes with each start), or None to leave it.
     """
 
     http: httpx.AsyncClient
     settings: MediaSettings
     extra_allowed_hosts: tuple[str, ...] = ()
+    rebase: Callable[[str], str | None] | None = None
 
     @property
     def allowed_hosts(self) -> tuple[str, ...]:
@@ -64,6 +84,33 @@ class Fetcher:
             discard(dest)
             raise
         return dest
+
+    def current_url(self, url: str) -> str:
+        """Where a file the backend made earlier is now (see `rebase`)."""
+        moved = self.rebase(url) if self.rebase is not None else None
+        return moved or url
+
+    async def fetch_result(self, url: str, dest: Path, *, max_bytes: int) -> Path:
+        """`download` a file the backend made (a result video, say), from where it is now.
+        A failure is a `BackendFileError` whose words put it on the backend: the user gave
+        no link. Its `gone` says the backend no longer has the file."""
+        target = self.current_url(url)
+        where = safe_source(target)
+        try:
+            return await self.download(target, dest, max_bytes=max_bytes)
+        except PrivateAddress as exc:
+            raise BackendFileError(
+                f"The video backend handed me a link on a private network address ({exc.host}), "
+                "which I don't fetch. If that server is the operator's own, it belongs in "
+                "backend.fal_queue_url and backend.fal_rest_url (or media.allow_hosts)."
+            ) from None
+        except FileGone:
+            raise BackendFileError(f"The video backend no longer has that file ({where}).",
+                                   gone=True) from None
+        except MediaError as exc:
+            raise BackendFileError(
+                f"I couldn't download the file the video backend made ({where}): {exc.message}"
+            ) from None
 
     async def fetch_input(self, att: Attachment, dest_dir: Path, *,
                           allow_local: bool = False) -> LocalMedia:
@@ -209,7 +256,7 @@ def _check_status(status: int, host: str) -> None:
     if status in (401, 403):
         raise MediaError(f"{host} refused to give me that file (HTTP {status}); it may need a login.")
     if status in (404, 410):
-        raise MediaError(f"That file is gone from {host} (HTTP {status}); links to uploads may expire.")
+        raise FileGone(f"That file is gone from {host} (HTTP {status}); links to uploads may expire.")
     raise MediaError(f"{host} answered HTTP {status} instead of the file.")
 
 

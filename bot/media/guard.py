@@ -3,6 +3,10 @@
 Every hop of a download asks `check_destination` first. Names are resolved once and
 every address they resolve to is checked; the connection is then pinned to those
 addresses, so a second DNS answer cannot swap a private one in.
+
+The one exception the operator makes without listing it in `media.allow_hosts` is the
+backend they configured (`backend_hosts`): a fal-compatible server on loopback or a
+private network hands out result and storage URLs on its own address.
 """
 
 from __future__ import annotations
@@ -10,13 +14,53 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from urllib.parse import urlsplit
 
 from bot.errors import MediaError
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 PRIVATE_TEXT = "That link points to a private network address, which I can't fetch."
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+class PrivateAddress(MediaError):
+    """A destination on a private network; `host` is the name or address it had."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(PRIVATE_TEXT)
+        self.host = host
+
+
+def backend_hosts(urls: Iterable[str], *, except_urls: Iterable[str] = ()) -> tuple[str, ...]:
+    """`host:port` entries for `check_destination` that let through the servers these base
+    URLs name (a loopback one under each of its loopback names, as a server there may make
+    its URLs under another). `except_urls` (fal's own, public hosts) are left to the
+    ordinary checks."""
+    skip = {u.rstrip("/") for u in except_urls}
+    out: list[str] = []
+    for url in urls:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if url.rstrip("/") in skip or parts.scheme not in ("http", "https") or not host:
+            continue
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            continue
+        names = _LOOPBACK_NAMES if _is_loopback(host) else (f"[{host}]" if ":" in host else host,)
+        out += [f"{name}:{port}" for name in names]
+    return tuple(dict.fromkeys(out))
+
+
+def _is_loopback(host: str) -> bool:
+    if host.rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def is_forbidden(ip: Address) -> bool:
@@ -82,5 +126,5 @@ async def check_destination(host: str, port: int, allowed: Sequence[str]) -> lis
     for text in addresses:
         ip = ipaddress.ip_address(text.split("%")[0])  # without an IPv6 zone
         if is_forbidden(ip) and not _ip_allowed(ip, allowed):
-            raise MediaError(PRIVATE_TEXT)
+            raise PrivateAddress(host)
     return addresses

@@ -3,6 +3,10 @@
 Jobs wait IN_QUEUE behind a concurrency limit (low priority behind normal), log
 "Step k/N (p%)" while they run, and end COMPLETED with a result or an error. A
 queued job is cancelled at once; a running one stops at its next step.
+
+Every change is handed to `on_change` (the simulator writes the job's record to its
+state directory there, when it has one); `SimJob.record` and `SimJob.from_record`
+are that record. Times in it are wall-clock, so they mean the same after a restart.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from bot.catalog import Endpoint
+from bot.catalog import Endpoint, by_endpoint_id
 from bot.sim.options import SimOptions
 
 log = logging.getLogger(__name__)
@@ -37,7 +41,7 @@ class SimJob:
     payload: dict[str, Any]
     seed: int
     priority: str
-    submitted: float
+    submitted: float  # time.time(), like every time here
     start_deadline: float | None = None
     state: str = IN_QUEUE
     position: int | None = None
@@ -47,7 +51,9 @@ class SimJob:
     result: dict[str, Any] | None = None
     result_status: int = 200
     inference_time: float | None = None
-    done_at: float | None = None  # time.monotonic()
+    done_at: float | None = None
+    owner: str | None = None  # the simulator that runs it (state directories only)
+    origin: str = ""  # the simulator URL its result's file URLs were made under
     cancel_requested: bool = False
     cancel_signal: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -64,6 +70,42 @@ class SimJob:
         old, self.changed = self.changed, asyncio.Event()
         old.set()
 
+    def record(self) -> dict[str, Any]:
+        """The job as JSON, for the state directory."""
+        return {
+            "id": self.id, "endpoint_id": self.endpoint.endpoint_id, "payload": self.payload,
+            "seed": self.seed, "priority": self.priority, "submitted": self.submitted,
+            "start_deadline": self.start_deadline, "state": self.state,
+            "position": self.position, "logs": self.logs, "error": self.error,
+            "error_type": self.error_type, "result": self.result,
+            "result_status": self.result_status, "inference_time": self.inference_time,
+            "done_at": self.done_at, "owner": self.owner, "origin": self.origin,
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> SimJob:
+        """A job from its record (raises KeyError or ValueError for a broken one)."""
+        job = cls(id=str(data["id"]), endpoint=by_endpoint_id(str(data["endpoint_id"])),
+                  payload=dict(data["payload"]), seed=int(data["seed"]),
+                  priority=str(data.get("priority") or "normal"),
+                  submitted=float(data.get("submitted") or 0.0))
+        job.update_from(data)
+        return job
+
+    def update_from(self, data: dict[str, Any]) -> None:
+        """Take over the changing part of a record (another simulator's progress)."""
+        self.start_deadline = data.get("start_deadline")
+        self.state = str(data.get("state") or IN_QUEUE)
+        self.position = data.get("position")
+        self.logs = list(data.get("logs") or [])
+        self.error, self.error_type = data.get("error"), data.get("error_type")
+        self.result = data.get("result")
+        self.result_status = int(data.get("result_status") or 200)
+        self.inference_time = data.get("inference_time")
+        self.done_at = data.get("done_at")
+        self.owner = data.get("owner")
+        self.origin = str(data.get("origin") or "")
+
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
@@ -74,24 +116,36 @@ class JobQueue:
     worker threads (`render` turns a job into its output JSON), and cancellation."""
 
     def __init__(self, options: SimOptions, rng: random.Random,
-                 render: Callable[[SimJob], dict[str, Any]]) -> None:
+                 render: Callable[[SimJob], dict[str, Any]],
+                 on_change: Callable[[SimJob], None] | None = None,
+                 cancel_asked: Callable[[SimJob], bool] | None = None) -> None:
         self.options = options
         self.jobs: dict[str, SimJob] = {}
         self.completed_at: dict[str, float] = {}  # perf_counter() when each job ended
         self.closing = False
         self._rng = rng
         self._render = render
+        self._on_change = on_change or (lambda job: None)
+        # A cancel asked of another simulator sharing the state directory.
+        self._cancel_asked = cancel_asked or (lambda job: False)
         self._queued: list[SimJob] = []
         self._running: set[str] = set()
         self._renders: set[asyncio.Future[Any]] = set()
         self._render_pool: ThreadPoolExecutor | None = None
 
     def add(self, job: SimJob) -> None:
-        """Queue `job` and start its lifecycle."""
+        """Queue `job` and start its lifecycle (a job adopted from a state directory too:
+        one that was running starts again, as on a runner that was lost)."""
         self._prune()
         self.jobs[job.id] = job
+        job.state, job.position = IN_QUEUE, None
         self._enqueue(job)
+        self._on_change(job)
         job.task = asyncio.create_task(self._lifecycle(job), name=f"sim-job-{job.id}")
+
+    def keep(self, job: SimJob) -> None:
+        """Know a job without running it (finished, or run by another simulator)."""
+        self.jobs[job.id] = job
 
     def cancel(self, job: SimJob) -> CancelAnswer:
         if job.state == COMPLETED:
@@ -126,7 +180,7 @@ class JobQueue:
 
     def _prune(self) -> None:
         # Long standalone runs should not keep every job forever.
-        cutoff = time.monotonic() - 2 * self.options.result_ttl_seconds
+        cutoff = time.time() - 2 * self.options.result_ttl_seconds
         for job_id in [j.id for j in self.jobs.values() if j.done_at and j.done_at < cutoff]:
             del self.jobs[job_id]
 
@@ -155,6 +209,7 @@ class JobQueue:
             if job.position != index:
                 job.position = index
                 job.notify()
+                self._on_change(job)
 
     async def _lifecycle(self, job: SimJob) -> None:
         try:
@@ -178,7 +233,7 @@ class JobQueue:
             if job.start_deadline is None:
                 await job.slot
             else:
-                await asyncio.wait_for(job.slot, max(0.0, job.start_deadline - time.monotonic()))
+                await asyncio.wait_for(job.slot, max(0.0, job.start_deadline - time.time()))
         except TimeoutError:
             if job in self._queued:
                 self._queued.remove(job)
@@ -190,12 +245,13 @@ class JobQueue:
     # ------------------------------------------------------------ running
 
     async def _run(self, job: SimJob) -> None:
-        if job.cancel_requested:
+        if job.cancel_requested or self._cancel_asked(job):
             self._finish_cancelled(job)
             return
         job.state = IN_PROGRESS
         job.position = None
         started = time.monotonic()
+        self._on_change(job)
         self._log(job, f"Generating with {job.endpoint.title}")
         render = self._start_render(job)
         will_fail = self.options.error_rate > 0 and self._rng.random() < self.options.error_rate
@@ -239,6 +295,8 @@ class JobQueue:
             if pause > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(job.cancel_signal.wait(), pause)
+            if not job.cancel_requested and self._cancel_asked(job):
+                job.cancel_requested = True
             if job.cancel_requested:
                 return False
             self._log(job, f"Step {step}/{steps} ({round(100 * step / steps)}%)")
@@ -248,6 +306,7 @@ class JobQueue:
         job.logs.append({"message": message, "level": "INFO", "source": "USER",
                          "timestamp": _now_iso()})
         job.notify()
+        self._on_change(job)
 
     def _finish(self, job: SimJob, *, result: dict[str, Any] | None = None,
                 error: str | None = None, error_type: str | None = None,
@@ -259,8 +318,9 @@ class JobQueue:
         job.result = result
         job.error, job.error_type = error, error_type
         job.result_status = status if error else 200
-        job.done_at = time.monotonic()
+        job.done_at = time.time()
         self.completed_at[job.id] = time.perf_counter()
+        self._on_change(job)
         job.notify()
 
     def _finish_cancelled(self, job: SimJob) -> None:

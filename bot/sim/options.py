@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -23,3 +24,7 @@ class SimOptions:
     token_ttl_seconds: float = 3600.0
     api_key: str | None = None  # when set, queue and token calls need `Key <api_key>`
     render_workers: int = 2  # threads that encode videos (more only adds GIL contention)
+    # Where requests and files are kept across restarts (None: in memory and a temporary
+    # directory, gone when the simulator stops).
+    state_dir: Path | None = None
+    file_ttl_seconds: float = 7 * 24 * 3600.0  # stored files, in a state directory

@@ -1,10 +1,18 @@
 """Real, small, deterministic videos for the simulator.
 
-A job renders either a slow pan and zoom over its input image (so an
-image-to-video test can see its own picture move) or a procedural scene with
-the prompt written on it. Output is H.264 in MP4 with exactly the requested
-frame count and frame rate, plus an AAC tone when the model makes audio.
-Everything here is synchronous and CPU-bound: the server runs it in a thread.
+A job renders one of three things, so that a user can see what each input does:
+
+- with anchors (frames that must show a given picture: keyframes at their
+  `start_frame_num`, a start and an end image, the frames of a video to extend),
+  each anchor frame shows its picture, frames between two anchors cross-fade from
+  one to the next, frames before the first hold it, and frames after the last
+  continue from it (a slow zoom with the prompt written on);
+- with one input image, a slow pan and zoom over it;
+- with nothing readable, a procedural scene with the prompt written on it.
+
+Output is H.264 in MP4 with exactly the requested frame count and frame rate,
+plus an AAC tone when the model makes audio. Everything here is synchronous and
+CPU-bound: the server runs it in a thread.
 """
 
 from __future__ import annotations
@@ -46,6 +54,8 @@ class RenderSpec:
     audio: bool = False
     source: Image.Image | None = None  # RGB; None = procedural scene
     reverse: bool = False
+    # Output frame -> the picture it shows (RGB, any size); rules over `source`.
+    anchors: tuple[tuple[int, Image.Image], ...] = ()
 
 
 def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
@@ -76,6 +86,38 @@ def load_picture(data: bytes) -> Image.Image | None:
         # Not a video either: the job renders a procedural scene instead, as documented.
         log.debug("input is neither an image nor a video", exc_info=True)
     return None
+
+
+def cover(image: Image.Image, width: int, height: int) -> Image.Image:
+    """`image` filling width x height: the largest centred crop of its shape, resized."""
+    sw, sh = image.size
+    if sw * height > sh * width:
+        cw, ch = sh * width / height, float(sh)
+    else:
+        cw, ch = float(sw), sw * height / width
+    box = ((sw - cw) / 2, (sh - ch) / 2, (sw + cw) / 2, (sh + ch) / 2)
+    return image.resize((width, height), Image.Resampling.BILINEAR, box=box)
+
+
+def load_frames(data: bytes, skip: int, limit: int, size: tuple[int, int]) -> list[Image.Image]:
+    """Up to `limit` frames of a video from its frame `skip` on, each covering `size` (RGB,
+    made small at once: a long clip at full size would not fit in memory); [] if no video."""
+    out: list[Image.Image] = []
+    if limit <= 0:
+        return out
+    try:
+        with av.open(io.BytesIO(data), "r") as container:
+            for index, frame in enumerate(container.decode(video=0)):
+                if index < skip:
+                    continue
+                to_image = cast(Callable[[], Image.Image], frame.to_image)
+                out.append(cover(to_image().convert("RGB"), *size))
+                if len(out) >= limit:
+                    break
+    except Exception:
+        # Not a video: the job goes on with whatever else it has, as documented.
+        log.debug("input is not a video", exc_info=True)
+    return out
 
 
 def _fps_fraction(fps: float) -> Fraction:
@@ -115,6 +157,51 @@ def _pan_zoom_frames(spec: RenderSpec, rng: random.Random) -> list[Image.Image]:
     return out
 
 
+def _continued(last: Image.Image, step: int, steps: int, prompt: str) -> Image.Image:
+    """Frame `step` of `steps` after the last anchor: a slow zoom on it, the prompt on top."""
+    w, h = last.size
+    zoom = 1.0 + 0.25 * step / max(1, steps)
+    cw, ch = w / zoom, h / zoom
+    frame = last.resize((w, h), Image.Resampling.BILINEAR,
+                        box=((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2))
+    _write_prompt(frame, prompt)
+    return frame
+
+
+def _write_prompt(frame: Image.Image, prompt: str) -> None:
+    words = " ".join(prompt.split())[:160]
+    lines = textwrap.wrap(words, width=max(8, frame.width // 7))[:4]
+    draw = ImageDraw.Draw(frame)
+    font = ImageFont.load_default()
+    for row, line in enumerate(lines):
+        draw.text((4, 4 + row * 12), line, fill=(255, 255, 255), font=font)
+
+
+def _anchored_frames(spec: RenderSpec) -> list[Image.Image]:
+    """The timeline through every anchor (see the module's text)."""
+    w, h = spec.width, spec.height
+    last_frame = spec.frames - 1
+    anchors: dict[int, Image.Image] = {}
+    for index, picture in spec.anchors:
+        anchors[min(max(0, index), last_frame)] = cover(picture, w, h)
+    marks = sorted(anchors)
+    out: list[Image.Image] = []
+    for i in range(spec.frames):
+        if i in anchors:
+            out.append(anchors[i])
+        elif i < marks[0]:
+            out.append(anchors[marks[0]])
+        elif i > marks[-1]:
+            out.append(_continued(anchors[marks[-1]], i - marks[-1], last_frame - marks[-1],
+                                  spec.prompt))
+        else:
+            before = max(m for m in marks if m < i)
+            after = min(m for m in marks if m > i)
+            mix = (i - before) / (after - before)
+            out.append(Image.blend(anchors[before], anchors[after], mix))
+    return out
+
+
 def _procedural_frames(spec: RenderSpec, rng: random.Random) -> list[Image.Image]:
     w, h = spec.width, spec.height
     hue = rng.random()
@@ -129,8 +216,6 @@ def _procedural_frames(spec: RenderSpec, rng: random.Random) -> list[Image.Image
             fill=tuple(int(a + (b - a) * mix) for a, b in zip(top, bottom, strict=True)),
         )
     font = ImageFont.load_default()
-    words = " ".join(spec.prompt.split())[:160]
-    lines = textwrap.wrap(words, width=max(8, w // 7))[:4]
     blobs = [
         (rng.random(), rng.random(), rng.uniform(0.5, 2.0), rng.uniform(0.06, 0.16),
          tuple(int(c * 255) for c in colorsys.hsv_to_rgb(rng.random(), 0.8, 0.95)))
@@ -148,8 +233,7 @@ def _procedural_frames(spec: RenderSpec, rng: random.Random) -> list[Image.Image
             py = h * (0.5 + 0.3 * math.sin(angle + by * math.pi))
             r = radius * min(w, h)
             draw.ellipse((px - r, py - r, px + r, py + r), fill=color)
-        for row, line in enumerate(lines):
-            draw.text((4, 4 + row * 12), line, fill=(255, 255, 255), font=font)
+        _write_prompt(frame, spec.prompt)
         draw.text((4, h - 14), f"{i + 1}/{spec.frames}", fill=(255, 255, 0), font=font)
         out.append(frame)
     return out
@@ -171,7 +255,12 @@ def _tone(spec: RenderSpec, rng: random.Random) -> list[bytes]:
 def render_video(spec: RenderSpec, dest: Path) -> None:
     """Write an MP4 of exactly `spec.frames` frames at `spec.fps` to `dest`."""
     rng = random.Random(spec.seed)
-    frames = _pan_zoom_frames(spec, rng) if spec.source is not None else _procedural_frames(spec, rng)
+    if spec.anchors:
+        frames = _anchored_frames(spec)
+    elif spec.source is not None:
+        frames = _pan_zoom_frames(spec, rng)
+    else:
+        frames = _procedural_frames(spec, rng)
     if spec.reverse:
         frames.reverse()
     rate = _fps_fraction(spec.fps)

@@ -1,5 +1,12 @@
 """A simulated job's result: its inputs read, a real MP4 rendered, and the output JSON
-the endpoint's model validates, as fal would send it."""
+the endpoint's model validates, as fal would send it.
+
+What the inputs ask for is what the video shows (see `render.py`): each conditioning
+image at its `start_frame_num` (`images[]`), a conditioning video's frames from its
+`start_frame_num` on (`videos[]`), a start and an end image at the first and last
+frame (`image_url` + `end_image_url`), and a clip to extend from its frame
+`video.start_frame_num` on, continued after its last frame.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,9 @@ from PIL import Image
 from bot.catalog import output_geometry
 from bot.sim.files import FileStore
 from bot.sim.jobs import SimJob
-from bot.sim.render import RenderSpec, load_picture, render_video, scaled_size
+from bot.sim.render import RenderSpec, load_frames, load_picture, render_video, scaled_size
+
+Anchors = list[tuple[int, Image.Image]]
 
 
 def _input_media_urls(payload: Mapping[str, Any]) -> list[str]:
@@ -43,6 +52,42 @@ def _source_picture(payload: Mapping[str, Any], files: FileStore) -> Image.Image
     return None
 
 
+def _picture_at(anchors: Anchors, frame: int, url: Any, files: FileStore) -> None:
+    data = files.read_input(url) if isinstance(url, str) else None
+    picture = load_picture(data) if data is not None else None
+    if picture is not None:
+        anchors.append((frame, picture))
+
+
+def _clip_at(anchors: Anchors, frame: int, url: Any, skip: int, room: int,
+             size: tuple[int, int], files: FileStore) -> None:
+    """The clip's frames from its frame `skip` on, placed from output frame `frame` on."""
+    data = files.read_input(url) if isinstance(url, str) else None
+    if data is not None:
+        clip = load_frames(data, skip, room - frame, size)
+        anchors.extend((frame + i, picture) for i, picture in enumerate(clip))
+
+
+def conditioning(payload: Mapping[str, Any], files: FileStore, frames: int,
+                 size: tuple[int, int]) -> Anchors:
+    """The output frames the inputs pin to a picture (the readable ones); video frames
+    come made to `size`."""
+    anchors: Anchors = []
+    for item in payload.get("images") or []:
+        _picture_at(anchors, int(item.get("start_frame_num", 0)), item.get("image_url"), files)
+    for item in payload.get("videos") or []:
+        _clip_at(anchors, int(item.get("start_frame_num", 0)), item.get("video_url"), 0,
+                 frames, size, files)
+    extended = payload.get("video")
+    if isinstance(extended, Mapping):
+        _clip_at(anchors, 0, extended.get("video_url"), int(extended.get("start_frame_num", 0)),
+                 frames, size, files)
+    if payload.get("end_image_url"):
+        _picture_at(anchors, 0, payload.get("image_url"), files)
+        _picture_at(anchors, frames - 1, payload.get("end_image_url"), files)
+    return anchors
+
+
 def render_result(job: SimJob, files: FileStore, scale: float) -> dict[str, Any]:
     """Runs in a worker thread: reads inputs, writes the MP4, returns the output JSON."""
     endpoint, payload = job.endpoint, job.payload
@@ -59,7 +104,8 @@ def render_result(job: SimJob, files: FileStore, scale: float) -> dict[str, Any]
     spec = RenderSpec(width=out_w, height=out_h, frames=frames, fps=fps, seed=job.seed,
                       prompt=prompt, source=source,
                       audio=endpoint.audio and bool(payload.get("generate_audio", True)),
-                      reverse=bool(payload.get("reverse_video", False)))
+                      reverse=bool(payload.get("reverse_video", False)),
+                      anchors=tuple(conditioning(payload, files, frames, (out_w, out_h))))
     file_id, dest = files.new_file("video", ".mp4")
     name = f"{job.id}.mp4"
     render_video(spec, dest)

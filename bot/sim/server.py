@@ -14,6 +14,10 @@ failures fal really has.
 
 It never fetches anything: input URLs that point at the simulator itself (or
 `data:` URIs) are read locally, anything else gets a procedural scene.
+
+With `SimOptions.state_dir` it keeps its requests and files there (`keeper.py`,
+`state.py`): a restart serves finished results and runs unfinished requests on,
+and several simulators may share one directory.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -41,8 +47,10 @@ from pydantic import ValidationError
 from bot.catalog import ENDPOINTS, Endpoint, UnknownModel, by_endpoint_id
 from bot.sim.files import FileStore
 from bot.sim.jobs import COMPLETED, IN_PROGRESS, IN_QUEUE, STATE_ORDER, JobQueue, SimJob
+from bot.sim.keeper import Keeper
 from bot.sim.options import SimOptions
 from bot.sim.results import render_result
+from bot.sim.state import SimState
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +115,13 @@ class Simulator:
         self.submitted: dict[str, dict[str, Any]] = {}
         self.faults_injected = 0
         self._rng = random.Random(self.options.seed)
-        self._files = FileStore()
-        self._queue = JobQueue(self.options, self._rng, self._render)
+        state = SimState(self.options.state_dir) if self.options.state_dir is not None else None
+        self._files = FileStore(state.files if state is not None else None)
+        self._keeper = Keeper(state, self._files, self.options) if state is not None else None
+        keeper = self._keeper
+        self._queue = JobQueue(self.options, self._rng, self._render,
+                               on_change=keeper.save if keeper else None,
+                               cancel_asked=keeper.cancel_asked if keeper else None)
         # The queue's own dicts: the routes look jobs up here, and tests reach in.
         self._jobs = self._queue.jobs
         self.completed_at = self._queue.completed_at
@@ -142,11 +155,15 @@ class Simulator:
         host, port = self._runner.addresses[0][:2]
         self.port = int(port)
         self.url = self._files.base_url = f"http://{host}:{port}"
+        if self._keeper is not None:
+            self._keeper.start(self.url, self._queue)
         log.info("fal simulator listening on %s", self.url)
         return self.url
 
     async def stop(self) -> None:
         await self._queue.close()
+        if self._keeper is not None:
+            await self._keeper.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -162,6 +179,16 @@ class Simulator:
     def fail_next(self, status: int, count: int = 1, *, path_contains: str = "") -> None:
         """The next `count` requests whose path contains `path_contains` answer `status`."""
         self._faults.append(_Fault(status, count, path_contains))
+
+    def local_url(self, url: str) -> str | None:
+        """`url` on this simulator's current address when it names one of its files, also one
+        an earlier run on the same state directory made (its port may have been another):
+        a file that is gone since is then a 404 here, not a dead address."""
+        moved = self._files.local_url(url)
+        if moved is None and self._keeper is not None and self._keeper.made_here(url):
+            parts = urlsplit(url)
+            moved = f"{self.url}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+        return moved
 
     def job_state(self, request_id: str) -> str | None:
         job = self._jobs.get(request_id)
@@ -258,10 +285,12 @@ class Simulator:
         if not isinstance(seed, int):
             seed = self._rng.randrange(2**31)
         priority = request.headers.get("X-Fal-Queue-Priority", "normal")
-        now = time.monotonic()
+        now = time.time()
         job = SimJob(id=str(uuid.uuid4()), endpoint=endpoint, payload=payload, seed=seed,
                      priority=priority if priority in ("normal", "low") else "normal",
-                     submitted=now)
+                     submitted=now, origin=self.url)
+        if self._keeper is not None:
+            job.owner = self._keeper.owner
         timeout = request.headers.get("X-Fal-Request-Timeout")
         with contextlib.suppress(ValueError, TypeError):
             if timeout is not None:
@@ -288,7 +317,10 @@ class Simulator:
         return job
 
     def _job_for(self, request: web.Request) -> SimJob | None:
-        job = self._jobs.get(request.match_info["request_id"])
+        request_id = request.match_info["request_id"]
+        job = self._jobs.get(request_id)
+        if job is None and self._keeper is not None:
+            job = self._keeper.find(request_id)  # an earlier run's, or another simulator's
         app_id = f"{request.match_info['owner']}/{request.match_info['app']}"
         # Like fal, a request is only found under its own owner/app.
         if job is None or job.app_id != app_id:
@@ -359,19 +391,23 @@ class Simulator:
         if job.state != COMPLETED:
             return _json({"detail": "Request is still in progress."}, 400, headers)
         assert job.done_at is not None
-        if time.monotonic() - job.done_at > self.options.result_ttl_seconds:
+        if time.time() - job.done_at > self.options.result_ttl_seconds:
             return _json({"detail": "Request not found."}, 404, headers)
         if job.error:
             if job.error_type:
                 headers["X-Fal-Error-Type"] = job.error_type
             return _json({"detail": job.error, "error_type": job.error_type},
                          job.result_status, headers)
-        return _json(job.result, 200, headers)
+        result = self._keeper.result(job) if self._keeper is not None else job.result
+        return _json(result, 200, headers)
 
     async def _cancel(self, request: web.Request) -> web.Response:
         job = self._lookup(request, "cancel", {"status": "NOT_FOUND"})
         if isinstance(job, web.Response):
             return job
+        if self._keeper is not None and self._keeper.mirrored(job):
+            self._keeper.ask_cancel(job)  # another simulator runs it: it sees the mark
+            return _json({"status": "CANCELLATION_REQUESTED"}, 202)
         answer = self._queue.cancel(job)
         status = {"OK": 200, "CANCELLATION_REQUESTED": 202, "ALREADY_COMPLETED": 400}[answer]
         return _json({"status": answer}, status)
@@ -437,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--keepalive-seconds", type=float, default=defaults.keepalive_seconds)
     parser.add_argument("--result-ttl-seconds", type=float, default=defaults.result_ttl_seconds)
+    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
+                        help="keep requests and files here across restarts (default: in memory)")
     return parser
 
 
@@ -446,7 +484,23 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         concurrency=args.concurrency, fail_rate=args.fail_rate,
         drop_stream_rate=args.drop_stream_rate, error_rate=args.error_rate, scale=args.scale,
         seed=args.seed, keepalive_seconds=args.keepalive_seconds,
-        result_ttl_seconds=args.result_ttl_seconds,
+        result_ttl_seconds=args.result_ttl_seconds, state_dir=args.state_dir,
+    )
+
+
+def how_to_use(url: str) -> str:
+    """What `ltx-bot sim` prints: its address, and settings that work exactly as printed
+    (a loopback fal_queue_url needs no fal key, and its results are let through)."""
+    return (
+        f"fal simulator on {url}\n"
+        "To use it, put these lines in the bot's config file (no fal key needed; if the "
+        "file has a [backend] table already, add the two keys there):\n"
+        "\n"
+        "[backend]\n"
+        f'fal_queue_url = "{url}"\n'
+        f'fal_rest_url = "{url}"\n'
+        "\n"
+        f"or set LTX_BOT__BACKEND__FAL_QUEUE_URL={url} and LTX_BOT__BACKEND__FAL_REST_URL={url}"
     )
 
 
@@ -456,8 +510,7 @@ async def _serve(sim: Simulator, stop: asyncio.Event) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     url = await sim.start()
-    print(f"fal simulator on {url}  (set backend.fal_queue_url = backend.fal_rest_url = {url})",
-          flush=True)
+    print(how_to_use(url), flush=True)
     try:
         await stop.wait()
     finally:

@@ -204,10 +204,13 @@ def test_render_sizes_and_audio(tmp_path: Path) -> None:
 def test_command_line_options() -> None:
     args = build_parser().parse_args(["--port", "0", "--queue-seconds", "0.5", "--run-seconds",
                                       "2", "--concurrency", "3", "--fail-rate", "0.1",
-                                      "--drop-stream-rate", "0.2", "--error-rate", "0.3"])
+                                      "--drop-stream-rate", "0.2", "--error-rate", "0.3",
+                                      "--state-dir", "sim-state"])
     options = options_from_args(args)
     assert (options.queue_seconds, options.run_seconds, options.concurrency) == (0.5, 2.0, 3)
     assert (options.fail_rate, options.drop_stream_rate, options.error_rate) == (0.1, 0.2, 0.3)
+    assert options.state_dir == Path("sim-state")
+    assert options_from_args(build_parser().parse_args([])).state_dir is None
 
 
 async def test_command_line_serves_until_terminated(http: httpx.AsyncClient) -> None:
