@@ -111,7 +111,7 @@ async def test_two_simulators_on_one_directory_serve_each_other_s_requests(
     async with _sim(tmp_path, run_seconds=0.6, steps=6) as owner, _sim(tmp_path) as other:
         at_owner = make_client(http, owner.url)
         at_other = make_client(http, other.url)
-        handle = await at_owner.enqueue(T2V, {"prompt": "shared", "number_of_frames": 9})
+        handle = await at_owner.enqueue(T2V, {"prompt": "one for both", "number_of_frames": 9})
         # Asked of the other simulator, the request is followed there, not run twice.
         seen = await follow(at_other, at_other.handle_for(T2V, handle.request_id))
         assert isinstance(seen[-1], Completed)
