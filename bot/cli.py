@@ -52,6 +52,7 @@ def secret_values(settings: Settings) -> list[str]:
         settings.slack.bot_token,
         settings.slack.app_token,
         settings.slack.signing_secret,
+        settings.database.url,
     ):
         if secret is not None and secret.get_secret_value():
             found.append(secret.get_secret_value())

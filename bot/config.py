@@ -7,7 +7,7 @@ line). Secrets are `SecretStr`: they print as `**********` everywhere, and
 
 Environment overrides:
 - well-known names for secrets and containers: `FAL_KEY`, `DISCORD_TOKEN`,
-  `SLACK_BOT_TOKEN`, `SLACK_APP_TOKEN`, `SLACK_SIGNING_SECRET`, `LTX_BOT_DB`;
+  `SLACK_BOT_TOKEN`, `SLACK_APP_TOKEN`, `SLACK_SIGNING_SECRET`, `LTX_BOT_DB`, `DATABASE_URL`;
 - any setting as `LTX_BOT__SECTION__KEY=value` (value parsed as TOML when it
   parses, else taken as a string), e.g. `LTX_BOT__QUOTA__DAILY_CREDITS=500`.
 """
@@ -37,6 +37,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from bot.config_database import one_database
+
 DEFAULT_CONFIG_PATHS = ("config.toml", "/etc/ltx-bot/config.toml")
 MiB = 1024 * 1024
 
@@ -48,9 +50,11 @@ class Section(BaseModel):
 
 
 class DatabaseSettings(Section):
-    """[database]: where the bot keeps users, jobs and the quota ledger."""
+    """[database]: users, jobs and the ledger in a SQLite file or PostgreSQL (`url`), not both."""
 
     path: str = Field("data/ltx-bot.sqlite3", description="SQLite file; created on first start.")
+    url: SecretStr | None = Field(None, description="postgresql://user:password@host:5432/db; DATABASE_URL.")
+    pool_size: int = Field(4, ge=1, le=100, description="PostgreSQL connections per bot process.")
 
 
 class TierSettings(Section):
@@ -292,6 +296,7 @@ WELL_KNOWN_ENV: dict[str, tuple[str, str]] = {
     "SLACK_APP_TOKEN": ("slack", "app_token"),
     "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),
     "LTX_BOT_DB": ("database", "path"),
+    "DATABASE_URL": ("database", "url"),
 }
 ENV_PREFIX = "LTX_BOT__"
 
@@ -483,10 +488,13 @@ def load_settings(
     file_path = _config_file(path, env)
     text, data = _read_toml(file_path) if file_path is not None else ("", {})
     overrides, env_origin = env_overrides(env)
+    origins = _Origins(file_path, text, env_origin)
+    if problem := one_database(data, overrides, env_origin, lambda k: origins._where(k, tuple(k.split(".")))[1]):
+        raise ConfigError(f"invalid configuration:\n  {problem}")
     try:
         settings = Settings.model_validate(_merge(data, overrides))
     except ValidationError as exc:
-        raise _Origins(file_path, text, env_origin).config_error(exc) from None
+        raise origins.config_error(exc) from None
     return settings, file_path
 
 
