@@ -17,7 +17,7 @@ from bot.jobs import JobRunner
 from bot.ports import ChatPort
 from bot.quota import Quota
 from bot.sim import SimOptions, Simulator
-from bot.store import SqliteStore, open_store
+from bot.store import SqlStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class App:
         self.http = http or http_client_for(settings)
         self._ports: list[ChatPort] = []
         self.sim: Simulator | None = None
-        self._store: SqliteStore | None = None
+        self._store: SqlStore | None = None
         self._quota: Quota | None = None
         self._runner: JobRunner | None = None
         self._bot: Bot | None = None
@@ -53,7 +53,7 @@ class App:
 
     # Attributes adapters use once the app has started.
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> SqlStore:
         assert self._store is not None, "App.start() first"
         return self._store
 
@@ -113,7 +113,7 @@ class App:
         else:
             log.info("Backend: fal at %s", queue_url)
         self._fal = FalClient.from_settings(self.http, backend, queue_url=queue_url, rest_url=rest_url)
-        self._store = await open_store(settings.database.path)
+        self._store = await open_store(settings.database)
         self._quota = Quota(self._store, settings)
         self._runner = JobRunner(
             settings, self._store, self._quota, self._fal, self.http, extra_allowed_hosts=extra_hosts
