@@ -47,6 +47,10 @@ POOL_OPEN_TIMEOUT_SECONDS = 30.0
 # the retry is the safety net, not the plan.
 MAX_ATTEMPTS = 5
 _RETRY = (errors.SerializationFailure, errors.DeadlockDetected)
+class _StaleConnection(Exception):
+    """BEGIN failed: the pooled connection was dead before the transaction started."""
+
+
 # pg_advisory_xact_lock key that serializes migrations: "ltxbot" as a number.
 MIGRATION_LOCK = int.from_bytes(b"ltxbot", "big")
 
@@ -56,7 +60,8 @@ class PgStore(SqlStore):
 
     Each `run(body)` takes a pooled connection on one of `pool_size` worker
     threads, runs `body` in one READ COMMITTED transaction with the row locks of
-    `PgTx`, and commits; a deadlock or serialization failure runs it again.
+    `PgTx`, and commits; a deadlock or serialization failure runs it again, and so
+    does a connection that turns out dead at BEGIN.
     """
 
     def __init__(self, pool: ConnectionPool[PgConnection], where: str, pool_size: int,
@@ -79,15 +84,35 @@ class PgStore(SqlStore):
         attempt = 1
         while True:
             try:
-                with self._pool.connection() as conn, conn.transaction():
-                    return body(PgTx(conn, self.clock, POSTGRES, write=write))
+                return self._attempt(body, write)
+            except _StaleConnection:
+                # Nothing ran; the pool drops the dead connection and hands out another.
+                if attempt > self._pool.max_size:
+                    raise
             except _RETRY as exc:
                 if attempt >= MAX_ATTEMPTS:
                     raise
                 log.info("store transaction retried after %s (attempt %d)",
                          type(exc).__name__, attempt)
                 time.sleep(random.uniform(0, 0.005 * attempt))  # on the worker thread
-                attempt += 1
+            attempt += 1
+
+    def _attempt(self, body: Callable[[SqlTx], T], write: bool) -> T:
+        with self._pool.connection() as conn:
+            try:
+                conn.execute("BEGIN")
+            except psycopg.OperationalError as exc:
+                # The server dropped this connection while it sat in the pool (restart,
+                # failover): found by the BEGIN, so no check costs a round trip each time.
+                raise _StaleConnection() from exc
+            try:
+                value = body(PgTx(conn, self.clock, POSTGRES, write=write))
+            except BaseException:
+                if not conn.broken:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return value
 
     async def close(self) -> None:
         if self._closed:
@@ -158,9 +183,6 @@ def _open(url: str, pool_size: int, clock: Clock) -> PgStore:
         url, min_size=pool_size, max_size=pool_size, open=False, name="ltx-bot",
         kwargs={"autocommit": True, "row_factory": dict_row,
                 "connect_timeout": CONNECT_TIMEOUT_SECONDS},
-        # A connection the server dropped (restart, failover) is replaced at checkout,
-        # not discovered by the transaction that gets it.
-        check=ConnectionPool.check_connection,
     )
     try:
         pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT_SECONDS)

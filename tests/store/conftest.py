@@ -1,12 +1,20 @@
-"""Fixtures for the store and quota tests: a real SQLite file and a clock we move by hand."""
+"""Fixtures for the store and quota tests: a real store on each backend (a SQLite file,
+a fresh database on a PostgreSQL server the tests start) and a clock we move by hand.
+
+Every test that takes `store` (or `where`) runs once per backend: `[sqlite]` and
+`[postgresql]`. The server starts once per session (tests/pg.py); each test gets
+its own database, copied from a template that is already migrated.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from bot import catalog
@@ -14,7 +22,12 @@ from bot.config import QuotaSettings, Settings
 from bot.model import GenerationRequest
 from bot.ports import Place, User
 from bot.quota import Quota
-from bot.store import SqliteStore, open_store
+from bot.store import SqlStore, open_store
+from bot.store.postgres import connect, migrate
+from tests.pg import PgServer, PgUnavailable
+
+BACKENDS = ("sqlite", "postgresql")
+TEMPLATE = "ltx_template"
 
 
 @dataclass
@@ -60,9 +73,62 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "bot.sqlite3"
 
 
+class PgDatabases:
+    """Fresh databases on the test server: migrated copies of the template, or empty ones."""
+
+    def __init__(self, server: PgServer) -> None:
+        self.server = server
+        self._names = itertools.count(1)
+        self._admin = psycopg.connect(server.url(), autocommit=True)
+        self._admin.execute(f"CREATE DATABASE {TEMPLATE}")
+        with connect(server.url(TEMPLATE)) as conn:
+            migrate(conn)
+
+    def fresh(self, *, migrated: bool = True) -> str:
+        """The URL of a new database, at the latest schema (or with nothing in it)."""
+        name = f"test_{next(self._names)}"
+        template = TEMPLATE if migrated else "template0"
+        self._admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        return self.server.url(name)
+
+    def close(self) -> None:
+        self._admin.close()
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PgDatabases]:
+    """The session's PostgreSQL server. Fails (never skips) when it cannot start."""
+    try:
+        server = PgServer.start()
+    except PgUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        databases = PgDatabases(server)
+        yield databases
+        databases.close()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
-async def store(db_path: Path, clock: ManualClock) -> AsyncIterator[SqliteStore]:
-    s = await open_store(db_path, clock=clock)
+def where(backend: str, db_path: Path, request: pytest.FixtureRequest) -> str | Path:
+    """Where this test's store lives: a SQLite file, or the URL of a fresh database.
+    The server is asked for only by the tests that run on PostgreSQL."""
+    if backend == "sqlite":
+        return db_path
+    databases: PgDatabases = request.getfixturevalue("pg_databases")
+    return databases.fresh()
+
+
+@pytest.fixture
+async def store(where: str | Path, clock: ManualClock) -> AsyncIterator[SqlStore]:
+    s = await open_store(where, clock=clock)
     yield s
     await s.close()
 
@@ -73,5 +139,5 @@ def settings(db_path: Path) -> Settings:
 
 
 @pytest.fixture
-def quota(store: SqliteStore, settings: Settings, clock: ManualClock) -> Quota:
+def quota(store: SqlStore, settings: Settings, clock: ManualClock) -> Quota:
     return Quota(store, settings, clock=clock)
