@@ -9,7 +9,7 @@ its own database, copied from a template that is already migrated.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -117,13 +117,20 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def where(backend: str, db_path: Path, request: pytest.FixtureRequest) -> str | Path:
-    """Where this test's store lives: a SQLite file, or the URL of a fresh database.
-    The server is asked for only by the tests that run on PostgreSQL."""
+def new_where(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], str | Path]:
+    """Makes places for new stores on this test's backend: `new_where(name)` is a SQLite
+    file in tmp_path, or the URL of a fresh database. The server is started only for
+    tests that run on PostgreSQL."""
     if backend == "sqlite":
-        return db_path
+        return lambda name: tmp_path / "data" / f"{name}.sqlite3"
     databases: PgDatabases = request.getfixturevalue("pg_databases")
-    return databases.fresh()
+    return lambda name: databases.fresh()
+
+
+@pytest.fixture
+def where(backend: str, db_path: Path, new_where: Callable[[str], str | Path]) -> str | Path:
+    """Where this test's store lives (for SQLite, the `db_path` file)."""
+    return db_path if backend == "sqlite" else new_where("bot")
 
 
 @pytest.fixture
