@@ -7,7 +7,8 @@ their SQL differs; `queries` the statements both run, `base` the store methods
 both share, `audit` the ledger check. `sqlite` runs them on one SQLite file from
 one worker thread; `postgres` (with the row locks of `postgres_tx`) on a
 PostgreSQL server from a pool. `factory.open_store` opens the one the settings
-name, and `copy` moves a SQLite store into an empty PostgreSQL database.
+name, and `transfer` copies a SQLite store into an empty PostgreSQL database
+and backs PostgreSQL up.
 """
 
 from .base import SqlStore, StoreHealth

@@ -50,6 +50,10 @@ _RETRY = (errors.SerializationFailure, errors.DeadlockDetected)
 class _StaleConnection(Exception):
     """BEGIN failed: the pooled connection was dead before the transaction started."""
 
+    def __init__(self, error: psycopg.OperationalError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
 
 # pg_advisory_xact_lock key that serializes migrations: "ltxbot" as a number.
 MIGRATION_LOCK = int.from_bytes(b"ltxbot", "big")
@@ -85,10 +89,10 @@ class PgStore(SqlStore):
         while True:
             try:
                 return self._attempt(body, write)
-            except _StaleConnection:
+            except _StaleConnection as stale:
                 # Nothing ran; the pool drops the dead connection and hands out another.
                 if attempt > self._pool.max_size:
-                    raise
+                    raise stale.error from None
             except _RETRY as exc:
                 if attempt >= MAX_ATTEMPTS:
                     raise
@@ -104,7 +108,7 @@ class PgStore(SqlStore):
             except psycopg.OperationalError as exc:
                 # The server dropped this connection while it sat in the pool (restart,
                 # failover): found by the BEGIN, so no check costs a round trip each time.
-                raise _StaleConnection() from exc
+                raise _StaleConnection(exc) from exc
             try:
                 value = body(PgTx(conn, self.clock, POSTGRES, write=write))
             except BaseException:

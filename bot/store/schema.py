@@ -3,7 +3,7 @@ both backends with the type tokens of `bot.store.dialect`, and SQLite's migrator
 
 Each entry of MIGRATIONS moves the schema one version forward, with the same
 numbers on both backends; SQLite's PRAGMA user_version records how many have run
-(PostgreSQL's record and migrator live in `postgres_schema`). Never edit a
+(PostgreSQL's record and migrator live in `postgres`). Never edit a
 released entry: append a new one.
 """
 
