@@ -232,7 +232,7 @@ def test_random_operation_sequences_keep_the_books(policy: Policy, ops: list[tup
         asyncio.run(run(policy, ops, Path(directory) / "ledger.sqlite3"))
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy=policies, ops=st.lists(op, min_size=20, max_size=60))
 def test_random_operation_sequences_keep_the_books_on_postgresql(
     pg_databases: PgDatabases, policy: Policy, ops: list[tuple[Any, ...]]
