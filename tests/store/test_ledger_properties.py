@@ -237,4 +237,8 @@ def test_random_operation_sequences_keep_the_books(policy: Policy, ops: list[tup
 def test_random_operation_sequences_keep_the_books_on_postgresql(
     pg_databases: PgDatabases, policy: Policy, ops: list[tuple[Any, ...]]
 ) -> None:
-    asyncio.run(run(policy, ops, pg_databases.fresh()))
+    url = pg_databases.lend()
+    try:
+        asyncio.run(run(policy, ops, url))
+    finally:
+        pg_databases.give_back(url)
