@@ -78,7 +78,8 @@ class PgServer:
         if bin_dir is None:
             raise PgUnavailable(INSTALL_HINT)
         as_root = os.geteuid() == 0
-        root = Path(tempfile.mkdtemp(prefix="ltx-test-pg-"))
+        # As root, in /tmp whatever TMPDIR says: the postgres user must reach the directory.
+        root = Path(tempfile.mkdtemp(prefix="ltx-test-pg-", dir="/tmp" if as_root else None))
         if as_root:
             shutil.chown(root, SUPERUSER, SUPERUSER)
         server = cls(bin_dir, root, 0, as_root)
