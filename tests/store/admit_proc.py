@@ -5,7 +5,7 @@
 It reads commands on stdin, one a line, and answers on stdout:
 
 - `CASE WHERE`: open the store at WHERE (a SQLite path or a postgresql:// URL) with
-  the limits of CASE (`test_concurrency.CASES`), answer `ready`;
+  the limits of CASE (`scenarios.CASES`), answer `ready`;
 - `go`: make N admissions at once, answer how many were admitted, close the store;
 - `quit`: end.
 
@@ -25,8 +25,7 @@ from bot.errors import QuotaExceeded
 from bot.ports import User
 from bot.quota import Quota
 from bot.store import open_store
-from tests.store.conftest import ALICE, GUILD, ManualClock, make_request, make_settings
-from tests.store.test_concurrency import CASES
+from tests.store.scenarios import ALICE, CASES, GUILD, ManualClock, make_request, make_settings
 
 NOW = datetime(2026, 4, 29, 19, 0, tzinfo=UTC)
 

@@ -3,64 +3,42 @@ a fresh database on a PostgreSQL server the tests start) and a clock we move by 
 
 Every test that takes `store` (or `where`) runs once per backend: `[sqlite]` and
 `[postgresql]`. The server starts once per session (tests/pg.py); each test gets
-its own database, copied from a template that is already migrated.
+an empty database at the latest schema to itself (a copy of a migrated template,
+emptied and reused after the test). What the tests are made of is in `scenarios`.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from bot import catalog
-from bot.config import QuotaSettings, Settings
-from bot.model import GenerationRequest
-from bot.ports import Place, User
+from bot.config import Settings
 from bot.quota import Quota
 from bot.store import SqlStore, open_store
 from bot.store.postgres import connect, migrate
 from bot.store.transfer import TABLES
 from tests.pg import PgServer, PgUnavailable
 
+# The scenarios' names, for the tests that import them from here.
+from .scenarios import (  # noqa: F401
+    ADMIN,
+    ALICE,
+    BOB,
+    DM,
+    GUILD,
+    OTHER_GUILD,
+    ManualClock,
+    make_request,
+    make_settings,
+)
+
 BACKENDS = ("sqlite", "postgresql")
 TEMPLATE = "ltx_template"
-
-
-@dataclass
-class ManualClock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
-
-
-def make_request(credits: int, *, endpoint_key: str = "ltx-13b", prompt: str = "a cat") -> GenerationRequest:
-    endpoint = catalog.by_name(endpoint_key)
-    est = catalog.Estimate(usd=credits / 100, credits=credits, width=1280, height=720, frames=121)
-    return GenerationRequest(endpoint=endpoint, input={"prompt": prompt}, estimate=est, prompt=prompt)
-
-
-def make_settings(path: Path, **quota: object) -> Settings:
-    base = {"daily_credits": 200, "monthly_credits": 2000, "max_concurrent_jobs": 2,
-            "cooldown_seconds": 0.0}
-    base.update(quota)
-    return Settings.model_validate({"database": {"path": str(path)}, "quota": QuotaSettings.model_validate(base).model_dump()})
-
-
-ALICE = User(platform="discord", id="1001", name="alice", roles=("member",))
-BOB = User(platform="discord", id="1002", name="bob")
-ADMIN = User(platform="discord", id="1", name="root", is_admin=True)
-GUILD = Place(platform="discord", channel="c1", workspace="g1")
-OTHER_GUILD = Place(platform="discord", channel="c9", workspace="g2")
-DM = Place(platform="discord", channel="dm1")
 
 
 @pytest.fixture

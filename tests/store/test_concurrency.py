@@ -13,15 +13,7 @@ from bot.ports import User
 from bot.quota import Quota
 from bot.store import SqlStore, open_store
 
-from .conftest import ALICE, BOB, GUILD, ManualClock, make_request, make_settings
-
-# Each case: quota settings and whether the 200 callers are one user or 200 users.
-CASES = {
-    "daily": ({"daily_credits": 100, "max_concurrent_jobs": 1000}, True),
-    "concurrent": ({"max_concurrent_jobs": 10, "daily_credits": 100_000, "monthly_credits": 100_000}, True),
-    "global": ({"global_daily_credits": 100}, False),
-    "workspace": ({"workspace_monthly_credits": 100}, False),
-}
+from .scenarios import ALICE, BOB, CASES, GUILD, ManualClock, make_request, make_settings
 
 
 def callers(single_user: bool) -> list[User]:
