@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.quota import Quota
 from bot.store import SqlStore, open_store
 from bot.store.postgres import connect, migrate
-from bot.store.transfer import TABLES
+from bot.store.transfer import IDENTITIES, TABLES
 from tests.pg import PgServer, PgUnavailable
 
 # The scenarios' names, for the tests that import them from here.
@@ -55,7 +55,7 @@ def db_path(tmp_path: Path) -> Path:
 class PgDatabases:
     """Databases on the test server: fresh ones (migrated copies of the template, or
     empty), and migrated ones lent to a test and emptied when it gives them back, since
-    emptying five tables is many times cheaper than creating a database."""
+    emptying five small tables is many times cheaper than creating a database."""
 
     def __init__(self, server: PgServer) -> None:
         self.server = server
@@ -81,8 +81,12 @@ class PgDatabases:
         # A store the test left open must not keep the tables locked.
         self._admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                             " WHERE datname = %s", (url.rsplit("/", 1)[1],))
+        # DELETE, not TRUNCATE: a test leaves a handful of rows, and TRUNCATE makes new
+        # files for every table and index. Children first, then ids from 1 again.
+        emptied = "; ".join([*(f"DELETE FROM {t}" for t in reversed(TABLES)),
+                             *(f"ALTER TABLE {t} ALTER COLUMN id RESTART" for t in IDENTITIES)])
         with connect(url) as conn:
-            conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
+            conn.execute(emptied)  # no parameters: one round trip for all of it
         self._spare.append(url)
 
     def close(self) -> None:
