@@ -17,7 +17,7 @@ from bot.jobs import JobRunner
 from bot.ports import ChatPort, Invocation
 from bot.quota import Quota
 from bot.sim import SimOptions, Simulator
-from bot.store import SqliteStore, open_store
+from bot.store import SqlStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class App:
         self.http = http or http_client_for(settings)
         self._ports: list[ChatPort] = []
         self.sim: Simulator | None = None
-        self._store: SqliteStore | None = None
+        self._store: SqlStore | None = None
         self._quota: Quota | None = None
         self._runner: JobRunner | None = None
         self._bot: Bot | None = None
@@ -60,7 +60,7 @@ class App:
 
     # Attributes adapters use once the app has started.
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> SqlStore:
         assert self._store is not None, "App.start() first"
         return self._store
 
@@ -133,7 +133,7 @@ class App:
         backend = settings.backend
         queue_url, rest_url = await self._start_backend()
         self._fal = FalClient.from_settings(self.http, backend, queue_url=queue_url, rest_url=rest_url)
-        self._store = await open_store(settings.database.path)
+        self._store = await open_store(settings.database)
         self._quota = Quota(self._store, settings)
         # The backend's own results and stored files come from its address, loopback or
         # private as it may be; only that host:port is let through, not the whole network.

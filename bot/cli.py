@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import tomlkit
 from pydantic import BaseModel, SecretStr
@@ -50,6 +51,10 @@ def secret_values(settings: BaseModel) -> list[str]:
         value = getattr(settings, name)
         if isinstance(value, SecretStr) and value.get_secret_value():
             found.append(value.get_secret_value())
+            # A database URL's password may be printed on its own by a driver's error.
+            password = urlsplit(value.get_secret_value()).password
+            if password:
+                found += [password, unquote(password)]
         elif isinstance(value, BaseModel):
             found += secret_values(value)
     return found

@@ -2,7 +2,7 @@
 
 Environment overrides:
 - well-known names for secrets and containers: `FAL_KEY`, `DISCORD_TOKEN`,
-  `SLACK_BOT_TOKEN`, `SLACK_APP_TOKEN`, `SLACK_SIGNING_SECRET`, `LTX_BOT_DB`;
+  `SLACK_BOT_TOKEN`, `SLACK_APP_TOKEN`, `SLACK_SIGNING_SECRET`, `LTX_BOT_DB`, `DATABASE_URL`;
 - any setting as `LTX_BOT__SECTION__KEY=value` (value parsed as TOML when it
   parses, else taken as a string), e.g. `LTX_BOT__QUOTA__DAILY_CREDITS=500`.
 
@@ -31,6 +31,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from bot.config.database import one_database
 from bot.config.sections import DEFAULT_CONFIG_PATHS, Settings
 from bot.jsonpath import PathError, set_path
 
@@ -47,6 +48,7 @@ WELL_KNOWN_ENV: dict[str, tuple[str, str]] = {
     "SLACK_APP_TOKEN": ("slack", "app_token"),
     "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),
     "LTX_BOT_DB": ("database", "path"),
+    "DATABASE_URL": ("database", "url"),
 }
 ENV_PREFIX = "LTX_BOT__"
 
@@ -235,10 +237,13 @@ def load_settings(
     file_path = _config_file(path, env)
     text, data = _read_toml(file_path) if file_path is not None else ("", {})
     overrides, env_origin = env_overrides(env)
+    origins = _Origins(file_path, text, env_origin)
+    if problem := one_database(data, overrides, env_origin, lambda k: origins._where(k, tuple(k.split(".")))[1]):
+        raise ConfigError(f"invalid configuration:\n  {problem}")
     try:
         settings = Settings.model_validate(_merge(data, overrides))
     except ValidationError as exc:
-        raise _Origins(file_path, text, env_origin).config_error(exc) from None
+        raise origins.config_error(exc) from None
     return settings, file_path
 
 

@@ -35,9 +35,11 @@ class Section(BaseModel):
 
 
 class DatabaseSettings(Section):
-    """[database]: where the bot keeps users, jobs and the quota ledger."""
+    """[database]: users, jobs and the ledger in a SQLite file or PostgreSQL (`url`), not both."""
 
     path: str = Field("data/ltx-bot.sqlite3", description="SQLite file; created on first start.")
+    url: SecretStr | None = Field(None, description="postgresql://user:password@host:5432/db; DATABASE_URL.")
+    pool_size: int = Field(4, ge=1, le=100, description="PostgreSQL connections per bot process.")
 
 
 class TierSettings(Section):

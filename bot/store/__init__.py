@@ -1,12 +1,18 @@
-"""Durable state: users, jobs and the quota ledger.
+"""Durable state: users, jobs and the quota ledger, in SQLite or PostgreSQL.
 
 `protocol` says what the rest of the bot may rely on (the `Store` and `LedgerTx`
 protocols and their records); `codec` turns records into column values and back;
-`schema` holds the SQLite tables and migrations, `sqlite_tx` the queries and
-`sqlite` the store that runs them on one worker thread; `audit` checks the ledger
-against the totals kept beside it.
+`schema` holds the tables and migrations of both backends and `dialect` where
+their SQL differs; `queries` the statements both run, `base` the store methods
+both share, `audit` the ledger check. `sqlite` runs them on one SQLite file from
+one worker thread; `postgres` (with the row locks of `postgres_tx`) on a
+PostgreSQL server from a pool. `factory.open_store` opens the one the settings
+name, and `transfer` copies a SQLite store into an empty PostgreSQL database
+and backs PostgreSQL up.
 """
 
+from .base import SqlStore, StoreHealth
+from .factory import open_store
 from .protocol import (
     Clock,
     JobCharge,
@@ -24,9 +30,9 @@ from .protocol import (
     utc_now,
     workspace_key_of,
 )
+from .queries import SqlTx
 from .schema import MIGRATIONS, SCHEMA_VERSION
-from .sqlite import SqliteStore, open_store
-from .sqlite_tx import SqliteTx
+from .sqlite import SqliteStore, open_sqlite
 
 __all__ = [
     "MIGRATIONS",
@@ -38,14 +44,17 @@ __all__ = [
     "LedgerKind",
     "LedgerTx",
     "NewJob",
+    "SqlStore",
+    "SqlTx",
     "SqliteStore",
-    "SqliteTx",
     "Store",
+    "StoreHealth",
     "UsageRow",
     "UsageSnapshot",
     "UserRow",
     "day_key",
     "month_key",
+    "open_sqlite",
     "open_store",
     "utc_now",
     "workspace_key_of",

@@ -1,38 +1,37 @@
 """The ledger checked against what is kept beside it (see `bot.store.protocol`).
 
 Three checks, each one query or a few: the per-window usage totals, every user's
-granted balance, and every job's charge. An empty list means all agree.
+granted balance, and every job's charge. An empty list means all agree. The
+queries are plain SQL that both backends run as written.
 """
 
 from __future__ import annotations
 
+from .queries import SqlTx
 from .schema import GLOBAL_KEY
-from .sqlite_tx import SqliteTx
 
 # usage_totals scope -> the ledger query that derives its rows: (key, period, credits, bonus).
+_SUMS = "SUM(credits) AS credits, SUM(bonus) AS bonus FROM ledger WHERE kind != 'grant'"
 _USAGE_FROM_LEDGER: tuple[tuple[str, str], ...] = (
-    ("user_day", "SELECT user_key, day, SUM(credits), SUM(bonus) FROM ledger "
-                 "WHERE kind != 'grant' GROUP BY 1, 2"),
-    ("user_month", "SELECT user_key, month, SUM(credits), SUM(bonus) FROM ledger "
-                   "WHERE kind != 'grant' GROUP BY 1, 2"),
-    ("ws_month", "SELECT workspace_key, month, SUM(credits), SUM(bonus) FROM ledger "
-                 "WHERE kind != 'grant' AND workspace_key IS NOT NULL GROUP BY 1, 2"),
-    ("global_day", f"SELECT '{GLOBAL_KEY}', day, SUM(credits), SUM(bonus) FROM ledger "
-                   "WHERE kind != 'grant' GROUP BY 1, 2"),
+    ("user_day", f"SELECT user_key AS key, day AS period, {_SUMS} GROUP BY user_key, day"),
+    ("user_month", f"SELECT user_key AS key, month AS period, {_SUMS} GROUP BY user_key, month"),
+    ("ws_month", f"SELECT workspace_key AS key, month AS period, {_SUMS} "
+                 "AND workspace_key IS NOT NULL GROUP BY workspace_key, month"),
+    ("global_day", f"SELECT '{GLOBAL_KEY}' AS key, day AS period, {_SUMS} GROUP BY day"),
 )
 
 
-def audit(tx: SqliteTx) -> list[str]:
+def audit(tx: SqlTx) -> list[str]:
     """Differences between the ledger and what is kept beside it; [] when consistent."""
     return _usage_problems(tx) + _balance_problems(tx) + _job_problems(tx)
 
 
-def _usage_problems(tx: SqliteTx) -> list[str]:
+def _usage_problems(tx: SqlTx) -> list[str]:
     derived: dict[tuple[str, str, str], tuple[int, int]] = {}
     for scope, sql in _USAGE_FROM_LEDGER:
-        for key, period, credits, bonus in tx.fetch(sql):
-            derived[(scope, key, period)] = (credits, bonus)
-    kept = {(r[0], r[1], r[2]): (r[3], r[4]) for r in tx.fetch(
+        for r in tx.fetch(sql):
+            derived[(scope, r["key"], r["period"])] = (r["credits"], r["bonus"])
+    kept = {(r["scope"], r["key"], r["period"]): (r["credits"], r["bonus"]) for r in tx.fetch(
         "SELECT scope, key, period, credits, bonus FROM usage_totals")}
     problems: list[str] = []
     for where in sorted(set(derived) | set(kept)):
@@ -42,30 +41,30 @@ def _usage_problems(tx: SqliteTx) -> list[str]:
     return problems
 
 
-def _balance_problems(tx: SqliteTx) -> list[str]:
+def _balance_problems(tx: SqlTx) -> list[str]:
     rows = tx.fetch(
-        """SELECT u.key, u.bonus_credits,
+        """SELECT u.key AS key, u.bonus_credits AS kept,
                   COALESCE((SELECT SUM(CASE WHEN kind = 'grant' THEN credits ELSE -bonus END)
-                            FROM ledger l WHERE l.user_key = u.key), 0)
+                            FROM ledger l WHERE l.user_key = u.key), 0) AS derived
            FROM users u"""
     )
-    return [f"granted credits of {key}: ledger says {from_ledger}, users says {kept_bonus}"
-            for key, kept_bonus, from_ledger in rows if kept_bonus != from_ledger]
+    return [f"granted credits of {r['key']}: ledger says {r['derived']}, users says {r['kept']}"
+            for r in rows if r["kept"] != r["derived"]]
 
 
-def _job_problems(tx: SqliteTx) -> list[str]:
+def _job_problems(tx: SqlTx) -> list[str]:
     problems: list[str] = []
-    for job_id, charged, settled, estimate, kinds in tx.fetch(
-        # GROUP_CONCAT is SQLite's (PostgreSQL: string_agg).
-        """SELECT j.id, COALESCE(SUM(l.credits), 0), j.settled_credits, j.estimate_credits,
-                  COALESCE(GROUP_CONCAT(l.kind), '')
+    for r in tx.fetch(
+        """SELECT j.id AS id, COALESCE(SUM(l.credits), 0) AS charged,
+                  j.settled_credits AS settled, j.estimate_credits AS estimate,
+                  COUNT(CASE WHEN l.kind = 'reserve' THEN 1 END) AS reserves,
+                  COUNT(CASE WHEN l.kind = 'settle' THEN 1 END) AS settles,
+                  COUNT(CASE WHEN l.kind = 'refund' THEN 1 END) AS refunds
            FROM jobs j LEFT JOIN ledger l ON l.job_id = j.id GROUP BY j.id"""
     ):
-        kinds_seen = set(kinds.split(","))
-        expected = (settled if "settle" in kinds_seen else 0 if "refund" in kinds_seen
-                    else estimate)
-        if "reserve" not in kinds_seen:
-            problems.append(f"job {job_id}: no reservation")
-        elif charged != expected:
-            problems.append(f"job {job_id}: ledger charges {charged}, job says {expected}")
+        expected = r["settled"] if r["settles"] else 0 if r["refunds"] else r["estimate"]
+        if not r["reserves"]:
+            problems.append(f"job {r['id']}: no reservation")
+        elif r["charged"] != expected:
+            problems.append(f"job {r['id']}: ledger charges {r['charged']}, job says {expected}")
     return problems

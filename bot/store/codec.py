@@ -2,11 +2,14 @@
 datetimes kept, message references, and the job and user rows.
 
 Plain Python on both sides, so every SQL implementation of the store shares it.
+Times are written as ISO text everywhere (SQLite keeps the text, PostgreSQL parses
+it into timestamptz) and read back from either form.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Protocol, get_args
@@ -21,6 +24,7 @@ class Row(Protocol):
     """A result row read by column name (sqlite3.Row, or any driver's mapping row)."""
 
     def __getitem__(self, key: str, /) -> Any: ...
+    def keys(self) -> Iterable[str]: ...
 
 
 # ---------------------------------------------------------------- times and JSON
@@ -37,7 +41,9 @@ def encode_time_opt(value: datetime | None) -> str | None:
     return None if value is None else encode_time(value)
 
 
-def decode_time(value: str | None) -> datetime | None:
+def decode_time(value: str | datetime | None) -> datetime | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)  # PostgreSQL's timestamptz, in the session's zone
     return None if value is None else datetime.fromisoformat(value)
 
 

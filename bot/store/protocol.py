@@ -17,7 +17,7 @@ job settled after midnight still counts against the day it was started. Grant
 rows carry the granted amount in `credits` and do not count as usage.
 
 Nothing here names a database: Quota, JobRunner and the command core depend on
-these protocols only, so another implementation can stand beside the SQLite one.
+these protocols only, and the SQLite and PostgreSQL stores both implement them.
 """
 
 from __future__ import annotations

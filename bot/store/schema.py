@@ -1,8 +1,10 @@
-"""The SQLite schema: tables, indexes and the migrations that build them, kept apart
-from the queries (`sqlite_tx`) so that another dialect can bring its own DDL.
+"""The schema: tables, indexes and the migrations that build them, written once for
+both backends with the type tokens of `bot.store.dialect`, and SQLite's migrator.
 
-Each entry of MIGRATIONS moves the schema one version forward; PRAGMA user_version
-records how many have run. Never edit a released entry: append a new one.
+Each entry of MIGRATIONS moves the schema one version forward, with the same
+numbers on both backends; SQLite's PRAGMA user_version records how many have run
+(PostgreSQL's record and migrator live in `postgres`). Never edit a
+released entry: append a new one.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ import sqlite3
 
 from bot.model import JobState
 
+from .dialect import POSTGRES, SQLITE
+
 # The key of the one global row per day in usage_totals.
 GLOBAL_KEY = "*"
 # Job states as SQL lists, for CHECK constraints, partial indexes and queries alike.
 FINAL_SQL = "(" + ", ".join(f"'{s.value}'" for s in JobState if s.final) + ")"
 _STATES_SQL = "(" + ", ".join(f"'{s.value}'" for s in JobState) + ")"
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: users, jobs, ledger (balances summed from the ledger)
     (
         """CREATE TABLE users (
@@ -28,11 +32,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             tier TEXT,
             blocked INTEGER NOT NULL DEFAULT 0 CHECK (blocked IN (0, 1)),
             bonus_credits INTEGER NOT NULL DEFAULT 0 CHECK (bonus_credits >= 0),
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
+            created_at <time> NOT NULL,
+            updated_at <time> NOT NULL
         )""",
         f"""CREATE TABLE jobs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            id <id>,
             owner_key TEXT NOT NULL REFERENCES users(key),
             owner_platform TEXT NOT NULL,
             owner_id TEXT NOT NULL,
@@ -47,26 +51,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             prompt TEXT NOT NULL DEFAULT '',
             state TEXT NOT NULL CHECK (state IN {_STATES_SQL}),
             estimate_credits INTEGER NOT NULL CHECK (estimate_credits >= 0),
-            estimate_usd REAL NOT NULL,
+            estimate_usd <real> NOT NULL,
             settled_credits INTEGER,
-            settled_usd REAL,
+            settled_usd <real>,
             fal_request_id TEXT,
             local_position INTEGER,
             queue_position INTEGER,
-            progress REAL,
+            progress <real>,
             status_message_json TEXT,
             result_message_json TEXT,
             interaction_token TEXT,
-            interaction_expires_at TEXT,
+            interaction_expires_at <time>,
             result_url TEXT,
             result_size INTEGER,
             result_json TEXT,
             error_type TEXT,
             error_message TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            started_at TEXT,
-            finished_at TEXT,
+            created_at <time> NOT NULL,
+            updated_at <time> NOT NULL,
+            started_at <time>,
+            finished_at <time>,
             parent_id INTEGER REFERENCES jobs(id),
             parent_kind TEXT CHECK (parent_kind IN ('reroll', 'extend', 'continue')),
             delivered INTEGER NOT NULL DEFAULT 0 CHECK (delivered IN (0, 1))
@@ -75,16 +79,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"CREATE INDEX jobs_owner_unfinished ON jobs(owner_key) WHERE state NOT IN {FINAL_SQL}",
         f"CREATE INDEX jobs_unfinished ON jobs(id) WHERE state NOT IN {FINAL_SQL}",
         """CREATE TABLE ledger (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            id <id>,
             kind TEXT NOT NULL CHECK (kind IN ('reserve', 'settle', 'refund', 'grant')),
             credits INTEGER NOT NULL,
             bonus INTEGER NOT NULL DEFAULT 0,
-            usd REAL NOT NULL DEFAULT 0,
+            usd <real> NOT NULL DEFAULT 0,
             job_id INTEGER REFERENCES jobs(id),
             user_key TEXT NOT NULL REFERENCES users(key),
             workspace_key TEXT,
-            at TEXT NOT NULL,
-            charged_at TEXT NOT NULL,
+            at <time> NOT NULL,
+            charged_at <time> NOT NULL,
             day TEXT NOT NULL,
             month TEXT NOT NULL,
             note TEXT NOT NULL DEFAULT '',
@@ -105,7 +109,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             credits INTEGER NOT NULL DEFAULT 0,
             bonus INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (scope, key, period)
-        ) WITHOUT ROWID""",
+        )<rowid>""",
         """INSERT INTO usage_totals (scope, key, period, credits, bonus)
            SELECT 'user_day', user_key, day, SUM(credits), SUM(bonus) FROM ledger
            WHERE kind != 'grant' GROUP BY user_key, day""",
@@ -124,10 +128,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE seen_events (
             event_id TEXT PRIMARY KEY,
-            seen_at TEXT NOT NULL
-        ) WITHOUT ROWID""",
+            seen_at <time> NOT NULL
+        )<rowid>""",
     ),
 )
+MIGRATIONS = tuple(tuple(SQLITE.ddl(s) for s in step) for step in _MIGRATIONS)
+PG_MIGRATIONS = tuple(tuple(POSTGRES.ddl(s) for s in step) for step in _MIGRATIONS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -20,17 +20,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.model import JobRecord
-from bot.ports import User
-
-from .audit import audit
-from .protocol import Clock, T, UsageRow, UserRow, utc_now
+from .base import SqlStore
+from .dialect import SQLITE
+from .protocol import Clock, T, utc_now
+from .queries import SqlTx
 from .schema import migrate
-from .sqlite_tx import SqliteTx
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -39,13 +36,13 @@ BUSY_TIMEOUT_MS = 30_000
 class _Call:
     """One caller's transaction, waiting for its turn on the worker thread."""
 
-    body: Callable[[SqliteTx], Any]
+    body: Callable[[SqlTx], Any]
     write: bool
     future: asyncio.Future[Any]
 
 
-class SqliteStore:
-    """The Store on one SQLite file. Open with `open_store`.
+class SqliteStore(SqlStore):
+    """The Store on one SQLite file. Open with `open_sqlite` (or `open_store`).
 
     All database work happens on one worker thread that owns the connection.
     Each `run(body)` is one whole transaction executed as a single call there,
@@ -67,7 +64,7 @@ class SqliteStore:
 
     # -- plumbing
 
-    async def run(self, body: Callable[[SqliteTx], T], *, write: bool = True) -> T:
+    async def run(self, body: Callable[[SqlTx], T], *, write: bool = True) -> T:
         """Run `body` in one transaction (BEGIN IMMEDIATE when `write`) on the database
         thread and return its result; an exception in `body` rolls back and is raised here.
         IMMEDIATE takes the file's write lock at once, so other processes on the same
@@ -110,17 +107,17 @@ class SqliteStore:
         finally:
             self._drainer = None
 
-    def _run_batch(self, batch: list[tuple[Callable[[SqliteTx], Any], bool]]) -> list[tuple[bool, Any]]:
+    def _run_batch(self, batch: list[tuple[Callable[[SqlTx], Any], bool]]) -> list[tuple[bool, Any]]:
         # Group commit: the batch shares one transaction and each body gets a savepoint,
         # so a failing body undoes only its own writes. Nobody hears "done" before the
         # COMMIT, so what a caller was told is exactly what is on disk.
         outcomes: list[tuple[bool, Any]] = []
-        tx = SqliteTx(self._conn, self.clock)
         conn = self._conn
+        tx = SqlTx(conn, self.clock, SQLITE, write=any(write for _, write in batch))
         try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            conn.execute("BEGIN IMMEDIATE" if any(write for _, write in batch) else "BEGIN")
+            conn.execute("BEGIN IMMEDIATE" if tx.write else "BEGIN")
             for body, _write in batch:
                 conn.execute("SAVEPOINT body")
                 try:
@@ -153,67 +150,8 @@ class SqliteStore:
         await loop.run_in_executor(self._executor, self._conn.close)
         self._executor.shutdown(wait=True)
 
-    async def _read(self, body: Callable[[SqliteTx], T]) -> T:
-        return await self.run(body, write=False)
-
-    async def schema_version(self) -> int:
-        return await self._read(lambda tx: tx.schema_version())
-
-    # -- users
-
-    async def ensure_user(self, user: User) -> UserRow:
-        now = self.clock()
-        return await self.run(lambda tx: tx.upsert_user(user, now))
-
-    async def get_user(self, user_key: str) -> UserRow | None:
-        return await self._read(lambda tx: tx.get_user(user_key))
-
-    async def set_tier(self, user_key: str, tier: str | None) -> None:
-        await self._set_user(user_key, "tier", tier)
-
-    async def set_blocked(self, user_key: str, blocked: bool) -> None:
-        await self._set_user(user_key, "blocked", int(blocked))
-
-    async def _set_user(self, user_key: str, column: Literal["tier", "blocked"], value: Any) -> None:
-        now = self.clock()
-        await self.run(lambda tx: tx.set_user_field(user_key, column, value, now))
-
-    # -- jobs
-
-    async def get_job(self, job_id: int) -> JobRecord | None:
-        return await self._read(lambda tx: tx.get_job(job_id))
-
-    async def update_job(self, job_id: int, **changes: Any) -> JobRecord:
-        return await self.run(lambda tx: tx.update_job(job_id, **changes))
-
-    async def list_jobs(self, owner_key: str, limit: int = 10) -> list[JobRecord]:
-        return await self._read(lambda tx: tx.list_jobs(owner_key, limit))
-
-    async def unfinished_jobs(self) -> list[JobRecord]:
-        return await self._read(lambda tx: tx.unfinished_jobs())
-
-    async def first_seen(self, event_id: str) -> bool:
-        """True the first time a platform event id is offered, False for every repeat."""
-        now = self.clock()
-        return await self.run(lambda tx: tx.first_seen(event_id, now))
-
-    async def claim_delivery(self, job_id: int) -> bool:
-        now = self.clock()
-        return await self.run(lambda tx: tx.claim_delivery(job_id, now))
-
-    # -- ledger reports
-
-    async def ledger_rows(self, job_id: int | None = None) -> list[dict[str, Any]]:
-        """Raw ledger rows, oldest first (admin export, tests)."""
-        return await self._read(lambda tx: tx.ledger_rows(job_id))
-
-    async def usage_totals(self, by: Literal["user", "workspace"], since: datetime) -> list[UsageRow]:
-        """Jobs, credits and USD per user or workspace for jobs started since `since`."""
-        return await self._read(lambda tx: tx.usage_totals(by, since))
-
-    async def audit(self) -> list[str]:
-        """Differences between the ledger and what is kept beside it; [] when consistent."""
-        return await self._read(audit)
+    def describe(self) -> tuple[Literal["sqlite", "postgresql"], str]:
+        return "sqlite", str(self.path)
 
 
 # ---------------------------------------------------------------- opening the file
@@ -262,7 +200,7 @@ def _open(file: Path) -> sqlite3.Connection:
     return conn
 
 
-async def open_store(path: str | Path, *, clock: Clock = utc_now) -> SqliteStore:
+async def open_sqlite(path: str | Path, *, clock: Clock = utc_now) -> SqliteStore:
     """Open (creating if needed) the SQLite file and bring its schema up to date."""
     file = Path(path)
     # Opening may wait on another process's migration (busy_timeout): keep it off the loop.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -10,17 +11,9 @@ import pytest
 from bot.errors import QuotaExceeded
 from bot.ports import User
 from bot.quota import Quota
-from bot.store import SqliteStore, open_store
+from bot.store import SqlStore, open_store
 
-from .conftest import ALICE, GUILD, ManualClock, make_request, make_settings
-
-# Each case: quota settings and whether the 200 callers are one user or 200 users.
-CASES = {
-    "daily": ({"daily_credits": 100, "max_concurrent_jobs": 1000}, True),
-    "concurrent": ({"max_concurrent_jobs": 10, "daily_credits": 100_000, "monthly_credits": 100_000}, True),
-    "global": ({"global_daily_credits": 100}, False),
-    "workspace": ({"workspace_monthly_credits": 100}, False),
-}
+from .scenarios import ALICE, BOB, CASES, GUILD, ManualClock, make_request, make_settings
 
 
 def callers(single_user: bool) -> list[User]:
@@ -42,7 +35,7 @@ async def admit_all(quotas: list[Quota], users: list[User]) -> list[bool]:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 async def test_200_simultaneous_admits_admit_exactly_10(
-    case: str, store: SqliteStore, clock: ManualClock, db_path: Path
+    case: str, store: SqlStore, clock: ManualClock, db_path: Path
 ) -> None:
     limits, single = CASES[case]
     quota = Quota(store, make_settings(db_path, **limits), clock=clock)
@@ -53,12 +46,12 @@ async def test_200_simultaneous_admits_admit_exactly_10(
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-async def test_two_connections_to_one_file_admit_exactly_10(
-    case: str, store: SqliteStore, clock: ManualClock, db_path: Path
+async def test_two_connections_to_one_store_admit_exactly_10(
+    case: str, store: SqlStore, clock: ManualClock, db_path: Path, where: str | Path
 ) -> None:
     limits, single = CASES[case]
     settings = make_settings(db_path, **limits)
-    other = await open_store(db_path, clock=clock)
+    other = await open_store(where, clock=clock)
     try:
         quotas = [Quota(store, settings, clock=clock), Quota(other, settings, clock=clock)]
         # Even-numbered callers go through one connection, odd ones through the other.
@@ -70,10 +63,29 @@ async def test_two_connections_to_one_file_admit_exactly_10(
     assert await store.audit() == []
 
 
-async def test_concurrent_settle_and_refund_close_a_job_once(quota: Quota, store: SqliteStore) -> None:
+async def test_concurrent_settle_and_refund_close_a_job_once(quota: Quota, store: SqlStore) -> None:
     job = await quota.admit(ALICE, GUILD, make_request(21))
     ops = [quota.settle(job.id, 0.30) for _ in range(10)] + [quota.refund(job.id) for _ in range(10)]
     await asyncio.gather(*ops)
     kinds = [r["kind"] for r in await store.ledger_rows(job.id)]
     assert kinds[0] == "reserve" and len(kinds) == 2
+    assert await store.audit() == []
+
+
+async def test_admissions_settles_and_refunds_at_once_never_deadlock(
+    store: SqlStore, clock: ManualClock, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One workspace, mostly one user, granted credits in play: the transactions want the
+    # same rows (user, job, totals), each code path in its own order. On PostgreSQL a
+    # deadlock would show as a retried transaction.
+    quota = Quota(store, make_settings(db_path, daily_credits=200, monthly_credits=100_000,
+                                       max_concurrent_jobs=1000), clock=clock)
+    await quota.grant(ALICE.key, 400, by="test")
+    first = [await quota.admit(ALICE, GUILD, make_request(10)) for _ in range(30)]
+    assert (await store.get_user(ALICE.key)).bonus_credits == 300  # type: ignore[union-attr]
+    ops = [quota.admit(ALICE if i % 2 else BOB, GUILD, make_request(3)) for i in range(40)]
+    ops += [quota.settle(j.id, 0.07) for j in first[::2]] + [quota.refund(j.id) for j in first[1::2]]
+    with caplog.at_level(logging.INFO, logger="bot.store"):
+        await asyncio.gather(*ops)
+    assert "retried" not in caplog.text
     assert await store.audit() == []

@@ -1,4 +1,5 @@
-"""Random sequences of quota operations against a real SQLite file.
+"""Random sequences of quota operations against a real store: a SQLite file, and a
+PostgreSQL database (fewer examples there: each costs a database and round trips).
 
 The oracle recomputes every limit from the raw ledger rows (not from the totals
 the store keeps beside them) and checks that each admission is granted exactly
@@ -22,9 +23,9 @@ from bot.errors import QuotaExceeded
 from bot.model import JobState
 from bot.ports import Place, User
 from bot.quota import Quota
-from bot.store import SqliteStore, open_store, workspace_key_of
+from bot.store import SqlStore, open_store, workspace_key_of
 
-from .conftest import ManualClock, make_request, make_settings
+from .conftest import ManualClock, PgDatabases, make_request, make_settings
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def expected_refusal(policy: Policy, user_index: int, place: Place, cost: int, n
     return any(reasons)
 
 
-async def check_books(policy: Policy, store: SqliteStore) -> None:
+async def check_books(policy: Policy, store: SqlStore) -> None:
     assert await store.audit() == []
     ledger = await store.ledger_rows()
     # Granted credits never go below zero.
@@ -177,16 +178,16 @@ async def check_books(policy: Policy, store: SqliteStore) -> None:
         assert not policy.global_daily or used <= policy.global_daily + over[("global:*", day)]
 
 
-async def run(policy: Policy, ops: list[tuple[Any, ...]], directory: Path) -> None:
+async def run(policy: Policy, ops: list[tuple[Any, ...]], where: str | Path) -> None:
     clock = ManualClock(datetime(2026, 1, 30, 22, 0, tzinfo=UTC))
-    db = directory / "ledger.sqlite3"
-    cfg = make_settings(db, daily_credits=policy.daily, monthly_credits=policy.monthly,
+    # Quota reads only [quota]; the store is opened at `where`.
+    cfg = make_settings(Path("unused.sqlite3"), daily_credits=policy.daily, monthly_credits=policy.monthly,
                         max_concurrent_jobs=policy.concurrent, cooldown_seconds=policy.cooldown,
                         workspace_monthly_credits=policy.workspace,
                         global_daily_credits=policy.global_daily,
                         tiers={"vip": {"roles": ["vip"], "daily_credits": policy.daily + 50,
                                        "max_concurrent_jobs": policy.concurrent + 1}})
-    store = await open_store(db, clock=clock)
+    store = await open_store(where, clock=clock)
     try:
         quota = Quota(store, cfg, clock=clock)
         job_ids: list[int] = []
@@ -228,4 +229,16 @@ async def run(policy: Policy, ops: list[tuple[Any, ...]], directory: Path) -> No
 @given(policies, st.lists(op, min_size=20, max_size=60))
 def test_random_operation_sequences_keep_the_books(policy: Policy, ops: list[tuple[Any, ...]]) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        asyncio.run(run(policy, ops, Path(directory)))
+        asyncio.run(run(policy, ops, Path(directory) / "ledger.sqlite3"))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(policy=policies, ops=st.lists(op, min_size=20, max_size=60))
+def test_random_operation_sequences_keep_the_books_on_postgresql(
+    pg_databases: PgDatabases, policy: Policy, ops: list[tuple[Any, ...]]
+) -> None:
+    url = pg_databases.lend()
+    try:
+        asyncio.run(run(policy, ops, url))
+    finally:
+        pg_databases.give_back(url)

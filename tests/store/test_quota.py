@@ -9,7 +9,7 @@ from bot.errors import PermissionDenied, QuotaExceeded, UsageError, UserError
 from bot.model import JobState
 from bot.ports import Place, User
 from bot.quota import Quota, format_wait
-from bot.store import SqliteStore
+from bot.store import SqlStore
 
 from .conftest import (
     ADMIN,
@@ -24,18 +24,18 @@ from .conftest import (
 )
 
 
-def quota_with(store: SqliteStore, clock: ManualClock, db_path: Path, **limits: object) -> Quota:
+def quota_with(store: SqlStore, clock: ManualClock, db_path: Path, **limits: object) -> Quota:
     return Quota(store, make_settings(db_path, **limits), clock=clock)
 
 
-async def finish(store: SqliteStore, job_id: int) -> None:
+async def finish(store: SqlStore, job_id: int) -> None:
     await store.update_job(job_id, state=JobState.DONE)
 
 
 # ---------------------------------------------------------------- refusals say what and when
 
 
-async def test_daily_refusal_message(store: SqliteStore, clock: ManualClock, db_path: Path) -> None:
+async def test_daily_refusal_message(store: SqlStore, clock: ManualClock, db_path: Path) -> None:
     clock.now = clock.now.replace(hour=18, minute=48)
     quota = quota_with(store, clock, db_path, daily_credits=200, max_concurrent_jobs=100)
     for _ in range(4):
@@ -51,7 +51,7 @@ async def test_daily_refusal_message(store: SqliteStore, clock: ManualClock, db_
     assert len(await store.ledger_rows()) == 4
 
 
-async def test_monthly_refusal_message(store: SqliteStore, clock: ManualClock, db_path: Path) -> None:
+async def test_monthly_refusal_message(store: SqlStore, clock: ManualClock, db_path: Path) -> None:
     quota = quota_with(store, clock, db_path, daily_credits=200, monthly_credits=100,
                        max_concurrent_jobs=100)
     await quota.admit(ALICE, GUILD, make_request(90))
@@ -68,7 +68,7 @@ async def test_job_bigger_than_the_whole_quota(quota: Quota) -> None:
         await quota.admit(ALICE, GUILD, make_request(300))
 
 
-async def test_concurrent_refusal_message(quota: Quota, store: SqliteStore) -> None:
+async def test_concurrent_refusal_message(quota: Quota, store: SqlStore) -> None:
     first = await quota.admit(ALICE, GUILD, make_request(1))
     await quota.admit(ALICE, GUILD, make_request(1))
     with pytest.raises(QuotaExceeded) as err:
@@ -81,7 +81,7 @@ async def test_concurrent_refusal_message(quota: Quota, store: SqliteStore) -> N
     await quota.admit(ALICE, GUILD, make_request(1))
 
 
-async def test_cooldown_refusal_message(store: SqliteStore, clock: ManualClock, db_path: Path) -> None:
+async def test_cooldown_refusal_message(store: SqlStore, clock: ManualClock, db_path: Path) -> None:
     quota = quota_with(store, clock, db_path, cooldown_seconds=10)
     await quota.admit(ALICE, GUILD, make_request(1))
     clock.advance(seconds=2.5)
@@ -93,7 +93,7 @@ async def test_cooldown_refusal_message(store: SqliteStore, clock: ManualClock, 
     await quota.admit(ALICE, GUILD, make_request(1))
 
 
-async def test_workspace_refusal_message(store: SqliteStore, clock: ManualClock, db_path: Path) -> None:
+async def test_workspace_refusal_message(store: SqlStore, clock: ManualClock, db_path: Path) -> None:
     quota = quota_with(store, clock, db_path, workspace_monthly_credits=100)
     await quota.admit(ALICE, GUILD, make_request(60))
     with pytest.raises(QuotaExceeded) as err:
@@ -114,7 +114,7 @@ async def test_workspace_refusal_message(store: SqliteStore, clock: ManualClock,
         await quota.admit(User("slack", "U2", "v"), slack, make_request(1))
 
 
-async def test_global_refusal_message(store: SqliteStore, clock: ManualClock, db_path: Path) -> None:
+async def test_global_refusal_message(store: SqlStore, clock: ManualClock, db_path: Path) -> None:
     quota = quota_with(store, clock, db_path, global_daily_credits=50)
     await quota.admit(ALICE, GUILD, make_request(30))
     with pytest.raises(QuotaExceeded) as err:
@@ -127,7 +127,7 @@ async def test_global_refusal_message(store: SqliteStore, clock: ManualClock, db
     await quota.admit(BOB, OTHER_GUILD, make_request(30))
 
 
-async def test_blocked_user_is_refused(quota: Quota, store: SqliteStore) -> None:
+async def test_blocked_user_is_refused(quota: Quota, store: SqlStore) -> None:
     await store.set_blocked(ALICE.key, True)
     with pytest.raises(PermissionDenied, match="blocked"):
         await quota.admit(ALICE, GUILD, make_request(1))
@@ -148,7 +148,7 @@ def tiered(db_path: Path) -> Settings:
     })
 
 
-async def test_tier_by_role(store: SqliteStore, clock: ManualClock, db_path: Path) -> None:
+async def test_tier_by_role(store: SqlStore, clock: ManualClock, db_path: Path) -> None:
     quota = Quota(store, tiered(db_path), clock=clock)
     carol = User("discord", "2001", "carol", roles=("member",))
     limits = quota.limits_for(carol)
@@ -158,7 +158,7 @@ async def test_tier_by_role(store: SqliteStore, clock: ManualClock, db_path: Pat
     assert quota.limits_for(staff_member).tier == "staff"  # higher priority wins
 
 
-async def test_tier_by_user_beats_roles(store: SqliteStore, clock: ManualClock, db_path: Path) -> None:
+async def test_tier_by_user_beats_roles(store: SqlStore, clock: ManualClock, db_path: Path) -> None:
     quota = Quota(store, tiered(db_path), clock=clock)
     limits = quota.limits_for(ALICE)  # alice has role member and is listed in vip
     assert (limits.tier, limits.daily_credits, limits.max_concurrent_jobs) == ("vip", 500, 3)
@@ -168,7 +168,7 @@ async def test_tier_by_user_beats_roles(store: SqliteStore, clock: ManualClock, 
         await quota.admit(ALICE, GUILD, make_request(100))
 
 
-async def test_admin_set_tier_wins_and_is_checked(store: SqliteStore, clock: ManualClock, db_path: Path) -> None:
+async def test_admin_set_tier_wins_and_is_checked(store: SqlStore, clock: ManualClock, db_path: Path) -> None:
     quota = Quota(store, tiered(db_path), clock=clock)
     await quota.set_tier(ALICE.key, "member")
     assert quota.limits_for(ALICE, await store.get_user(ALICE.key)).tier == "member"
@@ -176,7 +176,7 @@ async def test_admin_set_tier_wins_and_is_checked(store: SqliteStore, clock: Man
         await quota.set_tier(ALICE.key, "gold")
 
 
-async def test_admins_are_exempt_from_user_limits(store: SqliteStore, clock: ManualClock, db_path: Path) -> None:
+async def test_admins_are_exempt_from_user_limits(store: SqlStore, clock: ManualClock, db_path: Path) -> None:
     quota = quota_with(store, clock, db_path, daily_credits=10, monthly_credits=10,
                        max_concurrent_jobs=1, cooldown_seconds=60)
     for _ in range(3):
@@ -186,7 +186,7 @@ async def test_admins_are_exempt_from_user_limits(store: SqliteStore, clock: Man
     assert "admin" in status.text()
 
 
-async def test_daily_window_resets_at_midnight_utc(store: SqliteStore, clock: ManualClock, db_path: Path) -> None:
+async def test_daily_window_resets_at_midnight_utc(store: SqlStore, clock: ManualClock, db_path: Path) -> None:
     quota = quota_with(store, clock, db_path, daily_credits=50, max_concurrent_jobs=100)
     job = await quota.admit(ALICE, GUILD, make_request(50))
     with pytest.raises(QuotaExceeded, match="daily"):
@@ -202,7 +202,7 @@ async def test_daily_window_resets_at_midnight_utc(store: SqliteStore, clock: Ma
     assert (status.daily_used, status.monthly_used) == (50, 60)
 
 
-async def test_monthly_window_resets_on_the_first(store: SqliteStore, clock: ManualClock, db_path: Path) -> None:
+async def test_monthly_window_resets_on_the_first(store: SqlStore, clock: ManualClock, db_path: Path) -> None:
     quota = quota_with(store, clock, db_path, daily_credits=100, monthly_credits=100,
                        max_concurrent_jobs=100)
     await quota.admit(ALICE, GUILD, make_request(100))
@@ -216,7 +216,7 @@ async def test_monthly_window_resets_on_the_first(store: SqliteStore, clock: Man
 # ---------------------------------------------------------------- settle, refund, grant
 
 
-async def test_settle_with_a_different_real_cost(quota: Quota, store: SqliteStore) -> None:
+async def test_settle_with_a_different_real_cost(quota: Quota, store: SqlStore) -> None:
     cheap = await quota.admit(ALICE, GUILD, make_request(21))
     assert await quota.settle(cheap.id, 0.1201) == 13  # rounded up
     dear = await quota.admit(ALICE, GUILD, make_request(21))
@@ -232,7 +232,7 @@ async def test_settle_with_a_different_real_cost(quota: Quota, store: SqliteStor
     assert await store.audit() == []
 
 
-async def test_refund_is_idempotent(quota: Quota, store: SqliteStore) -> None:
+async def test_refund_is_idempotent(quota: Quota, store: SqlStore) -> None:
     job = await quota.admit(ALICE, GUILD, make_request(21))
     await quota.refund(job.id)
     await quota.refund(job.id)
@@ -247,7 +247,7 @@ async def test_refund_is_idempotent(quota: Quota, store: SqliteStore) -> None:
         await quota.settle(job.id, -1.0)
 
 
-async def test_granted_credits_are_used_after_the_allowance(store: SqliteStore, clock: ManualClock, db_path: Path) -> None:
+async def test_granted_credits_are_used_after_the_allowance(store: SqlStore, clock: ManualClock, db_path: Path) -> None:
     quota = quota_with(store, clock, db_path, daily_credits=50, max_concurrent_jobs=100)
     await quota.grant(ALICE.key, 40, by="root")
     first = await quota.admit(ALICE, GUILD, make_request(30))  # all from the allowance
@@ -287,7 +287,7 @@ async def test_grant_rules(quota: Quota) -> None:
 # ---------------------------------------------------------------- status and reports
 
 
-async def test_status_text(store: SqliteStore, clock: ManualClock, db_path: Path) -> None:
+async def test_status_text(store: SqlStore, clock: ManualClock, db_path: Path) -> None:
     clock.now = clock.now.replace(hour=20, minute=55)
     quota = quota_with(store, clock, db_path, max_concurrent_jobs=2)
     await quota.admit(ALICE, GUILD, make_request(42))

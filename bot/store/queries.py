@@ -1,28 +1,31 @@
-"""The store's queries on SQLite: every statement, each method a step of one transaction.
+"""The store's queries, shared by both backends: every statement, each method a step
+of one transaction.
 
-Only `?`/`:name` parameters, ON CONFLICT and RETURNING are used beyond plain SQL, all of
-which PostgreSQL also has (with its own parameter marks), so a second dialect can share
-most of this text.
+Only `?`/`:name` parameters, ON CONFLICT and RETURNING are used beyond plain SQL, all
+of which both SQLite and PostgreSQL have; the `Dialect` rewrites the parameter marks.
+What PostgreSQL needs on top (row locks, since it does not lock the whole database
+for a writer) is added by `postgres_tx.PgTx`.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from bot.model import JobRecord
 from bot.ports import User
 
 from .codec import (
     UPDATABLE_FIELDS,
+    Row,
     decode_time,
     encode_field,
     encode_time,
     job_from_row,
     user_from_row,
 )
+from .dialect import Dialect
 from .protocol import (
     Clock,
     JobCharge,
@@ -41,19 +44,56 @@ Params = Sequence[Any] | dict[str, Any]
 SEEN_EVENTS_KEEP_DAYS = 2  # platforms stop retrying within hours
 
 
-class SqliteTx:
-    """Statements on a connection that is inside a transaction, on the database thread."""
+class Cursor(Protocol):
+    """What the store reads from a DB-API cursor (sqlite3's and psycopg's alike)."""
 
-    def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """A connection whose rows are read by column name (sqlite3.Row, psycopg's dict_row)."""
+
+    def execute(self, sql: str, params: Any, /) -> Cursor: ...
+
+
+def usage_keys(user_key: str, workspace_key: str | None, day: str,
+               month: str) -> list[tuple[str, str, str]]:
+    """The usage_totals rows one charge moves, as (scope, key, period), in the one order in
+    which every transaction touches them (on PostgreSQL that order is the lock order, so
+    two transactions never wait on each other in a circle)."""
+    keys = [("user_day", user_key, day), ("user_month", user_key, month)]
+    if workspace_key:
+        keys.append(("ws_month", workspace_key, month))
+    keys.append(("global_day", GLOBAL_KEY, day))
+    return keys
+
+
+class SqlTx:
+    """Statements on a connection that is inside a transaction, on a database thread.
+
+    `write` says whether the transaction may write (the body was given to `Store.run`
+    with `write=True`).
+    """
+
+    def __init__(self, conn: Connection, clock: Clock, dialect: Dialect, *,
+                 write: bool = True) -> None:
         self.conn = conn
         self._clock = clock
+        self.dialect = dialect
+        self.write = write
 
-    def _one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+    def execute(self, sql: str, params: Params = ()) -> Cursor:
+        return self.conn.execute(self.dialect.sql(sql), params)
+
+    def _one(self, sql: str, params: Params = ()) -> Row | None:
+        row: Row | None = self.execute(sql, params).fetchone()
         return row
 
-    def fetch(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        return self.conn.execute(sql, params).fetchall()
+    def fetch(self, sql: str, params: Params = ()) -> list[Row]:
+        return self.execute(sql, params).fetchall()
 
     def upsert_user(self, user: User, now: datetime) -> UserRow:
         row = self._one(
@@ -77,7 +117,7 @@ class SqliteTx:
         row = self._one(
             """INSERT INTO users (key, platform, platform_id, name, created_at, updated_at)
                VALUES (?, ?, ?, ?, ?, ?)
-               ON CONFLICT (key) DO UPDATE SET key = key
+               ON CONFLICT (key) DO UPDATE SET platform = users.platform
                RETURNING *""",
             (user_key, platform, platform_id, platform_id, encode_time(now), encode_time(now)),
         )
@@ -171,7 +211,7 @@ class SqliteTx:
 
     def record(self, entry: LedgerEntry, now: datetime) -> None:
         day, month = day_key(entry.charged_at), month_key(entry.charged_at)
-        self.conn.execute(
+        self.execute(
             """INSERT INTO ledger (kind, credits, bonus, usd, job_id, user_key, workspace_key,
                                    at, charged_at, day, month, note)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -179,35 +219,30 @@ class SqliteTx:
              entry.workspace_key, encode_time(now), encode_time(entry.charged_at), day, month, entry.note),
         )
         if entry.kind == "grant":
-            self.conn.execute(
+            self.execute(
                 "UPDATE users SET bonus_credits = bonus_credits + ?, updated_at = ? WHERE key = ?",
                 (entry.credits, encode_time(now), entry.user_key),
             )
             return
         if entry.bonus:
-            self.conn.execute(
+            self.execute(
                 "UPDATE users SET bonus_credits = bonus_credits - ? WHERE key = ?",
                 (entry.bonus, entry.user_key),
             )
-        scopes: list[tuple[str, str, str]] = [
-            ("user_day", entry.user_key, day),
-            ("user_month", entry.user_key, month),
-            ("global_day", GLOBAL_KEY, day),
-        ]
-        if entry.workspace_key:
-            scopes.append(("ws_month", entry.workspace_key, month))
+        scopes = usage_keys(entry.user_key, entry.workspace_key, day, month)
         marks = ", ".join("(?, ?, ?, ?, ?)" for _ in scopes)
         params: list[Any] = []
         for scope, key, period in scopes:
             params.extend((scope, key, period, entry.credits, entry.bonus))
-        self.conn.execute(
+        self.execute(
             f"""INSERT INTO usage_totals (scope, key, period, credits, bonus) VALUES {marks}
                 ON CONFLICT (scope, key, period) DO UPDATE SET
-                  credits = credits + excluded.credits, bonus = bonus + excluded.bonus""",
+                  credits = usage_totals.credits + excluded.credits,
+                  bonus = usage_totals.bonus + excluded.bonus""",
             params,
         )
 
-    def _job_update(self, job_id: int, changes: dict[str, Any], returning: str) -> sqlite3.Row | None:
+    def _job_update(self, job_id: int, changes: dict[str, Any], returning: str) -> Row:
         unknown = set(changes) - UPDATABLE_FIELDS
         if unknown:
             raise ValueError(f"not updatable job fields: {', '.join(sorted(unknown))}")
@@ -225,22 +260,19 @@ class SqliteTx:
         return row
 
     def update_job(self, job_id: int, **changes: Any) -> JobRecord:
-        row = self._job_update(job_id, changes, "*")
-        assert row is not None
-        return job_from_row(row)
+        return job_from_row(self._job_update(job_id, changes, "*"))
 
     def set_job(self, job_id: int, **changes: Any) -> None:
         """update_job without reading the record back (settle and refund need no copy)."""
         self._job_update(job_id, changes, "id")
-
 
     # -- outside the ledger: one statement or two, each its own transaction in the store
 
     def set_user_field(self, user_key: str, column: Literal["tier", "blocked"], value: Any,
                        now: datetime) -> None:
         self.ensure_user_key(user_key, now)
-        self.conn.execute(f"UPDATE users SET {column} = ?, updated_at = ? WHERE key = ?",
-                          (value, encode_time(now), user_key))
+        self.execute(f"UPDATE users SET {column} = ?, updated_at = ? WHERE key = ?",
+                     (value, encode_time(now), user_key))
 
     def get_job(self, job_id: int) -> JobRecord | None:
         row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -256,7 +288,7 @@ class SqliteTx:
         return [job_from_row(r) for r in rows]
 
     def claim_delivery(self, job_id: int, now: datetime) -> bool:
-        cursor = self.conn.execute(
+        cursor = self.execute(
             "UPDATE jobs SET delivered = 1, updated_at = ? WHERE id = ? AND delivered = 0",
             (encode_time(now), job_id),
         )
@@ -264,9 +296,9 @@ class SqliteTx:
 
     def first_seen(self, event_id: str, now: datetime) -> bool:
         horizon = encode_time(now - timedelta(days=SEEN_EVENTS_KEEP_DAYS))
-        self.conn.execute("DELETE FROM seen_events WHERE seen_at < ?", (horizon,))
-        cursor = self.conn.execute(
-            "INSERT OR IGNORE INTO seen_events (event_id, seen_at) VALUES (?, ?)",
+        self.execute("DELETE FROM seen_events WHERE seen_at < ?", (horizon,))
+        cursor = self.execute(
+            "INSERT INTO seen_events (event_id, seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (event_id, encode_time(now)),
         )
         return cursor.rowcount == 1
@@ -278,7 +310,9 @@ class SqliteTx:
             rows = self.fetch("SELECT * FROM ledger ORDER BY id")
         else:
             rows = self.fetch("SELECT * FROM ledger WHERE job_id = ? ORDER BY id", (job_id,))
-        return [dict(r) for r in rows]
+        # Times as the codec writes them, whatever the backend hands back.
+        return [{k: encode_time(v) if isinstance(v, datetime) else v for k, v in dict(r).items()}
+                for r in rows]
 
     def usage_totals(self, by: Literal["user", "workspace"], since: datetime) -> list[UsageRow]:
         rows = self.fetch(_USAGE_BY_USER if by == "user" else _USAGE_BY_WORKSPACE,
@@ -287,7 +321,8 @@ class SqliteTx:
                          usd=round(r["usd"], 6)) for r in rows]
 
     def schema_version(self) -> int:
-        return int(self.fetch("PRAGMA user_version")[0][0])
+        row = self._one(self.dialect.version_sql)
+        return 0 if row is None else int(row["version"])
 
 
 _USAGE_BY_USER = """
@@ -295,7 +330,7 @@ _USAGE_BY_USER = """
            COUNT(DISTINCT l.job_id) AS jobs, SUM(l.credits) AS credits, SUM(l.usd) AS usd
     FROM ledger l LEFT JOIN users u ON u.key = l.user_key
     WHERE l.kind != 'grant' AND l.charged_at >= ?
-    GROUP BY l.user_key ORDER BY credits DESC, key"""
+    GROUP BY l.user_key, u.name ORDER BY credits DESC, key"""
 _USAGE_BY_WORKSPACE = """
     SELECT workspace_key AS key, workspace_key AS name,
            COUNT(DISTINCT job_id) AS jobs, SUM(credits) AS credits, SUM(usd) AS usd

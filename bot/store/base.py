@@ -1,0 +1,122 @@
+"""What both SQL stores do the same way: every `Store` method as one transaction of
+the shared queries, given to the backend's `run`.
+
+A backend (`SqliteStore`, `PgStore`) brings only `run`, `close` and where it is;
+the methods here are the same on both, so they behave the same on both.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from bot.model import JobRecord
+from bot.ports import User
+
+from .audit import audit
+from .protocol import Clock, T, UsageRow, UserRow
+from .queries import SqlTx
+from .schema import SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    """What `ltx-bot health` reports about a store that opened."""
+
+    backend: Literal["sqlite", "postgresql"]
+    where: str  # the file, or the server and database (never a password)
+    schema_version: int
+    latest_version: int = SCHEMA_VERSION
+
+    @property
+    def ok(self) -> bool:
+        return self.schema_version == self.latest_version
+
+
+class SqlStore(ABC):
+    """The Store on a SQL database; a subclass runs the transactions (see `run`)."""
+
+    clock: Clock
+
+    @abstractmethod
+    async def run(self, body: Callable[[SqlTx], T], *, write: bool = True) -> T:
+        """Run `body` as one whole transaction and return its result; an exception in
+        `body` rolls it back and is raised here."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> tuple[Literal["sqlite", "postgresql"], str]:
+        """(backend, where): the file, or the server and database without a password."""
+
+    async def _read(self, body: Callable[[SqlTx], T]) -> T:
+        return await self.run(body, write=False)
+
+    async def schema_version(self) -> int:
+        return await self._read(lambda tx: tx.schema_version())
+
+    async def health(self) -> StoreHealth:
+        """The store answers, and at which schema version (raises when it does not answer)."""
+        backend, where = self.describe()
+        return StoreHealth(backend, where, await self.schema_version())
+
+    # -- users
+
+    async def ensure_user(self, user: User) -> UserRow:
+        now = self.clock()
+        return await self.run(lambda tx: tx.upsert_user(user, now))
+
+    async def get_user(self, user_key: str) -> UserRow | None:
+        return await self._read(lambda tx: tx.get_user(user_key))
+
+    async def set_tier(self, user_key: str, tier: str | None) -> None:
+        await self._set_user(user_key, "tier", tier)
+
+    async def set_blocked(self, user_key: str, blocked: bool) -> None:
+        await self._set_user(user_key, "blocked", int(blocked))
+
+    async def _set_user(self, user_key: str, column: Literal["tier", "blocked"], value: Any) -> None:
+        now = self.clock()
+        await self.run(lambda tx: tx.set_user_field(user_key, column, value, now))
+
+    # -- jobs
+
+    async def get_job(self, job_id: int) -> JobRecord | None:
+        return await self._read(lambda tx: tx.get_job(job_id))
+
+    async def update_job(self, job_id: int, **changes: Any) -> JobRecord:
+        return await self.run(lambda tx: tx.update_job(job_id, **changes))
+
+    async def list_jobs(self, owner_key: str, limit: int = 10) -> list[JobRecord]:
+        return await self._read(lambda tx: tx.list_jobs(owner_key, limit))
+
+    async def unfinished_jobs(self) -> list[JobRecord]:
+        return await self._read(lambda tx: tx.unfinished_jobs())
+
+    async def first_seen(self, event_id: str) -> bool:
+        """True the first time a platform event id is offered, False for every repeat."""
+        now = self.clock()
+        return await self.run(lambda tx: tx.first_seen(event_id, now))
+
+    async def claim_delivery(self, job_id: int) -> bool:
+        """True for exactly one caller per job, in every process sharing the store."""
+        now = self.clock()
+        return await self.run(lambda tx: tx.claim_delivery(job_id, now))
+
+    # -- ledger reports
+
+    async def ledger_rows(self, job_id: int | None = None) -> list[dict[str, Any]]:
+        """Raw ledger rows, oldest first, times as text (admin export, tests)."""
+        return await self._read(lambda tx: tx.ledger_rows(job_id))
+
+    async def usage_totals(self, by: Literal["user", "workspace"], since: datetime) -> list[UsageRow]:
+        """Jobs, credits and USD per user or workspace for jobs started since `since`."""
+        return await self._read(lambda tx: tx.usage_totals(by, since))
+
+    async def audit(self) -> list[str]:
+        """Differences between the ledger and what is kept beside it; [] when consistent."""
+        return await self._read(audit)

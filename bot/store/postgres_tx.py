@@ -1,0 +1,53 @@
+"""The shared queries on PostgreSQL, plus the row locks that make its transactions
+as exact as SQLite's.
+
+SQLite lets one writer at a time into the file, so a transaction that reads the
+usage and then writes a reservation can never be overtaken. PostgreSQL runs
+writers side by side (READ COMMITTED), so a quota decision first locks what it
+is about to read, and every transaction takes its locks in one order:
+
+1. the job's row (`charge_of`: settle and refund of one job wait for each other);
+2. the user's row (`upsert_user`, then `usage`: one user's admissions queue up);
+3. the usage_totals rows of `queries.usage_keys`, in that order (admissions that
+   share a workspace or the global day queue up on those rows).
+
+Each lock is taken by its own statement, so the next statement (a fresh
+snapshot under READ COMMITTED) reads what the transaction that held the lock
+committed. Lock waits instead of serializable retries: under contention every
+admission touches the global day's row, so retries would mostly collide again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .protocol import JobCharge, UsageSnapshot, day_key, month_key
+from .queries import SqlTx, usage_keys
+
+
+class PgTx(SqlTx):
+    """SqlTx with PostgreSQL's row locks in write transactions (see the module docstring)."""
+
+    def usage(self, user_key: str, workspace_key: str | None, at: datetime) -> UsageSnapshot:
+        if self.write:
+            self._lock_usage(user_key, workspace_key, at)
+        return super().usage(user_key, workspace_key, at)
+
+    def charge_of(self, job_id: int) -> JobCharge | None:
+        if self.write:
+            self.execute("SELECT id FROM jobs WHERE id = ? FOR NO KEY UPDATE", (job_id,))
+        return super().charge_of(job_id)
+
+    def _lock_usage(self, user_key: str, workspace_key: str | None, at: datetime) -> None:
+        # NO KEY UPDATE: foreign-key checks of other transactions (their ledger rows
+        # naming this user) need not wait.
+        self.execute("SELECT key FROM users WHERE key = ? FOR NO KEY UPDATE", (user_key,))
+        keys = usage_keys(user_key, workspace_key, day_key(at), month_key(at))
+        # A totals row may not exist yet (the first job of the day): create it at zero,
+        # and lock it whether it was created or already there, in one statement.
+        marks = ", ".join("(?, ?, ?)" for _ in keys)
+        self.execute(
+            f"""INSERT INTO usage_totals (scope, key, period) VALUES {marks}
+                ON CONFLICT (scope, key, period) DO UPDATE SET credits = usage_totals.credits""",
+            [value for key in keys for value in key],
+        )
