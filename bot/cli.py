@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import signal
-import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import tomlkit
 from pydantic import BaseModel, SecretStr
 
-from bot import heartbeat, redaction
+from bot import heartbeat, maintenance, redaction
 from bot.config import ConfigError, Settings, load_settings, redacted_dump
 from bot.errors import UserError
 from bot.plugins import GROUP, Adapters, PlatformAdapter, PluginError, Service, load_adapters
@@ -159,6 +158,12 @@ def build_parser(sim_options: argparse.ArgumentParser | None = None) -> argparse
                    help=f"oldest acceptable heartbeat (default {heartbeat.MAX_AGE:g})")
     p.add_argument("--no-heartbeat", action="store_true",
                    help="only check that the database opens (no running bot needed)")
+    p = sub.add_parser("migrate-store", help="copy a SQLite store into an empty PostgreSQL database")
+    _common(p, top=False)
+    p.add_argument("--from", dest="source", required=True, metavar="sqlite:PATH",
+                   help="the SQLite store to copy (stop the bot first)")
+    p.add_argument("--to", dest="target", required=True, metavar="postgresql://...",
+                   help="an empty PostgreSQL database at the same schema version")
     return parser
 
 
@@ -336,57 +341,6 @@ def check_config(settings: Settings, path: Path | None, *, as_json: bool, out: A
 # ---------------------------------------------------------------- health
 
 
-def health(settings: Settings, *, max_age: float, require_heartbeat: bool) -> tuple[bool, str]:
-    db = Path(settings.database.path)
-    if not db.is_file():
-        return False, f"no database at {db} (has `ltx-bot run` started?)"
-    try:
-        # Read-only: a health probe must never create, migrate or lock the bot's database.
-        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        return False, f"database {db} does not open: {exc}"
-    if not require_heartbeat:
-        return True, f"database {db} opens"
-    # Any process will do: `run`, or `chat` (as in `docker run -it ... chat`), each its own file.
-    alive, what = heartbeat.check(settings.data_dir, max_age=max_age)
-    return alive, f"ok: database opens, {what}" if alive else what
-
-
-def backup(settings: Settings, dest: Path) -> tuple[bool, str]:
-    """SQLite's online backup: a consistent copy even while `run` writes (WAL included)."""
-    db = Path(settings.database.path)
-    if not db.is_file():
-        return False, f"no database at {db}"
-    if dest.exists():
-        return False, f"{dest} exists; choose a new file name"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(dest.name + ".partial")
-    try:
-        source = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-        try:
-            target = sqlite3.connect(partial)
-            try:
-                source.backup(target)
-                (check,) = target.execute("PRAGMA integrity_check").fetchone()
-            finally:
-                target.close()
-        finally:
-            source.close()
-        if check != "ok":
-            partial.unlink(missing_ok=True)
-            return False, f"the copy failed its integrity check: {check}"
-        # Renamed only when complete, so DEST is never a half-written database.
-        partial.rename(dest)
-    except sqlite3.Error as exc:
-        partial.unlink(missing_ok=True)
-        return False, f"backup of {db} failed: {exc}"
-    return True, f"backed up {db} to {dest} ({dest.stat().st_size} bytes)"
-
-
 # ---------------------------------------------------------------- run and chat
 
 
@@ -500,6 +454,15 @@ def run_parse(settings: Settings, text: list[str], attach: list[str], out: Any) 
 # ---------------------------------------------------------------- main
 
 
+def _maintain(command: str, settings: Settings, args: argparse.Namespace) -> tuple[bool, str]:
+    if command == "health":
+        return maintenance.health(settings, max_age=args.max_age,
+                                  require_heartbeat=not args.no_heartbeat)
+    if command == "backup":
+        return maintenance.backup(settings, Path(args.dest))
+    return maintenance.migrate_store(args.source, args.target)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
     try:
@@ -512,13 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "check-config":
             return check_config(settings, path, as_json=args.json, out=sys.stdout)
-        if command == "health":
-            ok, message = health(settings, max_age=args.max_age,
-                                 require_heartbeat=not args.no_heartbeat)
-            (sys.stdout if ok else sys.stderr).write(message + "\n")
-            return EXIT_OK if ok else EXIT_FAILURE
-        if command == "backup":
-            ok, message = backup(settings, Path(args.dest))
+        if command in ("health", "backup", "migrate-store"):
+            ok, message = _maintain(command, settings, args)
             (sys.stdout if ok else sys.stderr).write(message + "\n")
             return EXIT_OK if ok else EXIT_FAILURE
         if command == "parse":

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot import cli, heartbeat
+from bot import cli, heartbeat, maintenance
 from bot.config import Settings
 from tests.guard import with_loopback_guard
 
@@ -255,27 +255,27 @@ def test_parse_bad_input_is_a_message_and_exit_2(capsys: pytest.CaptureFixture[s
 
 def test_health_checks_database_and_heartbeat(tmp_path: Path) -> None:
     settings = Settings.model_validate({"database": {"path": str(tmp_path / "bot.sqlite3")}})
-    ok, message = cli.health(settings, max_age=60, require_heartbeat=True)
+    ok, message = maintenance.health(settings, max_age=60, require_heartbeat=True)
     assert not ok and "no database" in message
     sqlite3.connect(tmp_path / "bot.sqlite3").execute("CREATE TABLE t (x)").connection.close()
-    ok, message = cli.health(settings, max_age=60, require_heartbeat=False)
+    ok, message = maintenance.health(settings, max_age=60, require_heartbeat=False)
     assert ok
-    ok, message = cli.health(settings, max_age=60, require_heartbeat=True)
+    ok, message = maintenance.health(settings, max_age=60, require_heartbeat=True)
     assert not ok and "no `ltx-bot run` or `ltx-bot chat` is running" in message
     beat = heartbeat.Heartbeat(settings.data_dir, "chat", host="box", pid=4242)
     beat.write()
-    ok, message = cli.health(settings, max_age=60, require_heartbeat=True)
+    ok, message = maintenance.health(settings, max_age=60, require_heartbeat=True)
     assert ok and "`chat` (pid 4242 on box)" in message, message
     old = json.loads(beat.path.read_text())
     beat.path.write_text(json.dumps({**old, "time": time.time() - 600}))
-    ok, message = cli.health(settings, max_age=60, require_heartbeat=True)
+    ok, message = maintenance.health(settings, max_age=60, require_heartbeat=True)
     assert not ok and "stuck or stopped" in message and "pid 4242" in message
 
 
 def test_health_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     (tmp_path / "bot.sqlite3").write_bytes(b"this is not sqlite" * 100)
     settings = Settings.model_validate({"database": {"path": str(tmp_path / "bot.sqlite3")}})
-    ok, message = cli.health(settings, max_age=60, require_heartbeat=False)
+    ok, message = maintenance.health(settings, max_age=60, require_heartbeat=False)
     assert not ok and "does not open" in message
 
 
@@ -316,7 +316,7 @@ def test_backup_copies_a_live_wal_database(tmp_path: Path) -> None:
 
 def test_backup_without_a_database_fails(tmp_path: Path) -> None:
     settings = Settings.model_validate({"database": {"path": str(tmp_path / "none.sqlite3")}})
-    ok, message = cli.backup(settings, tmp_path / "copy.sqlite3")
+    ok, message = maintenance.backup(settings, tmp_path / "copy.sqlite3")
     assert not ok and "no database" in message
     assert not (tmp_path / "copy.sqlite3").exists()
 
