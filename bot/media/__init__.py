@@ -14,6 +14,7 @@ CPU-heavy functions are synchronous; async callers run them in a thread.
 Import from here: the modules behind these names may move.
 """
 
+from bot.media.budget import in_budget
 from bot.media.fetch import MAX_REDIRECTS, Fetcher, local_path, safe_source
 from bot.media.fit import (
     X264_PRESET,
@@ -25,8 +26,9 @@ from bot.media.fit import (
     read_source,
 )
 from bot.media.frames import last_frame, poster_frame
-from bot.media.headers import image_header_size
+from bot.media.headers import ImageHeader, image_header, image_header_size
 from bot.media.images import parse_aspect, prepare_image, target_size
+from bot.media.limits import ImageLimits
 from bot.media.probe import probe, probe_input, probe_output
 from bot.media.scratch import cleanup_stale, release_work_dir, scratch_dir, temp_root, work_dir
 from bot.media.sizes import MiB, format_size
@@ -50,11 +52,15 @@ __all__ = [
     "FitPlan",
     "FitResult",
     "FitSource",
+    "ImageHeader",
+    "ImageLimits",
     "MiB",
     "cleanup_stale",
     "fit_video",
     "format_size",
+    "image_header",
     "image_header_size",
+    "in_budget",
     "kind_from_hint",
     "kind_of_file",
     "last_frame",

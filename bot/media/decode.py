@@ -1,0 +1,121 @@
+"""Opening an input picture with Pillow, checked before any decoding, and the probe's
+proof that it decodes.
+
+`open_image` checks the header's declared size and the decode's memory estimate
+(`bot.media.limits`) before Pillow opens the file (opening a WebP already allocates
+its canvases), then checks again what Pillow opened, still before decoding. Only the
+first frame of an animation is ever decoded.
+
+`prove_decodes` is the probe's check, as cheap as each format allows: a PNG's chunks
+and image data are verified in constant memory without decoding; a JPEG is decoded
+at 1/8 of its size (every byte still passes the entropy decoder); a GIF's first frame
+and a WebP are decoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image
+
+from bot.errors import MediaError
+from bot.media.headers import ImageHeader, image_header, png_data
+from bot.media.limits import ImageLimits, decode_bytes
+from bot.media.sniff import FORMATS
+
+PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF"}
+# What Pillow raises on bytes it cannot make sense of.
+_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError)
+# A JPEG's smallest decode (libjpeg scales by 1/8 at most).
+SMALLEST_SCALE = 8
+# Memory a decode will need, given what will be decoded.
+Estimate = Callable[[ImageHeader], int]
+
+
+def truncated(fmt: str) -> MediaError:
+    return MediaError(
+        f"That {FORMATS[fmt].label} is incomplete: the file ends early (an interrupted upload?). "
+        "Please send it again."
+    )
+
+
+def corrupt(fmt: str) -> MediaError:
+    return MediaError(f"That {FORMATS[fmt].label} is damaged: I couldn't decode it.")
+
+
+@contextlib.contextmanager
+def pillow_errors(fmt: str) -> Iterator[None]:
+    """Pillow's failures, in words: cut files apart from damaged ones."""
+    try:
+        yield
+    except Image.DecompressionBombError:
+        # Pillow's own guard, far above our limits: reached only if those were raised.
+        raise MediaError("That image has far too many pixels to open safely.") from None
+    except MediaError:
+        raise
+    except _PILLOW_ERRORS as exc:
+        text = str(exc).lower()
+        if "truncated" in text or isinstance(exc, EOFError) or "end of file" in text:
+            raise truncated(fmt) from None
+        raise corrupt(fmt) from None
+
+
+def _pillow_view(im: Image.Image, declared: ImageHeader | None) -> ImageHeader:
+    """The header as Pillow opened it: its size and mode, the declared fixed costs."""
+    bpp = 1 if im.mode in ("1", "L", "P") else 2 if im.mode.startswith("I;16") else 4
+    fixed = declared.fixed_bytes_per_pixel if declared is not None else 0.0
+    scalable = declared.scalable if declared is not None else im.format == "JPEG"
+    return ImageHeader(im.width, im.height, bpp, fixed, scalable)
+
+
+def check(header: ImageHeader, limits: ImageLimits, needed: Estimate, fmt: str) -> None:
+    limits.check_size(header.width, header.height)
+    limits.check_memory(needed(header), header, FORMATS[fmt].label)
+
+
+@contextlib.contextmanager
+def open_image(path: Path, fmt: str, limits: ImageLimits | None,
+               needed: Estimate) -> Iterator[tuple[Image.Image, ImageHeader]]:
+    """The picture opened by Pillow as the sniffed format only, nothing decoded yet, with
+    its header as Pillow sees it. `limits` None: our own files, held to none."""
+    declared = image_header(path, fmt)
+    if limits is not None and declared is not None:
+        check(declared, limits, needed, fmt)
+    fh: BinaryIO
+    # Our own file object: the decoded picture outlives it (closing a Pillow image would
+    # free the picture too), and no later frame is ever read from it.
+    with path.open("rb") as fh:
+        with pillow_errors(fmt):
+            # No warnings.catch_warnings() here: it swaps process-wide state and this runs
+            # in worker threads. Our limits refuse bombs long before Pillow would warn.
+            im = Image.open(fh, formats=[PIL_FORMAT[fmt]])
+        view = _pillow_view(im, declared)
+        if limits is not None:
+            check(view, limits, needed, fmt)
+        yield im, view
+
+
+def prove_decodes(path: Path, fmt: str, limits: ImageLimits | None) -> tuple[int, int]:
+    """(width, height) of an input picture once it is shown to decode; MediaError if not."""
+    if fmt == "png":
+        with open_image(path, fmt, limits, lambda _h: 0) as (im, _view):
+            size = im.size
+        verdict = png_data(path)
+        if verdict != "ok":
+            raise truncated(fmt) if verdict == "truncated" else corrupt(fmt)
+        return size
+
+    def needed(header: ImageHeader) -> int:
+        return decode_bytes(header, SMALLEST_SCALE)
+
+    with open_image(path, fmt, limits, needed) as (im, view):
+        with pillow_errors(fmt):
+            if view.scalable:
+                im.draft("RGB", (math.ceil(im.width / SMALLEST_SCALE),
+                                 math.ceil(im.height / SMALLEST_SCALE)))
+            im.load()  # the first frame only
+        return view.size
