@@ -152,14 +152,15 @@ print(json.dumps({"outcomes": outcomes, "seconds": round(time.perf_counter() - s
 
 def measure(op: str, paths: Path | list[Path], out_dir: Path,
             settings: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None,
-            timeout: float = 300) -> dict[str, Any]:
+            timeout: float = 300, code: Path = ROOT) -> dict[str, Any]:
     """Run `media.probe` ("probe"), `media.prepare_image` ("prepare") or both on each of
-    `paths` (together, as one message's attachments are) in a fresh Python process.
+    `paths` (together, as one message's attachments are) in a fresh Python process, with
+    the `bot` package of the checkout at `code` (another one gives "before" figures).
 
     Returns {"outcomes": [{"ok", "size" or "message"}...], "seconds", "peak_rss" (bytes,
     of the whole child process)}; with one path, that outcome's fields are also at the top."""
     many = [paths] if isinstance(paths, Path) else list(paths)
-    spec = {"root": str(ROOT), "op": op, "paths": [str(p) for p in many], "out_dir": str(out_dir),
+    spec = {"root": str(code), "op": op, "paths": [str(p) for p in many], "out_dir": str(out_dir),
             "settings": {"tmp_dir": str(out_dir / "tmp"), **(settings or {})}}
     done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(spec)], capture_output=True,
                           timeout=timeout, env=env, check=False)
