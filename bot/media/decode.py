@@ -15,7 +15,6 @@ and a WebP are decoded.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -99,23 +98,29 @@ def open_image(path: Path, fmt: str, limits: ImageLimits | None,
         yield im, view
 
 
-def prove_decodes(path: Path, fmt: str, limits: ImageLimits | None) -> tuple[int, int]:
-    """(width, height) of an input picture once it is shown to decode; MediaError if not."""
+def prove_decodes(path: Path, fmt: str, limits: ImageLimits | None,
+                  preparing: Estimate | None = None) -> tuple[int, int]:
+    """(width, height) of an input picture once it is shown to decode; MediaError if not.
+    `preparing`: what preparing it will need, so that a picture that would be refused
+    then is refused now, before the probe's own decode."""
+
+    def needed(header: ImageHeader) -> int:
+        own = 0 if fmt == "png" else decode_bytes(header, SMALLEST_SCALE)
+        return max(own, preparing(header) if preparing is not None else 0)
+
     if fmt == "png":
-        with open_image(path, fmt, limits, lambda _h: 0) as (im, _view):
+        with open_image(path, fmt, limits, needed) as (im, _view):
             size = im.size
         verdict = png_data(path)
         if verdict != "ok":
             raise truncated(fmt) if verdict == "truncated" else corrupt(fmt)
         return size
 
-    def needed(header: ImageHeader) -> int:
-        return decode_bytes(header, SMALLEST_SCALE)
-
     with open_image(path, fmt, limits, needed) as (im, view):
         with pillow_errors(fmt):
             if view.scalable:
-                im.draft("RGB", (math.ceil(im.width / SMALLEST_SCALE),
-                                 math.ceil(im.height / SMALLEST_SCALE)))
+                # Pillow picks the scale from whole-number ratios: round the size down.
+                im.draft("RGB", (max(1, im.width // SMALLEST_SCALE),
+                                 max(1, im.height // SMALLEST_SCALE)))
             im.load()  # the first frame only
         return view.size

@@ -122,13 +122,17 @@ class _Plan:
         turned = self.final_size(height, width)
         return [upright, (turned[1], turned[0])]
 
+    def work_bound(self, size: tuple[int, int]) -> int:
+        """Memory of the smallest working copy this plan allows (under twice the final
+        size on each side), whichever way up the picture is."""
+        return max(working_bytes(2 * fw, 2 * fh) for fw, fh in self.sideways_finals(*size))
+
     def needed(self, header: ImageHeader) -> int:
-        """Memory estimate of the decode plus the smallest working copy this plan allows
-        (under twice the final size on each side), before any decoding."""
-        finals = self.sideways_finals(*header.size)
-        scale = min(_draft_scale(header.size, final) for final in finals)
-        work = max(working_bytes(2 * fw, 2 * fh) for fw, fh in finals)
-        return decode_bytes(header, scale) + work
+        """Memory estimate, before any decoding, of the leanest decode this plan allows
+        plus the smallest working copy."""
+        scale = min(_draft_scales(header.size, final)[-1]
+                    for final in self.sideways_finals(*header.size))
+        return decode_bytes(header, scale) + self.work_bound(header.size)
 
 
 def _cover_box(size: tuple[int, int], final: tuple[int, int]) -> Box:
@@ -150,10 +154,23 @@ def _ratio(size: tuple[int, int], final: tuple[int, int]) -> float:
     return (right - left) / final[0]
 
 
-def _draft_scale(size: tuple[int, int], final: tuple[int, int]) -> int:
-    """The JPEG decode scale (1, 2, 4 or 8) that keeps REDUCING_GAP times the final size."""
-    wanted = int(_ratio(size, final) / REDUCING_GAP)
-    return next(s for s in (8, 4, 2, 1) if s <= max(1, wanted))
+def _draft_scales(size: tuple[int, int], final: tuple[int, int]) -> list[int]:
+    """JPEG decode scales (1, 2, 4 or 8), best first: from the one that keeps
+    REDUCING_GAP times the final size to the leanest that keeps the final size (a scaled
+    decode filters as it shrinks, so it loses little)."""
+    ratio = _ratio(size, final)
+    best = next(s for s in (8, 4, 2, 1) if s <= max(1.0, ratio / REDUCING_GAP))
+    leanest = next(s for s in (8, 4, 2, 1) if s <= max(1.0, ratio))
+    return [s for s in (1, 2, 4, 8) if best <= s <= leanest]
+
+
+def _draft_scale(view: ImageHeader, final: tuple[int, int], plan: _Plan,
+                 limits: ImageLimits) -> int:
+    """The best JPEG decode scale whose decode fits the memory limit with a working copy."""
+    scales = _draft_scales(view.size, final)
+    work = plan.work_bound(view.size)
+    return next((s for s in scales if decode_bytes(view, s) + work <= limits.max_memory),
+                scales[-1])
 
 
 def _orientation(im: Image.Image) -> int:
@@ -208,8 +225,9 @@ def _decode_reduced(src: Path, fmt: str, limits: ImageLimits,
             # A JPEG's EXIF is read with its header: no decoding needed to know its turn.
             turn = _orientation(im)
             final = _source_final(plan, _upright(view.size, turn), turn)
-            scale = _draft_scale(view.size, final)
-            im.draft("RGB", (math.ceil(view.width / scale), math.ceil(view.height / scale)))
+            scale = _draft_scale(view, final, plan, limits)
+            # Pillow picks the scale from whole-number ratios: round the size down.
+            im.draft("RGB", (max(1, view.width // scale), max(1, view.height // scale)))
         im.load()  # the first frame only
         turn = _orientation(im)
         scale = round(view.width / im.width)
@@ -225,6 +243,12 @@ def _decode_reduced(src: Path, fmt: str, limits: ImageLimits,
 
 def _upright(size: tuple[int, int], orientation: int) -> tuple[int, int]:
     return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
+
+
+def preparation_needed(header: ImageHeader) -> int:
+    """Memory that preparing a picture to the usual size (own shape, 1280 pixels at most)
+    needs: the probe refuses by it, so a picture is not decoded only to be refused."""
+    return _Plan(None, None, 32, 1280).needed(header)
 
 
 def prepare_image(

@@ -70,10 +70,12 @@ class ImageLimits:
     def check_memory(self, needed: int, header: ImageHeader, label: str) -> None:
         """Refuse a decode whose estimate (`needed` bytes) is over `max_memory`."""
         if needed > self.max_memory:
+            limit = format_size(self.max_memory)
+            shown = format_size(needed)
+            about = f"over {limit}" if shown == limit else f"about {shown}"
             raise MediaError(
                 f"That {label} is too costly to open safely: {header.width}x{header.height} "
-                f"pixels would take about {format_size(needed)} of memory; the limit is "
-                f"{format_size(self.max_memory)}."
+                f"pixels would take {about} of memory; the limit is {limit}."
             )
 
 

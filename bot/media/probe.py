@@ -18,6 +18,7 @@ from bot.config import MediaSettings
 from bot.errors import MediaError
 from bot.media.decode import corrupt, prove_decodes, truncated
 from bot.media.headers import iso_structure, riff_cut_short, webm_truncated
+from bot.media.images import preparation_needed
 from bot.media.limits import ImageLimits
 from bot.media.sizes import too_big
 from bot.media.sniff import FORMATS, IMAGE_FORMATS, sniff
@@ -65,7 +66,7 @@ def _probe_image(path: Path, fmt: str, size_bytes: int, limits: ImageLimits | No
     # The RIFF header states the file's length: less on disk means a cut file.
     if fmt == "webp" and riff_cut_short(path, size_bytes):
         raise truncated(fmt)
-    width, height = prove_decodes(path, fmt, limits)
+    width, height = prove_decodes(path, fmt, limits, preparation_needed)
     return MediaInfo(kind="image", format=fmt, size_bytes=size_bytes, width=width, height=height)
 
 

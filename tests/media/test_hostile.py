@@ -26,6 +26,7 @@ from bot.config import MediaSettings
 from bot.errors import MediaError
 from bot.ports import Attachment, Invocation, Place, User
 from tests.fakes.chat import FakeChat
+from tests.guard import with_loopback_guard
 from tests.media import hostile
 from tests.media.conftest import FileServer
 
@@ -53,7 +54,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def run(op: str, paths: Path | list[Path], tmp_path: Path, **settings: Any) -> dict[str, Any]:
-    return hostile.measure(op, paths, tmp_path, settings)
+    return hostile.measure(op, paths, tmp_path, settings, env=with_loopback_guard(os.environ))
 
 
 # ---------------------------------------------------------------- refused from the header
@@ -331,7 +332,7 @@ def test_parse_reads_only_the_first_bytes_of_an_attachment(tmp_path: Path) -> No
     done = subprocess.run(
         [sys.executable, "-c", code, "parse", "--config", str(config), "--attach", str(big),
          "a cat yawns"], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(hostile.ROOT)}, check=False)
+        env=with_loopback_guard(os.environ), check=False)
     assert done.returncode == 0, done.stderr
     assert '"endpoint": "fal-ai/ltx-2-19b/image-to-video"' in done.stdout
     peak_kb = int(done.stderr.strip().splitlines()[-1].split()[1])
