@@ -7,7 +7,8 @@ its canvases), then checks again what Pillow opened, still before decoding. Only
 first frame of an animation is ever decoded.
 
 `prove_decodes` is the probe's check, as cheap as each format allows: a PNG's chunks
-and image data are verified in constant memory without decoding; a JPEG is decoded
+and image data are verified in constant memory without decoding (and before Pillow
+reads a chunk); a JPEG is decoded
 at 1/8 of its size (every byte still passes the entropy decoder); a GIF's first frame
 and a WebP are decoded.
 """
@@ -22,7 +23,7 @@ from typing import BinaryIO
 from PIL import Image
 
 from bot.errors import MediaError
-from bot.media.headers import ImageHeader, image_header, png_data
+from bot.media.headers import ImageHeader, TooManyParts, image_header, png_data
 from bot.media.limits import ImageLimits, decode_bytes
 from bot.media.sniff import FORMATS
 
@@ -64,11 +65,35 @@ def pillow_errors(fmt: str) -> Iterator[None]:
 
 
 def _pillow_view(im: Image.Image, declared: ImageHeader | None) -> ImageHeader:
-    """The header as Pillow opened it: its size and mode, the declared fixed costs."""
+    """The header as Pillow opened it: its size and mode, the declared fixed costs (for a
+    JPEG whose header we could not read, as if it were progressive: the worst case)."""
     bpp = 1 if im.mode in ("1", "L", "P") else 2 if im.mode.startswith("I;16") else 4
-    fixed = declared.fixed_bytes_per_pixel if declared is not None else 0.0
-    scalable = declared.scalable if declared is not None else im.format == "JPEG"
-    return ImageHeader(im.width, im.height, bpp, fixed, scalable)
+    if declared is not None:
+        return ImageHeader(im.width, im.height, bpp, declared.fixed_bytes_per_pixel,
+                           declared.scalable)
+    if im.format != "JPEG":
+        return ImageHeader(im.width, im.height, bpp)
+    layers = getattr(im, "layer", None) or [("", 1, 1, 0)] * 3
+    h_max, v_max = max(h for _, h, _, _ in layers), max(v for _, _, v, _ in layers)
+    coefficients = sum(2.0 * h * v / (h_max * v_max) for _, h, v, _ in layers)
+    return ImageHeader(im.width, im.height, bpp, coefficients, scalable=True)
+
+
+def _too_many_parts(fmt: str, exc: TooManyParts) -> MediaError:
+    return MediaError(f"That {FORMATS[fmt].label} is made of more than {exc.limit} parts, far "
+                      "more than any real image has, so I won't open it.")
+
+
+def declared_header(path: Path, fmt: str, limits: ImageLimits | None,
+                    needed: Estimate) -> ImageHeader | None:
+    """The header the file declares, checked against `limits` (None: our own files)."""
+    try:
+        declared = image_header(path, fmt)
+    except TooManyParts as exc:
+        raise _too_many_parts(fmt, exc) from None
+    if limits is not None and declared is not None:
+        check(declared, limits, needed, fmt)
+    return declared
 
 
 def check(header: ImageHeader, limits: ImageLimits, needed: Estimate, fmt: str) -> None:
@@ -81,9 +106,7 @@ def open_image(path: Path, fmt: str, limits: ImageLimits | None,
                needed: Estimate) -> Iterator[tuple[Image.Image, ImageHeader]]:
     """The picture opened by Pillow as the sniffed format only, nothing decoded yet, with
     its header as Pillow sees it. `limits` None: our own files, held to none."""
-    declared = image_header(path, fmt)
-    if limits is not None and declared is not None:
-        check(declared, limits, needed, fmt)
+    declared = declared_header(path, fmt, limits, needed)
     fh: BinaryIO
     # Our own file object: the decoded picture outlives it (closing a Pillow image would
     # free the picture too), and no later frame is ever read from it.
@@ -109,12 +132,16 @@ def prove_decodes(path: Path, fmt: str, limits: ImageLimits | None,
         return max(own, preparing(header) if preparing is not None else 0)
 
     if fmt == "png":
-        with open_image(path, fmt, limits, needed) as (im, _view):
-            size = im.size
-        verdict = png_data(path)
+        # Every chunk is checked before Pillow reads any: it reads them one at a time.
+        declared_header(path, fmt, limits, needed)
+        try:
+            verdict = png_data(path)
+        except TooManyParts as exc:
+            raise _too_many_parts(fmt, exc) from None
         if verdict != "ok":
             raise truncated(fmt) if verdict == "truncated" else corrupt(fmt)
-        return size
+        with open_image(path, fmt, limits, needed) as (im, _view):
+            return im.size
 
     with open_image(path, fmt, limits, needed) as (im, view):
         with pillow_errors(fmt):

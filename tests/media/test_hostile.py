@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import threading
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,51 @@ def test_a_webp_too_costly_to_decode_is_refused_by_the_estimate(files: dict[str,
                                         "4000x4000 pixels would take about ")
     assert "the limit is 191 MB" in result["message"]
     assert result["peak_rss"] < REFUSED_PEAK, result
+
+
+def _png_with_empty_chunks(path: Path, count: int) -> Path:
+    png = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(png, "PNG")
+    data = png.getvalue()
+    end = data.index(b"IEND") - 4
+    empty = b"\x00\x00\x00\x00tEXt" + zlib.crc32(b"tEXt").to_bytes(4, "big")
+    path.write_bytes(data[:end] + empty * count + data[end:])
+    return path
+
+
+def _jpeg_with_comments(path: Path, count: int) -> Path:
+    jpeg = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(jpeg, "JPEG")
+    data = jpeg.getvalue()
+    path.write_bytes(data[:2] + b"\xff\xfe\x00\x02" * count + data[2:])
+    return path
+
+
+def _gif_with_comments(path: Path, count: int) -> Path:
+    gif = io.BytesIO()
+    Image.new("P", (64, 64)).save(gif, "GIF")
+    data = gif.getvalue()
+    first = data.index(b"\x2c\x00\x00\x00\x00")  # the first image descriptor
+    path.write_bytes(data[:first] + b"\x21\xfe\x00" * count + data[first:])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "fmt", "limit"),
+    [(_png_with_empty_chunks, "PNG", 100_000), (_jpeg_with_comments, "JPEG", 1000),
+     (_gif_with_comments, "GIF", 20_000)],
+)
+def test_files_of_countless_tiny_parts_are_refused_before_pillow_reads_them(
+    tmp_path: Path, make: Any, fmt: str, limit: int
+) -> None:
+    # Pillow reads such parts one at a time: 4 million empty PNG chunks took it 25 s,
+    # 3 million JPEG comments 8 s. Twice the limit is refused at once; a tenth passes.
+    settings = MediaSettings(tmp_dir=str(tmp_path))
+    with pytest.raises(MediaError) as caught:
+        media.probe(make(tmp_path / "many", 2 * limit), settings)
+    assert str(caught.value) == (f"That {fmt} image is made of more than {limit} parts, far "
+                                 "more than any real image has, so I won't open it.")
+    assert media.probe(make(tmp_path / "some", limit // 10), settings).width == 64
 
 
 # ---------------------------------------------------------------- handled in bounded memory
