@@ -2,9 +2,11 @@
 
 Inputs are judged by their bytes, never by their names or claimed types: a file
 is sniffed (`sniff`), then probed (`probe`: Pillow for images, PyAV for videos)
-against the operator's limits before any quota is spent. Downloads (`fetch`)
-refuse to reach private networks (`guard`) and keep credentials on the hosts they
-belong to.
+against the operator's limits before any quota is spent. A picture's header is
+checked (`limits`: sides, shape, pixels, the memory its decode takes) before a byte
+of it is decoded, and it is decoded once, reduced as it goes (`images`). Probing and
+preparing run under a per-process budget (`in_budget`). Downloads (`fetch`) refuse
+to reach private networks (`guard`) and keep credentials on the hosts they belong to.
 
 Outputs are probed, fitted under a platform's upload limit by re-encoding when
 needed (`fit`), and cut into frames (`frames`: the last frame for Continue, a
