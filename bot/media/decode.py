@@ -73,9 +73,10 @@ def _pillow_view(im: Image.Image, declared: ImageHeader | None) -> ImageHeader:
                            declared.scalable)
     if im.format != "JPEG":
         return ImageHeader(im.width, im.height, bpp)
-    layers = getattr(im, "layer", None) or [("", 1, 1, 0)] * 3
-    h_max, v_max = max(h for _, h, _, _ in layers), max(v for _, _, v, _ in layers)
-    coefficients = sum(2.0 * h * v / (h_max * v_max) for _, h, v, _ in layers)
+    sampling = [(max(1, h), max(1, v)) for _, h, v, _ in getattr(im, "layer", None) or []]
+    sampling = sampling or [(1, 1)] * 3
+    h_max, v_max = max(h for h, _ in sampling), max(v for _, v in sampling)
+    coefficients = sum(2.0 * h * v / (h_max * v_max) for h, v in sampling)
     return ImageHeader(im.width, im.height, bpp, coefficients, scalable=True)
 
 

@@ -186,8 +186,7 @@ def _source_final(plan: _Plan, upright: tuple[int, int], orientation: int) -> tu
     return plan.final_size(*upright)
 
 
-def _reduction(im: Image.Image, box: Box, final: tuple[int, int], decoded: int,
-               limits: ImageLimits) -> int:
+def _reduction(box: Box, final: tuple[int, int], decoded: int, limits: ImageLimits) -> int:
     """The smallest whole factor that keeps REDUCING_GAP times the final size and whose
     working copy fits the memory limit with the decoded picture (at worst, the factor
     that keeps just the final size: the estimate checked before decoding allowed that)."""
@@ -234,7 +233,7 @@ def _decode_reduced(src: Path, fmt: str, limits: ImageLimits,
         upright = _upright(view.size, turn)
         final = _source_final(plan, upright, turn)
         box = _cover_box(im.size, final)
-        k = _reduction(im, box, final, decode_bytes(view, scale), limits)
+        k = _reduction(box, final, decode_bytes(view, scale), limits)
         small = _reduce_to_rgb(im, box, k)
     # Past here the full-size picture is gone: only the reduced copy is turned and fitted.
     method = _TRANSPOSE.get(turn)
