@@ -1,16 +1,27 @@
-"""Benchmark: fit a 121-frame 1280x720 clip with audio under 10 MiB.
+"""Benchmarks: fitting a video under an upload limit, and hostile inputs.
 
-Times `bot.media.fit_video` against the ffmpeg CLI (imageio-ffmpeg's binary) doing the
-same job with the same plan (libx264 preset, bitrate, VBV buffer, audio stream copy,
-faststart), and reports our peak RSS. Each run is a child process so its RSS is its own
-(os.wait4). Prints one JSON object.
+fit: times `bot.media.fit_video` fitting a 121-frame 1280x720 clip with audio under
+10 MiB against the ffmpeg CLI (imageio-ffmpeg's binary) doing the same job with the
+same plan (libx264 preset, bitrate, VBV buffer, audio stream copy, faststart), and
+reports our peak RSS. Each run is a child process so its RSS is its own (os.wait4).
 
-    .venv/bin/python bench/media.py [--runs 3]
+hostile: small files that decode to huge pictures (a 1 x 39,000,000 PNG, a 6000x6000
+PNG, a decompression bomb, a GIF of 100,000 40-megapixel frames, the largest pictures
+the limits let through, a WebP and a progressive JPEG too costly to decode, eight of
+them in one message), each checked and prepared as the bot does (probe, then prepare,
+under the per-process budget) in a fresh process. Reports whether each was refused or
+handled, how long it took, and the whole process's peak RSS (its VmHWM: Linux carries
+ru_maxrss over from the parent). The goal: every case under 300 MB.
+
+Each section prints one JSON object on its own line.
+
+    .venv/bin/python bench/media.py [--runs 3] [--section fit|hostile|all] [--code CHECKOUT]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -24,13 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import av
-import imageio_ffmpeg
 from PIL import Image, ImageChops, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot import media  # noqa: E402
+from tests.media import hostile  # noqa: E402
 
 LIMIT = 10 * 1024 * 1024
 WIDTH, HEIGHT, FRAMES, FPS = 1280, 720, 121, 25
@@ -107,6 +118,9 @@ def run_child(argv: list[str]) -> tuple[float, float, int, str]:
 
 
 def ffmpeg_argv(src: Path, dest: Path, plan: media.FitPlan) -> list[str]:
+    # Only the fit section needs the reference binary (`pip install -e '.[bench]'`).
+    import imageio_ffmpeg
+
     argv = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
             "-y", "-i", str(src), "-map", "0:v:0", "-c:v", "libx264", "-preset", media.X264_PRESET,
             "-b:v", str(plan.video_bps), "-maxrate", str(plan.video_bps),
@@ -119,10 +133,68 @@ def ffmpeg_argv(src: Path, dest: Path, plan: media.FitPlan) -> list[str]:
     return argv
 
 
+HOSTILE_GOAL = 300 * 1_000_000
+
+
+def hostile_cases(root: Path) -> dict[str, list[Path]]:
+    """Each case's files (made here, before any measurement)."""
+    tall = hostile.tall_png(root / "tall.png")
+    square = hostile.square_png(root / "square.png")
+    return {
+        "png_1x39000000": [tall],
+        "png_6000x6000": [square],
+        "png_bomb_20000x20000": [hostile.bomb_png(root / "bomb.png")],
+        "gif_100000_frames_8000x5000": [hostile.long_gif(root / "long.gif", 100_000, (8000, 5000))],
+        "png_rgba_8000x5000_largest_allowed": [
+            hostile.blank_png(root / "rgba.png", 8000, 5000, color_type=6)],
+        "jpeg_8000x5000": [hostile.big_image(root / "big.jpg", (8000, 5000), "JPEG", quality=90)],
+        "jpeg_progressive_444_8000x5000": [hostile.big_image(
+            root / "prog.jpg", (8000, 5000), "JPEG", quality=90, progressive=True, subsampling=0)],
+        "webp_6000x6000": [hostile.big_image(root / "big.webp", (6000, 6000), "WEBP", lossless=True)],
+        "keyframes_8x_png_1x39000000": [tall] * 8,
+        "keyframes_8x_png_6000x6000": [square] * 8,
+    }
+
+
+def bench_hostile(tmpdir: Path, code: Path) -> dict[str, Any]:
+    files = tmpdir / "hostile"
+    files.mkdir()
+    results: dict[str, Any] = {}
+    for name, paths in hostile_cases(files).items():
+        report = hostile.measure("both", paths, tmpdir / f"out-{name}", timeout=1800, code=code)
+        outcomes = report["outcomes"]
+        refused = [o["message"] for o in outcomes if not o["ok"]]
+        results[name] = {
+            "file_bytes": paths[0].stat().st_size,
+            "inputs": len(paths),
+            "outcome": "refused" if refused else "handled",
+            "message": refused[0] if refused else None,
+            "prepared_size": None if refused else outcomes[0]["size"],
+            "seconds": report["seconds"],
+            "peak_rss_mb": round(report["peak_rss"] / 1e6, 1),
+        }
+    worst = max(r["peak_rss_mb"] for r in results.values())
+    return {"benchmark": "media.hostile", "code": str(code), "cases": results, "worst_peak_rss_mb": worst,
+            "goal_mb": HOSTILE_GOAL / 1e6, "all_under_goal": worst * 1e6 < HOSTILE_GOAL,
+            "settings": dataclasses.asdict(media.ImageLimits()) | {"prepare_concurrency": 1},
+            "cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--section", choices=("fit", "hostile", "all"), default="all")
+    parser.add_argument("--code", type=Path, default=ROOT,
+                        help="hostile: measure the bot package of this checkout (before figures)")
     args = parser.parse_args()
+    if args.section in ("hostile", "all"):
+        with tempfile.TemporaryDirectory(prefix="ltx-bench-hostile-") as tmp:
+            print(json.dumps(bench_hostile(Path(tmp), args.code.resolve())), flush=True)
+    if args.section in ("fit", "all"):
+        bench_fit(args.runs)
+
+
+def bench_fit(runs: int) -> None:
     with tempfile.TemporaryDirectory(prefix="ltx-bench-media-") as tmp:
         tmpdir = Path(tmp)
         src = tmpdir / "source.mp4"
@@ -137,7 +209,7 @@ def main() -> None:
         theirs_cpu: list[float] = []
         sizes: dict[str, int | None] = {}
         details: dict[str, Any] = {}
-        for run in range(args.runs):
+        for run in range(runs):
             # Alternate the order so neither side always gets a warm page cache.
             for side in (("ours", "ffmpeg") if run % 2 == 0 else ("ffmpeg", "ours")):
                 if side == "ours":
@@ -165,7 +237,7 @@ def main() -> None:
             "limit_bytes": LIMIT,
             "plan": {"width": plan.width, "height": plan.height, "video_bps": plan.video_bps,
                      "audio": plan.audio, "preset": media.X264_PRESET},
-            "runs": args.runs,
+            "runs": runs,
             "cpus": os.cpu_count(),
             "fit_seconds": round(ours_median, 3),
             "fit_process_seconds": round(statistics.median(ours_wall), 3),

@@ -64,7 +64,7 @@ Clock = Callable[[], datetime]
 # into a float, and every later total and audit of that user would be wrong.
 MAX_GRANTED_BALANCE = 10**15
 
-__all__ = ["Limits", "Quota", "QuotaStatus", "UsageRow", "format_wait"]
+__all__ = ["BLOCKED", "Floor", "Limits", "Quota", "QuotaStatus", "UsageRow", "format_wait"]
 
 
 # ---------------------------------------------------------------- time words
@@ -190,6 +190,19 @@ class QuotaStatus:
 # ---------------------------------------------------------------- policy
 
 
+BLOCKED = ("You are blocked from starting jobs with this bot. "
+           "Ask an admin if you think this is a mistake.")
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The least a command can cost before its attachments are seen (`bot.floor`);
+    `exact` when every reading of them costs the same."""
+
+    credits: int
+    exact: bool
+
+
 class Quota:
     """The quota policy over a `Store`: admits jobs (reserving their estimate), settles
     or refunds them, grants credits and reports what is left. See the module docstring."""
@@ -237,11 +250,14 @@ class Quota:
         )
 
     def check(self, user: User, place: Place, limits: Limits, usage: UsageSnapshot,
-              cost: int, now: datetime, *, workspace_word: str = "workspace") -> int:
+              cost: int, now: datetime, *, workspace_word: str = "workspace",
+              at_least: bool = False) -> int:
         """Raise QuotaExceeded naming the first limit `cost` breaks; else return the
         part of `cost` drawn from granted credits. Money limits come first: telling
         someone to wait 7 s when their day is spent would only waste their time.
-        `workspace_word` is what the user's platform calls a workspace ("server")."""
+        `workspace_word` is what the user's platform calls a workspace ("server");
+        `at_least`: `cost` is the least the job can cost, and refusals say so."""
+        costs = f"costs at least {cost}" if at_least else f"costs {cost}"
         bonus = 0
         if not limits.exempt:
             daily_left = limits.daily_credits - usage.day_regular
@@ -250,14 +266,14 @@ class Quota:
             bonus = max(0, cost - free)
             if bonus > usage.bonus_balance:
                 raise QuotaExceeded(self._credits_refusal(limits, usage, cost, now,
-                                                          daily_left, monthly_left))
+                                                          daily_left, monthly_left, costs))
         workspace_key = workspace_key_of(place)
         ws_limit = self._q.workspace_monthly_credits
         if ws_limit and workspace_key and usage.workspace_month_credits + cost > ws_limit:
             left = max(0, ws_limit - usage.workspace_month_credits)
             reset = next_month(now)
             raise QuotaExceeded(
-                f"This job costs {cost} credits but this {workspace_word} has {left} of its "
+                f"This job {costs} credits but this {workspace_word} has {left} of its "
                 f"{ws_limit} monthly credits left. The {workspace_word}'s budget resets in "
                 f"{format_wait((reset - now).total_seconds())} ({_month_day(reset)}, 00:00 UTC)."
             )
@@ -266,7 +282,7 @@ class Quota:
             left = max(0, global_limit - usage.global_day_credits)
             reset = next_day(now)
             raise QuotaExceeded(
-                f"This job costs {cost} credits but the bot has {left} of its {global_limit} "
+                f"This job {costs} credits but the bot has {left} of its {global_limit} "
                 f"daily credits left for everyone. It resets in "
                 f"{format_wait((reset - now).total_seconds())} (00:00 UTC)."
             )
@@ -286,7 +302,7 @@ class Quota:
         return bonus
 
     def _credits_refusal(self, limits: Limits, usage: UsageSnapshot, cost: int, now: datetime,
-                         daily_left: int, monthly_left: int) -> str:
+                         daily_left: int, monthly_left: int, costs: str) -> str:
         # The binding window is the one with less left; on a tie the monthly one,
         # because waiting for midnight would not help.
         monthly = monthly_left <= daily_left
@@ -296,18 +312,34 @@ class Quota:
         if cost > min(limits.daily_credits, limits.monthly_credits) + usage.bonus_balance:
             whole = min(limits.daily_credits, limits.monthly_credits)
             return (
-                f"This job costs {cost} credits, more than your whole {window} quota of "
+                f"This job {costs} credits, more than your whole {window} quota of "
                 f"{whole} credits{granted}. Try a shorter or smaller video, or ask an admin for more credits."
             )
         reset = next_month(now) if monthly else next_day(now)
         when = f"{_month_day(reset)}, 00:00 UTC" if monthly else "00:00 UTC"
         return (
-            f"This job costs {cost} credits but you have {max(0, left)} of your {limit} "
+            f"This job {costs} credits but you have {max(0, left)} of your {limit} "
             f"{window} credits left{granted}. Your {window} quota resets in "
             f"{format_wait((reset - now).total_seconds())} ({when})."
         )
 
     # -- the contract
+
+    async def precheck(self, user: User, place: Place, floor: Floor | None, *,
+                       workspace_word: str = "workspace") -> None:
+        """The refusals that need no media, before anything is downloaded or decoded:
+        blocked, then every limit of `check` for the least the command can cost (`floor`;
+        None: only the limits that do not depend on the cost). Reads only: `admit` checks
+        everything again, with the real estimate, in the transaction that reserves it."""
+        now = self.clock()
+        workspace_key = workspace_key_of(place)
+        row, usage = await self.store.run(
+            lambda tx: (tx.get_user(user.key), tx.usage(user.key, workspace_key, now)), write=False)
+        if row is not None and row.blocked and not user.is_admin:
+            raise PermissionDenied(BLOCKED)
+        cost = floor.credits if floor is not None else 0
+        self.check(user, place, self.limits_for(user, row), usage, cost, now,
+                   workspace_word=workspace_word, at_least=floor is not None and not floor.exact)
 
     async def admit(self, user: User, place: Place, request: GenerationRequest, *,
                     parent_id: int | None = None, parent_kind: ParentKind | str | None = None,
@@ -328,10 +360,7 @@ class Quota:
         def body(tx: LedgerTx) -> JobRecord:
             row = tx.upsert_user(user, now)
             if row.blocked and not user.is_admin:
-                raise PermissionDenied(
-                    "You are blocked from starting jobs with this bot. "
-                    "Ask an admin if you think this is a mistake."
-                )
+                raise PermissionDenied(BLOCKED)
             limits = self.limits_for(user, row)
             usage = tx.usage(user.key, workspace_key, now)
             bonus = self.check(user, place, limits, usage, cost, now, workspace_word=workspace_word)

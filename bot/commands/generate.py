@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from bot import catalog, grammar, media, routing
 from bot.commands.services import Handler, Services
 from bot.errors import QuotaExceeded
+from bot.floor import cheapest
 from bot.model import GenerationRequest, LocalMedia, MediaKind, MediaRef, ParentKind
 from bot.ports import Attachment, ChatPort, Invocation, User
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 async def generate(svc: Services, inv: Invocation, port: ChatPort, *, name: str) -> None:
@@ -30,6 +33,7 @@ async def generate(svc: Services, inv: Invocation, port: ChatPort, *, name: str)
     attachments = list(inv.attachments) + [
         Attachment(url=ref.url, filename=Path(ref.url).name, kind=ref.kind) for ref in command.media
     ]
+    await _cheap_refusals(svc, inv, port, command, attachments)
     with scratch(svc) as folder:
         inputs = await _fetch(svc, attachments, folder, allow_local=port.traits.local_files)
         refs = [MediaRef(kind=item.info.kind, url=item.source) for item in inputs]
@@ -64,13 +68,27 @@ async def start(
     svc: Services, inv: Invocation, request: GenerationRequest, inputs: Sequence[LocalMedia | None],
     *, parent_id: int | None = None, parent_kind: ParentKind | None = None,
 ) -> None:
-    """Reserve the quota and start the job. A patient (scripted) invocation waits out the
-    cooldown and concurrency limits instead of being refused, as a person would wait."""
+    """Reserve the quota and start the job (patiently: see `_patiently`)."""
+    await _patiently(svc, inv, lambda: svc.runner.start_job(
+        inv, request, inputs, parent_id=parent_id, parent_kind=parent_kind))
+
+
+async def _cheap_refusals(svc: Services, inv: Invocation, port: ChatPort, command: grammar.Command,
+                          attachments: Sequence[Attachment]) -> None:
+    """Refuse before anything is downloaded or decoded what needs no media to refuse:
+    a blocked user, the cooldown, too many jobs running, and too few credits left for
+    the least this command can cost. A hostile file then costs a refused user nothing."""
+    floor = cheapest(command, [a.url for a in attachments], svc.settings)
+    await _patiently(svc, inv, lambda: svc.quota.precheck(
+        inv.user, inv.place, floor, workspace_word=port.traits.workspace_word))
+
+
+async def _patiently(svc: Services, inv: Invocation, attempt: Callable[[], Awaitable[T]]) -> T:
+    """`attempt()`, where a patient (scripted) invocation waits out the cooldown and
+    concurrency limits instead of being refused, as a person would wait."""
     while True:
         try:
-            await svc.runner.start_job(inv, request, inputs, parent_id=parent_id,
-                                       parent_kind=parent_kind)
-            return
+            return await attempt()
         except QuotaExceeded as exc:
             # Money limits are refused as ever: waiting a few seconds would not help.
             if not inv.patient or exc.limit not in ("cooldown", "concurrent"):
@@ -123,10 +141,11 @@ async def fit_images(
         if item.info.kind != "image":
             out.append(item)
             continue
-        path = await asyncio.to_thread(
-            media.prepare_image, item.path, folder, size=endpoint.image_size, aspect=aspect,
-        )
-        info = await asyncio.to_thread(media.probe, path, svc.settings.media)
+        conf = svc.settings.media
+        path = await media.in_budget(conf, media.prepare_image, item.path, folder,
+                                     size=endpoint.image_size, aspect=aspect,
+                                     limits=media.ImageLimits.of(conf))
+        info = await asyncio.to_thread(media.probe, path, conf)
         out.append(LocalMedia(path=path, info=info, source=item.source, filename=item.filename))
     first = next((m for m in out if m is not None and m.info.kind == "image"), None)
     if first is not None:

@@ -182,6 +182,13 @@ class MediaSettings(Section):
     )
     max_input_bytes: int = Field(50 * MiB, gt=0, description="Largest input file.")
     max_image_pixels: int = Field(40_000_000, gt=0, description="Largest input image (pixels).")
+    max_image_side: int = Field(
+        8192, gt=0, description="Longest side of an input image or video picture (pixels).")
+    max_image_aspect: float = Field(
+        8.0, ge=1, description="Most elongated input picture: its long side over its short side.")
+    prepare_concurrency: int = Field(
+        1, ge=1, description="Inputs checked or prepared at once in one process; each may take "
+        "up to 5 bytes a pixel of max_image_pixels in memory (about 190 MB by default).")
     max_video_seconds: float = Field(60.0, gt=0, description="Longest input video.")
     max_video_frames: int = Field(1800, gt=0, description="Most frames in an input video.")
     download_timeout_seconds: float = Field(60.0, gt=0, description="Per input download.")

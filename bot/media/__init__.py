@@ -2,9 +2,11 @@
 
 Inputs are judged by their bytes, never by their names or claimed types: a file
 is sniffed (`sniff`), then probed (`probe`: Pillow for images, PyAV for videos)
-against the operator's limits before any quota is spent. Downloads (`fetch`)
-refuse to reach private networks (`guard`) and keep credentials on the hosts they
-belong to.
+against the operator's limits before any quota is spent. A picture's header is
+checked (`limits`: sides, shape, pixels, the memory its decode takes) before a byte
+of it is decoded, and it is decoded once, reduced as it goes (`images`). Probing and
+preparing run under a per-process budget (`in_budget`). Downloads (`fetch`) refuse
+to reach private networks (`guard`) and keep credentials on the hosts they belong to.
 
 Outputs are probed, fitted under a platform's upload limit by re-encoding when
 needed (`fit`), and cut into frames (`frames`: the last frame for Continue, a
@@ -14,6 +16,7 @@ CPU-heavy functions are synchronous; async callers run them in a thread.
 Import from here: the modules behind these names may move.
 """
 
+from bot.media.budget import in_budget
 from bot.media.fetch import MAX_REDIRECTS, BackendFileError, Fetcher, local_path, safe_source
 from bot.media.fit import (
     X264_PRESET,
@@ -26,8 +29,9 @@ from bot.media.fit import (
 )
 from bot.media.frames import last_frame, poster_frame
 from bot.media.guard import backend_hosts
-from bot.media.headers import image_header_size
+from bot.media.headers import ImageHeader, image_header, image_header_size
 from bot.media.images import parse_aspect, prepare_image, target_size
+from bot.media.limits import ImageLimits
 from bot.media.probe import probe, probe_input, probe_output
 from bot.media.scratch import cleanup_stale, release_work_dir, scratch_dir, temp_root, work_dir
 from bot.media.sizes import MiB, format_size
@@ -52,12 +56,16 @@ __all__ = [
     "FitPlan",
     "FitResult",
     "FitSource",
+    "ImageHeader",
+    "ImageLimits",
     "MiB",
     "backend_hosts",
     "cleanup_stale",
     "fit_video",
     "format_size",
+    "image_header",
     "image_header_size",
+    "in_budget",
     "kind_from_hint",
     "kind_of_file",
     "last_frame",

@@ -25,6 +25,7 @@ import httpx
 
 from bot.config import MediaSettings
 from bot.errors import MediaError
+from bot.media.budget import in_budget
 from bot.media.guard import PrivateAddress, check_destination
 from bot.media.probe import probe_input
 from bot.media.scratch import discard
@@ -123,7 +124,8 @@ class Fetcher:
         dest = dest_dir / f"input-{uuid.uuid4().hex[:12]}"
         try:
             source = await self._bring(att, dest, max_bytes, allow_local)
-            info = await asyncio.to_thread(probe_input, dest, self.settings, filename=att.filename)
+            info = await in_budget(self.settings, probe_input, dest, self.settings,
+                                   filename=att.filename)
             final = dest.with_suffix(FORMATS[info.format].extension)
             dest.rename(final)
         except BaseException:

@@ -7,85 +7,29 @@ further and only measured.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import av.error
 from av.audio.stream import AudioStream
 from av.video.stream import VideoStream
-from PIL import Image
 
 from bot.config import MediaSettings
 from bot.errors import MediaError
-from bot.media.headers import image_header_size, iso_structure, riff_cut_short, webm_truncated
+from bot.media.decode import corrupt, prove_decodes, truncated
+from bot.media.headers import iso_structure, riff_cut_short, webm_truncated
+from bot.media.images import preparation_needed
+from bot.media.limits import ImageLimits
 from bot.media.sizes import too_big
 from bot.media.sniff import FORMATS, IMAGE_FORMATS, sniff
 from bot.model import MediaInfo
 
-_PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF"}
 # Forcing the demuxer we sniffed keeps ffmpeg from "probing" a file into
 # something else (an HLS playlist, a concat list) that could read other files.
 _DEMUXER = {"mp4": "mov", "mov": "mov", "webm": "matroska", "gif": "gif"}
-# What Pillow raises on bytes it cannot make sense of.
-_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError)
-NO_LIMIT = 1 << 62
 
 
 # ---------------------------------------------------------------- shared by images and videos
-
-
-def check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
-    if width <= 0 or height <= 0:
-        raise MediaError(f"That {what} has no picture size, so I can't use it.")
-    if width * height > max_pixels:
-        raise MediaError(
-            f"That {what} is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); "
-            f"the limit is {max_pixels / 1e6:g} megapixels."
-        )
-
-
-def truncated(fmt: str) -> MediaError:
-    return MediaError(
-        f"That {FORMATS[fmt].label} is incomplete: the file ends early (an interrupted upload?). "
-        "Please send it again."
-    )
-
-
-def corrupt(fmt: str) -> MediaError:
-    return MediaError(f"That {FORMATS[fmt].label} is damaged: I couldn't decode it.")
-
-
-def check_declared_size(path: Path, fmt: str, max_pixels: int) -> None:
-    """Refuse an image by the size its header declares: a bomb is refused before a byte
-    of it is decoded."""
-    declared = image_header_size(path, fmt)
-    if declared is not None:
-        check_pixels(declared[0], declared[1], max_pixels, "image")
-
-
-@contextlib.contextmanager
-def open_image(path: Path, fmt: str, max_pixels: int) -> Iterator[Image.Image]:
-    """The image opened by Pillow as the sniffed format only, every failure in words."""
-    try:
-        # No warnings.catch_warnings() here: it swaps process-wide state and this runs in
-        # worker threads. Our header check refuses bombs long before Pillow would warn.
-        with Image.open(path, formats=[_PIL_FORMAT[fmt]]) as im:
-            check_pixels(im.width, im.height, max_pixels, "image")
-            yield im
-    except Image.DecompressionBombError:
-        raise MediaError(
-            f"That image has far too many pixels to open safely; the limit is "
-            f"{max_pixels / 1e6:g} megapixels."
-        ) from None
-    except MediaError:
-        raise
-    except _PILLOW_ERRORS as exc:
-        text = str(exc).lower()
-        if "truncated" in text or isinstance(exc, EOFError) or "end of file" in text:
-            raise truncated(fmt) from None
-        raise corrupt(fmt) from None
 
 
 def open_input(path: Path, demuxer: str | None = None) -> av.container.InputContainer:
@@ -118,14 +62,11 @@ def audio_stream(container: av.container.InputContainer) -> AudioStream | None:
 # ---------------------------------------------------------------- images
 
 
-def _probe_image(path: Path, fmt: str, size_bytes: int, max_pixels: int) -> MediaInfo:
+def _probe_image(path: Path, fmt: str, size_bytes: int, limits: ImageLimits | None) -> MediaInfo:
     # The RIFF header states the file's length: less on disk means a cut file.
     if fmt == "webp" and riff_cut_short(path, size_bytes):
         raise truncated(fmt)
-    check_declared_size(path, fmt, max_pixels)
-    with open_image(path, fmt, max_pixels) as im:
-        width, height = im.size
-        im.load()
+    width, height = prove_decodes(path, fmt, limits, preparation_needed)
     return MediaInfo(kind="image", format=fmt, size_bytes=size_bytes, width=width, height=height)
 
 
@@ -179,7 +120,7 @@ def _probe_video(path: Path, fmt: str, size_bytes: int, settings: MediaSettings 
         vs = _picture_track(container, fmt)
         width, height = vs.codec_context.width, vs.codec_context.height
         if settings is not None:
-            check_pixels(width, height, settings.max_image_pixels, "video's picture")
+            ImageLimits.of(settings).check_size(width, height, "video's picture")
         fps = frame_rate(vs)
         duration = header_duration(container, vs)
         # Refused by the header's duration before any demuxing.
@@ -242,8 +183,7 @@ def probe_input(path: Path, settings: MediaSettings | None, *, filename: str) ->
         raise MediaError(too_big(size, settings.max_input_bytes))
     fmt = sniff(path, filename=filename)
     if fmt in IMAGE_FORMATS:
-        max_pixels = settings.max_image_pixels if settings is not None else NO_LIMIT
-        return _probe_image(path, fmt, size, max_pixels)
+        return _probe_image(path, fmt, size, ImageLimits.of(settings) if settings else None)
     return _probe_video(path, fmt, size, settings)
 
 

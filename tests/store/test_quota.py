@@ -4,11 +4,13 @@ from pathlib import Path
 
 import pytest
 
+from bot import catalog, grammar, routing
 from bot.config import Settings
 from bot.errors import PermissionDenied, QuotaExceeded, UsageError, UserError
-from bot.model import JobState
+from bot.floor import cheapest
+from bot.model import JobState, MediaRef
 from bot.ports import Place, User
-from bot.quota import Quota, format_wait
+from bot.quota import Floor, Quota, format_wait
 from bot.store import SqlStore
 
 from .conftest import (
@@ -322,3 +324,74 @@ async def test_usage_reports(quota: Quota, clock: ManualClock) -> None:
 def test_format_wait() -> None:
     assert [format_wait(s) for s in (0.2, 7, 59.5, 60, 3599, 3600, 18720, 86400, 90000, 2 * 86400 + 7200)] == [
         "1 s", "7 s", "60 s", "1 min", "59 min", "1 h", "5 h 12 min", "1 day", "1 day 1 h", "2 days 2 h"]
+
+
+# ---------------------------------------------------------------- the pre-check, before any media
+
+
+async def test_precheck_refuses_as_admit_would_and_writes_nothing(
+    store: SqlStore, clock: ManualClock, db_path: Path
+) -> None:
+    quota = quota_with(store, clock, db_path, cooldown_seconds=10, max_concurrent_jobs=1)
+    await store.set_blocked(BOB.key, True)
+    with pytest.raises(PermissionDenied) as early:
+        await quota.precheck(BOB, GUILD, None)
+    with pytest.raises(PermissionDenied) as late:
+        await quota.admit(BOB, GUILD, make_request(1))
+    assert str(early.value) == str(late.value) == (
+        "You are blocked from starting jobs with this bot. Ask an admin if you think this is a mistake.")
+    await quota.precheck(ALICE, GUILD, Floor(1, exact=True))  # nothing stands in the way
+    await quota.admit(ALICE, GUILD, make_request(1))
+    ledger = await store.ledger_rows()
+    for limit, config in (("concurrent", {"max_concurrent_jobs": 1}),
+                          ("cooldown", {"max_concurrent_jobs": 5})):
+        quota = quota_with(store, clock, db_path, cooldown_seconds=10, **config)
+        with pytest.raises(QuotaExceeded) as early_limit:
+            await quota.precheck(ALICE, GUILD, None)
+        with pytest.raises(QuotaExceeded) as late_limit:
+            await quota.admit(ALICE, GUILD, make_request(1))
+        assert early_limit.value.limit == late_limit.value.limit == limit
+        assert str(early_limit.value) == str(late_limit.value)
+    assert await store.ledger_rows() == ledger  # the pre-check only reads
+    assert len(await store.list_jobs(ALICE.key)) == 1
+
+
+async def test_precheck_prices_the_least_the_command_can_cost(
+    store: SqlStore, clock: ManualClock, db_path: Path
+) -> None:
+    clock.now = clock.now.replace(hour=18, minute=48)
+    quota = quota_with(store, clock, db_path, max_concurrent_jobs=100)
+    for _ in range(4):
+        await quota.admit(ALICE, GUILD, make_request(47))
+    exact = "This job costs 21 credits but you have 12 of your 200 daily credits left."
+    with pytest.raises(QuotaExceeded, match=exact):
+        await quota.precheck(ALICE, GUILD, Floor(21, exact=True))
+    with pytest.raises(QuotaExceeded, match="This job costs at least 21 credits but you have 12"):
+        await quota.precheck(ALICE, GUILD, Floor(21, exact=False))
+    await quota.precheck(ALICE, GUILD, Floor(12, exact=False))
+    # None: the command's cost can't be known yet; only cost-free limits apply.
+    await quota.precheck(ALICE, GUILD, None)
+
+
+def test_the_floor_is_the_cheapest_reading_of_the_attachments(db_path: Path) -> None:
+    settings = make_settings(db_path)
+    urls = ["https://cdn.example/a.png"]
+    text = grammar.parse("video", "a fox --seconds 2")
+    assert cheapest(text, [], settings) == Floor(
+        routing.build_request(text, [], settings).estimate.credits, exact=True)
+    # One attachment: an image (LTX-2, priced by pixels) or a video (13B, a flat price).
+    assert cheapest(grammar.parse("video", "a fox"), urls, settings) == Floor(4, exact=False)
+    assert cheapest(grammar.parse("keyframes", "a flower"), urls * 8, settings) == Floor(4, exact=True)
+    assert cheapest(grammar.parse("video", ""), urls, settings) is None  # no prompt: no request
+
+
+def test_the_floor_is_never_above_what_a_prepared_image_costs(db_path: Path) -> None:
+    settings = make_settings(db_path)
+    command = grammar.parse("video", "a fox --model ltx-2 --seconds 3")
+    floor = cheapest(command, ["https://cdn.example/a.png"], settings)
+    assert floor is not None and not floor.exact
+    request = routing.build_request(command, [MediaRef(kind="image", url="u")], settings)
+    sides = range(64, 1281, 32)
+    costs = {catalog.estimate(request.endpoint, request.input, 100, settings.prices,
+                              input_aspect=w / h).credits for w in sides for h in sides}
+    assert floor.credits == min(costs) and min(costs) < max(costs)
