@@ -161,11 +161,17 @@ class SqlStore(ABC):
         """Leave a cancel for the job's owner to act on at its next heartbeat."""
         return await self.run(lambda tx: leases.request_cancel(tx, job_id, by))
 
-    async def release_leases(self) -> None:
+    async def release_leases(self, owner: str | None = None) -> None:
+        """Free every lease of this process (or of `owner`, a process found dead)."""
         lease = self.lease
-        if lease is not None:
-            await self.run(lambda tx: leases.release(tx, lease))
+        if owner is not None:
+            await self.run(lambda tx: leases.release(tx, owner))
+        elif lease is not None:
+            await self.run(lambda tx: leases.release(tx, lease.owner))
             self.lease = None
+
+    async def instances_on(self, host: str) -> list[tuple[str, int]]:
+        return await self._read(lambda tx: leases.instances_on(tx, host))
 
     # -- ledger reports
 

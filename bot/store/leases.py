@@ -136,8 +136,14 @@ def request_cancel(tx: SqlTx, job_id: int, by: str) -> bool:
     return cursor.rowcount == 1
 
 
-def release(tx: SqlTx, lease: Lease) -> None:
-    """A clean stop: every job this process held is free for the next start at once."""
+def release(tx: SqlTx, owner: str) -> None:
+    """A clean stop (or a process found dead): every job `owner` held is free at once."""
     tx.execute("UPDATE jobs SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner = ?",
-               (lease.owner,))
-    tx.execute("DELETE FROM instances WHERE id = ?", (lease.owner,))
+               (owner,))
+    tx.execute("DELETE FROM instances WHERE id = ?", (owner,))
+
+
+def instances_on(tx: SqlTx, host: str) -> list[tuple[str, int]]:
+    """(instance id, pid) of every process registered from `host`."""
+    return [(r["id"], r["pid"]) for r in tx.fetch("SELECT id, pid FROM instances WHERE host = ?",
+                                                  (host,))]

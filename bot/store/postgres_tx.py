@@ -24,7 +24,6 @@ from datetime import datetime
 from .protocol import JobCharge, UsageSnapshot, day_key, month_key
 from .queries import SqlTx, usage_keys
 
-
 # pg_advisory_xact_lock key that serializes taking a slot at fal: "falslot" as a number.
 FAL_SLOTS_LOCK = int.from_bytes(b"falslot", "big")
 
