@@ -96,6 +96,11 @@ async def test_a_killed_bots_jobs_are_adopted_by_the_other_and_delivered_once(
                                     "--until-store-empty", "--lease-seconds", "1.5")
         await until(lambda: asyncio.to_thread(lambda: len(read_states(db)) == 4),
                     "the survivor's own job")
+        await asyncio.sleep(1.0)  # time enough to touch the victim's jobs if it would
+        # While the victim lives, its jobs are its own: the survivor shows nothing of them.
+        touched = [c for c in read_calls(chat)
+                   if c["pid"] == survivor.pid and c.get("job_id") in (1, 2, 3)]
+        assert touched == []
     finally:
         if victim.returncode is None:
             victim.send_signal(signal.SIGKILL)
@@ -111,6 +116,7 @@ async def test_a_killed_bots_jobs_are_adopted_by_the_other_and_delivered_once(
     calls = list(read_calls(chat))
     assert videos(chat) == Counter({job_id: 1 for job_id in range(1, 5)})
     assert all(c["pid"] == survivor.pid for c in calls if c["call"] == "send_video")
+    assert "job 1: adopted" in (tmp_path / "survivor.log").read_text()
     await audit_clean(db, 4)
 
 
