@@ -117,7 +117,8 @@ async def run(args: argparse.Namespace) -> int:
                 chat.note(refused=index)
         chat.note(submitted=args.submit)
         if args.until_store_empty:
-            while await store.unfinished_jobs():
+            # Other processes give no event to await: poll the store.
+            while await store.unfinished_jobs():  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
         elif not args.until_done:
             await asyncio.Event().wait()  # until the test kills us
