@@ -81,6 +81,10 @@ class JobRunner:
     def register_port(self, port: ChatPort) -> None:
         self._ports[port.platform] = port
         if self._started and not self.rt.stopping:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return  # registered from outside the loop: the next heartbeat adopts
             # Its platform's free jobs are adoptable now.
             self.rt.spawn_background(self._adopt_free())
 
