@@ -11,7 +11,8 @@ change when it is not, so piped runs and tests read stable text. A finished
 video is copied into `media.output_dir` and announced as `saved: <path>`.
 
 With piped input the chat reads every line, then waits for every unfinished
-job of its user (resumed ones too) and exits.
+job of its user that this process drives (its own and those it adopted; never
+another running process's) and exits.
 """
 
 from __future__ import annotations
@@ -402,8 +403,11 @@ class ConsoleAdapter:
                 await self.app.bot.handle(inv, self.port)
 
     async def unfinished(self) -> list[int]:
-        jobs = await self.app.store.unfinished_jobs()
-        return [job.id for job in jobs if job.owner_key == self.user.key]
+        # Only the jobs this process drives (its own and those it adopted): another
+        # process's job is that process's to finish, so waiting for it could hang.
+        jobs = self.app.runner.driving()
+        return sorted(job.id for job in jobs
+                      if job.owner_key == self.user.key and not job.state.final)
 
     async def wait_for_jobs(self) -> None:
         # Loop: a job may finish while another starts (nothing here submits, but the

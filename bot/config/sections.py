@@ -201,6 +201,10 @@ class JobSettings(Section):
 
     edit_interval_seconds: float = Field(3.0, ge=0, description="Progress edits per message.")
     result_timeout_hours: float = Field(6.0, gt=0, description="Give up on a job after this.")
+    lease_seconds: float = Field(
+        30.0, ge=0.5,
+        description="How long a process's hold on its jobs lasts without renewal (renewed every "
+        "third of it): when a process dies, another on the same store adopts its jobs after this.")
 
 
 class DiscordSettings(Section):

@@ -50,6 +50,9 @@ PERSIST_INTERVAL_SECONDS = 10.0
 CLEANUP_TIMEOUT_SECONDS = 15.0
 # An input slot that still points at the user's original file: the upload never finished.
 LOCAL_MARK = "local:"
+# How often a job holding a local slot asks the store again for a slot at fal while
+# other processes on the store fill `backend.max_concurrent`.
+FAL_SLOT_POLL_SECONDS = 0.5
 # fal.events ends after the first final event; a stream that ends without one is asked
 # again this many times before the job calls it broken.
 STREAM_ATTEMPTS = 5
@@ -59,6 +62,10 @@ WAITING = (JobState.ACCEPTED, JobState.WAITING)
 
 class CancelRequested(Exception):
     """A user asked to cancel: the driver cancels at fal, refunds and ends the card."""
+
+
+class LeaseLost(Exception):
+    """Another process may drive this job now: this one stops, writing nothing more."""
 
 
 class GaveUp(Exception):
@@ -88,6 +95,8 @@ class JobDriver:
         self.task: asyncio.Task[None] | None = None
         self.inner: asyncio.Task[Any] | None = None  # what a cancel interrupts
         self.holds_slot = False
+        self._slot_taken = False  # marked submitted here, not sent yet
+        self.lost = False  # its lease went to another process: stop, write nothing more
         self.work: Path | None = None  # the delivery's scratch folder
         self._last_persist = -math.inf
         self._run_started: float | None = None  # monotonic, for the typical run time
@@ -148,6 +157,10 @@ class JobDriver:
             await self._advance()
         except asyncio.CancelledError:
             raise
+        except LeaseLost:
+            self.lost = True
+            log.warning("job %d: another process holds its lease now; not sent from here",
+                        self.job.id)
         except CancelRequested:
             await self.rt.shielded(self.finish_cancelled())
         except Exception as exc:
@@ -159,7 +172,8 @@ class JobDriver:
                 shutil.rmtree(self.work, ignore_errors=True)
                 self.work = None
             drivers = self.rt.drivers
-            if drivers.get(self.job.id) is self and (self.job.state.final or self.rt.stopping):
+            if drivers.get(self.job.id) is self and (
+                    self.job.state.final or self.rt.stopping or self.lost):
                 drivers.pop(self.job.id, None)
 
     def _ending(self, exc: Exception) -> tuple[str, str, bool]:
@@ -192,6 +206,11 @@ class JobDriver:
             await self._wait_for_slot()
             await self.rt.shielded(self.send_to_fal())
         elif job.state is JobState.SUBMITTED and not job.fal_request_id:
+            # The submit window: fal may have accepted it before the process that sent it
+            # died, and fal has no idempotency key, so this may run it (and bill it) twice.
+            log.warning("job %d: marked submitted at %s with no fal request id recorded; "
+                        "sending it to fal again (it may have been accepted already)",
+                        job.id, aware(job.updated_at).isoformat(timespec="seconds"))
             self.check()
             await self.rt.shielded(self.send_to_fal())
         elif job.fal_request_id and job.state in AT_FAL:
@@ -220,6 +239,29 @@ class JobDriver:
             await self.interruptible(self.rt.admission.wait_for_slot(self.job.id))
             self.holds_slot = True
         self.check()
+        await self.interruptible(self._take_fal_slot())
+        self.check()
+
+    async def _take_fal_slot(self) -> None:
+        """Wait until fewer than `backend.max_concurrent` jobs of the whole store (every
+        process on it) are at fal, and mark this one submitted in the same transaction."""
+        limit = self.rt.settings.backend.max_concurrent
+        while not await self.rt.store.take_fal_slot(self.job.id, limit):
+            if not await self.rt.store.holds_lease(self.job.id):
+                raise LeaseLost()
+            await asyncio.sleep(FAL_SLOT_POLL_SECONDS)
+        self.job.state = JobState.SUBMITTED
+        self.job.local_position = None
+        self._slot_taken = True
+        self.rt.state_changed(self.job)
+        self.edit_soon()
+
+    def request_cancel(self, by: str) -> None:
+        """A user's cancel: interrupt the driver where it waits; it then ends the job."""
+        self.cancel_requested = True
+        self.cancelled_by = by
+        if self.inner is not None:
+            self.inner.cancel()
 
     def check(self) -> None:
         if self.cancel_requested:
@@ -249,12 +291,20 @@ class JobDriver:
 
     async def send_to_fal(self) -> None:
         """Enqueue the job at fal and record its request id (shielded: both or neither)."""
-        if self.rt.stopping:
-            raise asyncio.CancelledError()
         job = self.job
+        if self.rt.stopping:
+            if self._slot_taken:
+                # Not sent: give the slot at fal back, so that nobody resends it as if
+                # it might have been accepted.
+                await self.write(state=JobState.WAITING)
+            raise asyncio.CancelledError()
         if job.state is not JobState.SUBMITTED:
             await self.write(state=JobState.SUBMITTED, local_position=None)
             self.edit_soon()
+        # The fence: once fal accepts a job it cannot be taken back, so it is sent only
+        # by the process that holds its lease this moment.
+        if not await self.rt.store.holds_lease(job.id):
+            raise LeaseLost()
         self.rt.mark(job.id, "fal_submit")
         handle = await self.rt.fal.enqueue(
             job.endpoint_id, job.input, webhook_url=self.rt.settings.backend.webhook_url

@@ -20,6 +20,7 @@ from bot.fal import FalClient
 from bot.jobs import cards
 from bot.jobs.admission import Admission
 from bot.jobs.driver import AT_FAL, LOCAL_MARK, WAITING, JobDriver, uploaded
+from bot.jobs.leases import LeaseKeeper
 from bot.jobs.runtime import RunnerHooks, Runtime
 from bot.model import GenerationRequest, JobRecord, JobState, LocalMedia
 from bot.ports import ChatPort, Invocation, MessageRef, PlatformTraits, StatusCard, User
@@ -28,9 +29,8 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-# On start, jobs already at fal take their slots first; those waiting keep their order.
-RESUME_ORDER = {JobState.SUBMITTED: 0, JobState.IN_QUEUE: 0, JobState.RUNNING: 0,
-                JobState.DELIVERING: 1, JobState.ACCEPTED: 2, JobState.WAITING: 2}
+# How long a cancel of a job driven by another process waits for that process to end it.
+REMOTE_CANCEL_WAIT_SECONDS = 5.0
 
 
 class JobRunner:
@@ -39,9 +39,10 @@ class JobRunner:
     `start_job` reserves the credits, posts the job's card, uploads its attachments
     and hands it to a `JobDriver` (one task per job, the only writer of its state),
     which waits for a slot in the `Admission` line, follows the job at fal and
-    delivers it. `start` resumes every unfinished job from the store, each with the
-    port of its platform (or once that port registers); `stop` ends every task and
-    leaves each job where a restart can pick it up.
+    delivers it. `start` registers the process in the store and adopts every
+    unfinished job whose lease is free, for the platforms it has a port for (see
+    `LeaseKeeper`); `stop` ends every task, leaves each job where a restart can pick
+    it up and releases the leases.
     """
 
     def __init__(
@@ -65,7 +66,7 @@ class JobRunner:
             admission=self._new_admission(),
         )
         self._ports: dict[str, ChatPort] = {}
-        self._pending: dict[str, list[JobRecord]] = {}  # jobs whose port is not registered yet
+        self.leases = LeaseKeeper(self.rt, lambda: sorted(self._ports), self._adopt_job)
         self._started = False
 
     @property
@@ -80,11 +81,18 @@ class JobRunner:
     def register_port(self, port: ChatPort) -> None:
         self._ports[port.platform] = port
         if self._started and not self.rt.stopping:
-            waiting = self._pending.pop(port.platform, [])
-            if waiting:
-                log.info("%s adapter registered: resuming %d job(s)", port.platform, len(waiting))
-            for job in waiting:
-                self._adopt(job, port)
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return  # registered from outside the loop: the next heartbeat adopts
+            # Its platform's free jobs are adoptable now.
+            self.rt.spawn_background(self._adopt_free())
+
+    async def _adopt_free(self) -> None:
+        try:
+            await self.leases.adopt_free()
+        except Exception:
+            log.warning("adopting free jobs failed; the heartbeat tries again", exc_info=True)
 
     def port_for(self, platform: str) -> ChatPort | None:
         return self._ports.get(platform)
@@ -99,26 +107,13 @@ class JobRunner:
             log.info("removed %d stale temporary file(s)", removed)
         self.rt.work_root = await asyncio.to_thread(media.work_dir, self.settings.media)
         self._started = True
-        jobs = await self.store.unfinished_jobs()
-        jobs.sort(key=lambda j: (RESUME_ORDER.get(j.state, 3), j.id))
-        if jobs:
-            log.info("resuming %d unfinished job(s)", len(jobs))
-        for job in jobs:
-            if job.id in self.rt.drivers:
-                continue
-            port = self._ports.get(job.place.platform)
-            if port is None:
-                log.warning(
-                    "job %d waits for the %s adapter to be registered", job.id, job.place.platform
-                )
-                self._pending.setdefault(job.place.platform, []).append(job)
-                continue
-            self._adopt(job, port)
+        await self.leases.start()
 
     async def stop(self) -> None:
         """Stop every task of this runner; job state stays as it is for the next start."""
         rt = self.rt
         rt.stopping = True
+        await self.leases.stop()
         drivers = [d.task for d in rt.drivers.values() if d.task is not None]
         for task in drivers:
             task.cancel()
@@ -131,9 +126,19 @@ class JobRunner:
             task.cancel()
         await asyncio.gather(*rest, return_exceptions=True)
         rt.drivers.clear()
-        self._pending.clear()
         rt.admission = self._new_admission()
+        if self._started:
+            await self.leases.release()
         self._started = False
+
+    def _adopt_job(self, job: JobRecord) -> None:
+        port = self._ports.get(job.place.platform)
+        assert port is not None, "only jobs of registered platforms are adopted"
+        self._adopt(job, port)
+
+    def driving(self) -> list[JobRecord]:
+        """The jobs this process drives now (its own and the ones it adopted)."""
+        return [driver.job for driver in self.rt.drivers.values()]
 
     def _adopt(self, job: JobRecord, port: ChatPort) -> None:
         """Drive a job found unfinished in the store from where it stands."""
@@ -312,19 +317,33 @@ class JobRunner:
         # first thing.
         if driver is not None and (driver.task is None or not driver.task.done()):
             return await self._interrupt(driver, by)
-        # No driver here (its adapter is not registered, or the runner is stopped).
+        if self.store.lease is not None and not await self.store.adopt_job(job_id):
+            # Another live process drives it: only it may end the job.
+            return await self._cancel_elsewhere(job, by)
+        # No driver anywhere (its adapter is not registered, or the runner is stopped).
         orphan = JobDriver(self.rt, job, self._ports.get(job.place.platform) or NoPort())
         orphan.cancelled_by = by.name
-        pending = self._pending.get(job.place.platform, [])
-        self._pending[job.place.platform] = [j for j in pending if j.id != job_id]
         await orphan.finish_cancelled()
         return orphan.job
 
+    async def _cancel_elsewhere(self, job: JobRecord, by: User) -> JobRecord:
+        """Leave the cancel for the process that drives the job (it acts at its next
+        heartbeat) and wait a little for it to end there."""
+        await self.store.request_cancel(job.id, by.name)
+        deadline = time.monotonic() + max(REMOTE_CANCEL_WAIT_SECONDS, self.leases.seconds)
+        while time.monotonic() < deadline:
+            await asyncio.sleep(min(0.5, self.leases.seconds / 3))
+            stored = await self.store.get_job(job.id)
+            if stored is not None and stored.state.final:
+                if stored.state is not JobState.CANCELLED:
+                    raise UserError(f"Job #{job.id} was {cards.state_words(stored.state)} "
+                                    "before it could be cancelled.")
+                return stored
+        raise UserError(f"Job #{job.id} is run by another bot process; it has been asked to "
+                        "cancel it and will do so shortly.")
+
     async def _interrupt(self, driver: JobDriver, by: User) -> JobRecord:
-        driver.cancel_requested = True
-        driver.cancelled_by = by.name
-        if driver.inner is not None:
-            driver.inner.cancel()
+        driver.request_cancel(by.name)
         record = await self.wait(driver.job.id)
         if record.state is not JobState.CANCELLED:
             raise UserError(f"Job #{record.id} was {cards.state_words(record.state)} "

@@ -16,7 +16,9 @@ from typing import Any, Literal
 from bot.model import JobRecord
 from bot.ports import User
 
+from . import leases
 from .audit import audit
+from .leases import Lease, Renewal
 from .protocol import Clock, T, UsageRow, UserRow
 from .queries import SqlTx
 from .schema import SCHEMA_VERSION
@@ -40,6 +42,9 @@ class SqlStore(ABC):
     """The Store on a SQL database; a subclass runs the transactions (see `run`)."""
 
     clock: Clock
+    # This process's lease once it registered (`register_instance`); None for a store
+    # opened by a tool that drives no job.
+    lease: Lease | None = None
 
     @abstractmethod
     async def run(self, body: Callable[[SqlTx], T], *, write: bool = True) -> T:
@@ -106,6 +111,67 @@ class SqlStore(ABC):
         """True for exactly one caller per job, in every process sharing the store."""
         now = self.clock()
         return await self.run(lambda tx: tx.claim_delivery(job_id, now))
+
+    # -- leases (several processes on one store: see `bot.store.leases`)
+
+    async def register_instance(self, instance: str, *, host: str, pid: int,
+                                platforms: list[str], lease_seconds: float) -> None:
+        """Record this process in the store; from now on the jobs it creates are its own."""
+        lease = Lease(instance, lease_seconds)
+        now = self.clock()
+        await self.run(lambda tx: leases.register(tx, lease, host, pid, platforms, now))
+        self.lease = lease
+
+    def _lease(self) -> Lease:
+        if self.lease is None:
+            raise RuntimeError("register_instance() first")
+        return self.lease
+
+    async def renew_leases(self, platforms: list[str]) -> Renewal:
+        lease, now = self._lease(), self.clock()
+        return await self.run(lambda tx: leases.renew(tx, lease, platforms, now))
+
+    async def adoptable_jobs(self, platforms: list[str]) -> list[JobRecord]:
+        now = self.clock()
+        return await self._read(lambda tx: leases.adoptable(tx, platforms, now))
+
+    async def adopt_job(self, job_id: int) -> bool:
+        """True when this process took the job's free lease (for exactly one adopter)."""
+        lease, now = self._lease(), self.clock()
+        return await self.run(lambda tx: leases.adopt(tx, lease, job_id, now))
+
+    async def holds_lease(self, job_id: int) -> bool:
+        """True while this process holds the job's lease (always, when it never registered)."""
+        lease, now = self.lease, self.clock()
+        if lease is None:
+            return True
+        return await self.run(lambda tx: leases.holds(tx, lease, job_id, now))
+
+    async def take_fal_slot(self, job_id: int, limit: int) -> bool:
+        """Mark the job submitted if fewer than `limit` jobs of the store are at fal."""
+        lease, now = self.lease, self.clock()
+        return await self.run(lambda tx: leases.take_fal_slot(tx, lease, job_id, limit, now))
+
+    async def lease_holder(self, job_id: int) -> str | None:
+        """The process holding the job's lease now (None when it is free)."""
+        now = self.clock()
+        return await self._read(lambda tx: leases.live_owner(tx, job_id, now))
+
+    async def request_cancel(self, job_id: int, by: str) -> bool:
+        """Leave a cancel for the job's owner to act on at its next heartbeat."""
+        return await self.run(lambda tx: leases.request_cancel(tx, job_id, by))
+
+    async def release_leases(self, owner: str | None = None) -> None:
+        """Free every lease of this process (or of `owner`, a process found dead)."""
+        lease = self.lease
+        if owner is not None:
+            await self.run(lambda tx: leases.release(tx, owner))
+        elif lease is not None:
+            await self.run(lambda tx: leases.release(tx, lease.owner))
+            self.lease = None
+
+    async def instances_on(self, host: str) -> list[tuple[str, int]]:
+        return await self._read(lambda tx: leases.instances_on(tx, host))
 
     # -- ledger reports
 

@@ -110,7 +110,9 @@ class PgStore(SqlStore):
                 # failover): found by the BEGIN, so no check costs a round trip each time.
                 raise _StaleConnection(exc) from exc
             try:
-                value = body(PgTx(conn, self.clock, POSTGRES, write=write))
+                tx = PgTx(conn, self.clock, POSTGRES, write=write)
+                tx.lease = self.lease
+                value = body(tx)
             except BaseException:
                 if not conn.broken:
                     conn.execute("ROLLBACK")

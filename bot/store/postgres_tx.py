@@ -24,6 +24,9 @@ from datetime import datetime
 from .protocol import JobCharge, UsageSnapshot, day_key, month_key
 from .queries import SqlTx, usage_keys
 
+# pg_advisory_xact_lock key that serializes taking a slot at fal: "falslot" as a number.
+FAL_SLOTS_LOCK = int.from_bytes(b"falslot", "big")
+
 
 class PgTx(SqlTx):
     """SqlTx with PostgreSQL's row locks in write transactions (see the module docstring)."""
@@ -37,6 +40,11 @@ class PgTx(SqlTx):
         if self.write:
             self.execute("SELECT id FROM jobs WHERE id = ? FOR NO KEY UPDATE", (job_id,))
         return super().charge_of(job_id)
+
+    def lock_fal_slots(self) -> None:
+        # Two processes counting the jobs at fal side by side would both see a free slot:
+        # taking a slot is serialized store-wide (released at commit).
+        self.execute("SELECT pg_advisory_xact_lock(?)", (FAL_SLOTS_LOCK,))
 
     def _lock_usage(self, user_key: str, workspace_key: str | None, at: datetime) -> None:
         # NO KEY UPDATE: foreign-key checks of other transactions (their ledger rows

@@ -26,6 +26,7 @@ from .codec import (
     user_from_row,
 )
 from .dialect import Dialect
+from .leases import Lease
 from .protocol import (
     Clock,
     JobCharge,
@@ -84,6 +85,9 @@ class SqlTx:
         self._clock = clock
         self.dialect = dialect
         self.write = write
+        # The lease of this process (set once it registered): a job it creates is its own
+        # from the first instant, so no other process adopts it while it uploads.
+        self.lease: Lease | None = None
 
     def execute(self, sql: str, params: Params = ()) -> Cursor:
         return self.conn.execute(self.dialect.sql(sql), params)
@@ -165,6 +169,9 @@ class SqlTx:
             "interaction_token": new.interaction_token,
             "updated_at": encode_time(new.created_at),
         }
+        if self.lease is not None:
+            values["lease_owner"] = self.lease.owner
+            values["lease_expires"] = self.lease.until(new.created_at)
         for name, value in (("place", new.place), ("input", new.input), ("state", new.state),
                             ("created_at", new.created_at), ("parent_id", new.parent_id),
                             ("parent_kind", new.parent_kind),
@@ -241,6 +248,10 @@ class SqlTx:
                   bonus = usage_totals.bonus + excluded.bonus""",
             params,
         )
+
+    def lock_fal_slots(self) -> None:
+        """Before counting the jobs at fal to take a slot: SQLite already has the whole
+        file to itself (PostgreSQL's `PgTx` takes a lock here)."""
 
     def _job_update(self, job_id: int, changes: dict[str, Any], returning: str) -> Row:
         unknown = set(changes) - UPDATABLE_FIELDS

@@ -131,6 +131,23 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             seen_at <time> NOT NULL
         )<rowid>""",
     ),
+    # 4: several processes on one store. Each registers in `instances` and holds a lease on
+    # the jobs it drives (lease_owner, lease_expires), renewed on a heartbeat; a job whose
+    # lease ran out is adopted by another process with one conditional UPDATE. A cancel
+    # asked in another process is left in cancel_requested for the owner to act on.
+    (
+        """CREATE TABLE instances (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            platforms TEXT NOT NULL,
+            started_at <time> NOT NULL,
+            heartbeat_at <time> NOT NULL
+        )<rowid>""",
+        "ALTER TABLE jobs ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE jobs ADD COLUMN lease_expires <time>",
+        "ALTER TABLE jobs ADD COLUMN cancel_requested TEXT",
+    ),
 )
 MIGRATIONS = tuple(tuple(SQLITE.ddl(s) for s in step) for step in _MIGRATIONS)
 PG_MIGRATIONS = tuple(tuple(POSTGRES.ddl(s) for s in step) for step in _MIGRATIONS)

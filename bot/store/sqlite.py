@@ -114,6 +114,7 @@ class SqliteStore(SqlStore):
         outcomes: list[tuple[bool, Any]] = []
         conn = self._conn
         tx = SqlTx(conn, self.clock, SQLITE, write=any(write for _, write in batch))
+        tx.lease = self.lease
         try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

@@ -2,13 +2,15 @@
 
     python -m tests.jobs.runner_proc --db FILE --sim URL --chat FILE --tmp DIR
         [--submit N] [--pause-first-delivery] [--until-done] [--max-concurrent K]
-        [--ltx2-image PNG]
+        [--ltx2-image PNG] [--lease-seconds S] [--daily-credits C] [--until-store-empty]
 
 It talks to a simulator the test runs (so fal's side survives the kill) and
 reports through a FileChat: one JSON line per chat call, plus notes
 ("submitted", "paused", "finished"). `--pause-first-delivery` parks the first
 job that reaches delivery forever, so the test can kill the process while a
-job is `delivering`. `--until-done` resumes, waits for every job, and exits.
+job is `delivering`. `--until-done` adopts what is free, waits for every job this process drives (never
+another live process's), and exits; `--until-store-empty` waits until no job of
+the store is unfinished (for the process that must adopt a killed one's jobs).
 `--ltx2-image` makes the submitted jobs LTX-2 image-to-video jobs (priced per
 megapixel) of that image, reserved with a deliberately wrong estimate (see
 `ltx2_request`) so that settling them moves credits.
@@ -26,6 +28,7 @@ import httpx
 
 from bot import catalog, media
 from bot.config import Settings
+from bot.errors import QuotaExceeded
 from bot.fal import FalClient
 from bot.jobs import JobRunner
 from bot.model import GenerationRequest, JobRecord, LocalMedia, MediaRef, MediaSlot
@@ -71,8 +74,9 @@ async def run(args: argparse.Namespace) -> int:
     settings = Settings.model_validate({
         "database": {"path": args.db},
         "media": {"allow_hosts": ["127.0.0.1"], "tmp_dir": args.tmp},
-        "jobs": {"edit_interval_seconds": 0.0},
-        "quota": {"cooldown_seconds": 0, "max_concurrent_jobs": 50, "daily_credits": 10_000,
+        "jobs": {"edit_interval_seconds": 0.0, "lease_seconds": args.lease_seconds},
+        "quota": {"cooldown_seconds": 0, "max_concurrent_jobs": 50,
+                  "daily_credits": args.daily_credits,
                   "monthly_credits": 100_000},
         "backend": {"kind": "fal", "fal_queue_url": args.sim, "fal_rest_url": args.sim,
                     "max_concurrent": args.max_concurrent},
@@ -104,15 +108,22 @@ async def run(args: argparse.Namespace) -> int:
         for index in range(1, args.submit + 1):
             prompt = f"restart job {index}"
             inv = Invocation(user=USER, place=ROOM, command="video", text=prompt)
-            if image is not None:
-                await runner.start_job(inv, ltx2_request(settings, prompt, image), [image])
-            else:
-                await runner.start_job(inv, request(settings, prompt), [])
+            try:
+                if image is not None:
+                    await runner.start_job(inv, ltx2_request(settings, prompt, image), [image])
+                else:
+                    await runner.start_job(inv, request(settings, prompt), [])
+            except QuotaExceeded:
+                chat.note(refused=index)
         chat.note(submitted=args.submit)
-        if not args.until_done:
+        if args.until_store_empty:
+            # Other processes give no event to await: poll the store.
+            while await store.unfinished_jobs():  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        elif not args.until_done:
             await asyncio.Event().wait()  # until the test kills us
-        for job in await store.unfinished_jobs():
-            await runner.wait(job.id)
+        while mine := [job for job in runner.driving() if not job.state.final]:
+            await asyncio.gather(*(runner.wait(job.id) for job in mine))
         await runner.stop()
     await store.close()
     chat.note(finished=True)
@@ -130,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pause-first-delivery", action="store_true")
     parser.add_argument("--until-done", action="store_true")
     parser.add_argument("--ltx2-image")
+    parser.add_argument("--lease-seconds", type=float, default=30.0)
+    parser.add_argument("--daily-credits", type=int, default=10_000)
+    parser.add_argument("--until-store-empty", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
