@@ -16,8 +16,10 @@ from bot.errors import PermissionDenied, UsageError
 from bot.ports import ChatPort, Invocation, PlatformTraits
 from bot.store import UsageRow
 
-HELP = ("Admin commands: grant <user> <credits>, tier <user> <tier|none>, block <user>, "
-        "unblock <user>, usage [users|workspaces] [days].")
+# Each subcommand as typed after `admin`; `help` lists them to admins.
+SUBCOMMAND_USAGE = ("grant <user> <credits>", "tier <user> <tier|none>", "block <user>",
+                    "unblock <user>", "usage [users|workspaces] [days]")
+HELP = f"Admin commands: {', '.join(SUBCOMMAND_USAGE)}."
 
 
 @dataclass(frozen=True)
