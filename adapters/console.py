@@ -251,6 +251,10 @@ class Screen(Protocol):
         """The next line; None at the end of input."""
         ...
 
+    async def end_input(self) -> None:
+        """Takes no more lines (after a line that leaves, or when the chat stops)."""
+        ...
+
     def waiting(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Shows the jobs' progress while the chat waits for them at the end."""
         ...
@@ -287,6 +291,9 @@ class PipedScreen:
         if self._queue is None:
             self._queue = self._start()
         return await self._queue.get()
+
+    async def end_input(self) -> None:
+        pass  # the reading thread is a daemon: it ends with the process
 
     @contextlib.asynccontextmanager
     async def waiting(self) -> AsyncIterator[None]:
@@ -348,6 +355,7 @@ class ConsoleAdapter:
             if stop.is_set():
                 # The line being handled ends first (a job half made would only resume later).
                 reader.cancel()
+                await screen.end_input()  # the prompt gives the terminal back first
                 lines.put_nowait(None)
                 await asyncio.wait({worker})
                 await self.say_stopped()
@@ -366,8 +374,8 @@ class ConsoleAdapter:
         finally:
             for task in tasks:
                 task.cancel()
-            # A cancelled prompt puts the terminal back before the chat says goodbye.
             await asyncio.gather(*tasks, return_exceptions=True)
+            await screen.end_input()
 
     @staticmethod
     async def _read(screen: Screen, lines: asyncio.Queue[str | None]) -> None:
@@ -376,6 +384,7 @@ class ConsoleAdapter:
             line = await screen.read()
             if line is None or is_leave(line):
                 lines.put_nowait(None)
+                await screen.end_input()
                 return
             lines.put_nowait(line)
 
@@ -421,7 +430,7 @@ async def run_console(
     if stream.isatty() and out.isatty():
         from adapters.console_prompt import prompt_screen  # the terminal UI only on a terminal
 
-        with prompt_screen(app.settings.data_dir, user.name, stop) as screen:
+        async with prompt_screen(app.settings.data_dir, user.name, stop) as screen:
             return await _chat(app, user, screen, stop, interactive=True, greet=True)
     # A person typing into a terminal whose output goes to a file is greeted too.
     piped = PipedScreen(stream, PlainRenderer(out))

@@ -2,10 +2,11 @@
 progress of running jobs drawn above the input line.
 
 Used only when both stdin and stdout are a terminal; piped input keeps the plain
-reader in `adapters.console`. Printed lines go through prompt_toolkit's stdout
-proxy, so they appear above the prompt; stderr goes the same way, so a warning
-never lands inside what is being typed. The prompt's message is a callable,
-redrawn every `REFRESH_SECONDS`: one line per job in progress, then `> `.
+reader in `adapters.console`. One prompt runs for the whole session. Printed
+lines, and stderr with them, go through `AbovePrompt`, so they appear above the
+prompt and a warning never lands inside what is being typed. The prompt's message
+is a callable, redrawn every `REFRESH_SECONDS`: one line per job in progress,
+then `> `.
 
 Keys: the usual editing keys, Up/Down for earlier lines (kept per user in the
 data directory, mode 0600), Tab completes command words, flags, model names,
@@ -17,22 +18,26 @@ line leaves.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
 import re
+import sys
+import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import TextIO, cast
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.application import Application, get_app_or_none
+from prompt_toolkit.application import Application, get_app_or_none, get_app_session
+from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.layout import FormattedTextControl, Layout, Window
-from prompt_toolkit.patch_stdout import StdoutProxy
+from prompt_toolkit.output import Output, create_output
 
 from adapters.console_lines import COMMANDS
 from adapters.console_render import TerminalRenderer
@@ -117,6 +122,82 @@ class CommandCompleter(Completer):
                 yield Completion(choice, start_position=-len(word))
 
 
+# ---------------------------------------------------------------- printing above the prompt
+
+
+class AbovePrompt:
+    """A stdout for the chat while a prompt_toolkit app runs: each complete line is printed
+    above the app, which is then drawn again below it; with no app running, it is written
+    straight through. Any thread may write; lines keep their order.
+
+    prompt_toolkit's own StdoutProxy prints through `run_in_terminal`, which puts the
+    terminal in cooked mode for each write: a Ctrl-C typed then turns into SIGINT and a
+    Ctrl-D into an end of file nobody reads. This keeps the terminal raw throughout.
+    Control characters in what is printed are escaped by the output (no escape sequence
+    from a prompt reaches the terminal)."""
+
+    def __init__(self, raw: TextIO, output: Output) -> None:
+        self._raw = raw
+        self._output = output
+        self._session = get_app_session()
+        self._loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()
+        self._partial = ""
+        self._printing = asyncio.Lock()
+        self._pending: list[concurrent.futures.Future[None]] = []
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._partial += text
+            if "\n" not in self._partial:
+                return len(text)
+            lines, _, self._partial = self._partial.rpartition("\n")
+            self._pending = [p for p in self._pending if not p.done()]  # a long session
+            self._pending.append(asyncio.run_coroutine_threadsafe(self._print(lines + "\n"), self._loop))
+        return len(text)
+
+    def flush(self) -> None:
+        pass  # a line is printed once it is complete
+
+    async def drain(self) -> None:
+        """Until everything written so far is printed (before the terminal is given back)."""
+        with self._lock:
+            if self._partial:
+                rest, self._partial = self._partial + "\n", ""
+                self._pending.append(asyncio.run_coroutine_threadsafe(self._print(rest), self._loop))
+            pending, self._pending = self._pending, []
+        for printed in pending:
+            await asyncio.wrap_future(printed)
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return self._raw.encoding
+
+    async def _print(self, text: str) -> None:
+        async with self._printing:
+            app = self._session.app
+            if app is None or not app.is_running:
+                self._raw.write(text)
+                self._raw.flush()
+                return
+            # As run_in_terminal does, without leaving raw mode: let pending cursor position
+            # answers arrive, erase the app, print, and have the app drawn afresh below.
+            if app.output.responds_to_cpr:
+                await app.renderer.wait_for_cpr_responses()
+            app.renderer.erase()
+            self._output.write(text.replace("\n", "\r\n"))
+            self._output.flush()
+            app.renderer.reset()
+            app.renderer.request_absolute_cursor_position()
+            app.invalidate()
+
+
 # ---------------------------------------------------------------- the screen
 
 
@@ -137,37 +218,66 @@ def _key_bindings(stop: asyncio.Event) -> KeyBindings:
 
 
 class PromptScreen:
-    """Reads lines with prompt_toolkit and keeps the running jobs above the input line."""
+    """Reads lines with prompt_toolkit and keeps the running jobs above the input line.
 
-    def __init__(self, out: StdoutProxy, history: History, stop: asyncio.Event) -> None:
+    One prompt runs for the whole session and hands each line over as it is entered
+    (the buffer's accept handler), so the terminal stays in raw mode throughout: a key
+    typed while a line is handled still reaches the prompt (a new prompt per line would
+    leave cooked mode in between, where a Ctrl-D is swallowed as end of file)."""
+
+    def __init__(self, out: AbovePrompt, output: Output, history: History,
+                 stop: asyncio.Event) -> None:
         self.renderer = TerminalRenderer(cast(TextIO, out), invalidate=_invalidate)
+        self._output = output
         self._stop = stop
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self._prompt: asyncio.Task[None] | None = None
         self._session: PromptSession[str | None] = PromptSession(
             history=history,
             completer=CommandCompleter(),
             complete_while_typing=False,  # Tab completes; typing a prompt stays quiet
             key_bindings=_key_bindings(stop),
             refresh_interval=REFRESH_SECONDS,
-            # The prompt with its progress lines is erased when a line is taken; the line
-            # is printed back as a record (`read`), so the transcript holds no stale bars.
-            erase_when_done=True,
+            erase_when_done=True,  # no stale progress lines left behind at the end
+            output=output,
         )
+        self._session.default_buffer.accept_handler = self._accept
+
+    def _accept(self, buffer: Buffer) -> bool:
+        # The line is printed back as a record above the prompt; the input line is cleared
+        # (returning False), and the buffer adds it to the history.
+        self.renderer.line(PROMPT + buffer.text)
+        self._lines.put_nowait(buffer.text)
+        return False
 
     def _message(self) -> str:
         app = get_app_or_none()
         width = app.output.get_size().columns if app is not None else 80
         return "".join(line + "\n" for line in self.renderer.status_lines(width)) + PROMPT
 
-    async def read(self) -> str | None:
-        """The next line; None at Ctrl-D (end of input) or when Ctrl-C stopped the chat."""
+    async def _run_prompt(self) -> None:
         try:
             # handle_sigint=False: the bot's own SIGINT handler stays installed.
-            line = await self._session.prompt_async(self._message, handle_sigint=False)
+            await self._session.prompt_async(self._message, handle_sigint=False)
         except EOFError:
-            return None
-        if line is not None:
-            self.renderer.line(PROMPT + line)
-        return line
+            pass  # Ctrl-D on an empty line
+        finally:
+            self._lines.put_nowait(None)
+
+    async def read(self) -> str | None:
+        """The next line; None at Ctrl-D (end of input) or when Ctrl-C stopped the chat."""
+        if self._prompt is None:
+            self._prompt = asyncio.create_task(self._run_prompt())
+        return await self._lines.get()
+
+    async def end_input(self) -> None:
+        """Takes no more lines: the prompt goes (after `quit`, or when the chat stops)."""
+        if self._prompt is None or self._prompt.done():
+            return
+        app = self._session.app
+        if app.future is not None and not app.future.done():
+            app.exit()
+        await asyncio.wait({self._prompt})
 
     @contextlib.asynccontextmanager
     async def waiting(self) -> AsyncIterator[None]:
@@ -187,6 +297,7 @@ class PromptScreen:
         app: Application[None] = Application(
             layout=Layout(Window(FormattedTextControl(text), dont_extend_height=True)),
             key_bindings=keys, refresh_interval=REFRESH_SECONDS, erase_when_done=True,
+            output=self._output,
         )
         running = asyncio.create_task(app.run_async(handle_sigint=False))
         try:
@@ -204,9 +315,16 @@ def _invalidate() -> None:
         app.invalidate()
 
 
-@contextlib.contextmanager
-def prompt_screen(data_dir: Path, user_name: str, stop: asyncio.Event) -> Iterator[PromptScreen]:
-    """A PromptScreen with stdout and stderr drawn above its prompt while it is open."""
+@contextlib.asynccontextmanager
+async def prompt_screen(data_dir: Path, user_name: str, stop: asyncio.Event) -> AsyncIterator[PromptScreen]:
+    """A PromptScreen with stdout and stderr printed above its prompt while it is open."""
     history = open_history(data_dir, user_name)
-    with StdoutProxy() as proxy, contextlib.redirect_stdout(proxy), contextlib.redirect_stderr(proxy):
-        yield PromptScreen(proxy, history, stop)
+    raw = sys.stdout
+    output = create_output(stdout=raw)
+    above = AbovePrompt(raw, output)
+    try:
+        with contextlib.redirect_stdout(cast(TextIO, above)), \
+                contextlib.redirect_stderr(cast(TextIO, above)):
+            yield PromptScreen(above, output, history, stop)
+    finally:
+        await above.drain()
