@@ -1,18 +1,16 @@
 """A terminal chat on the same core as Discord and Slack (`ltx-bot chat`).
 
-Each input line is one command: `/video a paper boat --seconds 4`,
-`/video --image cat.png the cat yawns`, `/cancel 3`, `/quota`... A line without
-a slash is `/video`. `--image`/`--video` take a local file or an http(s) URL;
-the console turns them into attachments the way a platform adapter turns
-uploaded files into attachments, so the core treats them alike.
+Each input line is one command (`adapters.console_lines`): `a paper boat --seconds 4`,
+`/video --image cat.png the cat yawns`, `cancel 3`, `quota`, `quit`...
 
-Progress is a live bar (rich) when stdout is a terminal and one plain line per
-change when it is not, so piped runs and tests read stable text. A finished
-video is copied into `media.output_dir` and announced as `saved: <path>`.
-
-With piped input the chat reads every line, then waits for every unfinished
-job of its user that this process drives (its own and those it adopted; never
-another running process's) and exits.
+On an interactive terminal the line is edited with prompt_toolkit
+(`adapters.console_prompt`): history, completion, and the progress of running
+jobs kept above the input line. Otherwise (piped input, or output to a file)
+every change is one plain line, so scripts and tests read stable text, and the
+chat reads every line, then waits for every unfinished job of its user that this
+process drives (its own and those it adopted; never another running process's)
+and exits. A finished video is copied into `media.output_dir` and
+announced as `saved: <path>`.
 """
 
 from __future__ import annotations
@@ -23,48 +21,48 @@ import getpass
 import itertools
 import logging
 import os
-import re
 import shutil
 import sys
 import threading
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from adapters.console_render import LiveRenderer, PlainRenderer, Renderer, card_text, status_line
+from adapters.console_lines import LEAVE, ParsedLine, is_leave, parse_line
+from adapters.console_render import (
+    PlainRenderer,
+    Renderer,
+    TerminalRenderer,
+    card_text,
+    status_line,
+)
 from bot import grammar
 from bot.boundary import boundary
 from bot.config import Settings
-from bot.errors import UserError
-from bot.model import MediaKind
-from bot.ports import (
-    Attachment,
-    AttachmentKind,
-    Invocation,
-    MessageRef,
-    Place,
-    PlatformTraits,
-    StatusCard,
-    User,
-)
+from bot.ports import Invocation, MessageRef, Place, PlatformTraits, StatusCard, User
 
 if TYPE_CHECKING:
     from bot.app import App
+
+__all__ = ["CONSOLE_PLACE", "ConsolePort", "console_user", "parse_line", "run_console"]
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "console"
 CHANNEL = "console"
-COMMANDS = ("video", "keyframes", "extend", "quote", "quota", "jobs", "cancel", "help", "admin",
-            "reroll", "continue", "delete")
-# The buttons of a platform card, typed: `/reroll 9`, `/extend #9 prompt`, `/continue #9 prompt`.
-ACTION_COMMANDS = ("reroll", "continue", "delete")
-# Commands whose text goes through the generation grammar (and may carry --image/--video).
-MEDIA_COMMANDS = ("video", "keyframes", "extend", "quote")
-EXIT_WORDS = ("/quit", "/exit")
-_DASHES = ("\u2014", "\u2013", "\u2212")
+# What the console reads beyond the core's commands, for `help` (see console_lines).
+OWN_COMMANDS = (
+    ("/reroll <id>", "the same job again with a new seed"),
+    ("/extend #<id> <prompt>", "continue a finished video with a new prompt"),
+    ("/continue #<id> <prompt>", "a new video from the last frame of a finished one"),
+    ("/delete <id>", "delete the saved video of a job"),
+    ("/quit", "leave (also /exit or Ctrl-D); unfinished jobs resume on the next start"),
+)
+TRAITS = PlatformTraits(admin_setting="[console] admin_users", local_files=True,
+                        own_commands=OWN_COMMANDS)
 
 
 def local_user_name() -> str:
@@ -89,124 +87,6 @@ def console_user(name: str, settings: Settings) -> User:
 CONSOLE_PLACE = Place(platform=PLATFORM, channel=CHANNEL)
 
 
-# ---------------------------------------------------------------- line parsing
-
-
-@dataclass
-class ParsedLine:
-    """One input line: the command, its text without media flags, and the attachments."""
-
-    command: str
-    text: str = ""
-    attachments: list[Attachment] = field(default_factory=list)
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-_JOB_REF = re.compile(r"#?(\d+)(?:\s+(.*))?$", re.S)
-
-
-def _action_line(action: str, rest: str, *, needs_hash: bool) -> ParsedLine | None:
-    """`/reroll 9`, `/delete 9`, `/continue #9 prompt`, `/extend #9 prompt` as button presses."""
-    if needs_hash and not rest.startswith("#"):
-        return None
-    match = _JOB_REF.match(rest)
-    if not match:
-        raise UserError(f"Which job? e.g. /{action} #12 (see /jobs for yours).")
-    return ParsedLine(command="action", text=(match.group(2) or "").strip(),
-                      options={"action": action, "job_id": int(match.group(1))})
-
-
-def _media_flag(token: str) -> tuple[MediaKind, str | None] | None:
-    """('image'|'video', inline value or None) when `token` is --image/--video (or an alias)."""
-    for dash in _DASHES:
-        if token.startswith(dash):
-            token = "--" + token[len(dash) :]
-    if token.startswith("--"):
-        name = token[2:]
-    elif token.startswith("-") and len(token) >= 2 and token[1].isalpha() and (
-        len(token) == 2 or token[2] == "="
-    ):
-        name = token[1:]
-    else:
-        return None
-    value: str | None = None
-    if "=" in name:
-        name, value = name.split("=", 1)
-    spec = grammar.OPTION_BY_FLAG.get(name.lower())
-    if spec is None or spec.kind != "media" or spec.media_kind is None:
-        return None
-    return spec.media_kind, value
-
-
-def _requote(token: str, quoted: bool) -> str:
-    # Re-emit a token so that grammar.tokenize reads it back exactly as before.
-    if not quoted:
-        return token
-    quote = "'" if '"' in token else '"'
-    return f"{quote}{token}{quote}"
-
-
-def attachment_for(ref: str, kind: AttachmentKind, cwd: Path | None = None) -> Attachment:
-    """An Attachment for a local path (made absolute) or an http(s) URL."""
-    if ref.startswith(("http://", "https://")):
-        name = ref.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-        return Attachment(url=ref, filename=name, kind=kind)
-    path = Path(ref.removeprefix("file://")).expanduser()
-    if not path.is_absolute():
-        path = (cwd or Path.cwd()) / path
-    if not path.is_file():
-        raise UserError(f"There is no file at {ref}.")
-    return Attachment(url=str(path), filename=path.name, size=path.stat().st_size, kind=kind)
-
-
-def parse_line(line: str, *, cwd: Path | None = None) -> ParsedLine | None:
-    """Split one input line into command, text and attachments. None for blank or comment lines.
-
-    Raises UserError for an unknown command, an unclosed quote, a media flag
-    without a value, or a file that does not exist.
-    """
-    stripped = line.strip()
-    if not stripped or stripped.startswith("#"):
-        return None
-    command = "video"
-    rest = stripped
-    if stripped.startswith("/"):
-        head, _, rest = stripped[1:].partition(" ")
-        command = head.lower()
-        if command not in COMMANDS:
-            raise UserError(f"I don't know the command /{head}. Type /help to see what I can do.")
-        rest = rest.strip()
-    if command in ACTION_COMMANDS:
-        parsed = _action_line(command, rest, needs_hash=False)
-        assert parsed is not None
-        return parsed
-    if command == "extend" and (action := _action_line("extend", rest, needs_hash=True)):
-        # `/extend #9 ...` extends a finished job; `/extend --video clip.mp4 ...` a file.
-        return action
-    if command not in MEDIA_COMMANDS:
-        return ParsedLine(command=command, text=rest)
-    tokens = grammar.tokenize(rest)
-    kept: list[str] = []
-    attachments: list[Attachment] = []
-    i = 0
-    while i < len(tokens):
-        token, quoted = tokens[i]
-        media = None if quoted else _media_flag(token)
-        if media is None:
-            kept.append(_requote(token, quoted))
-            i += 1
-            continue
-        kind, value = media
-        if value is None:
-            if i + 1 >= len(tokens):
-                raise UserError(f"{token} needs a file or a URL, e.g. {token} cat.png.")
-            value = tokens[i + 1][0]
-            i += 1
-        attachments.append(attachment_for(value, kind, cwd))
-        i += 1
-    return ParsedLine(command=command, text=" ".join(kept), attachments=attachments)
-
-
 # ---------------------------------------------------------------- the port
 
 
@@ -221,27 +101,32 @@ class ConsoleMessage:
 
 
 class ConsolePort:
-    """ChatPort for a terminal: cards become progress bars or lines, videos become files.
+    """ChatPort for a terminal: cards become status lines, videos become files.
 
     It also keeps what each message shows now (`messages`) and the notes told
     to each user (`notes`), as a platform would: tests and the contract harness
-    read them.
+    read them. A chat shows a job's status message and its video as two messages;
+    a terminal prints both in one stream, so once a job's video is printed (with
+    its summary), the status message's final card is kept but not printed again.
     """
 
     platform = PLATFORM
 
-    def __init__(self, settings: Settings, out: TextIO | None = None, *, live: bool | None = None) -> None:
+    def __init__(self, settings: Settings, out: TextIO | None = None, *, live: bool | None = None,
+                 renderer: Renderer | None = None) -> None:
         self.settings = settings
-        self.traits = PlatformTraits(admin_setting="[console] admin_users", local_files=True)
+        self.traits = TRAITS
         self.out = out or sys.stdout
-        if live is None:
-            live = self.out.isatty()
-        self.renderer: Renderer = LiveRenderer(self.out) if live else PlainRenderer(self.out)
+        if renderer is None:
+            live = self.out.isatty() if live is None else live
+            renderer = TerminalRenderer(self.out) if live else PlainRenderer(self.out)
+        self.renderer = renderer
         self.output_dir = Path(settings.media.output_dir)
         self._ids = itertools.count(1)
         self.saved: list[Path] = []
         self.messages: dict[str, ConsoleMessage] = {}
         self.notes: dict[str, deque[str]] = {}
+        self._delivered: set[int] = set()  # jobs whose video (or poster) was printed here
 
     def _ref(self, kind: str, **extra: Any) -> MessageRef:
         return MessageRef(platform=PLATFORM, channel=CHANNEL, id=f"{kind}-{next(self._ids)}", extra=extra)
@@ -258,11 +143,12 @@ class ConsolePort:
             del self.messages[next(iter(self.messages))]
 
     def _show(self, key: str, card: StatusCard) -> None:
-        if card.final or card.job_id is None:
-            self.renderer.done(key)
-            self.renderer.line(card_text(card))
-        else:
+        if not (card.final or card.job_id is None):
             self.renderer.progress(key, card)
+            return
+        self.renderer.done(key)
+        if card.job_id not in self._delivered:
+            self.renderer.line(card_text(card))
 
     async def post(self, place: Place, card: StatusCard) -> MessageRef:
         ref = self._ref("status", job_id=card.job_id)
@@ -277,7 +163,7 @@ class ConsolePort:
 
     @staticmethod
     def _key(ref: MessageRef, card: StatusCard) -> str:
-        # The job when there is one, so a card re-posted after a restart keeps its bar.
+        # The job when there is one, so a card re-posted after a restart keeps its line.
         return f"job-{card.job_id}" if card.job_id is not None else ref.id
 
     async def _send_file(self, path: Path, card: StatusCard, what: str) -> MessageRef:
@@ -285,6 +171,9 @@ class ConsolePort:
         self.renderer.done(f"job-{card.job_id}")
         self.renderer.line(f"saved: {_shown_path(dest)}")
         self.renderer.line(card_text(card))
+        if card.job_id is not None:
+            self._delivered.add(card.job_id)
+        # "path" is the neutral MessageRef key for a saved file: `jobs` lists it.
         ref = self._ref("file", path=str(dest))
         self._record(ref, card, [dest.name])
         return ref
@@ -316,8 +205,8 @@ class ConsolePort:
         message = self.messages.get(ref.id)
         if message is not None:
             message.deleted = True
-        path = ref.extra.get("path")
-        if isinstance(path, str):
+        path = ref.saved_path
+        if path is not None:
             # The Delete button of a finished video removes the saved file.
             with contextlib.suppress(FileNotFoundError):
                 await asyncio.to_thread(Path(path).unlink)
@@ -358,25 +247,63 @@ def invocation_for(parsed: ParsedLine, user: User, *, patient: bool = False) -> 
     )
 
 
-def _start_reader(stream: TextIO, queue: asyncio.Queue[str | None]) -> None:
-    """Feed lines from a blocking stream into the loop.
+class Screen(Protocol):
+    """Where lines come from and progress goes: the prompt on a terminal, or a pipe."""
 
-    A daemon thread rather than `to_thread`: a read blocked on a terminal must
-    not keep the process alive after a signal asked it to stop.
-    """
-    loop = asyncio.get_running_loop()
+    @property
+    def renderer(self) -> Renderer: ...
 
-    def pump() -> None:
-        try:
-            for line in iter(stream.readline, ""):
-                loop.call_soon_threadsafe(queue.put_nowait, line)
-        except (OSError, ValueError):
-            pass
-        finally:
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(queue.put_nowait, None)
+    async def read(self) -> str | None:
+        """The next line; None at the end of input."""
+        ...
 
-    threading.Thread(target=pump, name="console-stdin", daemon=True).start()
+    async def end_input(self) -> None:
+        """Takes no more lines (after a line that leaves, or when the chat stops)."""
+        ...
+
+    def waiting(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Shows the jobs' progress while the chat waits for them at the end."""
+        ...
+
+
+class PipedScreen:
+    """Lines from a blocking stream (a pipe, a file, or a terminal when the output is not one),
+    read by a daemon thread: a read blocked on a terminal must not keep the process alive
+    after a signal asked it to stop."""
+
+    def __init__(self, stream: TextIO, renderer: Renderer) -> None:
+        self.renderer = renderer
+        self._stream = stream
+        self._queue: asyncio.Queue[str | None] | None = None
+
+    def _start(self) -> asyncio.Queue[str | None]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def pump() -> None:
+            try:
+                for line in iter(self._stream.readline, ""):
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+            except (OSError, ValueError):
+                pass
+            finally:
+                with contextlib.suppress(RuntimeError):  # loop already closed
+                    loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        threading.Thread(target=pump, name="console-stdin", daemon=True).start()
+        return queue
+
+    async def read(self) -> str | None:
+        if self._queue is None:
+            self._queue = self._start()
+        return await self._queue.get()
+
+    async def end_input(self) -> None:
+        pass  # the reading thread is a daemon: it ends with the process
+
+    @contextlib.asynccontextmanager
+    async def waiting(self) -> AsyncIterator[None]:
+        yield  # every change is printed as a line anyway
 
 
 class ConsoleAdapter:
@@ -398,7 +325,7 @@ class ConsoleAdapter:
 
         async with boundary(tell, "console line", logger=log):
             parsed = parse_line(line, cwd=self.cwd)
-            if parsed is not None:
+            if parsed is not None and parsed.command != LEAVE:
                 inv = invocation_for(parsed, self.user, patient=self.patient)
                 await self.app.bot.handle(inv, self.port)
 
@@ -422,40 +349,57 @@ class ConsoleAdapter:
             )
             await asyncio.gather(*(self.app.runner.wait(i) for i in ids))
 
-    async def run(self, stream: TextIO, stop: asyncio.Event, *, interactive: bool = False) -> int:
+    async def run(self, screen: Screen, stop: asyncio.Event, *, interactive: bool = False) -> int:
+        """Read and handle lines until the end of input or `quit`, then wait for the user's
+        jobs. Reading goes on while a line is handled (one at a time, in order), so the
+        prompt stays up and keys typed meanwhile reach it."""
         self.patient = not interactive
-        queue: asyncio.Queue[str | None] = asyncio.Queue()
-        _start_reader(stream, queue)
-        stop_wait = asyncio.create_task(stop.wait())
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+        tasks = [asyncio.create_task(self._read(screen, lines)),
+                 asyncio.create_task(self._work(lines, stop)),
+                 asyncio.create_task(stop.wait())]
+        reader, worker, stop_wait = tasks
         try:
-            while True:
-                next_line = asyncio.create_task(queue.get())
-                finished, _ = await asyncio.wait(
-                    {next_line, stop_wait}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if stop_wait in finished:
-                    next_line.cancel()
-                    await self.say_stopped()
-                    return 0
-                line = next_line.result()
-                if line is None or line.strip().lower() in EXIT_WORDS:
-                    break
-                await self.handle_line(line)
-            waiting = asyncio.create_task(self.wait_for_jobs())
-            finished, _ = await asyncio.wait(
-                {waiting, stop_wait}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if waiting in finished:
-                waiting.result()
-            else:
+            await asyncio.wait({worker, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                # The line being handled ends first (a job half made would only resume later).
+                reader.cancel()
+                await screen.end_input()  # the prompt gives the terminal back first
+                lines.put_nowait(None)
+                await asyncio.wait({worker})
+                await self.say_stopped()
+                return 0
+            worker.result()
+            if not await self.unfinished():
+                return 0
+            async with screen.waiting():
+                waiting = asyncio.create_task(self.wait_for_jobs())
+                tasks.append(waiting)
+                await asyncio.wait({waiting, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
                 # Stopped while waiting: the jobs stay in the database and resume next start.
-                waiting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await waiting
                 await self.say_stopped()
             return 0
         finally:
-            stop_wait.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await screen.end_input()
+
+    @staticmethod
+    async def _read(screen: Screen, lines: asyncio.Queue[str | None]) -> None:
+        """Lines into `lines` until the end of input or a line that leaves (then None)."""
+        while True:
+            line = await screen.read()
+            if line is None or is_leave(line):
+                lines.put_nowait(None)
+                await screen.end_input()
+                return
+            lines.put_nowait(line)
+
+    async def _work(self, lines: asyncio.Queue[str | None], stop: asyncio.Event) -> None:
+        while (line := await lines.get()) is not None and not stop.is_set():
+            await self.handle_line(line)
 
     async def say_stopped(self) -> None:
         ids = await self.unfinished()
@@ -466,13 +410,14 @@ class ConsoleAdapter:
             )
 
 
-def banner(settings: Settings, user: User) -> str:
+def banner(settings: Settings, user: User, *, interactive: bool) -> str:
     backend = "SIMULATED videos (no fal key)" if settings.uses_simulator else "fal"
     admin = ", admin" if user.is_admin else ""
+    keys = ("Tab completes, Up/Down recall earlier lines. " if interactive else "")
     return (
         f"ltx-bot console as {user.name}{admin}, backend: {backend}. "
         f"Videos are saved in {Path(settings.media.output_dir).resolve()}.\n"
-        "Type a prompt (or /help); /quit or Ctrl-D to leave."
+        f"Type a prompt (or help). {keys}quit or Ctrl-D to leave."
     )
 
 
@@ -483,23 +428,33 @@ async def run_console(
     stream: TextIO | None = None,
     out: TextIO | None = None,
     stop: asyncio.Event | None = None,
-    live: bool | None = None,
 ) -> int:
-    """Run the console chat on `app` (not yet started): start, read, wait, stop."""
+    """Run the console chat on `app` (not yet started): start, read, wait, stop.
+
+    prompt_toolkit edits the lines when both `stream` and `out` are a terminal."""
     stream = stream or sys.stdin
     out = out or sys.stdout
     stop = stop or asyncio.Event()
-    settings = app.settings
-    user = console_user(user_name or local_user_name(), settings)
-    port = ConsolePort(settings, out, live=live)
+    user = console_user(user_name or local_user_name(), app.settings)
+    if stream.isatty() and out.isatty():
+        from adapters.console_prompt import prompt_screen  # the terminal UI only on a terminal
+
+        async with prompt_screen(app.settings.data_dir, user.name, stop) as screen:
+            return await _chat(app, user, screen, stop, interactive=True, greet=True)
+    # A person typing into a terminal whose output goes to a file is greeted too.
+    piped = PipedScreen(stream, PlainRenderer(out))
+    return await _chat(app, user, piped, stop, interactive=False, greet=stream.isatty())
+
+
+async def _chat(app: App, user: User, screen: Screen, stop: asyncio.Event, *,
+                interactive: bool, greet: bool) -> int:
+    port = ConsolePort(app.settings, renderer=screen.renderer)
     app.register_port(port)
-    interactive = stream.isatty()
     await app.start()
     try:
-        if interactive:
-            port.renderer.line(banner(settings, user))
-        adapter = ConsoleAdapter(app, port, user)
-        return await adapter.run(stream, stop, interactive=interactive)
+        if greet:
+            port.renderer.line(banner(app.settings, user, interactive=interactive))
+        return await ConsoleAdapter(app, port, user).run(screen, stop, interactive=interactive)
     finally:
         await app.stop()
         port.close()

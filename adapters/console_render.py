@@ -1,26 +1,23 @@
 """StatusCard -> terminal text: one status line per card in progress, the card's plain
 text (with its buttons as commands to type) when it is final.
 
-A live rich progress bar per job when stdout is a terminal (`LiveRenderer`),
-one plain line per change when it is not (`PlainRenderer`), so piped runs and
-tests read stable text. Both show the card's live facts from `StatusCard.facts`.
+On an interactive terminal the cards in progress stay above the input line
+(`TerminalRenderer`, drawn by the prompt); otherwise each change is one plain
+line (`PlainRenderer`), so piped runs and tests read stable text. Both show the
+card's live facts from `StatusCard.facts`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
-from bot.ports import Action, StatusCard
+from bot.ports import Action, StatusCard, progress_bar
 
-if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.progress import Progress, TaskID
-
-# rich counts in whole steps: a thousand of them gives 0.1 % resolution.
-BAR_STEPS = 1000
+BAR_WIDTH = 20
 
 
 def action_hint(action: Action) -> str:
@@ -77,63 +74,51 @@ class PlainRenderer:
             self._out.flush()
 
 
-class LiveRenderer:
-    """A rich progress bar per job: stage, bar and percent, then the other facts."""
+class TerminalRenderer:
+    """For an interactive terminal: lines are printed (above the input line, when `out`
+    is prompt_toolkit's stdout proxy), while the cards in progress are only kept here;
+    the prompt draws them above its input line (`status_lines`) on every refresh, so
+    progress never overwrites what is being typed. `invalidate` asks for a redraw."""
 
-    def __init__(self, out: TextIO) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
-
-        self._console: Console = Console(file=out, highlight=False, markup=False)
-        self._progress: Progress = Progress(
-            TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[info]}", markup=False),
-            console=self._console,
-            transient=True,
-        )
-        self._tasks: dict[str, TaskID] = {}
-        self._started = False
+    def __init__(self, out: TextIO, invalidate: Callable[[], None] | None = None) -> None:
+        self._plain = PlainRenderer(out)
+        self._cards: dict[str, StatusCard] = {}
+        self.invalidate = invalidate or (lambda: None)
 
     def line(self, text: str) -> None:
-        self._console.print(text, markup=False, highlight=False, soft_wrap=True)
+        self._plain.line(text)
 
     def progress(self, key: str, card: StatusCard) -> None:
-        if not self._started:
-            self._progress.start()
-            self._started = True
-        # The bar line stays short so the bar itself fits an 80-column terminal; the
-        # card's title (job and model) is printed once above it instead.
-        label = f"#{card.job_id}" if card.job_id is not None else card.title
-        facts = card.facts()
-        stage = " ".join(fact.value for fact in facts if fact.kind == "stage")
-        fields: dict[str, Any] = {"info": " · ".join(
-            fact.plain for fact in facts if fact.kind not in ("stage", "progress"))}
-        # total=None makes rich draw an indeterminate (pulsing) bar until fal reports progress.
-        total = BAR_STEPS if card.progress is not None else None
-        completed = round((card.progress or 0.0) * BAR_STEPS)
-        description = f"{label} {stage}".strip()
-        task = self._tasks.get(key)
-        if task is None:
+        if key not in self._cards:
+            # The title (job and model) once, as a record above; the live line stays short.
             self.line(card.title)
-            self._tasks[key] = self._progress.add_task(
-                description, total=total, completed=completed, **fields
-            )
-        else:
-            self._progress.update(
-                task, description=description, total=total, completed=completed, **fields
-            )
+        self._cards[key] = card
+        self.invalidate()
 
     def done(self, key: str) -> None:
-        task = self._tasks.pop(key, None)
-        if task is not None:
-            self._progress.remove_task(task)
-        if not self._tasks and self._started:
-            self._progress.stop()
-            self._started = False
+        if self._cards.pop(key, None) is not None:
+            self.invalidate()
 
     def close(self) -> None:
-        if self._started:
-            self._progress.stop()
-            self._started = False
+        self._plain.close()
+
+    def status_lines(self, width: int = 80, now: datetime | None = None) -> list[str]:
+        """One line per card in progress, cut to `width`: `#3 Generating ━━━──── 40% · ETA 5s`."""
+        return [_cut(live_line(card, now), width) for card in list(self._cards.values())]
+
+
+def live_line(card: StatusCard, now: datetime | None = None) -> str:
+    """A card in progress on one short line, with a bar once fal reports progress."""
+    facts = card.facts(now)
+    label = f"#{card.job_id}" if card.job_id is not None else card.title
+    head = " ".join([label, *(f.value for f in facts if f.kind == "stage")])
+    if card.progress is not None:
+        head += " " + progress_bar(card.progress, BAR_WIDTH, "━", "─")
+    rest = [f.plain for f in facts if f.kind not in ("stage", "progress")]
+    return " · ".join([head, *rest])
+
+
+def _cut(text: str, width: int) -> str:
+    # A status line that wrapped would push the input line around on every refresh.
+    width = max(10, width - 1)
+    return text if len(text) <= width else text[: width - 1] + "…"

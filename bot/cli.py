@@ -27,6 +27,7 @@ from pydantic import BaseModel, SecretStr
 from bot import heartbeat, maintenance, redaction
 from bot.config import ConfigError, Settings, load_settings, redacted_dump
 from bot.errors import UserError
+from bot.logfile import PrivateFileHandler, chat_handlers
 from bot.plugins import GROUP, Adapters, PlatformAdapter, PluginError, Service, load_adapters
 from bot.redaction import Redactor
 
@@ -82,19 +83,23 @@ class RedactingFormatter(logging.Formatter):
         return self._TOKEN_IN_URL.sub(r"\1<redacted>", self._redact(text))
 
 
-def setup_logging(settings: Settings | None, *, stream: Any = None) -> None:
+def setup_logging(settings: Settings | None, *, stream: Any = None,
+                  handlers: Sequence[logging.Handler] = ()) -> None:
+    """Log lines to `stream` (stderr by default), or to `handlers` (a terminal chat's:
+    bot.logfile.chat_handlers)."""
     level = settings.logging.level if settings is not None else "INFO"
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(
-        RedactingFormatter(
-            "%(asctime)s %(levelname)s %(name)s: %(message)s",
-            secret_values(settings) if settings is not None else [],
-        )
+    formatter = RedactingFormatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        secret_values(settings) if settings is not None else [],
     )
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+        if isinstance(old, PrivateFileHandler):  # ours: its file is closed, not leaked
+            old.close()
+    for handler in handlers or [logging.StreamHandler(stream or sys.stderr)]:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
     root.setLevel(level)
     if level != "DEBUG":
         # One INFO line per HTTP request would drown the bot's own log lines.
@@ -371,6 +376,10 @@ async def run_chat(settings: Settings, user: str | None, stop: asyncio.Event | N
     if stop is None:
         stop = asyncio.Event()
         _install_signals(stop)
+    # The log into a file under the data directory, only warnings here: no INFO in the chat.
+    handlers = chat_handlers(settings)
+    if handlers:
+        setup_logging(settings, handlers=handlers)
     return await terminal.run(App(settings), user, stop)
 
 

@@ -450,20 +450,26 @@ def _read_option(command: Command, key: str, raw: Any) -> None:
 # ---------------------------------------------------------------- help
 
 
-def usage(command_prefix: str = "/", markup: Markup = "plain") -> str:
+def usage(command_prefix: str = "/", markup: Markup = "plain", *, local_files: bool = False) -> str:
     """Usage in the surface's own syntax and markup (its `PlatformTraits`): the prefix "/"
     gives `/video`, `/quota`; "/ltx " (one slash command for everything, where video is
-    the default) gives `/ltx <prompt>`, `/ltx quota`."""
+    the default) gives `/ltx <prompt>`, `/ltx quota`. Where files are given by path
+    (`local_files`), images and videos come with --image and --video, not attached."""
     style = Style(markup)
     code = style.code
     video = f"{command_prefix}video " if command_prefix == "/" else command_prefix
+    if local_files:
+        an_image = f"add an image with {code('--image PATH')}"
+        images, clip = f"with {code('--image')} twice or more", f"with {code('--video PATH')}"
+    else:
+        an_image, images, clip = "attach (or reply to) an image", "with images", "with a video"
     lines = [
         style.bold("Make a video"),
-        f"{code(f'{video}<what happens> [--flags]')}: text-to-video; attach (or reply to) an "
-        "image for image-to-video (LTX-2 with audio), two or more images for keyframes.",
-        f"{code(f'{command_prefix}keyframes <prompt>')} with images: keyframes spread over the clip "
+        f"{code(f'{video}<what happens> [--flags]')}: text-to-video; {an_image} "
+        "for image-to-video (LTX-2 with audio), two or more images for keyframes.",
+        f"{code(f'{command_prefix}keyframes <prompt>')} {images}: keyframes spread over the clip "
         f"({code('--at 0,60,120')} to place them).",
-        f"{code(f'{command_prefix}extend <prompt>')} with a video: continue the clip "
+        f"{code(f'{command_prefix}extend <prompt>')} {clip}: continue the clip "
         f"({code('--from 24')} to start at a frame).",
         f"{code(f'{command_prefix}quote <prompt ...>')}: what a job would cost. "
         f"{code(f'{command_prefix}quota')}: what you have left. "
@@ -493,20 +499,39 @@ def _flag_help(spec: OptionSpec, style: Style) -> str:
 
 # ---------------------------------------------------------------- leading command words
 
-# Words that name a command when a message starts with them (after a mention, in the
-# terminal, or as /word). "video" is left out of the bare form: it is the default
-# anyway, and "video of a cat" is a prompt.
-COMMAND_WORDS = ("keyframes", "extend", "quote", "quota", "jobs", "cancel", "help", "admin")
+# Every word that names a command at the start of a message (bare, or as /word), in one list:
+# the core's commands first, then a card's buttons typed as words (for a surface without
+# buttons, such as a terminal), then the words that leave an interactive session.
+# "video" is left out of the bare form: it is the default anyway, and "video of a cat" is
+# a prompt.
+COMMAND_WORDS = ("keyframes", "extend", "quote", "quota", "jobs", "cancel", "help", "admin",
+                 "reroll", "continue", "delete", "exit", "quit")
+BUTTON_WORDS = ("reroll", "continue", "delete")
+LEAVE_WORDS = ("exit", "quit")
+# What a chat reads after a mention or `/ltx`: the core's words only. There the buttons are
+# buttons, so "continue the story" and "exit through the gift shop" stay prompts.
+CORE_WORDS = tuple(w for w in COMMAND_WORDS if w not in (*BUTTON_WORDS, *LEAVE_WORDS))
 
 
-def leading_command(text: str, default: str = "video") -> tuple[str, str]:
+def leading_command(
+    text: str, default: str = "video", words: tuple[str, ...] = CORE_WORDS,
+) -> tuple[str, str]:
     """`extend more waves` -> ("extend", "more waves"); `/video a fox` -> ("video", "a fox");
-    `a red fox` -> (default, "a red fox"). The one place every adapter splits a message."""
+    `a red fox` -> (default, "a red fox"). The one place every surface splits a message;
+    `words` are the command words this surface reads (the core's, unless it adds its own).
+    A message that is one command word alone is that command, "video" included."""
     stripped = text.strip()
     first, _, rest = stripped.partition(" ")
     word = first.lower()
-    if word.startswith("/") and word[1:] in (*COMMAND_WORDS, "video"):
+    if word.startswith("/") and word[1:] in (*words, "video"):
         return word[1:], rest.strip()
-    if word in COMMAND_WORDS:
+    if word in words or (word == "video" and not rest.strip()):
         return word, rest.strip()
     return default, stripped
+
+
+def unknown_command(name: str, words: tuple[str, ...] = CORE_WORDS) -> UsageError:
+    """The refusal of `/name` that is no command, with the nearest one when there is one."""
+    close = difflib.get_close_matches(name.lower(), (*words, "video"), n=1, cutoff=0.6)
+    hint = f" Did you mean /{close[0]}?" if close else " Type /help to see what I can do."
+    return UsageError(f"I don't know the command /{name}.{hint}")

@@ -7,7 +7,7 @@ sends back through its `ChatPort`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
@@ -35,6 +35,9 @@ class PlatformTraits:
     mention_pattern: str = r"<@!?(?P<id>[A-Za-z0-9]+)(\|[^>]*)?>"  # a user mention in text
     markup: Markup = "plain"  # how help and lists are formatted
     min_edit_seconds: float = 0.0  # the platform's floor between two edits of one message
+    # Commands this surface reads beyond the core's (a card's buttons typed as words,
+    # leaving a session), as (how to type it, what it does): `help` lists them.
+    own_commands: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,24 @@ class MessageRef:
     channel: str
     id: str
     # Adapter-specific bits: interaction token and its expiry, thread ts, webhook id...
+    # Two are neutral and read by the core: "path", the local file a surface saved the
+    # message's video to (a terminal saves where a chat posts), and "deleted", set when
+    # the Delete button removed the message, so a job list can say so.
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def saved_path(self) -> str | None:
+        """The local file this message's video was saved to, where the surface saves files."""
+        path = self.extra.get("path")
+        return path if isinstance(path, str) else None
+
+    @property
+    def deleted(self) -> bool:
+        return bool(self.extra.get("deleted"))
+
+    def as_deleted(self) -> MessageRef:
+        """This reference, marked as deleted (what the store keeps after the Delete button)."""
+        return replace(self, extra={**self.extra, "deleted": True})
 
     def __repr__(self) -> str:
         # Interaction tokens ride in `extra`; a logged reference must not leak them.

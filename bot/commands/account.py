@@ -37,10 +37,22 @@ def _job_line(job: JobRecord, now: datetime) -> str:
     else:
         credits = job.settled_credits if job.settled_credits is not None else job.estimate_credits
         cost = f"{credits} credits"
-    link = f" {job.result_url}" if job.result_url and job.state is JobState.DONE else ""
     prompt = job.prompt if len(job.prompt) <= 50 else job.prompt[:47] + "..."
     return (f"#{job.id} {job.state.value} · {_endpoint_key(job.endpoint_id)} · {cost} · "
-            f"{_ago(now - job.created_at)} · {prompt}{link}")
+            f"{_ago(now - job.created_at)} · {prompt}{_result_where(job)}")
+
+
+def _result_where(job: JobRecord) -> str:
+    """Where the video is: the file a surface saved it to (a result link would die with
+    a local simulator), else fal's link; or that its owner deleted it."""
+    if job.state is not JobState.DONE:
+        return ""
+    ref = job.result_message
+    if ref is not None and ref.deleted:
+        return " · video deleted"
+    if ref is not None and ref.saved_path:
+        return f" {ref.saved_path}"
+    return f" {job.result_url}" if job.result_url else ""
 
 
 def _endpoint_key(endpoint_id: str) -> str:

@@ -18,8 +18,10 @@ from bot.store import UsageRow
 
 # Usage reports look back at most ten years: further back than any ledger goes.
 MAX_USAGE_DAYS = 3660
-HELP = ("Admin commands: grant <user> <credits>, tier <user> <tier|none>, block <user>, "
-        "unblock <user>, usage [users|workspaces] [days].")
+# Each subcommand as typed after `admin`; `help` lists them to admins.
+SUBCOMMAND_USAGE = ("grant <user> <credits>", "tier <user> <tier|none>", "block <user>",
+                    "unblock <user>", "usage [users|workspaces] [days]")
+HELP = f"Admin commands: {', '.join(SUBCOMMAND_USAGE)}."
 
 
 @dataclass(frozen=True)

@@ -359,11 +359,14 @@ class JobRunner:
             raise PermissionDenied(f"Job #{job_id} is not yours to delete.")
         if job.result_message is None:
             raise UserError(f"Job #{job_id} has no video to delete.")
+        if job.result_message.deleted:
+            raise UserError(f"Job #{job_id} has no video to delete: it was deleted already.")
         port = self._ports.get(job.result_message.platform) or self._ports.get(job.place.platform)
         if port is None:
             raise UserError("That chat platform is not connected right now; try again later.")
         await port.delete(job.result_message)
-        await self.store.update_job(job_id, result_message=None)
+        # Kept, marked: `jobs` says the video was deleted rather than offer it.
+        await self.store.update_job(job_id, result_message=job.result_message.as_deleted())
 
     async def wait(self, job_id: int) -> JobRecord:
         """Until the job has ended (done, failed or cancelled); returns it as stored."""

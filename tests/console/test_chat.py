@@ -7,6 +7,7 @@ count that was asked for, the messages for refusals, and the exit code.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from tests.console.helpers import (
@@ -71,10 +72,15 @@ def test_cancel_refunds_and_saves_nothing(tmp_path: Path) -> None:
                      stdin="/video a boat --seconds 2\n/cancel 1\n/quota\n/jobs\n")
     assert result.returncode == 0, result.stderr
     assert_clean(result.stderr)
-    assert "Cancelled job #1" in result.stdout
+    # Said once, on the job's card (`/cancel 1` is the card's Cancel button, typed).
+    assert result.stdout.count("Cancelled") == 1, result.stdout
+    assert "Cancelled by ann. Your credits were refunded." in result.stdout
     assert "saved: " not in result.stdout
     assert "Today: 0 of " in result.stdout
     assert "#1 cancelled" in result.stdout
+    # The log file has the cancel at fal; the chat and the screen do not.
+    assert "cancel at fal" in (tmp_path / "logs" / "ltx-bot.log").read_text()
+    assert "cancel at fal" not in result.stdout + result.stderr
 
 
 def test_bad_input_is_explained_without_traceback_or_cost(tmp_path: Path) -> None:
@@ -142,3 +148,82 @@ def test_saved_paths_are_relative_to_where_the_bot_runs(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     [line] = [ln for ln in result.stdout.splitlines() if ln.startswith("saved: ")]
     assert line.startswith("saved: outputs/ltx-1-") and line.endswith(".mp4")
+
+
+def test_command_words_need_no_slash_and_start_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    lines = ["help", "quota", "jobs", "Jobs", "video", "/vdeo a cat", "exit the building",
+             "exit", "a boat that never sails"]
+    result = run_cli(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                     stdin="".join(line + "\n" for line in lines))
+    assert result.returncode == 0, result.stderr
+    assert_clean(result.stderr)
+    out = result.stdout
+    assert "Job #" not in out and "saved: " not in out  # nothing started, nothing spent
+    assert "Make a video" in out and "Today: 0 of " in out
+    assert out.count("You have no jobs yet") == 2
+    assert "Please describe the video" in out  # `video` alone is the command, without a prompt
+    assert "I don't know the command /vdeo. Did you mean /video?" in out
+    assert "To leave, type exit alone." in out
+    # `exit` left: the line after it was never read as a prompt.
+    assert "never sails" not in out
+
+
+def test_help_is_plain_and_lists_the_consoles_own_commands(tmp_path: Path) -> None:
+    config = write_config(tmp_path, console={"admin_users": ["root"]})
+    for user, admin in (("root", True), ("ann", False)):
+        result = run_cli(["chat", "--config", str(config), "--user", user], cwd=tmp_path,
+                         stdin="/help\n")
+        assert result.returncode == 0, result.stderr
+        out = result.stdout
+        assert "**" not in out and "`" not in out and "Make a video\n" in out
+        for command in ("/reroll <id>", "/extend #<id> <prompt>", "/continue #<id> <prompt>",
+                        "/delete <id>", "/quit"):
+            assert command in out, command
+        assert "--image PATH" in out  # how images are given here
+        assert ("/admin grant <user> <credits>" in out) is admin
+
+
+def test_jobs_show_the_saved_file_then_deleted(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    first = run_cli(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                    stdin="/video a boat --seconds 1\n")
+    assert first.returncode == 0, first.stderr
+    [path] = saved_videos(first.stdout, tmp_path).values()
+    # A later session: the built-in simulator's links are gone, the file is not.
+    result = run_cli(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                     stdin="/jobs\n/delete 1\n/jobs\n/delete 1\n")
+    assert result.returncode == 0, result.stderr
+    assert_clean(result.stderr)
+    listed = [line for line in result.stdout.splitlines() if line.startswith("#1 done")]
+    assert len(listed) == 2, result.stdout
+    assert listed[0].endswith(f"a boat {path.resolve()}") and "http" not in listed[0]
+    assert listed[1].endswith("a boat · video deleted")
+    assert not path.exists()
+    assert "Job #1 has no video to delete: it was deleted already." in result.stdout
+
+
+def test_a_finished_job_is_printed_once(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    result = run_cli(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                     stdin="/video a paper boat --seconds 1\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # The summary (after `saved:`), not the status card's final state again after it.
+    assert out.count("“a paper boat”") == 1, out
+    assert out.count("Re-roll: /reroll 1") == 1, out
+
+
+def test_logs_go_to_a_private_file_and_only_warnings_to_the_screen(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    result = run_cli(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                     stdin="/video a boat --seconds 1\n")
+    assert result.returncode == 0, result.stderr
+    log_file = tmp_path / "logs" / "ltx-bot.log"
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+    assert f"the log is in {log_file}" in result.stderr
+    assert result.stderr.count("the log is in") == 1
+    assert " INFO " not in result.stderr + result.stdout
+    assert "WARNING" in result.stderr  # the simulator warning still shows
+    logged = log_file.read_text()
+    assert " INFO bot.sim.server: fal simulator listening" in logged

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
 
 from adapters.console import CONSOLE_PLACE, ConsolePort, console_user, parse_line
-from adapters.console_render import status_line
+from adapters.console_lines import is_leave
+from adapters.console_prompt import CommandCompleter, history_path, open_history
+from adapters.console_render import TerminalRenderer, status_line
 from bot import grammar
 from bot.config import Settings
 from bot.errors import UserError
@@ -40,9 +45,9 @@ def test_blank_and_comment_lines_are_skipped() -> None:
 
 
 def test_slash_commands_keep_their_text() -> None:
-    assert parse_line("/cancel 3") is not None
-    parsed = parse_line("/CANCEL 3")
-    assert parsed is not None and (parsed.command, parsed.text) == ("cancel", "3")
+    parsed = parse_line("/CANCEL 3")  # the card's Cancel button, typed
+    assert parsed is not None and (parsed.command, parsed.options) == (
+        "action", {"action": "cancel", "job_id": 3})
     parsed = parse_line("/admin grant console:bob 50")
     assert parsed is not None and (parsed.command, parsed.text) == ("admin", "grant console:bob 50")
     parsed = parse_line("/quota")
@@ -194,13 +199,107 @@ async def test_tell_and_upload_limit(settings: Settings) -> None:
     assert port.upload_limit(CONSOLE_PLACE) == 12345
 
 
-async def test_live_renderer_draws_a_bar(settings: Settings) -> None:
+async def test_terminal_renderer_keeps_live_cards_for_the_prompt(settings: Settings) -> None:
     out = io.StringIO()
     port = ConsolePort(settings, out, live=True)
+    assert isinstance(port.renderer, TerminalRenderer)
     ref = await port.post(CONSOLE_PLACE, card(progress=0.25, fal_position=None))
     await port.edit(ref, card(progress=0.75))
+    # Printed: the title once. The live line is drawn by the prompt, above the input line.
+    assert out.getvalue() == "Job #3\n"
+    [line] = port.renderer.status_lines(width=60)
+    assert line == "#3 Generating ━━━━━━━━━━━━━━━───── 75%"
+    assert port.renderer.status_lines(width=20) == ["#3 Generating ━━━━…"]  # 19: never wraps
     await port.edit(ref, card("Job #3 finished [ok]", final=True))
     port.close()
-    text = out.getvalue()
-    # Markup characters in user text are printed as typed, not swallowed by rich.
-    assert "Job #3 finished [ok]" in text
+    assert port.renderer.status_lines() == []
+    # Markup characters in user text are printed as typed.
+    assert out.getvalue().endswith("Job #3 finished [ok]\na line\n")
+
+
+async def test_a_delivered_jobs_final_card_is_not_printed_again(settings: Settings, tmp_path: Path) -> None:
+    out = io.StringIO()
+    port = ConsolePort(settings, out, live=False)
+    src = tmp_path / "result.mp4"
+    src.write_bytes(b"video")
+    status = await port.post(CONSOLE_PLACE, card(progress=0.5))
+    await port.send_video(CONSOLE_PLACE, src, card("Summary of #3", final=True))
+    await port.edit(status, card("Job #3 done", final=True, lines=["Done in 3s"]))
+    printed = out.getvalue()
+    assert "Summary of #3" in printed and "Done in 3s" not in printed
+    assert port.messages[status.id].text == "Job #3 done\nDone in 3s"  # kept, not printed
+    # Another job's ending without a video (failed, cancelled) is printed.
+    await port.edit(status, card("Job #4 failed", job_id=4, final=True))
+    assert "Job #4 failed" in out.getvalue()
+
+
+# ---------------------------------------------------------------- command words
+
+
+@pytest.mark.parametrize(
+    ("line", "command", "text"),
+    [("help", "help", ""), ("Quota", "quota", ""), ("jobs", "jobs", ""), ("/jobs", "jobs", ""),
+     ("help me", "help", "me"), ("video", "video", ""), ("video of a cat", "video", "video of a cat"),
+     ("extend --video clip.mp4 more", "extend", "more"), ("the jobs of cats", "video", "the jobs of cats")],
+)
+def test_command_words_as_mentions_read_them(line: str, command: str, text: str, tmp_path: Path) -> None:
+    (tmp_path / "clip.mp4").write_bytes(b"v")
+    parsed = parse_line(line, cwd=tmp_path)
+    assert parsed is not None and (parsed.command, parsed.text) == (command, text)
+
+
+def test_button_and_leave_words() -> None:
+    for line, options in (("reroll 9", {"action": "reroll", "job_id": 9}),
+                          ("cancel #4", {"action": "cancel", "job_id": 4}),
+                          ("delete 2", {"action": "delete", "job_id": 2}),
+                          ("continue #5 on", {"action": "continue", "job_id": 5})):
+        parsed = parse_line(line)
+        assert parsed is not None and (parsed.command, parsed.options) == ("action", options)
+    for line in ("exit", "quit", "/QUIT", " /exit "):
+        assert is_leave(line)
+    for line in ("exit through the gift shop", "a quiet exit", "/quiet"):
+        assert not is_leave(line)
+    with pytest.raises(UserError, match=r"type exit alone"):
+        parse_line("exit through the gift shop")
+    with pytest.raises(UserError, match=r"Which job\? e.g. /continue #12"):
+        parse_line("continue the story")
+
+
+def test_unknown_slash_command_suggests_the_nearest() -> None:
+    with pytest.raises(UserError, match=r"^I don't know the command /vdeo\. Did you mean /video\?$"):
+        parse_line("/vdeo a cat")
+    with pytest.raises(UserError, match=r"Did you mean /reroll\?"):
+        parse_line("/rerol 3")
+    with pytest.raises(UserError, match=r"/zzz\. Type /help"):
+        parse_line("/zzz")
+
+
+# ---------------------------------------------------------------- completion and history
+
+
+def completions(text: str) -> list[str]:
+    document = Document(text, len(text))
+    return [c.text for c in CommandCompleter().get_completions(document, CompleteEvent(completion_requested=True))]
+
+
+def test_completion_of_commands_flags_models_choices_and_paths(tmp_path: Path) -> None:
+    assert completions("/jo") == ["/jobs"]
+    assert completions("quo") == ["quote", "quota"]
+    assert completions("/re") == ["/reroll"]
+    assert completions("a cat --seco") == ["--seconds"]
+    assert "--model" in completions("a cat --m")
+    assert completions("a cat --model ltx-e") == ["ltx-extend"]
+    assert completions("a cat --camera dolly_i") == ["dolly_in"]
+    (tmp_path / "cat.png").write_bytes(b"x")
+    assert completions(f"a cat --image {tmp_path}/ca") == ["t.png"]
+    assert completions("a cat yawn") == []  # a prompt's words: nothing to offer
+
+
+def test_history_file_is_per_user_and_private(tmp_path: Path) -> None:
+    history = open_history(tmp_path, "ann/../x")
+    path = history_path(tmp_path, "ann/../x")
+    assert path.parent == tmp_path / "history" and path.name == "ann_.._x.txt"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    history.append_string("/quota")
+    assert "+/quota" in path.read_text()
+    assert history_path(tmp_path, "bob") != path

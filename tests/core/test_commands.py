@@ -221,6 +221,41 @@ async def test_help_is_written_in_each_ports_markup(app: Any) -> None:
     assert "Models\n" in said and "`" not in said and "*" not in said and "/video <what happens>" in said
 
 
+async def test_help_adds_the_surfaces_own_commands_and_admin_commands_for_admins(app: Any) -> None:
+    own = (("/frob <id>", "frobs a job"), ("/leave", "leaves"))
+    server = FakeChat("console", traits=PlatformTraits(markup="markdown", own_commands=own))
+    team = FakeChat("console", traits=TEAM_TRAITS)
+    for chat in (server, team):
+        await app.bot.handle(inv("help"), chat)
+        await app.bot.handle(inv("help", user=ROOT), chat)
+    said, said_to_admin = notes(server)[-1], notes(server, ROOT)[-1]
+    assert "**Here you can also type**\n`/frob <id>`: frobs a job\n`/leave`: leaves" in said
+    assert "admin grant" not in said
+    assert "**Admin commands**" in said_to_admin and "`/admin grant <user> <credits>`" in said_to_admin
+    # A surface that adds nothing says nothing about it; the admin lines use its own prefix.
+    assert "Here you can also type" not in notes(team)[-1]
+    assert "`/ltx admin usage [users|workspaces] [days]`" in notes(team, ROOT)[-1]
+
+
+async def test_jobs_say_where_the_video_is_and_when_it_was_deleted(app: Any, chat: FakeChat) -> None:
+    await app.bot.handle(inv("video", "a fox --seed 1"), chat)
+    job = await app.runner.wait(1)
+    await app.bot.handle(inv("jobs"), chat)
+    assert notes(chat)[-1].endswith(f"a fox {job.result_url}")
+    # A surface that saved the video to a file (a terminal) names the file instead.
+    saved = MessageRef("console", "general", job.result_message.id, extra={"path": "/videos/fox.mp4"})
+    await app.store.update_job(1, result_message=saved)
+    await app.bot.handle(inv("jobs"), chat)
+    assert notes(chat)[-1].endswith("a fox /videos/fox.mp4") and "http" not in notes(chat)[-1]
+    await app.bot.handle(inv("action", options={"action": "delete", "job_id": 1}), chat)
+    assert [c.ref.id for c in chat.of_kind("delete") if c.ref] == [job.result_message.id]
+    await app.bot.handle(inv("jobs"), chat)
+    assert notes(chat)[-1].endswith("a fox · video deleted")
+    await app.bot.handle(inv("action", options={"action": "delete", "job_id": 1}), chat)
+    assert "it was deleted already" in notes(chat)[-1]
+    assert len(chat.of_kind("delete")) == 1
+
+
 async def test_admin_replies_follow_the_ports_traits(app: Any) -> None:
     team = FakeChat("console", traits=TEAM_TRAITS)
     await app.bot.handle(inv("admin", "block bob"), team)
