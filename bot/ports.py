@@ -99,7 +99,7 @@ class Attachment:
     filename: str = ""
     content_type: str | None = None
     size: int | None = None
-    kind: AttachmentKind = "unknown"  # a hint from the platform; media.py sniffs the bytes
+    kind: AttachmentKind = "unknown"  # a hint from the platform; bot/media/sniff.py judges the bytes
     credential: Credential | None = None
 
 
@@ -152,7 +152,7 @@ class Invocation:
 
     user: User
     place: Place
-    command: str  # "video", "keyframes", "extend", "quota", "jobs", "cancel", "quote", "help", "admin"
+    command: str  # a command word (grammar.COMMAND_WORDS), "ltx-help", or "action" for buttons
     text: str = ""  # free text: prompt and --flags (or the arguments of quota/cancel/admin)
     options: dict[str, Any] = field(default_factory=dict)  # structured options (slash commands)
     attachments: list[Attachment] = field(default_factory=list)

@@ -1,4 +1,4 @@
-"""fal queue client: submit, follow, fetch, cancel, upload.
+"""fal queue client: enqueue, follow, fetch, cancel, upload.
 
 One injected `httpx.AsyncClient` carries every call (through `Caller`, which adds
 the key, retries and redacts). Progress is followed on the status stream

@@ -6,7 +6,7 @@ a restart finds each job at a step it can safely repeat or resume:
     accepted -> waiting -> submitted -> in_queue -> running -> delivering -> done
                                                          \\-> failed | cancelled
 
-- `runner`: the `JobRunner` facade (start, stop, resume, start_job, cancel, wait);
+- `runner`: the `JobRunner` facade (start: register, adopt and resume; stop: release; start_job, cancel, wait);
 - `driver`: one job's state machine (`JobDriver`), the only writer of its state;
 - `delivery`: download -> fit -> poster -> settle -> claim -> send;
 - `admission`: the local line for a free slot at fal;
