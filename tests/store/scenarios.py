@@ -56,3 +56,21 @@ CASES = {
     "global": ({"global_daily_credits": 100}, False),
     "workspace": ({"workspace_monthly_credits": 100}, False),
 }
+
+
+def v1_rows(now: str, mark: str = "?") -> list[tuple[str, tuple[object, ...]]]:
+    """A user, a finished job and its reserve + settle ledger rows, as a version-1 store
+    held them: the statements for either backend (`mark` is its parameter mark)."""
+    rows: list[tuple[str, tuple[object, ...]]] = [
+        ("INSERT INTO users (key, platform, platform_id, name, created_at, updated_at)"
+         " VALUES ('discord:1', 'discord', '1', 'a', ?, ?)", (now, now)),
+        ("INSERT INTO jobs (owner_key, owner_platform, owner_id, owner_name, place_platform, channel,"
+         " workspace, workspace_key, endpoint_id, input_json, state, estimate_credits, estimate_usd,"
+         " settled_credits, created_at, updated_at) VALUES ('discord:1', 'discord', '1', 'a', 'discord',"
+         " 'c', 'g', 'discord:g', 'e', '{}', 'done', 30, 0.3, 25, ?, ?)", (now, now)),
+    ]
+    rows += [("INSERT INTO ledger (kind, credits, usd, job_id, user_key, workspace_key, at, charged_at,"
+              " day, month) VALUES (?, ?, 0, 1, 'discord:1', 'discord:g', ?, ?, ?, ?)",
+              (kind, credits, now, now, now[:10], now[:7]))
+             for kind, credits in (("reserve", 30), ("settle", -5))]
+    return [(sql.replace("?", mark), params) for sql, params in rows]

@@ -16,6 +16,7 @@ from bot.store import SCHEMA_VERSION, StoreHealth, open_store
 from bot.store.postgres import connect, migrate
 
 from .conftest import ALICE, BOB, GUILD, ManualClock, PgDatabases, make_request, make_settings
+from .scenarios import v1_rows
 
 
 async def test_first_open_migrates_an_empty_database(pg_databases: PgDatabases) -> None:
@@ -67,18 +68,8 @@ async def test_migration_from_v1_backfills_usage_totals(
     now = clock().isoformat(timespec="microseconds")
     with connect(url) as conn:
         assert migrate(conn, target=1) == 1
-        conn.execute("INSERT INTO users (key, platform, platform_id, name, created_at, updated_at)"
-                     " VALUES ('discord:1', 'discord', '1', 'a', %s, %s)", (now, now))
-        conn.execute(
-            "INSERT INTO jobs (owner_key, owner_platform, owner_id, owner_name, place_platform, channel,"
-            " workspace, workspace_key, endpoint_id, input_json, state, estimate_credits, estimate_usd,"
-            " settled_credits, created_at, updated_at) VALUES ('discord:1', 'discord', '1', 'a', 'discord',"
-            " 'c', 'g', 'discord:g', 'e', '{}', 'done', 30, 0.3, 25, %s, %s)", (now, now))
-        for kind, credits in (("reserve", 30), ("settle", -5)):
-            conn.execute(
-                "INSERT INTO ledger (kind, credits, usd, job_id, user_key, workspace_key, at, charged_at,"
-                " day, month) VALUES (%s, %s, 0, 1, 'discord:1', 'discord:g', %s, %s, %s, %s)",
-                (kind, credits, now, now, now[:10], now[:7]))
+        for sql, params in v1_rows(now, "%s"):
+            conn.execute(sql, params)
 
     store = await open_store(url, clock=clock)
     try:

@@ -23,6 +23,7 @@ from bot.store.schema import migrate
 from bot.store.sqlite import connect
 
 from .conftest import ALICE, BOB, GUILD, ManualClock, make_request
+from .scenarios import v1_rows
 
 
 async def test_first_open_creates_file_and_schema(db_path: Path, clock: ManualClock) -> None:
@@ -67,18 +68,8 @@ async def test_migration_from_v1_backfills_usage_totals(db_path: Path, clock: Ma
     try:
         assert migrate(db, target=1) == 1
         now = clock().isoformat(timespec="microseconds")
-        db.execute("INSERT INTO users (key, platform, platform_id, name, created_at, updated_at)"
-                   " VALUES ('discord:1', 'discord', '1', 'a', ?, ?)", (now, now))
-        db.execute(
-            "INSERT INTO jobs (owner_key, owner_platform, owner_id, owner_name, place_platform, channel,"
-            " workspace, workspace_key, endpoint_id, input_json, state, estimate_credits, estimate_usd,"
-            " settled_credits, created_at, updated_at) VALUES ('discord:1', 'discord', '1', 'a', 'discord',"
-            " 'c', 'g', 'discord:g', 'e', '{}', 'done', 30, 0.3, 25, ?, ?)", (now, now))
-        for kind, credits in (("reserve", 30), ("settle", -5)):
-            db.execute(
-                "INSERT INTO ledger (kind, credits, usd, job_id, user_key, workspace_key, at, charged_at,"
-                " day, month) VALUES (?, ?, 0, 1, 'discord:1', 'discord:g', ?, ?, ?, ?)",
-                (kind, credits, now, now, now[:10], now[:7]))
+        for sql, params in v1_rows(now):
+            db.execute(sql, params)
     finally:
         db.close()
     with sqlite3.connect(db_path) as raw:
