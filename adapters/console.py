@@ -21,7 +21,6 @@ import getpass
 import itertools
 import logging
 import os
-import shutil
 import sys
 import threading
 from collections import deque
@@ -43,6 +42,7 @@ from bot import grammar
 from bot.boundary import boundary
 from bot.config import Settings
 from bot.ports import Invocation, MessageRef, Place, PlatformTraits, StatusCard, User
+from bot.private_files import copy_private, private_dir
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -185,7 +185,7 @@ class ConsolePort:
         return await self._send_file(path, card, "poster")
 
     def _save(self, src: Path, card: StatusCard, what: str) -> Path:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.output_dir)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         stem = f"ltx-{card.job_id}-{stamp}" if card.job_id is not None else f"ltx-{what}-{stamp}"
         if what == "poster":
@@ -197,7 +197,7 @@ class ConsolePort:
                 break
             dest = self.output_dir / f"{stem}-{n}{suffix}"
         # Copy, not move: the runner owns its temporary file and cleans it up itself.
-        shutil.copyfile(src, dest)
+        copy_private(src, dest)  # 0600: a user's video is theirs until they share it
         self.saved.append(dest.resolve())
         return dest.resolve()
 

@@ -42,6 +42,7 @@ from prompt_toolkit.output import Output, create_output
 from adapters.console_lines import COMMANDS
 from adapters.console_render import TerminalRenderer
 from bot import catalog, grammar
+from bot.private_files import open_private, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,9 @@ def open_history(data_dir: Path, user_name: str) -> History:
     memory only, with a warning, when the data directory cannot be written."""
     path = history_path(data_dir, user_name)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.close(os.open(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600))
-        os.chmod(path, 0o600)  # a file made before, by hand or another umask
+        private_dir(path.parent)
+        # Also narrows a file made before, by hand or under another umask.
+        os.close(open_private(path, os.O_APPEND | os.O_WRONLY))
     except OSError as exc:
         log.warning("history is not kept: cannot write %s (%s)", path, exc.strerror)
         return InMemoryHistory()

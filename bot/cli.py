@@ -29,7 +29,9 @@ from bot.config import ConfigError, Settings, load_settings, redacted_dump
 from bot.errors import UserError
 from bot.logfile import PrivateFileHandler, chat_handlers
 from bot.plugins import GROUP, Adapters, PlatformAdapter, PluginError, Service, load_adapters
+from bot.private_files import restrict_umask
 from bot.redaction import Redactor
+from bot.store.sqlite_file import DatabaseFileRefused
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -163,6 +165,8 @@ def build_parser(sim_options: argparse.ArgumentParser | None = None) -> argparse
                    help=f"oldest acceptable heartbeat (default {heartbeat.MAX_AGE:g})")
     p.add_argument("--no-heartbeat", action="store_true",
                    help="only check that the database opens (no running bot needed)")
+    p.add_argument("--deep", action="store_true",
+                   help="also read every page (SQLite quick_check) or table (PostgreSQL)")
     p = sub.add_parser("migrate-store", help="copy a SQLite store into an empty PostgreSQL database")
     _common(p, top=False)
     p.add_argument("--from", dest="source", required=True, metavar="sqlite:PATH",
@@ -466,13 +470,15 @@ def run_parse(settings: Settings, text: list[str], attach: list[str], out: Any) 
 def _maintain(command: str, settings: Settings, args: argparse.Namespace) -> tuple[bool, str]:
     if command == "health":
         return maintenance.health(settings, max_age=args.max_age,
-                                  require_heartbeat=not args.no_heartbeat)
+                                  require_heartbeat=not args.no_heartbeat, deep=args.deep)
     if command == "backup":
         return maintenance.backup(settings, Path(args.dest))
     return maintenance.migrate_store(args.source, args.target)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever this process creates (database, WAL, logs, videos, backups, scratch) is private.
+    restrict_umask()
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         settings, path = load_settings(args.config)
@@ -503,6 +509,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_bot(settings, args.user))
     except KeyboardInterrupt:
         return 130
+    except DatabaseFileRefused as exc:
+        # An empty or damaged database file: what to do, not a traceback or an error id.
+        sys.stderr.write(f"ltx-bot: {exc}\n")
+        return EXIT_USAGE
     except Exception as exc:
         # A start-up failure (database not writable, a platform refusing the token...):
         # one clear line; the traceback only at DEBUG. The formatter scrubs secrets.

@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.private_files import write_private
+
 log = logging.getLogger(__name__)
 
 BEAT_SECONDS = 15.0
@@ -100,16 +102,10 @@ class Heartbeat:
 
     def write(self) -> None:
         """Replace the file in one rename, so `health` never reads half of it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps({"host": self.host, "pid": self.pid, "command": self.command,
                            "time": time.time()})
-        partial = self.path.with_name(self.path.name + ".partial")
-        partial.unlink(missing_ok=True)
-        # 0600 from the start: the file names this host and process, nobody else's business.
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(body)
-        os.replace(partial, self.path)
+        # 0600 from the start (and its folder 0700): it names this host and process.
+        write_private(self.path, body.encode())
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

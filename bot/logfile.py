@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
+from bot.private_files import open_private, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +33,13 @@ class PrivateFileHandler(RotatingFileHandler):
     Several processes may append to one file; each record is one write."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(path.parent)
         super().__init__(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
 
     def _open(self) -> Any:
-        # Made 0600 from the start, also the fresh file after each rotation.
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.chmod(self.baseFilename, 0o600)  # a file made before with a wider mode
+        # Made 0600 from the start, also the fresh file after each rotation (rotated files
+        # are renamed, so they keep it); a file made before with a wider mode is narrowed.
+        fd = open_private(Path(self.baseFilename), os.O_WRONLY | os.O_APPEND)
         return os.fdopen(fd, "a", encoding=self.encoding or "utf-8", errors=self.errors)
 
 

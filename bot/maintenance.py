@@ -1,5 +1,10 @@
 """Looking after the store from the command line: `health`, `backup` and `migrate-store`,
-for SQLite and PostgreSQL alike."""
+for SQLite and PostgreSQL alike.
+
+An empty (0-byte) or damaged SQLite file raises `DatabaseFileRefused` (the command line
+prints its text and exits 2). Plain `health` stays cheap (Docker runs it every 30 s);
+`health --deep` also reads every page (SQLite's quick_check) or every table (PostgreSQL).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,20 @@ from pathlib import Path
 
 from bot import heartbeat
 from bot.config import Settings
-from bot.store import open_store
+from bot.private_files import create_private, private_dir
+from bot.store import SqlTx, open_store
+from bot.store.sqlite_file import damaged, is_damage, quick_check, refuse_empty
 from bot.store.transfer import CopyRefused, backup_postgres, copy_sqlite_to_postgres
 
 
-def health(settings: Settings, *, max_age: float, require_heartbeat: bool) -> tuple[bool, str]:
-    """(healthy, what): the store opens, and some `run` or `chat` process is alive."""
-    ok, what = _postgres_health(settings) if settings.database.url else _sqlite_health(settings)
+def health(settings: Settings, *, max_age: float, require_heartbeat: bool,
+           deep: bool = False) -> tuple[bool, str]:
+    """(healthy, what): the store opens (and with `deep`, every page or table reads), and
+    some `run` or `chat` process is alive."""
+    if settings.database.url:
+        ok, what = _postgres_health(settings, deep)
+    else:
+        ok, what = _sqlite_health(settings, deep)
     if not ok or not require_heartbeat:
         return ok, what
     # Any process will do: `run`, or `chat` (as in `docker run -it ... chat`), each its own file.
@@ -23,14 +35,16 @@ def health(settings: Settings, *, max_age: float, require_heartbeat: bool) -> tu
     return alive, f"ok: {what}, {beat}" if alive else beat
 
 
-def _postgres_health(settings: Settings) -> tuple[bool, str]:
+def _postgres_health(settings: Settings, deep: bool) -> tuple[bool, str]:
     async def probe() -> str:
         store = await open_store(settings.database)
         try:
             h = await store.health()
+            read = await store.run(_count_tables, write=False) if deep else None
         finally:
             await store.close()
-        return f"{h.backend} {h.where} opens (schema v{h.schema_version})"
+        tables = f", every table reads ({read})" if read is not None else ""
+        return f"{h.backend} {h.where} opens (schema v{h.schema_version}){tables}"
 
     try:
         return True, asyncio.run(probe())
@@ -48,6 +62,7 @@ def backup(settings: Settings, dest: Path) -> tuple[bool, str]:
 def migrate_store(source: str, target: str) -> tuple[bool, str]:
     """Copy a SQLite store (`sqlite:PATH` or a path) into an empty PostgreSQL database."""
     path = source.removeprefix("sqlite:")
+    refuse_empty(Path(path))
     try:
         report = copy_sqlite_to_postgres(path, target)
     except CopyRefused as exc:
@@ -58,20 +73,36 @@ def migrate_store(source: str, target: str) -> tuple[bool, str]:
                   f"{rows}; {audit}")
 
 
-def _sqlite_health(settings: Settings) -> tuple[bool, str]:
+def _count_tables(tx: SqlTx) -> str:
+    """Reads every row of every table of the store's schema: a damaged page or a missing
+    relation file fails here. A bot's tables are small, so this takes well under a second."""
+    names = [r["table_name"] for r in tx.fetch(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        " AND table_type = 'BASE TABLE' ORDER BY table_name", ())]
+    counts = [f"{name} {tx.fetch(f'SELECT count(*) AS n FROM {name}', ())[0]['n']}"
+              for name in names]
+    return ", ".join(counts)
+
+
+def _sqlite_health(settings: Settings, deep: bool) -> tuple[bool, str]:
     db = Path(settings.database.path)
     if not db.is_file():
         return False, f"no database at {db} (has `ltx-bot run` started?)"
+    refuse_empty(db)
     try:
         # Read-only: a health probe must never create, migrate or lock the bot's database.
         conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            if deep:
+                quick_check(conn, db)
         finally:
             conn.close()
-    except sqlite3.Error as exc:
+    except sqlite3.DatabaseError as exc:
+        if is_damage(exc):
+            raise damaged(db, str(exc)) from None
         return False, f"database {db} does not open: {exc}"
-    return True, f"database {db} opens"
+    return True, f"database {db} opens{', quick_check ok' if deep else ''}"
 
 
 def _sqlite_backup(settings: Settings, dest: Path) -> tuple[bool, str]:
@@ -79,21 +110,15 @@ def _sqlite_backup(settings: Settings, dest: Path) -> tuple[bool, str]:
     db = Path(settings.database.path)
     if not db.is_file():
         return False, f"no database at {db}"
+    refuse_empty(db)
     if dest.exists():
         return False, f"{dest} exists; choose a new file name"
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(dest.parent)
     partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)
+    create_private(partial)  # 0600 before SQLite writes to it: a backup holds every balance
     try:
-        source = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-        try:
-            target = sqlite3.connect(partial)
-            try:
-                source.backup(target)
-                (check,) = target.execute("PRAGMA integrity_check").fetchone()
-            finally:
-                target.close()
-        finally:
-            source.close()
+        check = _copy_checked(db, partial)
         if check != "ok":
             partial.unlink(missing_ok=True)
             return False, f"the copy failed its integrity check: {check}"
@@ -101,7 +126,28 @@ def _sqlite_backup(settings: Settings, dest: Path) -> tuple[bool, str]:
         partial.rename(dest)
     except sqlite3.Error as exc:
         partial.unlink(missing_ok=True)
+        if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
+            raise damaged(db, str(exc)) from None
         return False, f"backup of {db} failed: {exc}"
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a damaged source (refused) or an interrupt
+        raise
     return True, f"backed up {db} to {dest} ({dest.stat().st_size} bytes)"
 
 
+
+
+def _copy_checked(db: Path, partial: Path) -> str:
+    """Copy `db` into `partial` with SQLite's online backup; the copy's integrity_check."""
+    source = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        quick_check(source, db)  # a copy of a damaged store would only hide the damage
+        target = sqlite3.connect(partial)
+        try:
+            source.backup(target)
+            (check,) = target.execute("PRAGMA integrity_check").fetchone()
+        finally:
+            target.close()
+    finally:
+        source.close()
+    return str(check)

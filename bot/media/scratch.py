@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bot.config import MediaSettings
+from bot.private_files import private_dir
 
 ROOT_NAME = "ltx-bot"
 _held_locks: dict[Path, int] = {}
@@ -37,9 +38,9 @@ def work_dir(settings: MediaSettings) -> Path:
         for path in _held_locks:
             if path.parent == root and path.is_dir():
                 return path
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root)
         path = root / f"p{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        path.mkdir()
+        path.mkdir(mode=0o700)  # inputs and videos of users' jobs: nobody else's
         fd = os.open(path / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         _held_locks[path] = fd
@@ -60,7 +61,7 @@ def release_work_dir(settings: MediaSettings) -> None:
 def scratch_dir(settings: MediaSettings) -> Iterator[Path]:
     """A fresh directory inside `work_dir` for one job, removed afterwards, success or not."""
     path = work_dir(settings) / uuid.uuid4().hex[:12]
-    path.mkdir()
+    path.mkdir(mode=0o700)
     try:
         yield path
     finally:

@@ -14,7 +14,6 @@ import asyncio
 import base64
 import binascii
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -23,6 +22,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from bot.private_files import private_dir, tighten, write_private
 
 # A file's URL path: the id is a uuid4 hex, which no other simulator makes twice.
 _FILE_PATH = re.compile(r"^/files/([0-9a-f]{32})/[^/]+$")
@@ -40,13 +41,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a reader sees the old file or the new one, never half:
     a temporary file of its own (unique, so writers in other processes do not clash), then
     `os.replace`."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_private(path, data)  # 0600 too, whatever the umask
 
 
 def file_id_of(url: str) -> str | None:
@@ -75,7 +70,7 @@ class FileStore:
         if self._root is None:
             self._root = Path(tempfile.mkdtemp(prefix="ltx-sim-"))
         else:
-            self._root.mkdir(parents=True, exist_ok=True)
+            private_dir(self._root)
 
     async def close(self) -> None:
         # A state directory is kept: that is what it is for.
@@ -93,6 +88,7 @@ class FileStore:
     def add(self, file_id: str, path: Path, content_type: str) -> None:
         self._files[file_id] = StoredFile(path, content_type)
         if self._persistent:
+            tighten(path)  # written by an encoder under the process's umask
             meta = json.dumps({"content_type": content_type}).encode()
             write_atomically(path.with_name(f"{file_id}.json"), meta)
 

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bot.private_files import create_private, private_dir
 from bot.sim.files import write_atomically
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class SimState:
 
     def open(self) -> None:
         for folder in (self.requests, self.owners, self.cancels, self.origins, self.files):
-            folder.mkdir(parents=True, exist_ok=True)
+            private_dir(folder)  # 0700: inputs and prompts of the requests it keeps
         self.beat()
 
     def close(self) -> None:
@@ -100,7 +101,9 @@ class SimState:
     # ------------------------------------------------------------ addresses
 
     def remember_origin(self, origin: str) -> None:
-        (self.origins / _origin_name(origin)).touch()
+        path = self.origins / _origin_name(origin)
+        if not create_private(path):
+            path.touch()  # known already: only its age is renewed
 
     def was_origin(self, origin: str) -> bool:
         return (self.origins / _origin_name(origin)).exists()

@@ -5,8 +5,9 @@ protocols and their records); `codec` turns records into column values and back;
 `schema` holds the tables and migrations of both backends and `dialect` where
 their SQL differs; `queries` the statements both run, `base` the store methods
 both share, `audit` the ledger check. `sqlite` runs them on one SQLite file from
-one worker thread; `postgres` (with the row locks of `postgres_tx`) on a
-PostgreSQL server from a pool. `factory.open_store` opens the one the settings
+one worker thread (`sqlite_file` makes, checks and refuses the file itself);
+`postgres` (with the row locks of `postgres_tx`) on a PostgreSQL server from a
+pool. `factory.open_store` opens the one the settings
 name, and `transfer` copies a SQLite store into an empty PostgreSQL database
 and backs PostgreSQL up.
 """
@@ -33,11 +34,13 @@ from .protocol import (
 from .queries import SqlTx
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .sqlite import SqliteStore, open_sqlite
+from .sqlite_file import DatabaseFileRefused
 
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Clock",
+    "DatabaseFileRefused",
     "JobCharge",
     "JobNotFound",
     "LedgerEntry",

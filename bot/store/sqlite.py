@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.private_files import create_private
+
 from .base import SqlStore
 from .dialect import SQLITE
 from .protocol import Clock, T, utc_now
 from .queries import SqlTx
 from .schema import migrate
+from .sqlite_file import open_checked
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -176,7 +179,8 @@ def _set_wal(conn: sqlite3.Connection) -> None:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # The file is made 0600 before SQLite sees it: its -wal and -shm take the file's mode.
+    create_private(path)
     # isolation_level=None: we issue BEGIN ourselves (sqlite3's implicit BEGIN is DEFERRED).
     # check_same_thread=False: the connection is opened on the loop's thread and then used
     # only by the store's one worker thread.
@@ -192,17 +196,13 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def _open(file: Path) -> sqlite3.Connection:
-    conn = connect(file)
-    try:
-        migrate(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    # Refused with a message that says what to do: an empty (0-byte) or damaged file.
+    return open_checked(file, connect, migrate)
 
 
 async def open_sqlite(path: str | Path, *, clock: Clock = utc_now) -> SqliteStore:
-    """Open (creating if needed) the SQLite file and bring its schema up to date."""
+    """Open (creating if needed) the SQLite file and bring its schema up to date; raises
+    DatabaseFileRefused for an empty or damaged file."""
     file = Path(path)
     # Opening may wait on another process's migration (busy_timeout): keep it off the loop.
     conn = await asyncio.to_thread(_open, file)

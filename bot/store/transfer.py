@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from bot.private_files import create_private, private_dir
+
 from .audit import audit
 from .dialect import POSTGRES, SQLITE
 from .postgres import PgConnection, connect, describe_url, migrate
@@ -140,8 +142,10 @@ def backup_postgres(url: str, dest: Path) -> tuple[bool, str]:
                        "(Debian: apt-get install postgresql-client) or back up on the server")
     if dest.exists():
         return False, f"{dest} exists; choose a new file name"
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(dest.parent)
     partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)
+    create_private(partial)  # 0600 before pg_dump writes into it (it keeps the file's mode)
     # The password goes through the environment, never the command line (ps shows it).
     parts = urlsplit(url)
     env = {**os.environ, **({"PGPASSWORD": unquote(parts.password)} if parts.password else {})}
