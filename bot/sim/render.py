@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import array
 import colorsys
+import functools
 import io
 import logging
 import math
 import random
 import textwrap
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,6 +36,8 @@ import av
 from PIL import Image, ImageDraw, ImageFont
 
 log = logging.getLogger(__name__)
+
+_fonts = threading.local()
 
 AUDIO_RATE = 44100
 # PyAV ships this one without annotations.
@@ -168,11 +172,27 @@ def _continued(last: Image.Image, step: int, steps: int, prompt: str) -> Image.I
     return frame
 
 
-def _write_prompt(frame: Image.Image, prompt: str) -> None:
+def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's default font, loaded once per render thread: loading it parses a FreeType
+    font (about 1 ms), and doing that for every frame held the GIL long enough to delay
+    the simulator's own event loop (bench/queue.py's detection p50 went 20 -> 62 ms).
+    One per thread, because a FreeType face must not be used by two threads at once."""
+    font = getattr(_fonts, "font", None)
+    if font is None:
+        font = _fonts.font = ImageFont.load_default()
+    return cast(ImageFont.FreeTypeFont | ImageFont.ImageFont, font)
+
+
+@functools.lru_cache(maxsize=64)
+def _prompt_lines(prompt: str, width: int) -> tuple[str, ...]:
     words = " ".join(prompt.split())[:160]
-    lines = textwrap.wrap(words, width=max(8, frame.width // 7))[:4]
+    return tuple(textwrap.wrap(words, width=max(8, width // 7))[:4])
+
+
+def _write_prompt(frame: Image.Image, prompt: str) -> None:
+    lines = _prompt_lines(prompt, frame.width)
     draw = ImageDraw.Draw(frame)
-    font = ImageFont.load_default()
+    font = _font()
     for row, line in enumerate(lines):
         draw.text((4, 4 + row * 12), line, fill=(255, 255, 255), font=font)
 
@@ -215,7 +235,7 @@ def _procedural_frames(spec: RenderSpec, rng: random.Random) -> list[Image.Image
             [(0, y), (w, y)],
             fill=tuple(int(a + (b - a) * mix) for a, b in zip(top, bottom, strict=True)),
         )
-    font = ImageFont.load_default()
+    font = _font()
     blobs = [
         (rng.random(), rng.random(), rng.uniform(0.5, 2.0), rng.uniform(0.06, 0.16),
          tuple(int(c * 255) for c in colorsys.hsv_to_rgb(rng.random(), 0.8, 0.95)))

@@ -17,6 +17,7 @@ from PIL import Image
 
 from bot import cli, heartbeat, maintenance
 from bot.config import Settings
+from bot.store import DatabaseFileRefused
 from tests.guard import with_loopback_guard
 
 BIN = Path(sys.executable).parent / "ltx-bot"
@@ -275,8 +276,11 @@ def test_health_checks_database_and_heartbeat(tmp_path: Path) -> None:
 def test_health_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     (tmp_path / "bot.sqlite3").write_bytes(b"this is not sqlite" * 100)
     settings = Settings.model_validate({"database": {"path": str(tmp_path / "bot.sqlite3")}})
-    ok, message = maintenance.health(settings, max_age=60, require_heartbeat=False)
-    assert not ok and "does not open" in message
+    # One message that names the file and what to do (the command line exits 2 with it).
+    with pytest.raises(DatabaseFileRefused) as refused:
+        maintenance.health(settings, max_age=60, require_heartbeat=False)
+    assert f"{tmp_path / 'bot.sqlite3'} is damaged (file is not a database)" in str(refused.value)
+    assert "ltx-bot backup" in str(refused.value)
 
 
 def test_health_command_exit_codes(tmp_path: Path) -> None:
