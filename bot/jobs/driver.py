@@ -302,8 +302,9 @@ class JobDriver:
             await self.write(state=JobState.SUBMITTED, local_position=None)
             self.edit_soon()
         # The fence: once fal accepts a job it cannot be taken back, so it is sent only
-        # by the process that holds its lease this moment.
-        if not await self.rt.store.holds_lease(job.id):
+        # by the process that holds its lease this moment. Taking the slot just now was
+        # that fence already (it renewed the lease for a whole lease period).
+        if not self._slot_taken and not await self.rt.store.holds_lease(job.id):
             raise LeaseLost()
         self.rt.mark(job.id, "fal_submit")
         handle = await self.rt.fal.enqueue(

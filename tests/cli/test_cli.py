@@ -287,9 +287,13 @@ def test_health_command_exit_codes(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(f'[database]\npath = "{tmp_path / "bot.sqlite3"}"\n')
     assert cli.main(["health", "--config", str(config)]) == 1
-    sqlite3.connect(tmp_path / "bot.sqlite3").close()
+    conn = sqlite3.connect(tmp_path / "bot.sqlite3")
+    conn.execute("CREATE TABLE t (x)")  # a database with something in it (0 bytes is refused)
+    conn.close()
     heartbeat.Heartbeat(tmp_path, "run").write()  # data_dir: the database's folder
     assert cli.main(["health", "--config", str(config)]) == 0
+    (tmp_path / "bot.sqlite3").write_bytes(b"")
+    assert cli.main(["health", "--config", str(config)]) == 2
 
 
 # ---------------------------------------------------------------- backup
