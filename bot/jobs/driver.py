@@ -37,6 +37,7 @@ from bot.jobs.delivery import deliver
 from bot.jobs.runtime import Runtime
 from bot.model import JobRecord, JobState
 from bot.ports import ChatPort, MessageRef, StatusCard
+from bot.store.protocol import LeaseRefused
 from bot.throttle import EditThrottle, edit_interval
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,12 @@ class JobDriver:
     # ------------------------------------------------------------ the store
 
     async def write(self, **changes: Any) -> None:
-        record = await self.rt.store.update_job(self.job.id, **changes)
+        try:
+            # Fenced by the lease: a process that lost the job to another writes nothing.
+            record = await self.rt.store.update_held_job(self.job.id, **changes)
+        except LeaseRefused:
+            self.lost = True
+            raise LeaseLost() from None
         # Only what was written is taken over: another write (a card's new message
         # reference, the quota's settlement) may have raced this one.
         for name in changes:
@@ -153,6 +159,12 @@ class JobDriver:
         self.task.add_done_callback(_log_crash)
 
     async def _run(self) -> None:
+        try:
+            await self._drive()
+        except LeaseLost:  # refused while ending the job (failing, cancelling)
+            log.warning("job %d: another process holds its lease now; left to it", self.job.id)
+
+    async def _drive(self) -> None:
         try:
             await self._advance()
         except asyncio.CancelledError:

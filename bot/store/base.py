@@ -96,6 +96,15 @@ class SqlStore(ABC):
     async def update_job(self, job_id: int, **changes: Any) -> JobRecord:
         return await self.run(lambda tx: tx.update_job(job_id, **changes))
 
+    async def update_held_job(self, job_id: int, **changes: Any) -> JobRecord:
+        """update_job fenced by this process's lease (one conditional UPDATE): raises
+        LeaseRefused when another process took the job over. Without a lease (a process
+        that never registered) it is update_job."""
+        lease = self.lease
+        if lease is None:
+            return await self.update_job(job_id, **changes)
+        return await self.run(lambda tx: tx.update_held_job(lease.owner, job_id, changes))
+
     async def list_jobs(self, owner_key: str, limit: int = 10) -> list[JobRecord]:
         return await self._read(lambda tx: tx.list_jobs(owner_key, limit))
 

@@ -31,6 +31,7 @@ from .protocol import (
     Clock,
     JobCharge,
     JobNotFound,
+    LeaseRefused,
     LedgerEntry,
     NewJob,
     UsageRow,
@@ -253,7 +254,8 @@ class SqlTx:
         """Before counting the jobs at fal to take a slot: SQLite already has the whole
         file to itself (PostgreSQL's `PgTx` takes a lock here)."""
 
-    def _job_update(self, job_id: int, changes: dict[str, Any], returning: str) -> Row:
+    def _job_update(self, job_id: int, changes: dict[str, Any], returning: str,
+                    owner: str | None = None) -> Row:
         unknown = set(changes) - UPDATABLE_FIELDS
         if unknown:
             raise ValueError(f"not updatable job fields: {', '.join(sorted(unknown))}")
@@ -262,16 +264,25 @@ class SqlTx:
             values.update(encode_field(name, value))
         values["updated_at"] = encode_time(self._clock())
         assignments = ", ".join(f"{column} = ?" for column in values)
+        # With `owner`: made only while that process holds the job's lease (the fence of a
+        # process that may have lost it to another), in the same one statement.
+        fence = " AND lease_owner = ?" if owner is not None else ""
         row = self._one(
-            f"UPDATE jobs SET {assignments} WHERE id = ? RETURNING {returning}",
-            (*values.values(), job_id),
+            f"UPDATE jobs SET {assignments} WHERE id = ?{fence} RETURNING {returning}",
+            (*values.values(), job_id, *((owner,) if owner is not None else ())),
         )
         if row is None:
+            if owner is not None and self._one("SELECT id FROM jobs WHERE id = ?", (job_id,)):
+                raise LeaseRefused(job_id)
             raise JobNotFound(job_id)
         return row
 
     def update_job(self, job_id: int, **changes: Any) -> JobRecord:
         return job_from_row(self._job_update(job_id, changes, "*"))
+
+    def update_held_job(self, owner: str, job_id: int, changes: dict[str, Any]) -> JobRecord:
+        """update_job only while `owner` holds the job's lease, else LeaseRefused."""
+        return job_from_row(self._job_update(job_id, changes, "*", owner))
 
     def set_job(self, job_id: int, **changes: Any) -> None:
         """update_job without reading the record back (settle and refund need no copy)."""
