@@ -42,3 +42,13 @@ def test_health_reads_a_postgresql_store_and_never_shows_its_password(
     assert cli.main(["health", "--no-heartbeat", "--config", str(config_for(tmp_path, dead))]) == 1
     err = capsys.readouterr().err
     assert "does not open" in err and "s3cretpw" not in err
+
+
+def test_health_deep_reads_every_table_of_a_postgresql_store(
+    tmp_path: Path, pg_databases: PgDatabases, capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = pg_databases.fresh()
+    config = str(config_for(tmp_path, url))
+    assert cli.main(["health", "--no-heartbeat", "--deep", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert "every table reads (" in out and "jobs 0" in out and "ledger 0" in out
