@@ -48,7 +48,9 @@ def private_dir(path: Path) -> Path:
 
 def tighten(path: Path) -> None:
     """Narrow a file the bot made earlier (perhaps by an older version, or by hand) to 0600."""
-    with contextlib.suppress(FileNotFoundError):
+    # Best effort: a file another user owns (a volume made by hand) cannot be narrowed by
+    # us, and that must not stop the bot; it is the operator's to fix.
+    with contextlib.suppress(FileNotFoundError, PermissionError):
         if path.stat().st_mode & 0o077:
             os.chmod(path, FILE_MODE)
 
@@ -68,8 +70,9 @@ def open_private(path: Path, flags: int) -> int:
     """os.open with O_CREAT and mode 0600 (also for a file that existed with a wider mode)."""
     fd = os.open(path, flags | os.O_CREAT, FILE_MODE)
     try:
-        if os.fstat(fd).st_mode & 0o077:
-            os.fchmod(fd, FILE_MODE)
+        with contextlib.suppress(PermissionError):  # another user's file: as in `tighten`
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, FILE_MODE)
     except BaseException:
         os.close(fd)
         raise
