@@ -1,9 +1,9 @@
 """Files and directories only their owner can read: every file the bot makes is 0600 and
 every directory 0700, whatever the umask.
 
-The database holds users' ids, prompts and balances; logs, the terminal chat's history, heartbeats,
-backups and saved videos say who asked for what. So every place that creates one goes
-through here, and the commands that start a long-lived process also narrow the umask
+The database holds users' ids, prompts and balances; logs, the terminal chat's
+history, heartbeats, backups and saved videos say who asked for what. So every place
+that creates one goes through here, and every `ltx-bot` command also narrows its umask
 (`restrict_umask`) so that files made by libraries (SQLite's -wal and -shm, video
 encoders, temporary files) are private too.
 """
