@@ -73,7 +73,7 @@ async def fal(jobs: Jobs) -> AsyncIterator[Fal]:
 
 async def _card_says(jobs: Jobs, job_id: int, text: str) -> None:
     async with asyncio.timeout(BOUND):
-        while not any(card.stage == text for card in jobs.chat.status_cards(job_id)):
+        while not any(card.stage == text for card in jobs.chat.status_cards(job_id)):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
 
@@ -156,7 +156,7 @@ async def test_a_cancel_during_an_outage_ends_at_once_and_reaches_fal_later(
 
     back = await fal.come_back()
     async with asyncio.timeout(BOUND):
-        while back.requests_by_kind["cancel"] == 0:
+        while back.requests_by_kind["cancel"] == 0:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     assert request_id is not None and back.requests_by_id[request_id] >= 1
     assert jobs.chat.videos(job.id) == []
