@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from bot.errors import FalError, FalTransportError
+from bot.fal import REFUSED_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,12 @@ def is_outage(exc: BaseException) -> bool:
 
 
 def never_sent(exc: BaseException) -> bool:
-    """A submit that failed so that fal cannot have taken it: safe to send again."""
-    return isinstance(exc, FalTransportError) and exc.retryable
+    """A submit that failed so that fal cannot have taken it: safe to send again. That is
+    no connection at all, or fal refusing it outright (429, 503); a 502 or 504 may come
+    from a gateway that had passed the request on already."""
+    if not isinstance(exc, FalTransportError) or not exc.retryable:
+        return False
+    return exc.status is None or exc.status in REFUSED_STATUSES
 
 
 class Outage:

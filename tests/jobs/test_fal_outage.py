@@ -161,3 +161,19 @@ async def test_a_cancel_during_an_outage_ends_at_once_and_reaches_fal_later(
     assert request_id is not None and back.requests_by_id[request_id] >= 1
     assert jobs.chat.videos(job.id) == []
 
+
+
+def test_only_a_submit_that_cannot_have_arrived_is_sent_again() -> None:
+    from bot.errors import FalError, FalTransportError
+    from bot.jobs.outage import is_outage, never_sent
+
+    no_connection = FalTransportError("could not reach fal for submit", retryable=True)
+    assert never_sent(no_connection) and is_outage(no_connection)
+    for refused in (429, 503):
+        assert never_sent(FalTransportError("busy", status=refused, retryable=True))
+    # A gateway timeout may have passed the submit on: sending it again could bill twice.
+    for maybe in (502, 504):
+        gateway = FalTransportError("gateway", status=maybe, retryable=True)
+        assert not never_sent(gateway) and is_outage(gateway)
+    assert not never_sent(FalTransportError("read timeout after sending", retryable=False))
+    assert not is_outage(FalError("refused", status=400))
