@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -37,6 +38,9 @@ ADMIN_TEXT = "Video generation is paused by an admin"
 WAITING_TEXT = "Paused: the job waits until generation resumes"
 # How often a process asks fal again whether the account works (one cheap request).
 PROBE_SECONDS = 60.0
+# Many waiting jobs ask whether a pause applies; one store read a second serves them all.
+# Pauses set or lifted in this process are seen at once, other processes' within this.
+CACHE_SECONDS = 1.0
 
 Notice = Callable[[str], Awaitable[None]]
 
@@ -92,9 +96,18 @@ class Pauses:
         self.probe_seconds = probe_seconds
         self.notice = notice  # also tells the admins where a platform can (None: log only)
         self._task: asyncio.Task[None] | None = None
+        self._cache: dict[tuple[str, ...], tuple[float, list[Pause]]] = {}
 
     async def active(self, place: Place | None = None) -> list[Pause]:
-        return await self.store.pauses(scopes_of(place))
+        """The pauses that apply to `place` (to everywhere when None)."""
+        scopes = tuple(scopes_of(place))
+        cached = self._cache.get(scopes)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        found = await self.store.pauses(scopes)
+        self._cache[scopes] = (now, found)
+        return found
 
     async def refuse(self, user: User, place: Place) -> None:
         """Raise `Paused` when a pause applies to `place`."""
@@ -105,10 +118,12 @@ class Pauses:
     async def pause(self, scope: str, kind: str, reason: str, by: str) -> bool:
         """Set a pause; False when that scope already had one of this kind."""
         row = Pause(scope=scope, kind=kind, reason=reason, by=by, since=datetime.now(UTC))
+        self._cache.clear()
         return await self.store.set_pause(row)
 
     async def resume(self, scope: str = EVERYWHERE) -> int:
         """Lift every pause of `scope` (both kinds); how many there were."""
+        self._cache.clear()
         return await self.store.clear_pauses(scope, KINDS)
 
     async def account_failed(self, exc: FalError, job_id: int | None = None) -> None:
@@ -158,6 +173,7 @@ class Pauses:
         except FalError as exc:
             log.info("fal still refuses the account: %s", exc)
             return False
+        self._cache.clear()
         if await self.store.clear_pauses(EVERYWHERE, [FAL_ACCOUNT]):
             log.warning("fal accepts the operator's account again: video generation resumes")
         return True

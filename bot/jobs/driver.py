@@ -510,7 +510,9 @@ class JobDriver:
         try:
             outcome = await self._through_outages(lambda: self.rt.fal.cancel(handle))
             log.info("job %d: cancel at fal after the outage: %s", job.id, outcome)
-        except (FalError, asyncio.CancelledError) as exc:
+        except (Exception, asyncio.CancelledError) as exc:
+            # Given up (the outage limit), stopped, or the store failed: the operator
+            # learns which request fal may still run.
             log.warning("job %d: could not cancel fal request %s after the outage (%s); fal "
                         "may still run it and bill it", job.id, job.fal_request_id,
                         type(exc).__name__)
