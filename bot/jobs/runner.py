@@ -16,14 +16,14 @@ import httpx
 from bot import media
 from bot.config import Settings
 from bot.errors import FalError, NotFound, PermissionDenied, UserError, report_unexpected
-from bot.fal import FalClient
+from bot.fal import FalAccountError, FalClient
 from bot.jobs import cards
 from bot.jobs.admission import Admission
 from bot.jobs.driver import AT_FAL, LOCAL_MARK, WAITING, JobDriver, uploaded
 from bot.jobs.leases import LeaseKeeper
 from bot.jobs.runtime import RunnerHooks, Runtime
 from bot.model import GenerationRequest, JobRecord, JobState, LocalMedia
-from bot.pause import Pauses
+from bot.pause import ACCOUNT_TEXT, Pauses
 from bot.ports import ChatPort, Invocation, MessageRef, PlatformTraits, StatusCard, User
 from bot.quota import Quota
 from bot.store import Store
@@ -269,6 +269,11 @@ class JobRunner:
                 self._upload(item) if item is not None else _as_is(ref.url)
                 for ref, item in zip(request.media, local, strict=True)
             )))
+        except FalAccountError as exc:
+            # The account, not the job: pause (see bot/pause.py). The attachments are not
+            # kept once this command ends, so this job cannot wait: it ends refunded.
+            await self.pauses.account_failed(exc, None)
+            await driver.fail(f"{ACCOUNT_TEXT} {cards.REFUNDED}", "fal_account")
         except FalError as exc:
             log.warning("job %d: input upload failed: %s", job.id, exc)
             await driver.fail(cards.upload_failed(exc), "upload_failed")

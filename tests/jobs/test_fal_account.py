@@ -18,7 +18,15 @@ from bot.fal import FalAccountError
 from bot.model import JobState
 from bot.pause import ACCOUNT_TEXT, FAL_ACCOUNT, WAITING_TEXT, Paused
 from bot.store.pauses import EVERYWHERE
-from tests.jobs.conftest import ADMIN, ALICE, Jobs, invocation, text_request
+from tests.jobs.conftest import (
+    ADMIN,
+    ALICE,
+    Jobs,
+    image_request,
+    invocation,
+    png_input,
+    text_request,
+)
 
 BOUND = 60.0
 
@@ -161,3 +169,22 @@ async def test_an_outage_is_not_an_account_failure(jobs: Jobs) -> None:
     with pytest.raises(FalError) as failed:
         await jobs.fal.probe()
     assert not isinstance(failed.value, FalAccountError)
+
+
+async def test_an_upload_refused_for_the_account_pauses_and_refunds(
+    jobs: Jobs, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The attachments live only as long as the command: this job cannot wait, so it ends
+    # refunded, and generation pauses like for a refused submit.
+    jobs.sim.fail_account("locked")
+    item = png_input(jobs.tmp_path / "in", jobs.settings)
+    with caplog.at_level(logging.ERROR):
+        job = await jobs.runner.start_job(invocation(), image_request(jobs.settings, "fox.png"),
+                                          [item])
+    assert job.state is JobState.FAILED and job.error_type == "fal_account"
+    assert job.error_message is not None and job.error_message.startswith(ACCOUNT_TEXT)
+    assert await jobs.charged(job.id) == 0
+    [row] = await jobs.store.pauses()
+    assert row.kind == FAL_ACCOUNT
+    assert len([m for m in _errors(caplog) if "fal refused the operator's key" in m]) == 1
+    assert jobs.sim.requests_by_kind["submit"] == 0
