@@ -35,7 +35,14 @@ from bot.fal import Completed, Failed, FalAccountError, FalEvent, Queued, QueueH
 from bot.jobs import cards
 from bot.jobs.cards import aware, utc_now
 from bot.jobs.delivery import deliver
-from bot.jobs.outage import UNREACHABLE_TEXT, FalUnreachable, Outage, is_outage, never_sent
+from bot.jobs.outage import (
+    UNREACHABLE_TEXT,
+    FalUnreachable,
+    Outage,
+    cancel_when_back,
+    is_outage,
+    never_sent,
+)
 from bot.jobs.runtime import Runtime
 from bot.model import JobRecord, JobState
 from bot.ports import ChatPort, MessageRef, StatusCard
@@ -233,7 +240,7 @@ class JobDriver:
             self.check()
             await self.interruptible(self._follow())
             self.check()
-            raw = await self.interruptible(self._through_outages(self._fetch_result))
+            raw = await self.interruptible(self.through_outages(self._fetch_result))
             output = await self.rt.shielded(self._collect(raw))
             self.release_slot()
         if self.job.state is JobState.DELIVERING:
@@ -294,7 +301,7 @@ class JobDriver:
             self.paused = False
             self.edit_soon()
 
-    async def _through_outages(self, step: Callable[[], Awaitable[T]]) -> T:
+    async def through_outages(self, step: Callable[[], Awaitable[T]]) -> T:
         """`step()` again and again while fal cannot be reached (up to the outage limit) or
         refuses the operator's account (until the pause is lifted)."""
         while True:
@@ -395,7 +402,7 @@ class JobDriver:
         try:
             async with asyncio.timeout(remaining):
                 for _attempt in range(STREAM_ATTEMPTS):
-                    if await self._through_outages(lambda: self._follow_once(handle)):
+                    if await self.through_outages(lambda: self._follow_once(handle)):
                         return
                 raise FalError("fal's status never reached an end")
         except TimeoutError:
@@ -496,28 +503,10 @@ class JobDriver:
             await self.write(state=JobState.CANCELLED, finished_at=utc_now(),
                              error_message=cards.CANCEL_LATER_TEXT)
             await self._refund_and_end(None)
-            self.rt.spawn_background(self._cancel_when_back())
+            self.rt.spawn_background(cancel_when_back(self))
             return
         await self.write(state=JobState.CANCELLED, finished_at=utc_now())
         await self._refund_and_end(prior)
-
-    async def _cancel_when_back(self) -> None:
-        """Cancel at fal a job cancelled during an outage, trying until fal answers or the
-        outage limit has passed; the operator learns the request id if it never does."""
-        job = self.job
-        self.outage.on_change = lambda: None  # the card is final already
-        handle = self.handle or self.rt.fal.handle_for(job.endpoint_id, job.fal_request_id or "")
-        try:
-            outcome = await self._through_outages(lambda: self.rt.fal.cancel(handle))
-            log.info("job %d: cancel at fal after the outage: %s", job.id, outcome)
-        except (Exception, asyncio.CancelledError) as exc:
-            # Given up (the outage limit), stopped, or the store failed: the operator
-            # learns which request fal may still run.
-            log.warning("job %d: could not cancel fal request %s after the outage (%s); fal "
-                        "may still run it and bill it", job.id, job.fal_request_id,
-                        type(exc).__name__)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
 
     async def _refund_and_end(self, prior: JobState | None) -> None:
         if prior in AT_FAL:

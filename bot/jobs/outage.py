@@ -14,9 +14,13 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bot.errors import FalError, FalTransportError
 from bot.fal import REFUSED_STATUSES
+
+if TYPE_CHECKING:
+    from bot.jobs.driver import JobDriver
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +99,22 @@ class Outage:
         self.since = None
         log.info("job %d: fal answers again after %.0f s; carrying on", self.job_id, took)
         self.on_change()
+
+
+async def cancel_when_back(driver: JobDriver) -> None:
+    """Cancel at fal a job cancelled during an outage, trying until fal answers or the
+    outage limit has passed; the operator learns the request id if it never does."""
+    job = driver.job
+    driver.outage.on_change = lambda: None  # the card is final already
+    handle = driver.handle or driver.rt.fal.handle_for(job.endpoint_id, job.fal_request_id or "")
+    try:
+        outcome = await driver.through_outages(lambda: driver.rt.fal.cancel(handle))
+        log.info("job %d: cancel at fal after the outage: %s", job.id, outcome)
+    except (Exception, asyncio.CancelledError) as exc:
+        # Given up (the outage limit), stopped, or the store failed: the operator learns
+        # which request fal may still run.
+        log.warning("job %d: could not cancel fal request %s after the outage (%s); fal "
+                    "may still run it and bill it", job.id, job.fal_request_id,
+                    type(exc).__name__)
+        if isinstance(exc, asyncio.CancelledError):
+            raise
