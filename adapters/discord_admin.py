@@ -1,4 +1,5 @@
-"""/ltx-admin: grant, tier, block, unblock and usage, for the admins the config names."""
+"""/ltx-admin: grant, tier, block, unblock, usage, pause and resume, for the admins the
+config names."""
 
 from __future__ import annotations
 
@@ -47,6 +48,15 @@ def register(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> No
     async def usage(interaction: discord.Interaction[Any], scope: str = "users",
                     days: Range[int, 1, 366] = 30) -> None:
         await run_admin(adapter, interaction, "usage", {"scope": scope, "days": days})
+
+    @admin.command(name="pause", description="Pause video generation everywhere")
+    @app_commands.describe(reason="Shown to users whose commands are refused")
+    async def pause(interaction: discord.Interaction[Any], reason: str = "") -> None:
+        await run_admin(adapter, interaction, "pause", {"reason": reason[:200]})
+
+    @admin.command(name="resume", description="Resume video generation (also after fal's account)")
+    async def resume(interaction: discord.Interaction[Any]) -> None:
+        await run_admin(adapter, interaction, "resume", {})
 
     tree.add_command(admin)
 

@@ -25,7 +25,10 @@ async def jobs(svc: Services, inv: Invocation, port: ChatPort) -> str:
 
 async def cancel(svc: Services, inv: Invocation, port: ChatPort) -> str:
     job = await svc.runner.cancel(job_id_of(inv), inv.user)
-    return f"Cancelled job #{job.id}; its {job.estimate_credits} reserved credits were refunded."
+    # A cancel during a fal outage says what is still to happen at fal.
+    note = f" {job.error_message}" if job.error_message else ""
+    return (f"Cancelled job #{job.id}; its {job.estimate_credits} reserved credits were "
+            f"refunded.{note}")
 
 
 HANDLERS: dict[str, Handler] = {"quota": quota, "jobs": jobs, "cancel": cancel}

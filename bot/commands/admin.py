@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.commands import admin_pause
 from bot.commands.services import Handler, Services, whole_number
 from bot.errors import PermissionDenied, UsageError
 from bot.ports import ChatPort, Invocation, PlatformTraits
@@ -20,7 +21,7 @@ from bot.store import UsageRow
 MAX_USAGE_DAYS = 3660
 # Each subcommand as typed after `admin`; `help` lists them to admins.
 SUBCOMMAND_USAGE = ("grant <user> <credits>", "tier <user> <tier|none>", "block <user>",
-                    "unblock <user>", "usage [users|workspaces] [days]")
+                    "unblock <user>", "usage [users|workspaces] [days]", *admin_pause.USAGE)
 HELP = f"Admin commands: {', '.join(SUBCOMMAND_USAGE)}."
 
 
@@ -120,6 +121,7 @@ async def _usage(call: AdminCall) -> str:
 
 SUBCOMMANDS: dict[str, Callable[[AdminCall], Awaitable[str]]] = {
     "grant": _grant, "tier": _tier, "block": _block, "unblock": _unblock, "usage": _usage,
+    **admin_pause.SUBCOMMANDS,
 }
 
 

@@ -76,8 +76,9 @@ async def start(
 async def _cheap_refusals(svc: Services, inv: Invocation, port: ChatPort, command: grammar.Command,
                           attachments: Sequence[Attachment]) -> None:
     """Refuse before anything is downloaded or decoded what needs no media to refuse:
-    a blocked user, the cooldown, too many jobs running, and too few credits left for
-    the least this command can cost. A hostile file then costs a refused user nothing."""
+    generation paused, a blocked user, the cooldown, too many jobs running, and too few
+    credits left for the least this command can cost. A hostile file then costs a refused user nothing."""
+    await svc.runner.pauses.refuse(inv.user, inv.place)
     floor = cheapest(command, [a.url for a in attachments], svc.settings)
     await _patiently(svc, inv, lambda: svc.quota.precheck(
         inv.user, inv.place, floor, workspace_word=port.traits.workspace_word))

@@ -205,6 +205,10 @@ class JobSettings(Section):
         30.0, ge=0.5,
         description="How long a process's hold on its jobs lasts without renewal (renewed every "
         "third of it): when a process dies, another on the same store adopts its jobs after this.")
+    fal_unreachable_minutes: float = Field(
+        30.0, gt=0,
+        description="How long a job keeps trying while fal cannot be reached (its card says "
+        "so) before it is failed, refunded and cancelled at fal; accepts fractions.")
 
 
 class DiscordSettings(Section):

@@ -8,7 +8,7 @@ Import from here: the modules behind these names may move.
 
 from bot.fal.client import CANCEL_OUTCOMES, CancelOutcome, FalClient
 from bot.fal.pool import PoolShards, new_http_client
-from bot.fal.retry import REFUSED_STATUSES, RETRY_STATUSES
+from bot.fal.retry import ACCOUNT_STATUSES, REFUSED_STATUSES, RETRY_STATUSES, FalAccountError
 from bot.fal.status import (
     Completed,
     Failed,
@@ -24,12 +24,14 @@ from bot.fal.status import (
 )
 
 __all__ = [
+    "ACCOUNT_STATUSES",
     "CANCEL_OUTCOMES",
     "REFUSED_STATUSES",
     "RETRY_STATUSES",
     "CancelOutcome",
     "Completed",
     "Failed",
+    "FalAccountError",
     "FalClient",
     "FalEvent",
     "LogLine",

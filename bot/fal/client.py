@@ -28,7 +28,7 @@ from bot.errors import (
     FalValidationError,
     ResultExpired,
 )
-from bot.fal.retry import Caller, RetryPolicy, json_or_none
+from bot.fal.retry import Caller, FalAccountError, RetryPolicy, json_or_none
 from bot.fal.status import FalEvent, QueueHandle, Running, is_final, parse_status
 from bot.fal.upload import Storage
 
@@ -289,7 +289,7 @@ class FalClient:
     async def result(self, handle: QueueHandle) -> dict[str, Any]:
         try:
             response = await self._calls.send("GET", handle.response_url, what="result")
-        except (FalValidationError, FalTransportError):
+        except (FalValidationError, FalTransportError, FalAccountError):
             raise
         except FalError as exc:
             if exc.status in (404, 410) or "not found" in str(exc).lower():
@@ -329,6 +329,14 @@ class FalClient:
             return "ALREADY_COMPLETED"
         # Accepted without saying how: keep following the events to learn the end.
         return "CANCELLATION_REQUESTED"
+
+    async def probe(self) -> None:
+        """Whether fal accepts the operator's key and account now: raises FalAccountError
+        when not (FalError when fal cannot tell). Asks for a storage upload token: it
+        needs the key, is refused while the account is locked like a submit is, and
+        costs nothing (no file is uploaded, no request is queued)."""
+        await self._calls.send("POST", f"{self.rest_url}/storage/auth/token", what="account check",
+                               params={"storage_type": "fal-cdn-v3"}, json_body={})
 
     # ------------------------------------------------------------ storage
 

@@ -28,9 +28,17 @@ from bot.redaction import Redactor
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 409, 429, 502, 503, 504})
+# The key is wrong or the account is locked (fal answers 403 "User is locked. Reason:
+# Exhausted balance ..." when the balance ran out): every request would fail alike.
+ACCOUNT_STATUSES = frozenset({401, 403})
 # Answers that prove a request was turned away before anything ran: the only ones on
 # which a non-idempotent call (a submit) may be sent again without risking a second job.
 REFUSED_STATUSES = frozenset({429, 503})
+
+
+class FalAccountError(FalError):
+    """fal refused the operator's key or account (401/403): not this job's fault, and
+    every other request would be refused too until the operator acts."""
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -255,6 +263,8 @@ class Caller:
             message += f" ({error_type})"
         if said:
             message += f": {said}"
+        if status in ACCOUNT_STATUSES:
+            return FalAccountError(message, status=status, error_type=error_type)
         if status in RETRY_STATUSES:
             return FalTransportError(message, status=status, error_type=error_type, retryable=True)
         return FalError(message, status=status, error_type=error_type)

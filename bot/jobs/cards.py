@@ -27,6 +27,11 @@ INPUTS_LOST_TEXT = (
     "Your credits were refunded; please run the command again."
 )
 TIMEOUT_TEXT = "The generation took longer than the bot waits ({hours:g} h) and was stopped. Your credits were refunded."
+UNREACHABLE_FAILED_TEXT = (
+    "fal could not be reached for {minutes:g} minutes, so the job was stopped. "
+    "Your credits were refunded.")
+CANCEL_LATER_TEXT = ("fal cannot be reached right now: the bot cancels the job there as soon "
+                     "as fal answers again.")
 BAD_RESULT_TEXT = f"fal sent a result the bot could not read. {REFUNDED}"
 NOT_POSTED_TEXT = "The video may not have been posted; download it with the link."
 POST_FAILED_TEXT = "The video could not be posted here. Download it with the link. "
@@ -133,10 +138,11 @@ def model_title(endpoint_id: str) -> str:
 
 def status_card(
     job: JobRecord, *, at: datetime, typical_seconds: float | None = None,
-    cancelled_by: str | None = None,
+    cancelled_by: str | None = None, notice: str | None = None,
 ) -> StatusCard:
     """The job's one status message, as of `at`. `typical_seconds` (how long a run of this
-    endpoint usually takes) gives an ETA before fal reports progress."""
+    endpoint usually takes) gives an ETA before fal reports progress. `notice` (fal is
+    unreachable, generation is paused) stands in for the stage while it lasts."""
     state = job.state
     live = not state.final
     return StatusCard(
@@ -144,7 +150,7 @@ def status_card(
         lines=_narrative(job, at, cancelled_by),
         job_id=job.id,
         state=state.value,
-        stage=STAGES[state] if live else None,
+        stage=(notice or STAGES[state]) if live else None,
         progress=job.progress if state in (JobState.RUNNING, JobState.DELIVERING) else None,
         local_position=job.local_position if state is JobState.WAITING else None,
         fal_position=_fal_position(job),
@@ -178,6 +184,8 @@ def _narrative(job: JobRecord, at: datetime, cancelled_by: str | None) -> list[s
     elif job.state is JobState.CANCELLED:
         who = f" by {cancelled_by}" if cancelled_by else ""
         lines.append(f"Cancelled{who}. {REFUNDED}")
+        if job.error_message:
+            lines.append(job.error_message)
     return lines
 
 

@@ -14,13 +14,14 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from bot import pause
 from bot.catalog import UnknownModel, VideoOutput, by_endpoint_id
 from bot.errors import (
     FalError,
@@ -30,10 +31,18 @@ from bot.errors import (
     UserError,
     report_unexpected,
 )
-from bot.fal import Completed, Failed, FalEvent, Queued, QueueHandle, Running
+from bot.fal import Completed, Failed, FalAccountError, FalEvent, Queued, QueueHandle, Running
 from bot.jobs import cards
 from bot.jobs.cards import aware, utc_now
 from bot.jobs.delivery import deliver
+from bot.jobs.outage import (
+    UNREACHABLE_TEXT,
+    FalUnreachable,
+    Outage,
+    cancel_when_back,
+    is_outage,
+    never_sent,
+)
 from bot.jobs.runtime import Runtime
 from bot.model import JobRecord, JobState
 from bot.ports import ChatPort, MessageRef, StatusCard
@@ -101,6 +110,8 @@ class JobDriver:
         self.work: Path | None = None  # the delivery's scratch folder
         self._last_persist = -math.inf
         self._run_started: float | None = None  # monotonic, for the typical run time
+        self.outage = Outage(job.id, rt.settings.jobs.fal_unreachable_minutes, self.edit_soon)
+        self.paused = False  # waiting out a pause (bot/pause.py): the card says so
         interval = edit_interval(rt.settings.jobs.edit_interval_seconds, port.traits)
         self.card: EditThrottle[StatusCard] = EditThrottle(
             self._show, interval, label=f"job {job.id}: status card", spawn=rt.spawn_background)
@@ -108,9 +119,12 @@ class JobDriver:
     # ------------------------------------------------------------ the card
 
     def status_card(self) -> StatusCard:
+        notice = UNREACHABLE_TEXT if self.outage.active else None
+        if self.paused and self.job.state in WAITING:
+            notice = pause.WAITING_TEXT
         return cards.status_card(
             self.job, at=utc_now(), typical_seconds=self.rt.typical_run.get(self.job.endpoint_id),
-            cancelled_by=self.cancelled_by)
+            cancelled_by=self.cancelled_by, notice=notice)
 
     def edit_soon(self) -> None:
         """Show the job's current state on its card, at most one edit per interval."""
@@ -191,6 +205,12 @@ class JobDriver:
     def _ending(self, exc: Exception) -> tuple[str, str, bool]:
         """(what the user reads, error_type, whether to cancel at fal) for an error that
         ends the job."""
+        if isinstance(exc, FalUnreachable):
+            minutes = self.rt.settings.jobs.fal_unreachable_minutes
+            log.warning("job %d: fal unreachable for %g minutes; giving up on fal request %s "
+                        "(fal may still run it and bill it)", self.job.id, minutes,
+                        self.job.fal_request_id or "(none: it was never accepted)")
+            return cards.UNREACHABLE_FAILED_TEXT.format(minutes=minutes), "fal_unreachable", True
         if isinstance(exc, GaveUp):
             hours = self.rt.settings.jobs.result_timeout_hours
             return cards.TIMEOUT_TEXT.format(hours=hours), "bot_timeout", True
@@ -216,7 +236,7 @@ class JobDriver:
                 await self.rt.shielded(self.fail(cards.INPUTS_LOST_TEXT, "inputs_lost"))
                 return
             await self._wait_for_slot()
-            await self.rt.shielded(self.send_to_fal())
+            await self._submit()
         elif job.state is JobState.SUBMITTED and not job.fal_request_id:
             # The submit window: fal may have accepted it before the process that sent it
             # died, and fal has no idempotency key, so this may run it (and bill it) twice.
@@ -224,7 +244,7 @@ class JobDriver:
                         "sending it to fal again (it may have been accepted already)",
                         job.id, aware(job.updated_at).isoformat(timespec="seconds"))
             self.check()
-            await self.rt.shielded(self.send_to_fal())
+            await self._submit()
         elif job.fal_request_id and job.state in AT_FAL:
             self.handle = self.rt.fal.handle_for(job.endpoint_id, job.fal_request_id)
         output: VideoOutput | None = None
@@ -232,7 +252,8 @@ class JobDriver:
             self.check()
             await self.interruptible(self._follow())
             self.check()
-            output = await self.rt.shielded(self._collect())
+            raw = await self.interruptible(self.through_outages(self._fetch_result))
+            output = await self.rt.shielded(self._collect(raw))
             self.release_slot()
         if self.job.state is JobState.DELIVERING:
             await deliver(self, output or self._stored_output())
@@ -251,8 +272,64 @@ class JobDriver:
             await self.interruptible(self.rt.admission.wait_for_slot(self.job.id))
             self.holds_slot = True
         self.check()
+        await self.interruptible(self._while_paused())
         await self.interruptible(self._take_fal_slot())
         self.check()
+
+    async def _submit(self) -> None:
+        """Send the job to fal; while fal cannot be reached (the submit provably never
+        arrived) or refuses the operator's account, the job waits and tries again."""
+        while True:
+            try:
+                await self.rt.shielded(self.send_to_fal())
+                self.outage.over()
+                return
+            except FalAccountError as exc:
+                await self.rt.shielded(self._back_to_waiting())
+                await self.rt.pauses.account_failed(exc, self.job.id)
+            except FalError as exc:
+                if not never_sent(exc):
+                    raise
+                await self.rt.shielded(self._back_to_waiting())
+                await self.interruptible(self.outage.wait(exc))
+            await self._wait_for_slot()
+
+    async def _back_to_waiting(self) -> None:
+        # Not at fal: a restart then sends it as a waiting job, not as "maybe accepted".
+        self._slot_taken = False
+        await self.write(state=JobState.WAITING, local_position=None)
+        self.edit_soon()
+
+    async def _while_paused(self) -> None:
+        """Until no pause applies to the job's place (a waiting job stays waiting)."""
+        while await self.rt.pauses.active(self.job.place):
+            if not self.paused:
+                self.paused = True
+                self.edit_soon()
+            if not await self.rt.store.holds_lease(self.job.id):
+                raise LeaseLost()
+            await asyncio.sleep(self.rt.pause_poll_seconds)
+        if self.paused:
+            self.paused = False
+            self.edit_soon()
+
+    async def through_outages(self, step: Callable[[], Awaitable[T]]) -> T:
+        """`step()` again and again while fal cannot be reached (up to the outage limit) or
+        refuses the operator's account (until the pause is lifted)."""
+        while True:
+            try:
+                result = await step()
+            except FalAccountError as exc:
+                await self.rt.pauses.account_failed(exc, self.job.id)
+                await self._while_paused()
+                continue
+            except FalError as exc:
+                if not is_outage(exc):
+                    raise
+                await self.outage.wait(exc)
+                continue
+            self.outage.over()
+            return result
 
     async def _take_fal_slot(self) -> None:
         """Wait until fewer than `backend.max_concurrent` jobs of the whole store (every
@@ -338,18 +415,23 @@ class JobDriver:
         try:
             async with asyncio.timeout(remaining):
                 for _attempt in range(STREAM_ATTEMPTS):
-                    events = self.rt.fal.events(handle)
-                    try:
-                        async for event in events:
-                            if await self._on_event(event):
-                                return
-                    finally:
-                        await _aclose(events)
-                    if await self._on_event(await self.rt.fal.status(handle)):
+                    if await self.through_outages(lambda: self._follow_once(handle)):
                         return
                 raise FalError("fal's status never reached an end")
         except TimeoutError:
             raise GaveUp() from None
+
+    async def _follow_once(self, handle: QueueHandle) -> bool:
+        """Follow fal's events until they end; True when the request is over at fal."""
+        events = self.rt.fal.events(handle)
+        try:
+            async for event in events:
+                self.outage.over()
+                if await self._on_event(event):
+                    return True
+        finally:
+            await _aclose(events)
+        return await self._on_event(await self.rt.fal.status(handle))
 
     async def _on_event(self, event: FalEvent) -> bool:
         """Apply one fal event; True when the request is over at fal."""
@@ -394,10 +476,12 @@ class JobDriver:
             # A moving average: recent runs count most, one slow run does not rule.
             typical[self.job.endpoint_id] = took if previous is None else 0.7 * previous + 0.3 * took
 
-    async def _collect(self) -> VideoOutput:
-        """Fetch and check the result and record it (state delivering)."""
+    async def _fetch_result(self) -> dict[str, Any]:
         assert self.handle is not None
-        raw = await self.rt.fal.result(self.handle)
+        return await self.rt.fal.result(self.handle)
+
+    async def _collect(self, raw: dict[str, Any]) -> VideoOutput:
+        """Check the result and record it (state delivering)."""
         output = parse_output(self.job.endpoint_id, raw)
         await self.write(state=JobState.DELIVERING, result=raw, result_url=output.video.url,
                          progress=1.0, queue_position=None)
@@ -426,6 +510,14 @@ class JobDriver:
 
     async def finish_cancelled(self) -> None:
         prior = self.job.state
+        if self.outage.active and prior in AT_FAL and self.job.fal_request_id:
+            # fal cannot hear a cancel now: end the job here at once (no retries in the
+            # user's face) and cancel it at fal in the background once fal answers.
+            await self.write(state=JobState.CANCELLED, finished_at=utc_now(),
+                             error_message=cards.CANCEL_LATER_TEXT)
+            await self._refund_and_end(None)
+            self.rt.spawn_background(cancel_when_back(self))
+            return
         await self.write(state=JobState.CANCELLED, finished_at=utc_now())
         await self._refund_and_end(prior)
 

@@ -16,13 +16,14 @@ import httpx
 from bot import media
 from bot.config import Settings
 from bot.errors import FalError, NotFound, PermissionDenied, UserError, report_unexpected
-from bot.fal import FalClient
+from bot.fal import FalAccountError, FalClient
 from bot.jobs import cards
 from bot.jobs.admission import Admission
 from bot.jobs.driver import AT_FAL, LOCAL_MARK, WAITING, JobDriver, uploaded
 from bot.jobs.leases import LeaseKeeper
 from bot.jobs.runtime import RunnerHooks, Runtime
 from bot.model import GenerationRequest, JobRecord, JobState, LocalMedia
+from bot.pause import ACCOUNT_TEXT, Pauses
 from bot.ports import ChatPort, Invocation, MessageRef, PlatformTraits, StatusCard, User
 from bot.quota import Quota
 from bot.store import Store
@@ -63,7 +64,7 @@ class JobRunner:
         self.fetcher = fetcher or media.Fetcher(http, settings.media)
         self.rt = Runtime(
             settings=settings, store=store, quota=quota, fal=fal, fetcher=self.fetcher,
-            admission=self._new_admission(),
+            admission=self._new_admission(), pauses=Pauses(store, fal.probe),
         )
         self._ports: dict[str, ChatPort] = {}
         self.leases = LeaseKeeper(self.rt, lambda: sorted(self._ports), self._adopt_job)
@@ -72,6 +73,10 @@ class JobRunner:
     @property
     def hooks(self) -> RunnerHooks:
         return self.rt.hooks
+
+    @property
+    def pauses(self) -> Pauses:
+        return self.rt.pauses
 
     def _new_admission(self) -> Admission:
         return Admission(self.settings.backend.max_concurrent, self._positions_moved)
@@ -108,11 +113,13 @@ class JobRunner:
         self.rt.work_root = await asyncio.to_thread(media.work_dir, self.settings.media)
         self._started = True
         await self.leases.start()
+        self.pauses.start()
 
     async def stop(self) -> None:
         """Stop every task of this runner; job state stays as it is for the next start."""
         rt = self.rt
         rt.stopping = True
+        await self.pauses.stop()
         await self.leases.stop()
         drivers = [d.task for d in rt.drivers.values() if d.task is not None]
         for task in drivers:
@@ -175,6 +182,7 @@ class JobRunner:
         started = time.perf_counter()
         if self.rt.stopping:
             raise UserError("The bot is restarting; please try again in a minute.")
+        await self.pauses.refuse(inv.user, inv.place)
         port = self._ports.get(inv.place.platform)
         if port is None:
             raise RuntimeError(f"no chat port registered for {inv.place.platform!r}")
@@ -261,6 +269,11 @@ class JobRunner:
                 self._upload(item) if item is not None else _as_is(ref.url)
                 for ref, item in zip(request.media, local, strict=True)
             )))
+        except FalAccountError as exc:
+            # The account, not the job: pause (see bot/pause.py). The attachments are not
+            # kept once this command ends, so this job cannot wait: it ends refunded.
+            await self.pauses.account_failed(exc, None)
+            await driver.fail(f"{ACCOUNT_TEXT} {cards.REFUNDED}", "fal_account")
         except FalError as exc:
             log.warning("job %d: input upload failed: %s", job.id, exc)
             await driver.fail(cards.upload_failed(exc), "upload_failed")

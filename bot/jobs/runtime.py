@@ -16,6 +16,7 @@ from bot.fal import FalClient
 from bot.jobs.admission import Admission
 from bot.media import Fetcher
 from bot.model import JobRecord
+from bot.pause import Pauses
 from bot.quota import Quota
 from bot.store import Store
 
@@ -54,6 +55,7 @@ class Runtime:
     fal: FalClient
     fetcher: Fetcher  # results are downloaded under the same guard as inputs
     admission: Admission
+    pauses: Pauses  # generation paused (fal account, admin): see bot/pause.py
     hooks: RunnerHooks = field(default_factory=RunnerHooks)
     drivers: dict[int, JobDriver] = field(default_factory=dict)
     finished: dict[int, asyncio.Event] = field(default_factory=dict)
@@ -63,6 +65,8 @@ class Runtime:
     # reports any progress.
     typical_run: dict[str, float] = field(default_factory=dict)
     stopping: bool = False
+    # How often a job waiting out a pause looks at the store again.
+    pause_poll_seconds: float = 2.0
     work_root: Path | None = None
 
     async def shielded(self, coro: Coroutine[Any, Any, T]) -> T:

@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -55,6 +55,14 @@ from bot.sim.state import SimState
 log = logging.getLogger(__name__)
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+AccountFault = Literal["bad_key", "locked"]
+# fal's answers (from fal's issue tracker: "All API requests return 403 ... User is locked").
+ACCOUNT_FAULTS: dict[str, dict[str, Any]] = {
+    "bad_key": {"detail": "Invalid API key."},
+    "locked": {"detail": "User is locked. Reason: Exhausted balance. Top up your balance at "
+                         "fal.ai/dashboard/billing."},
+}
+ACCOUNT_FAULT_STATUS = {"bad_key": 401, "locked": 403}
 
 
 @dataclass
@@ -114,6 +122,7 @@ class Simulator:
         self.authorizations: collections.Counter[str] = collections.Counter()
         self.submitted: dict[str, dict[str, Any]] = {}
         self.faults_injected = 0
+        self.account_fault: AccountFault | None = None  # see `fail_account`
         self._rng = random.Random(self.options.seed)
         state = SimState(self.options.state_dir) if self.options.state_dir is not None else None
         self._files = FileStore(state.files if state is not None else None)
@@ -138,6 +147,7 @@ class Simulator:
         self._files.open()
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         app.router.add_post("/storage/auth/token", self._token)
+        app.router.add_put("/_sim/account", self._set_account_fault)
         app.router.add_post("/files/upload", self._upload)
         app.router.add_get("/files/{file_id}/{name}", self._file)
         base = "/{owner}/{app}/requests/{request_id}"
@@ -242,7 +252,29 @@ class Simulator:
                          504, {"X-Fal-Error-Type": kind})
         return _json({"detail": f"Simulated HTTP {status}."}, status)
 
+    def fail_account(self, fault: AccountFault | None) -> None:
+        """Answer like fal when the operator's account fails, until called with None:
+        "bad_key" refuses every authenticated request with 401; "locked" refuses what
+        would be billed (submits, storage) with fal's 403 for an exhausted balance, while
+        status, result and cancel still answer, as fal's do."""
+        self.account_fault = fault
+
+    async def _set_account_fault(self, request: web.Request) -> web.Response:
+        """PUT /_sim/account {"fault": "bad_key" | "locked" | null}: `fail_account` for a
+        simulator in another process."""
+        body = await _json_object(request)
+        if isinstance(body, web.Response):
+            return body
+        fault = body.get("fault")
+        if fault not in (None, *ACCOUNT_FAULTS):
+            return _json({"detail": f"fault must be one of {list(ACCOUNT_FAULTS)} or null"}, 422)
+        self.fail_account(fault)
+        return _json({"fault": fault})
+
     def _refuse_auth(self, request: web.Request) -> web.Response | None:
+        if self.account_fault == "bad_key" or (
+                self.account_fault == "locked" and request.method == "POST"):
+            return _json(ACCOUNT_FAULTS[self.account_fault], ACCOUNT_FAULT_STATUS[self.account_fault])
         wanted = self.options.api_key
         if wanted and request.headers.get("Authorization") != f"Key {wanted}":
             return _json({"detail": "Invalid or missing API key."}, 401)

@@ -19,6 +19,7 @@ from bot.ports import User
 from . import leases
 from .audit import audit
 from .leases import Lease, Renewal
+from .pauses import PauseMethods
 from .protocol import Clock, T, UsageRow, UserRow
 from .queries import SqlTx
 from .schema import SCHEMA_VERSION
@@ -38,7 +39,7 @@ class StoreHealth:
         return self.schema_version == self.latest_version
 
 
-class SqlStore(ABC):
+class SqlStore(PauseMethods, ABC):
     """The Store on a SQL database; a subclass runs the transactions (see `run`)."""
 
     clock: Clock

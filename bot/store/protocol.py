@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from bot.model import JobRecord, JobState, ParentKind
 from bot.ports import MessageRef, Place, User
 
+from .pauses import PauseStore
+
 if TYPE_CHECKING:
     from .leases import Lease, Renewal
 
@@ -188,7 +190,7 @@ class LedgerTx(Protocol):
     def set_job(self, job_id: int, **changes: Any) -> None: ...
 
 
-class Store(Protocol):
+class Store(PauseStore, Protocol):
     """Durable users, jobs and the quota ledger, shared by every process of the bot.
 
     `run(body)` runs `body` as one whole transaction (a write transaction when

@@ -148,6 +148,18 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN lease_expires <time>",
         "ALTER TABLE jobs ADD COLUMN cancel_requested TEXT",
     ),
+    # v5: h11fal: pauses of video generation (bot/pause.py, bot/store/pauses.py): one row per
+    # scope ("*" or a workspace key) and kind ("fal_account", "admin"), seen by every process.
+    (
+        """CREATE TABLE pauses (
+            scope TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            by_name TEXT NOT NULL,
+            since <time> NOT NULL,
+            PRIMARY KEY (scope, kind)
+        )<rowid>""",
+    ),
 )
 MIGRATIONS = tuple(tuple(SQLITE.ddl(s) for s in step) for step in _MIGRATIONS)
 PG_MIGRATIONS = tuple(tuple(POSTGRES.ddl(s) for s in step) for step in _MIGRATIONS)

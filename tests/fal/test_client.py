@@ -24,7 +24,16 @@ from bot.errors import (
     ResultExpired,
     UserError,
 )
-from bot.fal import Completed, Failed, FalClient, PoolShards, Queued, Running, new_http_client
+from bot.fal import (
+    Completed,
+    Failed,
+    FalAccountError,
+    FalClient,
+    PoolShards,
+    Queued,
+    Running,
+    new_http_client,
+)
 from bot.sim import Simulator
 from tests.fal.conftest import KEY, fast_options, make_client
 from tests.fal.helpers import download, follow, probe
@@ -187,12 +196,19 @@ async def test_exhausted_retries_keep_the_error_type(http: httpx.AsyncClient, si
 
 
 async def test_other_4xx_are_not_retried(fal: FalClient, sim: Simulator) -> None:
-    sim.fail_next(403)
+    sim.fail_next(400)
     with pytest.raises(FalError) as caught:
         await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
-    assert type(caught.value) is FalError and caught.value.status == 403
+    assert type(caught.value) is FalError and caught.value.status == 400
     assert not caught.value.upstream_fault
     assert fal.request_count == 1
+    # 401/403 are about the operator's key or account (see test_fal_account.py): not retried.
+    for status in (401, 403):
+        sim.fail_next(status)
+        with pytest.raises(FalAccountError) as refused:
+            await fal.enqueue("fal-ai/ltx-video", {"prompt": "x"})
+        assert refused.value.status == status
+    assert fal.request_count == 3
 
 
 async def test_unreachable_fal_is_a_transport_error(http: httpx.AsyncClient) -> None:

@@ -137,3 +137,25 @@ async def test_admission_hands_slots_in_order() -> None:
     assert admission.held == 1
     admission.hold(9)  # a job resumed at fal counts even beyond the limit
     assert admission.held == 2 and admission.enqueue(5) == 1
+
+
+
+def test_fal_unreachable_and_paused_show_on_every_surface_once() -> None:
+    from bot.jobs.outage import UNREACHABLE_TEXT
+    from bot.pause import WAITING_TEXT
+    from tests.contract.test_cards import NOW, RENDERERS
+
+    for state, notice in ((JobState.SUBMITTED, UNREACHABLE_TEXT),
+                          (JobState.IN_QUEUE, UNREACHABLE_TEXT),
+                          (JobState.RUNNING, UNREACHABLE_TEXT), (JobState.WAITING, WAITING_TEXT)):
+        job = record(state, created_at=NOW - timedelta(seconds=65), started_at=NOW)
+        plain = status_card(job, at=NOW)
+        noticed = status_card(job, at=NOW, notice=notice)
+        assert plain.stage != notice and noticed.stage == notice
+        assert notice not in " ".join(noticed.lines)  # a field, not narrative
+        for name, render in RENDERERS.items():
+            text = render(noticed)
+            assert text.count(notice) == 1, (name, state, text)
+    # A final card has no stage, so no notice either.
+    done = status_card(record(JobState.FAILED, error_message="x"), at=NOW, notice=UNREACHABLE_TEXT)
+    assert UNREACHABLE_TEXT not in RENDERERS["discord"](done)

@@ -56,13 +56,16 @@ async def test_a_failed_request_is_refunded_with_plain_words(jobs: Jobs) -> None
 
 
 async def test_fal_down_fails_and_refunds(jobs: Jobs) -> None:
-    # More 503s than the client retries: the submit gives up.
+    # More 503s than the client retries, for longer than `fal_unreachable_minutes`: the
+    # job waits out the outage (see test_fal_outage.py), then gives up, never sent.
+    jobs.settings.jobs.fal_unreachable_minutes = 0.02
     jobs.fal.max_retries = 2
-    jobs.sim.fail_next(503, 10, path_contains="/fal-ai/ltx-video")
+    jobs.sim.fail_next(503, 10_000, path_contains="/fal-ai/ltx-video")
     job = await jobs.submit_text("nobody home")
     done = await jobs.runner.wait(job.id)
     assert done.state is JobState.FAILED
-    assert done.error_message is not None and "fal is having trouble" in done.error_message
+    assert done.error_message is not None and "could not be reached" in done.error_message
+    assert done.fal_request_id is None
     assert await jobs.charged(job.id) == 0
 
 
