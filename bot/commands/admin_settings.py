@@ -82,7 +82,9 @@ async def _show(call: AdminCall) -> str:
 def _name_and_value(call: AdminCall) -> tuple[str, str]:
     options = call.inv.options
     if options.get("name"):
-        return str(options["name"]), str(options.get("value") or "")
+        if not str(options.get("value") or "").strip():
+            raise UsageError("Give the new value (none for an empty list).")
+        return str(options["name"]), str(options["value"])
     match = _SET.match(call.inv.text or "")
     if match is None or not match.group("value").strip():
         raise UsageError("Usage: admin settings set <name> <value> (lists comma-separated, "
