@@ -47,8 +47,8 @@ class User:
     name: str
     roles: tuple[str, ...] = ()
     is_admin: bool = False  # one of the operator's admins (config): every admin command
-    # An admin of the workspace this command came from (Discord: Manage Server in that
-    # guild; Slack: a workspace admin or owner): that workspace's own settings only.
+    # An admin of the workspace this command came from, as the platform says (the
+    # adapters document which permission counts): that workspace's own settings only.
     is_workspace_admin: bool = False
 
     @property

@@ -1,9 +1,9 @@
 """`admin settings show|set|reset` and `admin audit [days]`: a server's own admins
 change their server's settings and read what admins did.
 
-A server's admins (`User.is_workspace_admin`: Discord's Manage Server, Slack's
-workspace admins and owners) may run these in their server; the operator's admins
-anywhere. The operator-only subcommands (grant, tier, usage...) stay theirs.
+A server's admins (`User.is_workspace_admin`, as each adapter reads it from its
+platform) may run these in their server; the operator's admins anywhere. The
+operator-only subcommands (grant, tier, usage...) stay theirs.
 """
 
 from __future__ import annotations

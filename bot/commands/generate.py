@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from bot import catalog, grammar, media, routing
 from bot.commands.services import Handler, Services
-from bot.community import safety
+from bot.community import modlog, safety
 from bot.errors import QuotaExceeded
 from bot.floor import cheapest
 from bot.model import GenerationRequest, LocalMedia, MediaKind, MediaRef, ParentKind
@@ -70,9 +70,10 @@ async def start(
     *, parent_id: int | None = None, parent_kind: ParentKind | None = None,
 ) -> None:
     """Reserve the quota and start the job (patiently: see `_patiently`)."""
-    await safety.apply_checker(svc, inv.place, request)
-    await _patiently(svc, inv, lambda: svc.runner.start_job(
+    rules = await safety.apply_checker(svc, inv.place, request)
+    job = await _patiently(svc, inv, lambda: svc.runner.start_job(
         inv, request, inputs, parent_id=parent_id, parent_kind=parent_kind))
+    await modlog.started(svc, rules, inv, job)
 
 
 async def _cheap_refusals(svc: Services, inv: Invocation, port: ChatPort, command: grammar.Command,

@@ -10,10 +10,10 @@ job whose endpoint has that field (the server's `safety_checker`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.community import where
+from bot.community import modlog, where
 from bot.community.blocklist import Blocklist
 from bot.community.settings import ServerSettings, scope_of
 from bot.config.safety import FlaggedResults, SafetySettings
@@ -46,7 +46,7 @@ def server_settings(svc: Any) -> ServerSettings:
     return ServerSettings(svc.settings, Community(svc.store, svc.quota.clock))
 
 
-async def admit(svc: Any, inv: Invocation, traits: PlatformTraits, texts: Iterable[str]) -> SafetySettings:
+async def admit(svc: Any, inv: Invocation, traits: PlatformTraits, texts: Sequence[str]) -> SafetySettings:
     """Refuse a job here (a `PlaceRefused`) or a prompt (a `PromptRefused`, counted); else
     the settings in force, for the rest of the command."""
     safety = await server_settings(svc).safety(inv.place)
@@ -58,6 +58,7 @@ async def admit(svc: Any, inv: Invocation, traits: PlatformTraits, texts: Iterab
             scope_of(inv.place), inv.user.key, BLOCKLIST_EVENT, inv.place.channel)
         # Who and where go to the log, never the prompt or which entry matched.
         log.info("blocklist refused a prompt of %s in %s", inv.user.key, scope_of(inv.place))
+        await modlog.refused(svc, safety, inv, list(texts))
         raise PromptRefused(NOT_ALLOWED)
     return safety
 
@@ -73,11 +74,13 @@ def has_checker(request: GenerationRequest) -> bool:
     return CHECKER_FIELD in request.endpoint.input_model.model_fields
 
 
-async def apply_checker(svc: Any, place: Place, request: GenerationRequest) -> None:
-    """`enable_safety_checker` as this server wants it, on every endpoint that has it."""
+async def apply_checker(svc: Any, place: Place, request: GenerationRequest) -> SafetySettings:
+    """`enable_safety_checker` as this server wants it, on every endpoint that has it;
+    returns the settings in force (the job's start is then logged by them)."""
+    safety = await server_settings(svc).safety(place)
     if has_checker(request):
-        safety = await server_settings(svc).safety(place)
         request.input[CHECKER_FIELD] = safety.safety_checker
+    return safety
 
 
 def flag_treatment(endpoint_key: str, result: Mapping[str, Any],

@@ -6,8 +6,8 @@ action: who, where, what, on whom), and `safety_events` (a refused prompt: who,
 where, which rule; never the prompt itself). Each function is one step of a
 transaction on `SqlTx`; `Community` runs them on a `Store`.
 
-A scope is `platform:workspace` (`discord:123`, `slack:T1`), or `platform:-` where
-there is no workspace (Discord's direct messages, the console).
+A scope is `platform:workspace` (`chat:123`), or `platform:-` where there is no
+workspace (direct messages on a platform whose DMs belong to none, a terminal).
 """
 
 from __future__ import annotations

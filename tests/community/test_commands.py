@@ -163,3 +163,22 @@ async def test_the_safety_checker_setting_reaches_fal(app: Any, chat: FakeChat) 
     await app.bot.handle(inv("video", "a cat --seconds 1 --model ltx-13b"), chat)
     await chat.wait_video(2)
     assert (await app.store.get_job(2)).input["enable_safety_checker"] is False
+
+
+async def test_the_moderation_log_sees_started_jobs_and_refused_prompts(app: Any, chat: FakeChat) -> None:
+    await app.bot.handle(inv("admin", "settings set mod_log_channel mods", MOD), chat)
+    await app.bot.handle(inv("admin", "settings set blocklist forbid", MOD), chat)
+    await app.bot.handle(inv("video", "a f.o.r.b.i.d cat"), chat)
+    assert last_note(chat, ALICE) == "That prompt is not allowed here."
+    await app.bot.handle(inv("video", "a quiet harbour --seconds 1"), chat)
+    await chat.wait_video(1)
+    logged = [c.card for c in chat.of_kind("post") if c.place is not None and c.place.channel == "mods"]
+    assert [c.title for c in logged if c is not None] == ["Blocklist refused a prompt", "Job #1 started"]
+    refused, started = (c for c in logged if c is not None)
+    assert refused.lines == ["Alice (console:alice) in #general", "Prompt: a f.o.r.b.i.d cat"]
+    assert started.lines[:2] == ["Alice (console:alice) in #general", "Prompt: a quiet harbour"]
+    assert started.lines[2].startswith("Model: ") and "credits ($" in started.lines[2]
+    # Another server has no log: nothing posted for its jobs.
+    await app.bot.handle(inv("video", "a quiet harbour --seconds 1", place=OTHER), chat)
+    await chat.wait_video(2)
+    assert len([c for c in chat.of_kind("post") if c.place is not None and c.place.channel == "mods"]) == 2

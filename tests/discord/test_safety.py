@@ -148,3 +148,15 @@ async def test_without_allow_dms_a_direct_message_is_left_alone(
         assert await app.store.list_jobs(f"discord:{USER_ID}") == []
     finally:
         await runner.close()
+
+
+async def test_the_moderation_log_gets_each_started_job(live: Live) -> None:
+    from tests.discord.payloads import OTHER_CHANNEL_ID
+
+    dispatch(live.client, settings_set(live, "mod_log_channel", f"<#{OTHER_CHANNEL_ID}>"))
+    assert await live.note(1) == f"mod_log_channel is now <#{OTHER_CHANNEL_ID}> in this server."
+    dispatch(live.client, live.p.slash("video", {"prompt": "a paper boat", "duration": 1.0}))
+    await live.video()
+    [entry] = live.fake.channel_messages(OTHER_CHANNEL_ID)
+    text = str(entry)
+    assert "Job #1 started" in text and "a paper boat" in text and f"discord:{USER_ID}" in text

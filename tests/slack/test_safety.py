@@ -95,3 +95,13 @@ async def test_a_workspace_that_turns_dms_off_gets_a_pointer(live: Any) -> None:
     await sender.event(direct_message("a paper boat --seconds 1"))
     assert (await note(fake, "U0001", 1)).startswith("Jobs can't be started in direct messages here.")
     assert await app.store.list_jobs("slack:U0001") == []
+
+
+async def test_the_moderation_log_gets_refused_prompts(live: Any) -> None:
+    fake, sender, app = live
+    await sender.command(slash_command("admin settings set mod_log_channel <#C0009|mods>", user=MOD))
+    await sender.command(slash_command("admin settings set blocklist forbid", user=MOD))
+    await sender.command(slash_command("a f-o-r-b-i-d cat"))
+    assert await note(fake, "U0001", 1) == "That prompt is not allowed here."
+    [entry] = await fake.wait_for(lambda: fake.live_messages("C0009"))
+    assert "Blocklist refused a prompt" in str(entry) and "a f-o-r-b-i-d cat" in str(entry)
