@@ -98,7 +98,7 @@ async def test_a_workspace_that_turns_dms_off_gets_a_pointer(live: Any) -> None:
 
 
 async def test_the_moderation_log_gets_refused_prompts(live: Any) -> None:
-    fake, sender, app = live
+    fake, sender, _app = live
     await sender.command(slash_command("admin settings set mod_log_channel <#C0009|mods>", user=MOD))
     await sender.command(slash_command("admin settings set blocklist forbid", user=MOD))
     await sender.command(slash_command("a f-o-r-b-i-d cat"))
