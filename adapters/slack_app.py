@@ -227,8 +227,8 @@ class SlackAdapter:
 
     async def _run(self, inv: Invocation) -> None:
         self.started += 1
-        if inv.command == "admin" and not inv.user.is_admin:
-            # Only admin commands ask: a workspace's admins may change its own settings.
+        if inv.command in ("admin", "help") and not inv.user.is_admin:
+            # Only these ask: a workspace's admins may change its own settings (help lists them).
             inv.user = replace(inv.user, is_workspace_admin=await self._workspace_admin(inv.user.id))
         await self.core.handle(inv, self.port)
 

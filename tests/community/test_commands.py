@@ -182,3 +182,12 @@ async def test_the_moderation_log_sees_started_jobs_and_refused_prompts(app: Any
     await app.bot.handle(inv("video", "a quiet harbour --seconds 1", place=OTHER), chat)
     await chat.wait_video(2)
     assert len([c for c in chat.of_kind("post") if c.place is not None and c.place.channel == "mods"]) == 2
+
+
+async def test_help_shows_a_server_admin_the_commands_they_may_use(app: Any, chat: FakeChat) -> None:
+    await app.bot.handle(inv("help", user=MOD), chat)
+    said = last_note(chat, MOD)
+    assert "/admin settings set <name> <value>" in said and "/admin audit [days]" in said
+    assert "admin grant" not in said
+    await app.bot.handle(inv("help"), chat)
+    assert "admin settings" not in last_note(chat, ALICE)
