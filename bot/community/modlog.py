@@ -7,14 +7,15 @@ users never see the list). An entry is posted through the platform's own port, i
 the server's channel; a failure to post (the bot is not in that channel) is logged
 and never fails the user's command.
 
-Not here yet: updating an entry with the result link, and the Block user / Delete
-video buttons on entries (see docs/SAFETY.md).
+A job's entry is edited when the job ends (how, and the result's link). Not here
+yet: the Block user / Delete video buttons on entries (see docs/SAFETY.md).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from bot import catalog
@@ -23,7 +24,7 @@ from bot.config.safety import SafetySettings
 from bot.errors import report_unexpected
 from bot.grammar import shorten
 from bot.model import JobRecord
-from bot.ports import ChatPort, Invocation, Place, StatusCard
+from bot.ports import ChatPort, Invocation, MessageRef, Place, StatusCard
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,17 @@ def _where(safety: SafetySettings, inv: Invocation, svc: Any) -> tuple[ChatPort,
 
 
 async def _post(svc: Any, safety: SafetySettings, inv: Invocation,
-                card_of: Callable[[ChatPort], StatusCard]) -> None:
+                card_of: Callable[[ChatPort], StatusCard]) -> tuple[ChatPort, MessageRef] | None:
     target = _where(safety, inv, svc)
     if target is None:
-        return
+        return None
     port, place = target
     try:
-        await port.post(place, card_of(port))
+        return port, await port.post(place, card_of(port))
     except Exception as exc:
         # The user's command is not the moderation log's to fail.
         report_unexpected(log, exc, "posting to the moderation log")
+        return None
 
 
 def _who_where(inv: Invocation, port: ChatPort) -> str:
@@ -82,4 +84,20 @@ async def started(svc: Any, safety: SafetySettings, inv: Invocation, job: JobRec
             lines=[_who_where(inv, port), f"Prompt: {shorten(job.prompt, PROMPT_CHARS)}",
                    f"Model: {model} · about {job.estimate_credits} credits (${job.estimate_usd:.2f})"])
 
-    await _post(svc, safety, inv, card)
+    posted = await _post(svc, safety, inv, card)
+    if posted is not None:
+        # The runner cancels this when it stops: an entry of a job that ends after a
+        # restart keeps saying "started" (the job's own card has the end).
+        svc.runner.rt.spawn_background(_follow(svc, job.id, *posted, card(posted[0])))
+
+
+async def _follow(svc: Any, job_id: int, port: ChatPort, ref: MessageRef, entry: StatusCard) -> None:
+    """Once the job has ended, its entry says how, with the result's link when there is one."""
+    try:
+        job: JobRecord = await svc.runner.wait(job_id)
+        ending = job.state.value  # done, failed or cancelled
+        lines = [*entry.lines, f"Result: {job.result_url}"] if job.result_url else entry.lines
+        await port.edit(ref, replace(entry, title=f"Job #{job_id} {ending}", lines=lines,
+                                     tone="success" if ending == "done" else "warning"))
+    except Exception as exc:
+        report_unexpected(log, exc, "updating the moderation log")

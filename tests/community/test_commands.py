@@ -178,6 +178,15 @@ async def test_the_moderation_log_sees_started_jobs_and_refused_prompts(app: Any
     assert refused.lines == ["Alice (console:alice) in #general", "Prompt: a f.o.r.b.i.d cat"]
     assert started.lines[:2] == ["Alice (console:alice) in #general", "Prompt: a quiet harbour"]
     assert started.lines[2].startswith("Model: ") and "credits ($" in started.lines[2]
+    # When the job ends its entry says so, with the result's link.
+    entry = next(c.ref for c in chat.of_kind("post") if c.card is started)
+
+    def entry_edits() -> list[Any]:
+        return [c.card for c in chat.of_kind("edit") if c.old_ref == entry and c.card is not None]
+
+    await chat.wait_for(lambda: bool(entry_edits()), what="the entry's update")
+    edited = entry_edits()
+    assert edited[0].title == "Job #1 done" and edited[0].lines[-1].startswith("Result: http")
     # Another server has no log: nothing posted for its jobs.
     await app.bot.handle(inv("video", "a quiet harbour --seconds 1", place=OTHER), chat)
     await chat.wait_video(2)
