@@ -58,7 +58,8 @@ async def admit(svc: Any, inv: Invocation, traits: PlatformTraits, texts: Sequen
             scope_of(inv.place), inv.user.key, BLOCKLIST_EVENT, inv.place.channel)
         # Who and where go to the log, never the prompt or which entry matched.
         log.info("blocklist refused a prompt of %s in %s", inv.user.key, scope_of(inv.place))
-        await modlog.refused(svc, safety, inv, list(texts))
+        # Posted beside the refusal, not before it: the user's answer never waits on the log.
+        svc.runner.rt.spawn_background(modlog.refused(svc, safety, inv, list(texts)))
         raise PromptRefused(NOT_ALLOWED)
     return safety
 

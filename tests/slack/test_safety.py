@@ -38,7 +38,8 @@ async def live(app: Any, settings: Settings, fake_slack: FakeSlack) -> AsyncIter
 
 
 async def note(fake: FakeSlack, user: str, count: int) -> str:
-    found = await fake.wait_for(lambda: [e.text for e in fake.ephemerals if e.user == user][count - 1:])
+    found = await fake.wait_for(lambda: [e.text for e in fake.ephemerals if e.user == user][count - 1:],
+                                limit=60)
     return str(found[0])
 
 
