@@ -100,9 +100,12 @@ async def test_a_workspace_that_turns_dms_off_gets_a_pointer(live: Any) -> None:
 
 async def test_the_moderation_log_gets_refused_prompts(live: Any) -> None:
     fake, sender, _app = live
+    # Slack's commands run side by side once acknowledged: each waits for the one before.
     await sender.command(slash_command("admin settings set mod_log_channel <#C0009|mods>", user=MOD))
+    await note(fake, MOD, 1)
     await sender.command(slash_command("admin settings set blocklist forbid", user=MOD))
+    await note(fake, MOD, 2)
     await sender.command(slash_command("a f-o-r-b-i-d cat"))
     assert await note(fake, "U0001", 1) == "That prompt is not allowed here."
-    [entry] = await fake.wait_for(lambda: fake.live_messages("C0009"))
+    [entry] = await fake.wait_for(lambda: fake.live_messages("C0009"), limit=60)
     assert "Blocklist refused a prompt" in str(entry) and "a f-o-r-b-i-d cat" in str(entry)
