@@ -1,5 +1,5 @@
 """/ltx-admin: grant, tier, block, unblock, usage, pause and resume, for the admins the
-config names."""
+config names; settings and audit also for the server's own admins (Manage Server)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from discord.app_commands import Choice, Range
 from adapters.discord_adapter import DiscordAdapter
 from adapters.discord_port import PLATFORM
 from adapters.discord_translate import admin_refusal
+from bot.commands.admin_settings import WORKSPACE_SUBCOMMANDS
+from bot.community.settings import SETTINGS
 
 
 def register(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> None:
     admin = app_commands.Group(
         name="ltx-admin", description="Administer the LTX video bot",
-        default_permissions=discord.Permissions(administrator=True), guild_only=True)
+        default_permissions=discord.Permissions(manage_guild=True), guild_only=True)
 
     async def grant(interaction: discord.Interaction[Any], user: discord.User,
                     credits: int) -> None:
@@ -57,6 +59,20 @@ def register(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> No
     @admin.command(name="resume", description="Resume video generation (also after fal's account)")
     async def resume(interaction: discord.Interaction[Any]) -> None:
         await run_admin(adapter, interaction, "resume", {})
+    @admin.command(name="settings", description="Show or change this server's settings")
+    @app_commands.describe(name="The setting (for set and reset)",
+                           value="The new value; lists comma-separated, none for an empty list")
+    @app_commands.choices(action=[Choice(name=a, value=a) for a in ("show", "set", "reset")],
+                          name=[Choice(name=n, value=n) for n in SETTINGS])
+    async def settings(interaction: discord.Interaction[Any], action: str = "show",
+                       name: str | None = None, value: str | None = None) -> None:
+        options = {"action": action, **({"name": name} if name else {}),
+                   **({"value": value} if value is not None else {})}
+        await run_admin(adapter, interaction, "settings", options)
+
+    @admin.command(name="audit", description="What admins did, newest first")
+    async def audit(interaction: discord.Interaction[Any], days: Range[int, 1, 3660] = 7) -> None:
+        await run_admin(adapter, interaction, "audit", {"days": days})
 
     tree.add_command(admin)
 
@@ -66,7 +82,7 @@ async def run_admin(adapter: DiscordAdapter, interaction: discord.Interaction[An
     who = await adapter.gate(interaction)
     if who is None:
         return
-    if not who[0].is_admin:
+    if not (who[0].is_admin or (who[0].is_workspace_admin and sub in WORKSPACE_SUBCOMMANDS)):
         # default_permissions only hides the command; server admins can re-grant it to anyone.
         await interaction.response.send_message(admin_refusal(adapter.settings), ephemeral=True)
         return

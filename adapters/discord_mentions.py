@@ -1,5 +1,6 @@
 """Replies to messages that mention the bot: `@LTX a cat surfs`, with the message's
-files, or those of the message it replies to.
+files, or those of the message it replies to. Where the operator allows direct
+messages (`[discord] allow_dms`), any message in a DM with the bot is read the same way.
 
 The answer (the job's card, then its video) replies to the mention, so it stays next
 to the request in a busy channel. When the message the mention replies to cannot be
@@ -44,11 +45,13 @@ async def on_message(adapter: DiscordAdapter, message: discord.Message) -> None:
     me = adapter.client.user
     if me is None or message.author.bot or message.author.id == me.id:
         return
-    if not any(u.id == me.id for u in message.mentions):
-        return
-    user = to_user(message.author, adapter.settings)
     # The guild may be missing from the cache (not yet streamed): the channel still knows it.
     guild_id = message.guild.id if message.guild else getattr(message.channel, "guild_id", None)
+    # A direct message to the bot is read as a mention, where the operator allows DMs.
+    direct = guild_id is None and adapter.settings.discord.allow_dms
+    if not direct and not any(u.id == me.id for u in message.mentions):
+        return
+    user = to_user(message.author, adapter.settings)
     place = to_place(message.channel.id, guild_id, message.channel)
     async with adapter.boundary(user, place, "discord mention"):
         await _reply(adapter, message, me.id, user, place)

@@ -48,13 +48,42 @@ def to_user(author: discord.abc.User, settings: Settings) -> User:
     is_admin = author.id in settings.discord.admin_users or any(
         r.lower() in admin_roles for r in roles)
     return User(platform=PLATFORM, id=str(author.id), name=author.display_name, roles=roles,
-                is_admin=is_admin)
+                is_admin=is_admin, is_workspace_admin=manages_guild(author))
+
+
+def manages_guild(author: discord.abc.User) -> bool:
+    """Manage Server in the guild the command came from: an interaction carries the
+    member's resolved permissions; a message's author has them from the guild's roles."""
+    if not isinstance(author, discord.Member):
+        return False
+    perms = author.resolved_permissions
+    if perms is None:
+        try:
+            perms = author.guild_permissions
+        except AttributeError:  # a member whose guild is not cached yet
+            return False
+    return perms.manage_guild
 
 
 def to_place(channel_id: int, guild_id: int | None, channel: Any = None) -> Place:
     thread = str(channel_id) if isinstance(channel, discord.Thread) else None
+    parent = parent_channel_id(channel)
     return Place(platform=PLATFORM, channel=str(channel_id),
-                 workspace=str(guild_id) if guild_id else None, thread=thread)
+                 workspace=str(guild_id) if guild_id else None, thread=thread,
+                 direct=guild_id is None,  # the bot is in no group DMs: no guild is a DM
+                 parent=str(parent) if parent else None, age_restricted=_nsfw(channel))
+
+
+def _nsfw(channel: Any) -> bool | None:
+    """The channel's age-restricted mark (a thread's is its parent's); None when unknown."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    if callable(is_nsfw):
+        try:
+            return bool(is_nsfw())
+        except AttributeError:  # a thread whose parent is not cached
+            return None
+    nsfw = getattr(channel, "nsfw", None)
+    return nsfw if isinstance(nsfw, bool) else None
 
 
 def parent_channel_id(channel: Any) -> int | None:

@@ -21,6 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -53,6 +54,8 @@ from adapters.slack_render import (
 from adapters.slack_translate import (
     file_credential,
     is_complete,
+    is_direct_message,
+    is_workspace_admin,
     media_command,
     mention_command,
     refusal,
@@ -224,7 +227,22 @@ class SlackAdapter:
 
     async def _run(self, inv: Invocation) -> None:
         self.started += 1
+        if inv.command in ("admin", "help") and not inv.user.is_admin:
+            # Only these ask: a workspace's admins may change its own settings (help lists them).
+            inv.user = replace(inv.user, is_workspace_admin=await self._workspace_admin(inv.user.id))
         await self.core.handle(inv, self.port)
+
+    async def _workspace_admin(self, user_id: str) -> bool:
+        """users.info (scope users:read): an admin or owner of the workspace. Any failure
+        (the scope missing from an older install) counts as no: the operator's admins stay."""
+        try:
+            answer = await self.client.users_info(user=user_id)
+        except SlackApiError as exc:
+            self.log.warning("slack: users.info failed (%s); is users:read granted?",
+                             exc.response.get("error"))
+            return False
+        info = answer.get("user")
+        return isinstance(info, dict) and is_workspace_admin(info)
 
     async def _attachments(self, files: list[dict[str, Any]]) -> list[Attachment]:
         atts = []
@@ -246,6 +264,8 @@ class SlackAdapter:
         command = slack.command if slack.command.startswith("/") else "/" + slack.command
         self.bolt.command(command)(self._on_command)
         self.bolt.event("app_mention")(self._on_mention)
+        # A direct message reads as a mention (event message.im, scope im:history).
+        self.bolt.event("message")(self._on_message)
         self.bolt.message_shortcut(SHORTCUT_CALLBACK)(self._on_shortcut)
         self.bolt.view_submission(ANIMATE_MODAL)(self._on_animate_submit)
         self.bolt.view_submission(PROMPT_MODAL)(self._on_prompt_submit)
@@ -321,6 +341,13 @@ class SlackAdapter:
                                        event_id=event_id))
 
         self._spawn(work(), user, place, "app_mention")
+
+    async def _on_message(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
+                          context: AsyncBoltContext) -> None:
+        if not is_direct_message(event):
+            await ack()
+            return
+        await self._on_mention(ack, body, event, context)
 
     async def _on_shortcut(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()

@@ -33,7 +33,20 @@ def to_user(user_id: str, name: str | None, settings: SlackSettings) -> User:
 
 
 def to_place(channel: str, team: str | None, thread: str | None = None) -> Place:
-    return Place(platform=PLATFORM, channel=channel, workspace=team or None, thread=thread or None)
+    # Slack's direct-message channel ids start with D (channels C, private groups G).
+    return Place(platform=PLATFORM, channel=channel, workspace=team or None, thread=thread or None,
+                 direct=channel.startswith("D"))
+
+
+def is_workspace_admin(info: Mapping[str, Any]) -> bool:
+    """A users.info `user`: an admin or owner of the workspace."""
+    return any(bool(info.get(k)) for k in ("is_admin", "is_owner", "is_primary_owner"))
+
+
+def is_direct_message(event: Mapping[str, Any]) -> bool:
+    """A person's own message in a DM with the bot (not an edit, a join or a bot's post)."""
+    return (event.get("channel_type") == "im" and not event.get("subtype")
+            and not event.get("bot_id") and bool(event.get("user")))
 
 
 def refusal(settings: SlackSettings, team: str | None, channel: str | None) -> str | None:

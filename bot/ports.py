@@ -46,7 +46,10 @@ class User:
     id: str
     name: str
     roles: tuple[str, ...] = ()
-    is_admin: bool = False
+    is_admin: bool = False  # one of the operator's admins (config): every admin command
+    # An admin of the workspace this command came from, as the platform says (the
+    # adapters document which permission counts): that workspace's own settings only.
+    is_workspace_admin: bool = False
 
     @property
     def key(self) -> str:
@@ -62,6 +65,12 @@ class Place:
     channel: str
     workspace: str | None = None
     thread: str | None = None
+    # Facts the adapter knows at command time (not stored with a job): a direct message
+    # with the bot, the channel a thread belongs to, and whether the channel is marked
+    # age-restricted (None where the platform has no such mark).
+    direct: bool = False
+    parent: str | None = None
+    age_restricted: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 from bot import catalog, grammar, media, routing
 from bot.commands.generate import fit_images, scratch, start
 from bot.commands.services import Handler, Services, job_id_of
+from bot.community import safety
 from bot.errors import MediaError, UsageError
 from bot.model import GenerationRequest, JobRecord, JobState, LocalMedia, MediaRef
 from bot.ports import ACTION_KINDS, ChatPort, Invocation
@@ -25,6 +26,9 @@ async def press(svc: Services, inv: Invocation, port: ChatPort) -> None:
     kind = str(inv.options.get("action", ""))
     if kind not in ACTION_KINDS:
         raise UsageError(f"Unknown action {kind!r}.")
+    if kind in ("reroll", "extend", "continue"):
+        # A button starts a job here too: the server's rules apply, and a prompt typed for it.
+        await safety.admit(svc, inv, port.traits, [inv.text])
     await BUTTONS[kind](svc, inv, job_id_of(inv))
 
 

@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.commands import admin_pause
+from bot.commands import admin_pause, admin_settings
 from bot.commands.services import Handler, Services, whole_number
-from bot.errors import PermissionDenied, UsageError
+from bot.community.audit import record_admin_action
+from bot.errors import UsageError
 from bot.ports import ChatPort, Invocation, PlatformTraits
 from bot.store import UsageRow
 
@@ -21,7 +22,8 @@ from bot.store import UsageRow
 MAX_USAGE_DAYS = 3660
 # Each subcommand as typed after `admin`; `help` lists them to admins.
 SUBCOMMAND_USAGE = ("grant <user> <credits>", "tier <user> <tier|none>", "block <user>",
-                    "unblock <user>", "usage [users|workspaces] [days]", *admin_pause.USAGE)
+                    "unblock <user>", "usage [users|workspaces] [days]", *admin_pause.USAGE,
+                    *admin_settings.USAGE)
 HELP = f"Admin commands: {', '.join(SUBCOMMAND_USAGE)}."
 
 
@@ -61,18 +63,20 @@ class AdminCall:
 
 
 async def admin(svc: Services, inv: Invocation, port: ChatPort) -> str:
-    if not inv.user.is_admin:
-        raise PermissionDenied(
-            "Admin commands are for the bot's admins; the operator lists them in "
-            f"{port.traits.admin_setting}."
-        )
     words = (inv.text or "").split()
     named = inv.options.get("sub")
     sub = str(named or (words[0] if words else "")).lower()
+    if not admin_settings.allowed(inv.user, sub):
+        raise admin_settings.refusal(inv.user, sub, port.traits.admin_setting, port.traits.workspace_word)
     run = SUBCOMMANDS.get(sub)
     if run is None:
         raise UsageError(HELP)
-    return await run(AdminCall(svc, inv, port.traits, words if named else words[1:]))
+    args = words if named else words[1:]
+    note = await run(AdminCall(svc, inv, port.traits, args))
+    if sub in admin_settings.AUDITED:
+        target = str(inv.options.get("user") or (args[0] if args else ""))
+        await record_admin_action(svc, inv, sub, target=target, detail=note)
+    return note
 
 
 HANDLERS: dict[str, Handler] = {"admin": admin}
@@ -122,6 +126,7 @@ async def _usage(call: AdminCall) -> str:
 SUBCOMMANDS: dict[str, Callable[[AdminCall], Awaitable[str]]] = {
     "grant": _grant, "tier": _tier, "block": _block, "unblock": _unblock, "usage": _usage,
     **admin_pause.SUBCOMMANDS,
+    **admin_settings.SUBCOMMANDS,
 }
 
 

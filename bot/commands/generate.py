@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from bot import catalog, grammar, media, routing
 from bot.commands.services import Handler, Services
+from bot.community import modlog, safety
 from bot.errors import QuotaExceeded
 from bot.floor import cheapest
 from bot.model import GenerationRequest, LocalMedia, MediaKind, MediaRef, ParentKind
@@ -69,16 +70,20 @@ async def start(
     *, parent_id: int | None = None, parent_kind: ParentKind | None = None,
 ) -> None:
     """Reserve the quota and start the job (patiently: see `_patiently`)."""
-    await _patiently(svc, inv, lambda: svc.runner.start_job(
+    rules = await safety.apply_checker(svc, inv.place, request)
+    job = await _patiently(svc, inv, lambda: svc.runner.start_job(
         inv, request, inputs, parent_id=parent_id, parent_kind=parent_kind))
+    await modlog.started(svc, rules, inv, job)
 
 
 async def _cheap_refusals(svc: Services, inv: Invocation, port: ChatPort, command: grammar.Command,
                           attachments: Sequence[Attachment]) -> None:
     """Refuse before anything is downloaded or decoded what needs no media to refuse:
-    generation paused, a blocked user, the cooldown, too many jobs running, and too few
-    credits left for the least this command can cost. A hostile file then costs a refused user nothing."""
+    generation paused, a place where the server lets no job start, a prompt its blocklist
+    refuses, a blocked user, the cooldown, too many jobs running, and too few credits left
+    for the least this command can cost. A hostile file then costs a refused user nothing."""
     await svc.runner.pauses.refuse(inv.user, inv.place)
+    await safety.admit(svc, inv, port.traits, safety.user_texts(command.prompt, command.options))
     floor = cheapest(command, [a.url for a in attachments], svc.settings)
     await _patiently(svc, inv, lambda: svc.quota.precheck(
         inv.user, inv.place, floor, workspace_word=port.traits.workspace_word))

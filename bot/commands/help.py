@@ -8,6 +8,7 @@ written in the surface's markup (plain text, Markdown or mrkdwn).
 from __future__ import annotations
 
 from bot import catalog, grammar
+from bot.commands import admin_settings
 from bot.commands.admin import SUBCOMMAND_USAGE
 from bot.commands.services import Handler, Services
 from bot.markup import Style
@@ -23,6 +24,8 @@ async def show_help(svc: Services, inv: Invocation, port: ChatPort) -> str:
         parts.append(own)
     if inv.user.is_admin:
         parts.append(admin_text(traits.command_prefix, style))
+    elif inv.user.is_workspace_admin:
+        parts.append(admin_text(traits.command_prefix, style, admin_settings.USAGE))
     parts.append(models_text(style))
     return "\n\n".join(parts)
 
@@ -39,10 +42,11 @@ def own_commands_text(traits: PlatformTraits, style: Style) -> str:
     return "\n".join(lines)
 
 
-def admin_text(command_prefix: str, style: Style) -> str:
-    """The admin commands, shown only to the bot's admins."""
+def admin_text(command_prefix: str, style: Style, usages: tuple[str, ...] = SUBCOMMAND_USAGE) -> str:
+    """The admin commands, shown only to admins: the bot's admins see every one, a
+    workspace's admins those they may use (`usages`)."""
     lines = [style.bold("Admin commands") + " (you are an admin here)"]
-    lines += [style.code(f"{command_prefix}admin {usage}") for usage in SUBCOMMAND_USAGE]
+    lines += [style.code(f"{command_prefix}admin {usage}") for usage in usages]
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ from bot.config.loading import (
     load_settings,
     redacted_dump,
 )
+from bot.config.safety import SafetySettings
 from bot.config.sections import (
     DEFAULT_CONFIG_PATHS,
     BackendSettings,
@@ -45,6 +46,7 @@ __all__ = [
     "PathSettings",
     "PriceSettings",
     "QuotaSettings",
+    "SafetySettings",
     "Section",
     "Settings",
     "SlackSettings",

@@ -148,7 +148,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN lease_expires <time>",
         "ALTER TABLE jobs ADD COLUMN cancel_requested TEXT",
     ),
-    # v5: h11fal: pauses of video generation (bot/pause.py, bot/store/pauses.py): one row per
+    # v5: pauses of video generation (bot/pause.py, bot/store/pauses.py): one row per
     # scope ("*" or a workspace key) and kind ("fal_account", "admin"), seen by every process.
     (
         """CREATE TABLE pauses (
@@ -159,6 +159,39 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             since <time> NOT NULL,
             PRIMARY KEY (scope, kind)
         )<rowid>""",
+    ),
+    # v6: a server's own settings (only those it changed; the rest are [safety]'s
+    # defaults), the audit trail of admin actions, and refused prompts counted per server
+    # (who and which rule, never the prompt). See bot/store/community.py.
+    (
+        """CREATE TABLE workspace_settings (
+            scope TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value_json TEXT NOT NULL,
+            updated_by TEXT NOT NULL,
+            updated_at <time> NOT NULL,
+            PRIMARY KEY (scope, name)
+        )<rowid>""",
+        """CREATE TABLE admin_audit (
+            id <id>,
+            at <time> NOT NULL,
+            actor TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX admin_audit_scope_at ON admin_audit(scope, at)",
+        "CREATE INDEX admin_audit_at ON admin_audit(at)",
+        """CREATE TABLE safety_events (
+            id <id>,
+            at <time> NOT NULL,
+            scope TEXT NOT NULL,
+            user_key TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            channel TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX safety_events_scope_kind_at ON safety_events(scope, kind, at)",
     ),
 )
 MIGRATIONS = tuple(tuple(SQLITE.ddl(s) for s in step) for step in _MIGRATIONS)

@@ -26,8 +26,9 @@ from .queries import SqlTx
 from .schema import SCHEMA_VERSION
 
 # Every table, parents before children (jobs.owner_key -> users, ledger -> jobs).
-TABLES = ("users", "jobs", "ledger", "usage_totals", "seen_events")
-IDENTITIES = ("jobs", "ledger")  # tables whose id PostgreSQL numbers from a sequence
+TABLES = ("users", "jobs", "ledger", "usage_totals", "seen_events",
+          "workspace_settings", "admin_audit", "safety_events")
+IDENTITIES = ("jobs", "ledger", "admin_audit", "safety_events")  # tables whose id PostgreSQL numbers from a sequence
 # What must be equal before and after: the ledger's sums (USD rounded: a float sum
 # depends on the order it is added in) beside the audit.
 _FINGERPRINT = """SELECT COUNT(*) AS rows, COALESCE(SUM(credits), 0) AS credits,

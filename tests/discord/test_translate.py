@@ -30,7 +30,8 @@ async def test_login_syncs_commands_once_globally(
     assert {"video", "keyframes", "extend", "quota", "jobs", "cancel", "ltx-help", "ltx-admin",
             "Animate image", "Extend video"} <= names
     admin = next(c for c in fake.synced["global"] if c["name"] == "ltx-admin")
-    assert int(admin["default_member_permissions"]) == 8  # administrator only, by default
+    # Shown by default to Manage Server (a server's admins use its settings and audit).
+    assert int(admin["default_member_permissions"]) == 32
 
 
 async def test_video_slash_command_defers_and_translates(

@@ -88,6 +88,7 @@ class FakeSlack:
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
     outside: set[str] = field(default_factory=set)  # channels the bot is not a member of
+    workspace_admins: set[str] = field(default_factory=set)  # users.info says is_admin
 
     def __post_init__(self) -> None:
         self._injected: dict[str, Injected] = {}
@@ -230,6 +231,14 @@ class FakeSlack:
         return {"url": "https://fake.slack.com/", "team": "Fake", "user": "ltx",
                 "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": "BBOT",
                 "is_enterprise_install": False}
+
+    def _m_users_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        user = str(p.get("user", ""))
+        if not user:
+            return {"error": "user_not_found"}
+        return {"user": {"id": user, "team_id": self.team_id, "name": user.lower(),
+                         "is_admin": user in self.workspace_admins, "is_owner": False,
+                         "is_primary_owner": False, "is_bot": False}}
 
     def _m_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"url": self.url.replace("http://", "ws://") + "/link"}

@@ -1,0 +1,103 @@
+"""The moderation log: where a server's moderators see what is made and what was refused.
+
+With `mod_log_channel` set, every job started in that server is mirrored there
+(who, where, the prompt, the model, the estimated cost) and so is every prompt the
+blocklist refused (who, where, the prompt: moderators need to see what was tried,
+users never see the list). An entry is posted through the platform's own port, in
+the server's channel; a failure to post (the bot is not in that channel) is logged
+and never fails the user's command.
+
+A job's entry is edited when the job ends (how, and the result's link). Not here
+yet: the Block user / Delete video buttons on entries (see docs/SAFETY.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from bot import catalog
+from bot.community.settings import channel_link
+from bot.config.safety import SafetySettings
+from bot.errors import report_unexpected
+from bot.grammar import shorten
+from bot.model import JobRecord
+from bot.ports import ChatPort, Invocation, MessageRef, Place, StatusCard
+
+log = logging.getLogger(__name__)
+
+PROMPT_CHARS = 300  # an entry shows this much of a prompt
+
+
+def _where(safety: SafetySettings, inv: Invocation, svc: Any) -> tuple[ChatPort, Place] | None:
+    if not safety.mod_log_channel or inv.place.direct:
+        return None
+    port: ChatPort | None = svc.runner.port_for(inv.place.platform)
+    if port is None:
+        return None
+    return port, Place(platform=inv.place.platform, channel=safety.mod_log_channel,
+                       workspace=inv.place.workspace)
+
+
+async def _post(svc: Any, safety: SafetySettings, inv: Invocation,
+                card_of: Callable[[ChatPort], StatusCard]) -> tuple[ChatPort, MessageRef] | None:
+    target = _where(safety, inv, svc)
+    if target is None:
+        return None
+    port, place = target
+    try:
+        return port, await port.post(place, card_of(port))
+    except Exception as exc:
+        # The user's command is not the moderation log's to fail.
+        report_unexpected(log, exc, "posting to the moderation log")
+        return None
+
+
+def _who_where(inv: Invocation, port: ChatPort) -> str:
+    where = channel_link(inv.place.parent or inv.place.channel, port.traits)
+    return f"{inv.user.name} ({inv.user.key}) in {where}"
+
+
+async def refused(svc: Any, safety: SafetySettings, inv: Invocation, texts: list[str]) -> None:
+    """A prompt the blocklist refused, for the moderators."""
+    said = " / ".join(shorten(t, PROMPT_CHARS) for t in texts if t)
+
+    def card(port: ChatPort) -> StatusCard:
+        return StatusCard(title="Blocklist refused a prompt", tone="warning", final=True,
+                          lines=[_who_where(inv, port), f"Prompt: {said}"])
+
+    await _post(svc, safety, inv, card)
+
+
+async def started(svc: Any, safety: SafetySettings, inv: Invocation, job: JobRecord) -> None:
+    """A job started in this server, for the moderators."""
+    try:
+        model = catalog.by_endpoint_id(job.endpoint_id).title
+    except Exception:  # an endpoint no longer in the catalog still gets its entry
+        model = job.endpoint_id
+
+    def card(port: ChatPort) -> StatusCard:
+        return StatusCard(
+            title=f"Job #{job.id} started", final=True,
+            lines=[_who_where(inv, port), f"Prompt: {shorten(job.prompt, PROMPT_CHARS)}",
+                   f"Model: {model} · about {job.estimate_credits} credits (${job.estimate_usd:.2f})"])
+
+    posted = await _post(svc, safety, inv, card)
+    if posted is not None:
+        # The runner cancels this when it stops: an entry of a job that ends after a
+        # restart keeps saying "started" (the job's own card has the end).
+        svc.runner.rt.spawn_background(_follow(svc, job.id, *posted, card(posted[0])))
+
+
+async def _follow(svc: Any, job_id: int, port: ChatPort, ref: MessageRef, entry: StatusCard) -> None:
+    """Once the job has ended, its entry says how, with the result's link when there is one."""
+    try:
+        job: JobRecord = await svc.runner.wait(job_id)
+        ending = job.state.value  # done, failed or cancelled
+        lines = [*entry.lines, f"Result: {job.result_url}"] if job.result_url else entry.lines
+        await port.edit(ref, replace(entry, title=f"Job #{job_id} {ending}", lines=lines,
+                                     tone="success" if ending == "done" else "warning"))
+    except Exception as exc:
+        report_unexpected(log, exc, "updating the moderation log")
