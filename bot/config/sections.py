@@ -20,6 +20,7 @@ from pydantic import (
     SecretStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 DEFAULT_CONFIG_PATHS = ("config.toml", "/etc/ltx-bot/config.toml")
@@ -228,6 +229,33 @@ class DiscordSettings(Section):
         "too). Mentions, slash commands and message menus work without it.",
     )
     default_upload_limit_bytes: int = Field(10 * MiB, gt=0, description="When no interaction says.")
+    shard_count: int | None = Field(
+        None, ge=1, description="Shards of the whole bot; unset = one connection, no sharding.")
+    shard_ids: list[int] = Field(
+        default_factory=list, description="This process's shards (needs shard_count); empty = all.")
+    sync_commands: Literal["auto"] | bool = Field(
+        "auto", description="Sync the slash commands at start; auto = the process running shard 0.")
+
+    @model_validator(mode="after")
+    def _shards_in_range(self) -> DiscordSettings:
+        if self.shard_ids and self.shard_count is None:
+            raise ValueError("discord.shard_ids needs discord.shard_count (how many shards the "
+                             "whole bot runs)")
+        count = self.shard_count or 1
+        outside = [i for i in self.shard_ids if not 0 <= i < count]
+        if outside:
+            raise ValueError(f"discord.shard_ids: {outside} outside 0..{count - 1} "
+                             f"(discord.shard_count = {count})")
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError(f"discord.shard_ids: {self.shard_ids} names a shard twice")
+        return self
+
+    @property
+    def syncs_commands(self) -> bool:
+        """Whether this process syncs the slash commands: `auto` leaves it to shard 0's process."""
+        if self.sync_commands != "auto":
+            return bool(self.sync_commands)
+        return not self.shard_ids or 0 in self.shard_ids
 
 
 class SlackSettings(Section):
