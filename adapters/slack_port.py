@@ -187,6 +187,15 @@ class SlackPort:
             result = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
             if result.status_code == 200:
                 return
+        elif entry is None:
+            # No response URL here: it expired, or another process took the command (a job
+            # adopted from it; the URL lived in that process's memory). A DM from the app
+            # still reaches the user privately.
+            try:
+                await self.client.chat_postMessage(channel=user.id, text=text)
+                return
+            except SlackApiError as exc:
+                log.info("DM to the user refused too (%s)", _error(exc))
         raise failure
 
 
