@@ -274,6 +274,21 @@ class SlackSettings(Section):
     admin_users: list[str] = Field(default_factory=list, description="User ids (U...) with admin.")
     upload_limit_bytes: int = Field(100 * MiB, gt=0, description="Largest video uploaded.")
     upload_timeout_seconds: float = Field(300.0, gt=0, description="Per video upload.")
+    client_id: str | None = Field(
+        None, description="OAuth install in many workspaces (HTTP mode); SLACK_CLIENT_ID.")
+    client_secret: SecretStr | None = Field(None, description="With client_id; SLACK_CLIENT_SECRET.")
+    token_key: SecretStr | None = Field(
+        None, description="Fernet key that encrypts installed workspaces' tokens in the store; "
+        "LTX_BOT_SLACK_TOKEN_KEY.")
+    install_path: str = Field("/slack/install", description="OAuth: where an install starts.")
+    redirect_uri: str | None = Field(
+        None, description="OAuth: the Redirect URL set in the app, e.g. "
+        "https://HOST/slack/oauth_redirect (its path is served); default path /slack/oauth_redirect.")
+
+    @property
+    def oauth(self) -> bool:
+        """Installs in many workspaces (OAuth) rather than one bot token."""
+        return bool(self.client_id and self.client_secret and self.client_secret.get_secret_value())
 
 
 class ConsoleSettings(Section):
@@ -349,8 +364,12 @@ class Settings(Section):
 
     @property
     def slack_enabled(self) -> bool:
-        if not (self.slack.bot_token and self.slack.bot_token.get_secret_value()):
+        slack = self.slack
+        if slack.mode == "http" and slack.oauth:  # tokens come from the installations
+            return bool(slack.signing_secret and slack.signing_secret.get_secret_value()
+                        and slack.token_key and slack.token_key.get_secret_value())
+        if not (slack.bot_token and slack.bot_token.get_secret_value()):
             return False
-        if self.slack.mode == "socket":
-            return bool(self.slack.app_token and self.slack.app_token.get_secret_value())
-        return bool(self.slack.signing_secret and self.slack.signing_secret.get_secret_value())
+        if slack.mode == "socket":
+            return bool(slack.app_token and slack.app_token.get_secret_value())
+        return bool(slack.signing_secret and slack.signing_secret.get_secret_value())

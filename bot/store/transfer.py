@@ -24,7 +24,7 @@ from .queries import SqlTx
 from .schema import SCHEMA_VERSION
 
 # Every table, parents before children (jobs.owner_key -> users, ledger -> jobs).
-TABLES = ("users", "jobs", "ledger", "usage_totals", "seen_events")
+TABLES = ("users", "jobs", "ledger", "usage_totals", "seen_events", "installations")
 IDENTITIES = ("jobs", "ledger")  # tables whose id PostgreSQL numbers from a sequence
 # What must be equal before and after: the ledger's sums (USD rounded: a float sum
 # depends on the order it is added in) beside the audit.

@@ -84,7 +84,7 @@ class PgDatabases:
         # DELETE, not TRUNCATE: a test leaves a handful of rows, and TRUNCATE makes new
         # files for every table and index. Children first, then ids from 1 again.
         # `instances` is not copied between stores (a process registers anew), so not in TABLES.
-        emptied = "; ".join([*(f"DELETE FROM {t}" for t in ("instances", *reversed(TABLES))),
+        emptied = "; ".join([*(f"DELETE FROM {t}" for t in ("instances", "oauth_states", *reversed(TABLES))),
                              *(f"ALTER TABLE {t} ALTER COLUMN id RESTART" for t in IDENTITIES)])
         with connect(url) as conn:
             conn.execute(emptied)  # no parameters: one round trip for all of it
