@@ -101,3 +101,15 @@ def test_bad_shard_settings_are_config_errors_naming_both(tmp_path: Path, table:
         load_settings(path, {})
     for word in words:
         assert word in str(err.value)
+
+
+def test_check_config_names_this_process_shards(tmp_path: Path) -> None:
+    from adapters.discord_plugin import describe
+
+    settings = make_settings(tmp_path)
+    settings.discord.token = TOKEN  # type: ignore[assignment]
+    assert "syncs commands" in (describe(settings) or "")
+    settings.discord.shard_count = 2
+    settings.discord.shard_ids = [1]
+    line = describe(settings) or ""
+    assert "shards [1] of 2" in line and "does not sync commands" in line

@@ -137,3 +137,30 @@ async def test_uninstall_and_revocation_remove_the_installation(live: Live) -> N
     await live.runner.adapter.idle()
     assert len(fake.named("chat.postMessage")) == posts
     assert await live.app.store.list_jobs("slack:U0001") == []
+
+
+def test_a_half_configured_install_names_what_is_missing(settings: Settings) -> None:
+    slack = settings.slack
+    slack.client_id = "1111.2222"
+    assert not settings.slack_enabled
+    assert "needs HTTP mode" in (missing(settings) or "")  # the default mode is socket
+    slack.mode = "http"
+    text = missing(settings) or ""
+    for name in ("SLACK_CLIENT_SECRET", "SLACK_SIGNING_SECRET", "LTX_BOT_SLACK_TOKEN_KEY"):
+        assert name in text, text
+    slack.client_secret = "s"  # type: ignore[assignment]
+    slack.signing_secret = "s"  # type: ignore[assignment]
+    assert missing(settings) == ("the token key (LTX_BOT_SLACK_TOKEN_KEY or slack.token_key) "
+                                 "is missing for the OAuth install")
+
+
+def test_a_token_key_that_is_not_a_fernet_key_is_refused_clearly(settings: Settings) -> None:
+    from adapters.slack_app import SlackAdapter
+
+    slack = settings.slack
+    slack.mode, slack.client_id = "http", "1111.2222"
+    slack.client_secret = slack.signing_secret = "s"  # type: ignore[assignment]
+    slack.token_key = "not-a-key"  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="LTX_BOT_SLACK_TOKEN_KEY") as err:
+        SlackAdapter(settings, object(), store=lambda: None)  # type: ignore[arg-type, return-value]
+    assert "not-a-key" not in str(err.value)
