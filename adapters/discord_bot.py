@@ -111,6 +111,25 @@ class LtxClient(discord.Client):
         await super().close()
 
 
+class LtxShardedClient(LtxClient, discord.AutoShardedClient):
+    """The same client over several gateway connections, one per shard this process runs
+    (`[discord] shard_count` and `shard_ids`). Interactions and edits go through REST, so any
+    process can finish any job; only the gateway events are split between processes."""
+
+
+def build_client(settings: Settings, core: Core) -> LtxClient:
+    """The client `[discord]` asks for: sharded when shard_count is set, and syncing the
+    commands only where `sync_commands` (auto: the process that runs shard 0) says so."""
+    conf = settings.discord
+    sync = conf.syncs_commands
+    if conf.shard_count is None:
+        return LtxClient(settings, core, sync_commands=sync)
+    log.info("Discord shards %s of %d; %s the commands", conf.shard_ids or "all",
+             conf.shard_count, "syncing" if sync else "not syncing")
+    return LtxShardedClient(settings, core, sync_commands=sync, shard_count=conf.shard_count,
+                            shard_ids=conf.shard_ids or None)
+
+
 class DiscordRunner:
     """Owns the Discord client: `await start()` logs in, syncs commands and connects in the
     background; `await close()` disconnects.
@@ -123,7 +142,7 @@ class DiscordRunner:
     def __init__(self, app: App, settings: Settings, *, client: LtxClient | None = None) -> None:
         self.app = app
         self.settings = settings
-        self.client = client or LtxClient(settings, app)
+        self.client = client or build_client(settings, app)
         self.port = self.client.port
         self.registered = False
         self._task: asyncio.Task[None] | None = None

@@ -20,7 +20,11 @@ def describe(settings: Settings) -> str | None:
     if settings.discord_enabled:
         api = settings.discord.api_url or "Discord's API"
         gateway = settings.discord.gateway_url or "Discord's gateway"
-        return f"discord (token set; REST at {api}; gateway at {gateway})"
+        conf = settings.discord
+        shards = "" if conf.shard_count is None else (
+            f"; shards {conf.shard_ids or 'all'} of {conf.shard_count}")
+        sync = "syncs commands" if conf.syncs_commands else "does not sync commands"
+        return f"discord (token set; REST at {api}; gateway at {gateway}{shards}; {sync})"
     if settings.discord.token is not None:
         return "discord: not started (the token is empty)"
     return None

@@ -94,6 +94,7 @@ class LiveInteraction:
     resolved: bool = False
     original_id: str | None = None
     dead: bool = False
+    upload_limit: int | None = None  # what the interaction said its channel accepts
 
     def usable(self, now: float) -> bool:
         return not self.dead and now < self.expires_at - TOKEN_MARGIN_SECONDS
@@ -109,6 +110,8 @@ class LiveInteraction:
                 "interaction_id": str(self.interaction_id),
                 "expires_at": self.expires_at,
                 "original": True,
+                # Stored with the job, so the process that finishes it knows the limit too.
+                **({"upload_limit": self.upload_limit} if self.upload_limit else {}),
             },
         )
 
@@ -167,6 +170,7 @@ class DiscordPort:
             mode=mode,
             resolved=mode in ("update", "none"),
             original_id=str(original_id) if original_id else None,
+            upload_limit=interaction.filesize_limit,
         )
         self._live[(user_id, channel)] = live
         self._live_by_token[live.token] = live
@@ -186,6 +190,13 @@ class DiscordPort:
     def note_upload_limit(self, channel: str, limit: int) -> None:
         """Every interaction carries the real limit for its channel (boosts change it)."""
         self._limits[channel] = limit
+
+    def _learn(self, ref: MessageRef) -> None:
+        """An adopted job brings its channel's upload limit in its card's reference (this
+        process may have seen no interaction there, nor the guild on another shard)."""
+        limit = ref.extra.get("upload_limit")
+        if isinstance(limit, int) and limit > 0:
+            self._limits.setdefault(ref.channel, limit)
 
     def _prune(self) -> None:
         now = self._wall()
@@ -287,6 +298,7 @@ class DiscordPort:
     async def edit(self, ref: MessageRef, card: StatusCard) -> MessageRef:
         """Edit the message (or its re-post: an old reference follows it). A progress edit
         that fails raises (the core tries its newest card again); a final one is retried."""
+        self._learn(ref)
         old = self._current(ref)
         new_ref = _keep_reply(old, await self._retrying(lambda: self._send_edit(old, card),
                                                         final=card.final))
@@ -574,13 +586,14 @@ def _reply_reference(channel: str, message_id: str | None) -> dict[str, Any]:
 
 
 def _keep_reply(old: MessageRef, new: MessageRef) -> MessageRef:
-    """An edit may come back as a bare reference (or a re-post); keep what the card
-    replies to, so a job resumed after a restart still delivers as a reply."""
-    reply = old.extra.get("reply_to")
-    if not reply or new.extra.get("reply_to"):
+    """An edit may come back as a bare reference (or a re-post); keep what the card replies
+    to and its upload limit, so a job resumed elsewhere delivers as a reply, at the right size."""
+    kept = {key: old.extra[key] for key in ("reply_to", "upload_limit")
+            if old.extra.get(key) and key not in new.extra}
+    if not kept:
         return new
     return MessageRef(platform=new.platform, channel=new.channel, id=new.id,
-                      extra={**new.extra, "reply_to": reply})
+                      extra={**new.extra, **kept})
 
 
 def _retryable(exc: discord.HTTPException) -> bool:

@@ -29,17 +29,14 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.async_handler import AsyncRetryHandler
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_http import bolt_request, describe, replay_key, verified
+from adapters.slack_oauth import SlackOAuth
 from adapters.slack_port import SlackPort
 from adapters.slack_render import (
     ANIMATE_MODAL,
@@ -52,7 +49,6 @@ from adapters.slack_render import (
     read_form,
 )
 from adapters.slack_translate import (
-    file_credential,
     is_complete,
     is_direct_message,
     is_workspace_admin,
@@ -69,26 +65,22 @@ from adapters.slack_translate import (
     user_fields,
     who_and_where,
 )
+from adapters.slack_workspaces import Workspaces, make_clients
 from bot.app import App
 from bot.boundary import Tell, boundary, report_failure
 from bot.commands.services import MAX_JOB_ID
 from bot.config import Settings
+from bot.errors import UserError
 from bot.grammar import clean_text
 from bot.ports import Attachment, Core, Invocation, MessageRef, Place, User
+from bot.store import SqlStore
 
 log = logging.getLogger(__name__)
 
 SHORTCUT_CALLBACK = "ltx_animate"
 EVENTS_PATH = "/slack/events"
-DEFAULT_API_URL = "https://slack.com/api/"
 NO_MEDIA = ("That message has no image or video I can animate. Use the shortcut on a message "
             "with an image (or a clip to extend), or run the slash command with a prompt.")
-
-def retry_handlers() -> list[AsyncRetryHandler]:
-    # 429s are waited out per Retry-After; progress edits are coalesced anyway.
-    return [AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3)]
-
 
 class SlackAdapter:
     """Slack events -> Invocations for the core, and the port the core answers through.
@@ -99,30 +91,36 @@ class SlackAdapter:
 
     def __init__(self, settings: Settings, core: Core, *,
                  logger: logging.Logger | None = None,
-                 min_edit_interval: float | None = None) -> None:
-        """`min_edit_interval` overrides the 3 s floor between edits of one message (tests)."""
+                 min_edit_interval: float | None = None,
+                 store: Callable[[], SqlStore] | None = None) -> None:
+        """`min_edit_interval` overrides the 3 s floor between edits of one message (tests);
+        `store()` is the bot's store, where installs in many workspaces (OAuth) are kept."""
         slack = settings.slack
-        token = slack.bot_token.get_secret_value() if slack.bot_token else ""
-        if not token:
+        many = slack.mode == "http" and slack.oauth
+        token = "" if many else slack.bot_token.get_secret_value() if slack.bot_token else ""
+        if not token and not many:
             raise ValueError("slack.bot_token (SLACK_BOT_TOKEN) is required for the Slack adapter")
         self.settings = settings
         self.core = core
         self.log = logger or log
-        base_url = slack.api_url or DEFAULT_API_URL
-        self.client = AsyncWebClient(token=token, base_url=base_url, timeout=30,
-                                     retry_handlers=retry_handlers())
-        self.upload_client = AsyncWebClient(token=token, base_url=base_url,
-                                            timeout=int(slack.upload_timeout_seconds),
-                                            retry_handlers=retry_handlers())
+        default = make_clients(token or None, slack)
+        self.client, self.upload_client = default.client, default.upload_client
+        self.oauth: SlackOAuth | None = None
+        if many:
+            if store is None:
+                raise ValueError("the Slack OAuth install needs the bot's store")
+            self.oauth = SlackOAuth(slack, store, self.client)
+        self.workspaces = Workspaces(slack, default,
+                                     self.oauth.installations if self.oauth else None)
         # The core's throttle waits the longer of this floor and jobs.edit_interval_seconds.
         self.port = SlackPort(self.client, slack, upload_client=self.upload_client,
-                              edit_interval=min_edit_interval)
-        self.credential = file_credential(token, slack.api_url)
+                              edit_interval=min_edit_interval, workspaces=self.workspaces)
         secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
         if slack.mode == "http" and not secret:
             raise ValueError("slack.signing_secret (SLACK_SIGNING_SECRET) is required in HTTP mode")
         self._secret = secret.encode("utf-8")
-        self.bolt = _bolt_app(self.client, secret, self.log)
+        self.bolt = _bolt_app(self.client, secret, self.log,
+                              self.oauth.flow if self.oauth else None)
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -136,7 +134,8 @@ class SlackAdapter:
         slack = self.settings.slack
         try:
             # Fail fast with a clear message instead of on the first user's command.
-            await self.client.auth_test()
+            if self.oauth is None:
+                await self.client.auth_test()
         except SlackApiError as exc:
             raise ValueError(
                 f"Slack refused the bot token (SLACK_BOT_TOKEN): {exc.response.get('error')}"
@@ -145,6 +144,8 @@ class SlackAdapter:
             web_app = web.Application()
             web_app.router.add_post(EVENTS_PATH, self._http_endpoint)
             web_app.router.add_get("/healthz", self._health)
+            if self.oauth is not None:
+                self.oauth.add_routes(web_app)
             self._runner = web.AppRunner(web_app, access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, slack.host, slack.port)
@@ -174,9 +175,7 @@ class SlackAdapter:
             if pending:
                 await asyncio.wait(pending)
         await self.port.close()
-        for client in (self.client, self.upload_client):
-            if client.session is not None and not client.session.closed:
-                await client.session.close()
+        await self.workspaces.close()
 
     async def idle(self, limit: float = 30.0) -> None:
         """Wait until every background task started by a listener has finished."""
@@ -229,14 +228,19 @@ class SlackAdapter:
         self.started += 1
         if inv.command in ("admin", "help") and not inv.user.is_admin:
             # Only these ask: a workspace's admins may change its own settings (help lists them).
-            inv.user = replace(inv.user, is_workspace_admin=await self._workspace_admin(inv.user.id))
+            inv.user = replace(inv.user, is_workspace_admin=await self._workspace_admin(
+                inv.user.id, inv.place.workspace))
         await self.core.handle(inv, self.port)
 
-    async def _workspace_admin(self, user_id: str) -> bool:
-        """users.info (scope users:read): an admin or owner of the workspace. Any failure
-        (the scope missing from an older install) counts as no: the operator's admins stay."""
+    async def _workspace_admin(self, user_id: str, team: str | None) -> bool:
+        """users.info (scope users:read), with that workspace's token: an admin or owner of the
+        workspace. Any failure (the scope missing from an older install, the app no longer
+        installed there) counts as no: the operator's admins stay."""
         try:
-            answer = await self.client.users_info(user=user_id)
+            clients = await self.workspaces.for_team(team)
+            answer = await clients.client.users_info(user=user_id)
+        except UserError:
+            return False
         except SlackApiError as exc:
             self.log.warning("slack: users.info failed (%s); is users:read granted?",
                              exc.response.get("error"))
@@ -244,17 +248,19 @@ class SlackAdapter:
         info = answer.get("user")
         return isinstance(info, dict) and is_workspace_admin(info)
 
-    async def _attachments(self, files: list[dict[str, Any]]) -> list[Attachment]:
+    async def _attachments(self, files: list[dict[str, Any]], team: str | None) -> list[Attachment]:
+        clients = await self.workspaces.for_team(team)  # the workspace's token reads its files
         atts = []
         for f in files:
             if not is_complete(f):
-                info = await self.client.files_info(file=str(f["id"]))
+                info = await clients.client.files_info(file=str(f["id"]))
                 f = dict(info["file"])
-            atts.append(to_attachment(f, self.credential))
+            atts.append(to_attachment(f, clients.credential))
         return atts
 
-    async def _open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
-        await self.client.views_open(trigger_id=trigger_id, view=view)
+    async def _open_view(self, trigger_id: str, view: dict[str, Any], team: str | None) -> None:
+        clients = await self.workspaces.for_team(team)
+        await clients.client.views_open(trigger_id=trigger_id, view=view)
 
     # ------------------------------------------------------------ listeners
 
@@ -272,6 +278,8 @@ class SlackAdapter:
         self.bolt.action(re.compile(r"^ltx_[a-z]+$"))(self._on_button)
         self.bolt.error(self._on_error)
         self.bolt.middleware(self._drop_replays)
+        if self.oauth is not None:
+            self.oauth.register(self.bolt, self.workspaces)
 
     async def _drop_replays(self, req: AsyncBoltRequest, resp: BoltResponse,
                             next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
@@ -309,8 +317,8 @@ class SlackAdapter:
         if command == "modal":
             meta = ModalMeta(channel=channel, team=team)
             view = animate_modal(meta, with_file_input=True)
-            self._spawn(self._open_view(str(body.get("trigger_id", "")), view), user, place,
-                        "views.open")
+            self._spawn(self._open_view(str(body.get("trigger_id", "")), view, team), user,
+                        place, "views.open")
             return
         inv = Invocation(user=user, place=place, command=command, text=text)
         self._spawn(self._run(inv), user, place, f"command {command}")
@@ -334,7 +342,7 @@ class SlackAdapter:
         reply_to = MessageRef("slack", channel, str(event.get("ts", "")))
 
         async def work() -> None:
-            atts = await self._attachments(files)
+            atts = await self._attachments(files, team)
             chosen = mention_command(text, atts)
             await self._run(Invocation(user=user, place=place, command=chosen.command,
                                        text=chosen.text, attachments=atts, reply_to=reply_to,
@@ -371,7 +379,7 @@ class SlackAdapter:
                          files=[str(f["id"]) for f in media])
         names = clean_text(", ".join(str(f.get("name") or f["id"]) for f in media))
         view = animate_modal(meta, with_file_input=False, source_note=f"Animating: {names}")
-        self._spawn(self._open_view(str(body.get("trigger_id", "")), view), user, place,
+        self._spawn(self._open_view(str(body.get("trigger_id", "")), view, team), user, place,
                     "views.open")
 
     async def _on_animate_submit(self, ack: AsyncAck, body: dict[str, Any],
@@ -398,7 +406,7 @@ class SlackAdapter:
         files: list[dict[str, Any]] = [{"id": fid} for fid in meta.files] + form.files
 
         async def work() -> None:
-            atts = await self._attachments(files)
+            atts = await self._attachments(files, team)
             chosen = media_command(form.text(), atts)
             reply_to = MessageRef("slack", meta.channel, meta.thread) if meta.thread else None
             await self._run(Invocation(user=user, place=place, command=chosen.command,
@@ -452,7 +460,7 @@ class SlackAdapter:
             meta = ModalMeta(channel=channel, thread=place.thread, team=team, kind=kind,
                              job_id=job_id)
             self._spawn(self._open_view(str(body.get("trigger_id", "")),
-                                        prompt_modal(kind, job_id, meta)),
+                                        prompt_modal(kind, job_id, meta), team),
                         user, place, "views.open")
             return
         inv = Invocation(user=user, place=place, command="action",
@@ -474,7 +482,8 @@ class _Drop(logging.Filter):
         return record.getMessage() != self.message
 
 
-def _bolt_app(client: AsyncWebClient, secret: str, logger: logging.Logger) -> AsyncApp:
+def _bolt_app(client: AsyncWebClient, secret: str, logger: logging.Logger,
+              oauth_flow: AsyncOAuthFlow | None = None) -> AsyncApp:
     """The bolt app on our web client (its base URL, timeouts and retry handlers).
 
     Given no token, bolt reads SLACK_BOT_TOKEN from the environment itself and then warns
@@ -487,8 +496,9 @@ def _bolt_app(client: AsyncWebClient, secret: str, logger: logging.Logger) -> As
         # process_before_response: every listener only acks and spawns a tracked task, so
         # answering after it returns costs nothing and means the task exists once Slack
         # has its answer (no fire-and-forget inside bolt that close() could not reach).
+        # With an OAuth flow bolt finds each workspace's token in the installations.
         return AsyncApp(client=client, signing_secret=secret, name="ltx-bot", logger=logger,
-                        process_before_response=True)
+                        process_before_response=True, oauth_flow=oauth_flow)
     finally:
         logger.removeFilter(quiet)
 
@@ -498,7 +508,8 @@ class SlackRunner:
 
     def __init__(self, app: App, settings: Settings, *,
                  min_edit_interval: float | None = None) -> None:
-        self.adapter = SlackAdapter(settings, app, min_edit_interval=min_edit_interval)
+        self.adapter = SlackAdapter(settings, app, min_edit_interval=min_edit_interval,
+                                    store=lambda: app.store)
         app.register_port(self.adapter.port)
 
     @property

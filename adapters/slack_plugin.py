@@ -29,6 +29,8 @@ def missing(settings: Settings) -> str | None:
     with no input under Docker or systemd).
     """
     slack = settings.slack
+    if slack.client_id or _set(slack.client_secret):
+        return None if settings.slack_enabled else _missing_for_oauth(settings)
     given = [_set(slack.bot_token), _set(slack.app_token), _set(slack.signing_secret)]
     if settings.slack_enabled or not any(given):
         return None
@@ -42,11 +44,27 @@ def missing(settings: Settings) -> str | None:
     return f"the {absent} {'is' if ' and ' not in absent else 'are'} missing for {mode}"
 
 
+def _missing_for_oauth(settings: Settings) -> str:
+    """Installs in many workspaces: HTTP mode, the app's credentials and the token key."""
+    slack = settings.slack
+    if slack.mode != "http":
+        return ('the OAuth install (slack.client_id) needs HTTP mode (slack.mode = "http"): '
+                "Slack sends installs to a public Redirect URL")
+    needed = [("client id (SLACK_CLIENT_ID or slack.client_id)", bool(slack.client_id)),
+              ("client secret (SLACK_CLIENT_SECRET or slack.client_secret)", _set(slack.client_secret)),
+              ("signing secret (SLACK_SIGNING_SECRET or slack.signing_secret)", _set(slack.signing_secret)),
+              ("token key (LTX_BOT_SLACK_TOKEN_KEY or slack.token_key)", _set(slack.token_key))]
+    absent = " and the ".join(name for name, ok in needed if not ok)
+    return f"the {absent} {'is' if ' and ' not in absent else 'are'} missing for the OAuth install"
+
+
 def describe(settings: Settings) -> str | None:
     """The `check-config` line: what `run` would start, or which credential is missing."""
     slack = settings.slack
     if settings.slack_enabled:
         where = "Socket Mode" if slack.mode == "socket" else f"HTTP on {slack.host}:{slack.port}"
+        if slack.oauth:
+            where += f", installs at {slack.install_path}"
         return f"slack ({where}, command {slack.command})"
     why = missing(settings)
     return f"slack: not started ({why})" if why else None

@@ -32,6 +32,7 @@ from adapters.slack_render import (
     summary_text,
 )
 from adapters.slack_translate import PLATFORM
+from adapters.slack_workspaces import Workspaces
 from bot.config import SlackSettings
 from bot.errors import UserError
 from bot.ports import MessageRef, Place, PlatformTraits, StatusCard, User
@@ -67,8 +68,10 @@ class SlackPort:
         upload_client: AsyncWebClient | None = None,
         edit_interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        workspaces: Workspaces | None = None,
     ) -> None:
-        """`edit_interval` replaces Slack's floor between edits of one message."""
+        """`edit_interval` replaces Slack's floor between edits of one message; `workspaces`
+        picks each workspace's clients when the app is installed in many (OAuth)."""
         self.client = client
         # A second client because files_upload_v2 uses the client's own timeout for the
         # upload POST; progress edits must not inherit a five-minute timeout.
@@ -82,12 +85,26 @@ class SlackPort:
         )
         self.clock = clock
         self._response_urls: dict[tuple[str, str], tuple[str, float]] = {}
+        self.workspaces = workspaces if workspaces is not None and workspaces.many else None
+
+    async def _clients(self, team: str | None) -> tuple[AsyncWebClient, AsyncWebClient]:
+        """The clients holding the bot token of workspace `team`."""
+        if self.workspaces is None:
+            return self.client, self.upload_client
+        found = await self.workspaces.for_team(team)
+        return found.client, found.upload_client
+
+    def _team_extra(self, place: Place) -> dict[str, Any]:
+        # With many workspaces a reference must say whose token edits or deletes it later
+        # (in whichever process finishes the job).
+        return {"team": place.workspace} if self.workspaces is not None and place.workspace else {}
 
     # ------------------------------------------------------------ status message
 
     async def post(self, place: Place, card: StatusCard) -> MessageRef:
+        client, _ = await self._clients(place.workspace)
         try:
-            resp = await self.client.chat_postMessage(
+            resp = await client.chat_postMessage(
                 channel=place.channel, thread_ts=place.thread, text=fallback_text(card),
                 blocks=card_blocks(card), unfurl_links=False, unfurl_media=False)
         except SlackApiError as exc:
@@ -96,20 +113,23 @@ class SlackPort:
             raise
         ts = str(resp["ts"])
         channel = str(resp.get("channel") or place.channel)
-        return MessageRef(PLATFORM, channel, ts, {"thread_ts": place.thread} if place.thread else {})
+        extra = {"thread_ts": place.thread} if place.thread else {}
+        return MessageRef(PLATFORM, channel, ts, {**extra, **self._team_extra(place)})
 
     async def edit(self, ref: MessageRef, card: StatusCard) -> MessageRef:
         if ref.extra.get("kind") == "file":
             return ref  # an uploaded file has no editable card
+        team = ref.extra.get("team")
+        client, _ = await self._clients(team)
         try:
-            await self.client.chat_update(channel=ref.channel, ts=ref.id,
+            await client.chat_update(channel=ref.channel, ts=ref.id,
                                           text=fallback_text(card), blocks=card_blocks(card))
         except SlackApiError as exc:
             if _error(exc) not in GONE:
                 raise
             # The message was deleted or can't be edited any more: show the card anew.
-            return await self.post(Place(PLATFORM, ref.channel, thread=ref.extra.get("thread_ts")),
-                                   card)
+            return await self.post(Place(PLATFORM, ref.channel, team,
+                                         thread=ref.extra.get("thread_ts")), card)
         return ref
 
     async def close(self) -> None:
@@ -124,12 +144,14 @@ class SlackPort:
         return await self._send_file(place, path, card)
 
     async def _send_file(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
-        resp = await self.upload_client.files_upload_v2(
+        client, upload_client = await self._clients(place.workspace)
+        resp = await upload_client.files_upload_v2(
             file=str(path), filename=path.name, title=card.title[:250] or path.name,
             channel=place.channel, thread_ts=place.thread, initial_comment=summary_text(card))
         files = resp.get("files") or []
         file_ids = [str(f["id"]) for f in files if isinstance(f, dict) and f.get("id")]
-        extra: dict[str, Any] = {"files": file_ids, "filename": path.name}
+        extra: dict[str, Any] = {"files": file_ids, "filename": path.name,
+                                 **self._team_extra(place)}
         if place.thread:
             extra["thread_ts"] = place.thread
         block = actions_block(card.actions, block_id=f"ltx_result_{card.job_id}"
@@ -138,7 +160,7 @@ class SlackPort:
             return MessageRef(PLATFORM, place.channel, file_ids[0] if file_ids else "",
                               {**extra, "kind": "file"})
         label = f"Job #{card.job_id}" if card.job_id else "What next?"
-        msg = await self.client.chat_postMessage(
+        msg = await client.chat_postMessage(
             channel=place.channel, thread_ts=place.thread, text=label,
             blocks=[{"type": "context", "elements": [{"type": "mrkdwn", "text": label}]}, block])
         return MessageRef(PLATFORM, str(msg.get("channel") or place.channel), str(msg["ts"]),
@@ -146,10 +168,11 @@ class SlackPort:
 
     async def delete(self, ref: MessageRef) -> None:
         """Delete the card or the result (its file(s) and its button message). Idempotent."""
+        client, _ = await self._clients(ref.extra.get("team"))
         for file_id in ref.extra.get("files") or []:
-            await self._ignore_gone(self.client.files_delete(file=file_id))
+            await self._ignore_gone(client.files_delete(file=file_id))
         if ref.extra.get("kind") != "file" and ref.id:
-            await self._ignore_gone(self.client.chat_delete(channel=ref.channel, ts=ref.id))
+            await self._ignore_gone(client.chat_delete(channel=ref.channel, ts=ref.id))
 
     async def _ignore_gone(self, call: Any) -> None:
         try:
@@ -174,8 +197,9 @@ class SlackPort:
 
     async def tell(self, user: User, place: Place, text: str) -> None:
         text = note_text(text)
+        client, _ = await self._clients(place.workspace)
         try:
-            await self.client.chat_postEphemeral(channel=place.channel, user=user.id, text=text,
+            await client.chat_postEphemeral(channel=place.channel, user=user.id, text=text,
                                                  thread_ts=place.thread)
             return
         except SlackApiError as exc:
@@ -187,6 +211,15 @@ class SlackPort:
             result = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
             if result.status_code == 200:
                 return
+        elif entry is None:
+            # No response URL here: it expired, or another process took the command (a job
+            # adopted from it; the URL lived in that process's memory). A DM from the app
+            # still reaches the user privately.
+            try:
+                await client.chat_postMessage(channel=user.id, text=text)
+                return
+            except SlackApiError as exc:
+                log.info("DM to the user refused too (%s)", _error(exc))
         raise failure
 
 

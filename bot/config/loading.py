@@ -47,6 +47,9 @@ WELL_KNOWN_ENV: dict[str, tuple[str, str]] = {
     "SLACK_BOT_TOKEN": ("slack", "bot_token"),
     "SLACK_APP_TOKEN": ("slack", "app_token"),
     "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),
+    "SLACK_CLIENT_ID": ("slack", "client_id"),
+    "SLACK_CLIENT_SECRET": ("slack", "client_secret"),
+    "LTX_BOT_SLACK_TOKEN_KEY": ("slack", "token_key"),
     "LTX_BOT_DB": ("database", "path"),
     "DATABASE_URL": ("database", "url"),
 }

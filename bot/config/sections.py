@@ -20,6 +20,7 @@ from pydantic import (
     SecretStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from bot.config.safety import SafetySettings
@@ -234,6 +235,33 @@ class DiscordSettings(Section):
         "too). Mentions, slash commands and message menus work without it.",
     )
     default_upload_limit_bytes: int = Field(10 * MiB, gt=0, description="When no interaction says.")
+    shard_count: int | None = Field(
+        None, ge=1, description="Shards of the whole bot; unset = one connection, no sharding.")
+    shard_ids: list[int] = Field(
+        default_factory=list, description="This process's shards (needs shard_count); empty = all.")
+    sync_commands: Literal["auto"] | bool = Field(
+        "auto", description="Sync the slash commands at start; auto = the process running shard 0.")
+
+    @model_validator(mode="after")
+    def _shards_in_range(self) -> DiscordSettings:
+        if self.shard_ids and self.shard_count is None:
+            raise ValueError("discord.shard_ids needs discord.shard_count (how many shards the "
+                             "whole bot runs)")
+        count = self.shard_count or 1
+        outside = [i for i in self.shard_ids if not 0 <= i < count]
+        if outside:
+            raise ValueError(f"discord.shard_ids: {outside} outside 0..{count - 1} "
+                             f"(discord.shard_count = {count})")
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError(f"discord.shard_ids: {self.shard_ids} names a shard twice")
+        return self
+
+    @property
+    def syncs_commands(self) -> bool:
+        """Whether this process syncs the slash commands: `auto` leaves it to shard 0's process."""
+        if self.sync_commands != "auto":
+            return bool(self.sync_commands)
+        return not self.shard_ids or 0 in self.shard_ids
 
 
 class SlackSettings(Section):
@@ -252,6 +280,21 @@ class SlackSettings(Section):
     admin_users: list[str] = Field(default_factory=list, description="User ids (U...) with admin.")
     upload_limit_bytes: int = Field(100 * MiB, gt=0, description="Largest video uploaded.")
     upload_timeout_seconds: float = Field(300.0, gt=0, description="Per video upload.")
+    client_id: str | None = Field(
+        None, description="OAuth install in many workspaces (HTTP mode); SLACK_CLIENT_ID.")
+    client_secret: SecretStr | None = Field(None, description="With client_id; SLACK_CLIENT_SECRET.")
+    token_key: SecretStr | None = Field(
+        None, description="Fernet key that encrypts installed workspaces' tokens in the store; "
+        "LTX_BOT_SLACK_TOKEN_KEY.")
+    install_path: str = Field("/slack/install", description="OAuth: where an install starts.")
+    redirect_uri: str | None = Field(
+        None, description="OAuth: the Redirect URL set in the app, e.g. "
+        "https://HOST/slack/oauth_redirect (its path is served); default path /slack/oauth_redirect.")
+
+    @property
+    def oauth(self) -> bool:
+        """Installs in many workspaces (OAuth) rather than one bot token."""
+        return bool(self.client_id and self.client_secret and self.client_secret.get_secret_value())
 
 
 class ConsoleSettings(Section):
@@ -328,8 +371,12 @@ class Settings(Section):
 
     @property
     def slack_enabled(self) -> bool:
-        if not (self.slack.bot_token and self.slack.bot_token.get_secret_value()):
+        slack = self.slack
+        if slack.mode == "http" and slack.oauth:  # tokens come from the installations
+            return bool(slack.signing_secret and slack.signing_secret.get_secret_value()
+                        and slack.token_key and slack.token_key.get_secret_value())
+        if not (slack.bot_token and slack.bot_token.get_secret_value()):
             return False
-        if self.slack.mode == "socket":
-            return bool(self.slack.app_token and self.slack.app_token.get_secret_value())
-        return bool(self.slack.signing_secret and self.slack.signing_secret.get_secret_value())
+        if slack.mode == "socket":
+            return bool(slack.app_token and slack.app_token.get_secret_value())
+        return bool(slack.signing_secret and slack.signing_secret.get_secret_value())

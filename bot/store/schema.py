@@ -193,6 +193,24 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX safety_events_scope_kind_at ON safety_events(scope, kind, at)",
     ),
+    # v7: the bot installed in many workspaces of a platform (OAuth): each installation's
+    # data, sealed by the adapter (the store never sees a token in the clear), and the OAuth
+    # states issued for installs in progress, consumed once by whichever process gets the
+    # redirect.
+    (
+        """CREATE TABLE installations (
+            platform TEXT NOT NULL,
+            enterprise TEXT NOT NULL,
+            workspace TEXT NOT NULL,
+            sealed TEXT NOT NULL,
+            installed_at <time> NOT NULL,
+            PRIMARY KEY (platform, enterprise, workspace)
+        )<rowid>""",
+        """CREATE TABLE oauth_states (
+            state TEXT PRIMARY KEY,
+            expires_at <time> NOT NULL
+        )<rowid>""",
+    ),
 )
 MIGRATIONS = tuple(tuple(SQLITE.ddl(s) for s in step) for step in _MIGRATIONS)
 PG_MIGRATIONS = tuple(tuple(POSTGRES.ddl(s) for s in step) for step in _MIGRATIONS)

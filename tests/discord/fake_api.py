@@ -13,6 +13,9 @@ GET /channels/{id}.
 `/gateway` is a minimal gateway WebSocket (JSON text frames, no compression):
 HELLO, READY after IDENTIFY, heartbeat ACKs. Enough for discord.py to log in and
 stay connected, so a process under test never looks for Discord's real gateway.
+It honours IDENTIFY's `shard` field as Discord does: a connection for shard
+[i, n] gets the guilds (`add_gateway_guild`) and guild events (`send_event`)
+of the guilds with `(guild_id >> 22) % n == i`, and nothing else.
 
 It mirrors three Discord behaviours the adapter must cope with:
 - the first followup after a non-ephemeral "thinking" defer replaces the
@@ -105,6 +108,8 @@ class FakeDiscord:
     # One entry per IDENTIFY on the gateway: the intents asked for and whether a token came
     # (the token itself is not kept, so it cannot leak into a test report).
     identified: list[dict[str, Any]] = field(default_factory=list)
+    # Guilds the gateway streams (GUILD_CREATE after READY) to the shard each belongs to.
+    gateway_guilds: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -112,6 +117,8 @@ class FakeDiscord:
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
+        # Identified connections: their shard [id, count] and their next sequence number.
+        self._shards: dict[web.WebSocketResponse, tuple[list[int], itertools.count[int]]] = {}
         self.url = ""
         self.root = ""
         self.gateway_url = ""
@@ -179,6 +186,23 @@ class FakeDiscord:
     def add_channel(self, data: dict[str, Any]) -> dict[str, Any]:
         self.channels[int(data["id"])] = data
         return data
+
+    def add_gateway_guild(self, data: dict[str, Any]) -> None:
+        self.gateway_guilds.append(data)
+
+    @staticmethod
+    def shard_of(guild_id: int, shard_count: int) -> int:
+        """Discord's rule for which shard receives a guild's events."""
+        return (guild_id >> 22) % shard_count
+
+    async def send_event(self, event: str, data: dict[str, Any], guild_id: int) -> int:
+        """Send a dispatch event to the connections whose shard has `guild_id`; how many got it."""
+        sent = 0
+        for ws, (shard, seq) in list(self._shards.items()):
+            if self.shard_of(guild_id, shard[1]) == shard[0]:
+                await ws.send_json({"op": 0, "t": event, "s": next(seq), "d": data})
+                sent += 1
+        return sent
 
     def find(self, pred: Callable[[Call], bool]) -> list[Call]:
         return [c for c in self.calls if pred(c)]
@@ -316,16 +340,27 @@ class FakeDiscord:
                 if op == 1:  # heartbeat
                     await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
                 elif op == 2:  # identify
-                    self.identified.append({"intents": data.get("intents"),
-                                            "token_sent": bool(data.get("token"))})
-                    ready = {"v": 10, "user": self.bot_user(), "guilds": [], "session_id": "fake-session",
-                             "resume_gateway_url": self.gateway_url, "shard": [0, 1],
-                             "application": {"id": str(self.app_id), "flags": 0}}
-                    await ws.send_json({"op": 0, "t": "READY", "s": next(seq), "d": ready})
-                    self.notify()
+                    await self._identify(ws, data, seq)
         finally:
             self._sockets.discard(ws)
+            self._shards.pop(ws, None)
         return ws
+
+    async def _identify(self, ws: web.WebSocketResponse, data: dict[str, Any],
+                        seq: itertools.count[int]) -> None:
+        shard = list(data.get("shard") or [0, 1])
+        self.identified.append({"intents": data.get("intents"), "shard": shard,
+                                "token_sent": bool(data.get("token"))})
+        mine = [g for g in self.gateway_guilds if self.shard_of(int(g["id"]), shard[1]) == shard[0]]
+        ready = {"v": 10, "user": self.bot_user(), "session_id": f"fake-session-{shard[0]}",
+                 "guilds": [{"id": g["id"], "unavailable": True} for g in mine],
+                 "resume_gateway_url": self.gateway_url, "shard": shard,
+                 "application": {"id": str(self.app_id), "flags": 0}}
+        await ws.send_json({"op": 0, "t": "READY", "s": next(seq), "d": ready})
+        for guild in mine:
+            await ws.send_json({"op": 0, "t": "GUILD_CREATE", "s": next(seq), "d": guild})
+        self._shards[ws] = (shard, seq)
+        self.notify()
 
     async def _read(self, request: web.Request) -> tuple[Any, list[FilePart]]:
         files: list[FilePart] = []

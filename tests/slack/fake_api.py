@@ -5,17 +5,24 @@ It speaks just enough of Slack to exercise the adapter through the real
 upload, file info/delete, private file downloads that demand the bot token
 (an HTML login page otherwise, like Slack), response URLs, injected 429s with
 Retry-After, and a Socket Mode WebSocket that can push envelopes.
+
+Installs in other workspaces (Slack's OAuth v2): `GET /oauth/v2/authorize` stands
+for the admin approving the app in workspace `next_install_team` and redirects to
+the redirect URL with a one-time code; `oauth.v2.access` trades the code (with the
+app's client id and secret) for that workspace's own bot token, which the API then
+accepts, `auth.test` answering with its workspace; `revoke` makes a token invalid.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import WSMsgType, web
 
@@ -89,6 +96,14 @@ class FakeSlack:
     url: str = ""
     outside: set[str] = field(default_factory=set)  # channels the bot is not a member of
     workspace_admins: set[str] = field(default_factory=set)  # users.info says is_admin
+    # OAuth: the app's credentials, the workspace the next install approves, where to send
+    # the admin back (when the authorize URL names none), and installed token -> workspace.
+    client_id: str = "1111.2222"
+    client_secret: str = "fake-client-secret"
+    next_install_team: str = "T0NEW"
+    redirect_uri: str = ""
+    installed: dict[str, str] = field(default_factory=dict)
+    authorize_requests: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._injected: dict[str, Injected] = {}
@@ -98,6 +113,8 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self._sockets: list[web.WebSocketResponse] = []
         self._socket_ready = asyncio.Event()
+        self._codes: dict[str, str] = {}  # OAuth code -> workspace
+        self._caller: str | None = None  # the bearer token of the call being answered
 
     # ------------------------------------------------------------ lifecycle
 
@@ -109,6 +126,7 @@ class FakeSlack:
         app.router.add_get("/redirect", self._redirect)
         app.router.add_post("/response/{rid}", self._response)
         app.router.add_get("/link", self._socket)
+        app.router.add_get("/oauth/v2/authorize", self._authorize)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -145,6 +163,14 @@ class FakeSlack:
         if partial:
             return {"id": fid, "mode": "hosted", "file_access": "check_file_info"}
         return obj
+
+    def revoke(self, token: str) -> None:
+        self.installed.pop(token, None)
+
+    def tokens_of(self, method: str) -> list[str]:
+        """The bearer token of each call of `method`, in order."""
+        return [c.headers.get("Authorization", "").removeprefix("Bearer ")
+                for c in self.named(method)]
 
     def named(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -213,8 +239,13 @@ class FakeSlack:
                 return web.json_response(
                     {"ok": False, "error": "ratelimited" if injected.status == 429 else "fatal_error"},
                     status=injected.status, headers={"Retry-After": str(injected.retry_after)})
+            if method == "oauth.v2.access":
+                return web.json_response(self._oauth_access(params, request.headers))
             expected = self.app_token if method == "apps.connections.open" else self.bot_token
-            if request.headers.get("Authorization") != f"Bearer {expected}":
+            auth = request.headers.get("Authorization", "")
+            self._caller = auth.removeprefix("Bearer ")
+            if auth != f"Bearer {expected}" and not (
+                    method != "apps.connections.open" and self._caller in self.installed):
                 return web.json_response({"ok": False, "error": "invalid_auth"})
             handler = getattr(self, "_m_" + method.replace(".", "_"), None)
             if handler is None:
@@ -228,8 +259,10 @@ class FakeSlack:
         return f"1700000000.{next(self._ts):06d}"
 
     def _m_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
+        team = self.installed.get(self._caller or "", self.team_id)
         return {"url": "https://fake.slack.com/", "team": "Fake", "user": "ltx",
-                "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": "BBOT",
+                "team_id": team, "user_id": self.bot_user_id,
+                "bot_id": "BBOT" if team == self.team_id else f"B{team}",
                 "is_enterprise_install": False}
 
     def _m_users_info(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -239,6 +272,34 @@ class FakeSlack:
         return {"user": {"id": user, "team_id": self.team_id, "name": user.lower(),
                          "is_admin": user in self.workspace_admins, "is_owner": False,
                          "is_primary_owner": False, "is_bot": False}}
+    async def _authorize(self, request: web.Request) -> web.Response:
+        """The admin approves the install in `next_install_team`: back to the app with a code."""
+        query = dict(request.query)
+        self.authorize_requests.append(query)
+        if query.get("client_id") != self.client_id:
+            return web.Response(status=400, text="invalid client_id")
+        code = f"code-{next(self._ids)}"
+        self._codes[code] = self.next_install_team
+        back = query.get("redirect_uri") or self.redirect_uri
+        target = back + "?" + urlencode({"code": code, "state": query.get("state", "")})
+        raise web.HTTPFound(target)
+
+    def _oauth_access(self, p: dict[str, Any], headers: Any) -> dict[str, Any]:
+        basic = headers.get("Authorization", "").removeprefix("Basic ")
+        creds = base64.b64decode(basic).decode() if basic else ""
+        given = creds or f"{p.get('client_id')}:{p.get('client_secret')}"
+        if given != f"{self.client_id}:{self.client_secret}":
+            return {"ok": False, "error": "invalid_client_id"}
+        team = self._codes.pop(str(p.get("code")), None)
+        if team is None:
+            return {"ok": False, "error": "invalid_code"}
+        token = f"xoxb-{team}-{next(self._ids)}"
+        self.installed[token] = team
+        return {"ok": True, "app_id": "A0001", "access_token": token, "token_type": "bot",
+                "scope": "commands,chat:write,app_mentions:read,files:read,files:write",
+                "bot_user_id": self.bot_user_id, "team": {"id": team, "name": f"Team {team}"},
+                "enterprise": None, "is_enterprise_install": False,
+                "authed_user": {"id": "UADMIN"}}
 
     def _m_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"url": self.url.replace("http://", "ws://") + "/link"}
@@ -343,7 +404,8 @@ class FakeSlack:
         await self._notify()
         fid = request.match_info["team_file"].split("-", 1)[-1]
         f = self.files.get(fid)
-        if auth != f"Bearer {self.bot_token}" or f is None:
+        token = (auth or "").removeprefix("Bearer ")
+        if (token != self.bot_token and token not in self.installed) or f is None:
             # What Slack does without a valid token: 200 and an HTML sign-in page.
             return web.Response(body=LOGIN_PAGE, content_type="text/html")
         return web.Response(body=f.data, content_type=f.mimetype)

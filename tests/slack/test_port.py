@@ -148,8 +148,14 @@ async def test_tell_is_ephemeral_then_falls_back_to_response_url(port: SlackPort
 
     fake_slack.outside.add("C0OUT")  # the bot is not in this channel: postEphemeral refuses
     elsewhere = Place("slack", "C0OUT", "T0001")
-    with pytest.raises(SlackApiError):  # no response URL known: the failure surfaces
+    # No response URL known (another process took the command): a DM from the app.
+    await port.tell(USER, elsewhere, "by DM")
+    dm = fake_slack.live_messages()[-1]
+    assert (dm.channel, dm.text) == ("U0001", "by DM")
+    fake_slack.outside.add("U0001")  # and when even that is refused, the failure surfaces
+    with pytest.raises(SlackApiError):
         await port.tell(USER, elsewhere, "nope")
+    fake_slack.outside.discard("U0001")
     port.remember_response_url("U0001", "C0OUT", f"{fake_slack.url}/response/r1")
     await port.tell(USER, elsewhere, "via response url")
     assert fake_slack.responses[-1] == {"rid": "r1", "text": "via response url",

@@ -83,9 +83,9 @@ class PgDatabases:
                             " WHERE datname = %s", (url.rsplit("/", 1)[1],))
         # DELETE, not TRUNCATE: a test leaves a handful of rows, and TRUNCATE makes new
         # files for every table and index. Children first, then ids from 1 again.
-        # `instances` and `pauses` are not copied between stores (a process registers anew;
-        # a pause is the moment's state), so not in TABLES.
-        emptied = "; ".join([*(f"DELETE FROM {t}" for t in ("instances", "pauses",
+        # `instances`, `pauses` and `oauth_states` are not copied between stores (a process registers anew;
+        # a pause and an OAuth state are the moment's state), so not in TABLES.
+        emptied = "; ".join([*(f"DELETE FROM {t}" for t in ("instances", "pauses", "oauth_states",
                                                              *reversed(TABLES))),
                              *(f"ALTER TABLE {t} ALTER COLUMN id RESTART" for t in IDENTITIES)])
         with connect(url) as conn:

@@ -14,6 +14,7 @@ from bot.model import JobState
 from bot.ports import MessageRef
 from bot.quota import Quota
 from bot.store import SCHEMA_VERSION, SqlStore, open_store, transfer
+from bot.store.installs import Installations
 from bot.store.postgres import connect, migrate
 from bot.store.schema import migrate as migrate_sqlite
 from bot.store.sqlite import connect as connect_sqlite
@@ -43,6 +44,7 @@ async def fill(store: SqlStore, clock: ManualClock, db_path: Path) -> None:
     await store.set_tier(BOB.key, "pro")
     await store.set_blocked("slack:U9", True)
     assert await store.first_seen("Ev1")
+    await Installations(store, "chat").save("", "T1", "sealed-token")
 
 
 async def contents(store: SqlStore) -> tuple[object, ...]:
@@ -50,7 +52,8 @@ async def contents(store: SqlStore) -> tuple[object, ...]:
     jobs = [await store.get_job(i) for i in (1, 2, 3)]
     totals = await store.run(lambda tx: tx.fetch(
         "SELECT scope, key, period, credits, bonus FROM usage_totals ORDER BY 1, 2, 3"), write=False)
-    return users, jobs, await store.ledger_rows(), [dict(r) for r in totals]
+    installed = await Installations(store, "chat").find("", "T1")
+    return users, jobs, await store.ledger_rows(), [dict(r) for r in totals], installed
 
 
 @pytest.fixture
@@ -71,7 +74,8 @@ async def test_copy_moves_every_row_and_the_books_still_balance(
     report = await asyncio.to_thread(copy_sqlite_to_postgres, source, url)
     assert report.schema_version == SCHEMA_VERSION and report.audit == []
     assert report.rows == {"users": 3, "jobs": 3, "ledger": 6, "usage_totals": 8, "seen_events": 1,
-                           "workspace_settings": 0, "admin_audit": 0, "safety_events": 0}
+                           "workspace_settings": 0, "admin_audit": 0, "safety_events": 0,
+                           "installations": 1}
     assert report.target == f"127.0.0.1:{pg_databases.server.port}/{url.rsplit('/', 1)[1]}"
     old, new = await open_store(source, clock=clock), await open_store(url, clock=clock)
     try:
