@@ -144,6 +144,18 @@ class SlackPort:
         return MessageRef(PLATFORM, str(msg.get("channel") or place.channel), str(msg["ts"]),
                           {**extra, "kind": "buttons"})
 
+    async def send_private_file(self, user: User, place: Place, filename: str, data: bytes,
+                                text: str) -> None:
+        """`my-data`: the file in the user's direct messages with the bot, which only they see
+        (an ephemeral message cannot carry a file)."""
+        opened = await self.client.conversations_open(users=user.id)
+        channel = str(opened["channel"]["id"])
+        await self.upload_client.files_upload_v2(
+            content=data, filename=filename, title=filename, channel=channel,
+            initial_comment=text)
+        if place.channel != channel:
+            await self.tell(user, place, "I sent you the file in a direct message.")
+
     async def delete(self, ref: MessageRef) -> None:
         """Delete the card or the result (its file(s) and its button message). Idempotent."""
         for file_id in ref.extra.get("files") or []:

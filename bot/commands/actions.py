@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import catalog, grammar, media, routing
+from bot.commands import privacy
 from bot.commands.generate import fit_images, scratch, start
 from bot.commands.services import Handler, Services, job_id_of
 from bot.errors import MediaError, UsageError
@@ -21,11 +22,14 @@ from bot.model import GenerationRequest, JobRecord, JobState, LocalMedia, MediaR
 from bot.ports import ACTION_KINDS, ChatPort, Invocation
 
 
-async def press(svc: Services, inv: Invocation, port: ChatPort) -> None:
+async def press(svc: Services, inv: Invocation, port: ChatPort) -> str | None:
     kind = str(inv.options.get("action", ""))
     if kind not in ACTION_KINDS:
         raise UsageError(f"Unknown action {kind!r}.")
+    if kind == "forget":  # names no job: the presser's own forget-me confirmation
+        return await privacy.press_forget(svc, inv)
     await BUTTONS[kind](svc, inv, job_id_of(inv))
+    return None
 
 
 HANDLERS: dict[str, Handler] = {"action": press}

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.commands import privacy
 from bot.commands.services import Handler, Services, whole_number
 from bot.errors import PermissionDenied, UsageError
 from bot.ports import ChatPort, Invocation, PlatformTraits
@@ -20,7 +21,7 @@ from bot.store import UsageRow
 MAX_USAGE_DAYS = 3660
 # Each subcommand as typed after `admin`; `help` lists them to admins.
 SUBCOMMAND_USAGE = ("grant <user> <credits>", "tier <user> <tier|none>", "block <user>",
-                    "unblock <user>", "usage [users|workspaces] [days]")
+                    "unblock <user>", "usage [users|workspaces] [days]", "forget <user>")
 HELP = f"Admin commands: {', '.join(SUBCOMMAND_USAGE)}."
 
 
@@ -115,13 +116,21 @@ async def _usage(call: AdminCall) -> str:
     if not rows:
         return f"No usage in the last {days} days."
     scope = f"{call.traits.workspace_word}s" if by_workspace else "users"
-    return "\n".join([f"Usage over the last {days} days ({scope}):", *map(_usage_line, rows)])
+    return "\n".join([f"Usage over the last {days} days ({scope}):", *map(_usage_line, rows),
+                      rounding_note(call.svc.settings.quota.credits_per_usd)])
+
+
+def rounding_note(credits_per_usd: float) -> str:
+    """How the two columns agree: credits are each job's USD price at this rate, rounded up."""
+    return (f"Credits = USD x {credits_per_usd:g}, rounded up to a whole credit per job, so "
+            "credits can exceed USD by under one credit a job.")
 
 
 SUBCOMMANDS: dict[str, Callable[[AdminCall], Awaitable[str]]] = {
     "grant": _grant, "tier": _tier, "block": _block, "unblock": _unblock, "usage": _usage,
+    "forget": privacy.admin_forget,
 }
 
 
 def _usage_line(row: UsageRow) -> str:
-    return f"{row.name or row.key} ({row.key}): {row.jobs} jobs, {row.credits} credits, ${row.usd or 0.0:.2f}"
+    return f"{row.name or row.key} ({row.key}): {row.jobs} jobs, {row.credits} credits, ${round(row.usd or 0.0, 2) + 0.0:.2f}"

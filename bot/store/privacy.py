@@ -93,17 +93,18 @@ def forget_user(tx: SqlTx, user_key: str, new_key: str, now: datetime) -> int:
     if row is None:
         return 0
     at = encode_time(now)
-    opaque_id = new_key.partition(":")[2]
+    # "forgotten" stands as the platform too: a job's owner key is platform:id.
+    platform, _, opaque_id = new_key.partition(":")
     tx.execute(
         """INSERT INTO users (key, platform, platform_id, name, tier, blocked, bonus_credits,
                               created_at, updated_at)
-           SELECT ?, platform, ?, ?, tier, blocked, bonus_credits, created_at, ?
+           SELECT ?, ?, ?, ?, tier, blocked, bonus_credits, created_at, ?
            FROM users WHERE key = ?""",
-        (new_key, opaque_id, FORGOTTEN_NAME, at, user_key))
+        (new_key, platform, opaque_id, FORGOTTEN_NAME, at, user_key))
     cursor = tx.execute(
-        f"""UPDATE jobs SET owner_key = ?, owner_id = ?, owner_name = ?, {_JOB_TEXT_SCRUB},
-                   updated_at = ? WHERE owner_key = ?""",
-        (new_key, opaque_id, FORGOTTEN_NAME, at, user_key))
+        f"""UPDATE jobs SET owner_key = ?, owner_platform = ?, owner_id = ?, owner_name = ?,
+                   {_JOB_TEXT_SCRUB}, updated_at = ? WHERE owner_key = ?""",
+        (new_key, platform, opaque_id, FORGOTTEN_NAME, at, user_key))
     scrubbed = cursor.rowcount
     tx.execute("UPDATE ledger SET user_key = ? WHERE user_key = ?", (new_key, user_key))
     # Grants name who made them ("by platform:id"): a forgotten admin is not named either.
