@@ -1,4 +1,5 @@
-"""The buttons on a job's card: cancel, re-roll, extend, continue, delete.
+"""The buttons on a job's card: cancel, re-roll, extend, continue, delete (and a
+forget-me confirmation's Forget me).
 
 Re-roll, extend and continue start a child job (its `parent_id` is the job
 whose button was pressed) for whoever pressed it, on their own quota. Each first
@@ -26,10 +27,8 @@ async def press(svc: Services, inv: Invocation, port: ChatPort) -> str | None:
     kind = str(inv.options.get("action", ""))
     if kind not in ACTION_KINDS:
         raise UsageError(f"Unknown action {kind!r}.")
-    if kind == "forget":  # names no job: the presser's own forget-me confirmation
-        return await privacy.press_forget(svc, inv)
-    await BUTTONS[kind](svc, inv, job_id_of(inv))
-    return None
+    # Forget me names no job (its id is 0): it confirms the presser's own forget-me.
+    return await BUTTONS[kind](svc, inv, 0 if kind == "forget" else job_id_of(inv))
 
 
 HANDLERS: dict[str, Handler] = {"action": press}
@@ -104,9 +103,13 @@ async def _continue(svc: Services, inv: Invocation, job_id: int) -> None:
         await start(svc, inv, request, prepared, parent_id=parent.id, parent_kind="continue")
 
 
-BUTTONS: dict[str, Callable[[Services, Invocation, int], Awaitable[None]]] = {
+async def _forget(svc: Services, inv: Invocation, job_id: int) -> str:
+    return await privacy.press_forget(svc, inv)
+
+
+BUTTONS: dict[str, Callable[[Services, Invocation, int], Awaitable[str | None]]] = {
     "cancel": _cancel, "reroll": _reroll, "extend": _extend, "continue": _continue,
-    "delete": _delete,
+    "delete": _delete, "forget": _forget,
 }
 
 
