@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bot.commands.services import Handler, Services
 from bot.errors import UsageError
 from bot.ports import Action, ChatPort, Invocation, PrivateFiles, StatusCard, User
-from bot.privacy.export import my_data
+from bot.privacy.export import my_data, my_data_filename
 from bot.privacy.forget import forget
 from bot.store import SqlStore
 
@@ -78,7 +78,7 @@ async def show_my_data(svc: Services, inv: Invocation, port: ChatPort) -> str | 
     body = json.dumps(data, indent=2, ensure_ascii=False, default=str)
     if not isinstance(port, PrivateFiles):
         raise UsageError("This chat cannot send you a private file; ask the bot's operator.")
-    await port.send_private_file(inv.user, inv.place, f"my-data-{inv.user.platform}.json",
+    await port.send_private_file(inv.user, inv.place, my_data_filename(inv.user),
                                  body.encode(), "Everything this bot stores about you.")
     return None
 

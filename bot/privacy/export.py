@@ -10,7 +10,7 @@ from bot.ports import User
 from bot.store import SqlStore
 from bot.store.privacy import user_data
 
-from .files import history_path
+from .files import history_path, safe_name
 
 
 async def my_data(store: SqlStore, settings: Settings, user: User) -> dict[str, Any]:
@@ -33,6 +33,11 @@ async def my_data(store: SqlStore, settings: Settings, user: User) -> dict[str, 
                           "(see docs/PRIVACY.md); forget-me removes those lines too.",
     }
     return data
+
+
+def my_data_filename(user: User) -> str:
+    """`my-data-<id>.json`: one file per user where files land side by side (a terminal)."""
+    return f"my-data-{safe_name(user.id)}.json"
 
 
 def _without_tokens(value: Any) -> Any:

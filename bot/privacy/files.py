@@ -22,8 +22,12 @@ MIN_NEEDLE = 4
 def history_path(data_dir: Path, user_name: str) -> Path:
     """data_dir/history/<user>.txt, as the terminal chat names it
     (adapters.console_prompt.history_path; a test keeps the two in step)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", user_name).lstrip(".") or "user"
-    return data_dir / "history" / f"{safe}.txt"
+    return data_dir / "history" / f"{safe_name(user_name)}.txt"
+
+
+def safe_name(name: str) -> str:
+    """A user's name or id as a file name: no separators, no leading dot."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "user"
 
 
 def remove_files(paths: Iterable[Path]) -> int:

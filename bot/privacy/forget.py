@@ -26,6 +26,7 @@ from bot.store import SqlStore, SqlTx
 from bot.store.privacy import forget_user, forgotten_key, jobs_of, unfinished_of
 
 from .compact import compact
+from .export import my_data_filename
 from .files import history_path, needles_for, remove_files, scrub_logs
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,9 @@ async def forget(store: SqlStore, runner: JobRunner, settings: Settings, who: Us
     result.jobs = await store.run(lambda tx: _scrub(tx, who.key, new_key, now))
     result.new_key = new_key
     saved = [Path(p) for job in jobs for p in _saved_paths(job)]
-    if who.platform == "console":
+    if who.platform == "console":  # the terminal chat's own files of this user
         saved.append(history_path(settings.data_dir, who.id))
+        saved.append(Path(settings.media.output_dir) / my_data_filename(who))
     result.files_removed = remove_files(saved)
     needles = needles_for(who.key, row.platform_id, row.name, (j.prompt for j in jobs))
     result.log_lines = scrub_logs(log_file_path(settings).parent, needles)

@@ -147,7 +147,7 @@ async def test_my_data_is_a_private_json_file(app: Any, chat: FakeChat) -> None:
     job_id = await _a_finished_job(app, chat)
     await app.bot.handle(inv("my-data"), chat)
     call = chat.of_kind("private_file")[-1]
-    assert call.user == ALICE and call.filename == "my-data-console.json"
+    assert call.user == ALICE and call.filename == "my-data-alice.json"
     data = json.loads(call.data or b"")
     assert data["user"]["key"] == ALICE.key
     assert [j["id"] for j in data["jobs"]] == [job_id]
