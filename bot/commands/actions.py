@@ -38,8 +38,9 @@ async def _cancel(svc: Services, inv: Invocation, job_id: int) -> None:
     await svc.runner.cancel(job_id, inv.user)
 
 
-async def _delete(svc: Services, inv: Invocation, job_id: int) -> None:
+async def _delete(svc: Services, inv: Invocation, job_id: int) -> str:
     await svc.runner.delete_result(job_id, inv.user)
+    return await privacy.delete_at_fal_too(svc, job_id)
 
 
 async def _reroll(svc: Services, inv: Invocation, job_id: int) -> None:

@@ -16,6 +16,7 @@ from bot.commands.services import Handler, Services
 from bot.errors import UsageError
 from bot.ports import Action, ChatPort, Invocation, PrivateFiles, StatusCard, User
 from bot.privacy.export import my_data, my_data_filename
+from bot.privacy.fal_delete import delete_at_fal
 from bot.privacy.forget import forget
 from bot.store import SqlStore
 
@@ -81,6 +82,14 @@ async def show_my_data(svc: Services, inv: Invocation, port: ChatPort) -> str | 
     await port.send_private_file(inv.user, inv.place, my_data_filename(inv.user),
                                  body.encode(), "Everything this bot stores about you.")
     return None
+
+
+async def delete_at_fal_too(svc: Services, job_id: int) -> str:
+    """After the Delete button removed the post: fal's copy too, or how long fal keeps it."""
+    job = await svc.job(job_id)
+    done = await delete_at_fal(svc.fetcher.http, svc.settings, svc.runner.fal.rest_url,
+                               job.fal_request_id)
+    return f"Deleted the video of job #{job_id}. {done.sentence()}"
 
 
 def _sql(svc: Services) -> SqlStore:

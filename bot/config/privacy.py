@@ -19,8 +19,14 @@ class PrivacySettings(BaseModel):
     )
     privacy_url: str | None = Field(None, description="Your privacy policy; shown in help.")
     terms_url: str | None = Field(None, description="Your terms of service; shown in help.")
+    delete_at_fal: bool = Field(
+        True, description="Delete and forget-me also ask fal to delete the request and its files.",
+    )
+    fal_platform_url: str | None = Field(
+        None, description="fal's Platform API; default https://api.fal.ai/v1 (the backend's own URL for a simulator).",
+    )
 
-    @field_validator("privacy_url", "terms_url")
+    @field_validator("privacy_url", "terms_url", "fal_platform_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value == "":

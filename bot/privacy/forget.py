@@ -27,6 +27,7 @@ from bot.store.privacy import forget_user, forgotten_key, jobs_of, unfinished_of
 
 from .compact import compact
 from .export import my_data_filename
+from .fal_delete import FalDeletion, delete_at_fal
 from .files import history_path, needles_for, remove_files, scrub_logs
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Forgotten:
     files_removed: int = 0
     log_lines: int = 0
     compacted: str = ""
+    at_fal: list[FalDeletion] = field(default_factory=list)
 
     def text(self) -> str:
         if not self.new_key:
@@ -57,7 +59,13 @@ class Forgotten:
             parts.append(f"{self.posts_kept} post(s) could not be deleted here (delete them by hand)")
         if self.files_removed:
             parts.append(f"{self.files_removed} saved file(s) removed")
-        return ", ".join(parts) + ". Only the amounts spent stay, under an anonymous key."
+        text = ", ".join(parts) + ". Only the amounts spent stay, under an anonymous key."
+        kept = [d for d in self.at_fal if not d.deleted]
+        if kept:
+            text += f" {kept[0].sentence()}"
+        elif self.at_fal:
+            text += " fal deleted its copies of your requests and videos too."
+        return text
 
 
 async def forget(store: SqlStore, runner: JobRunner, settings: Settings, who: User,
@@ -75,6 +83,7 @@ async def forget(store: SqlStore, runner: JobRunner, settings: Settings, who: Us
             log.info("job %d: not cancelled before forgetting: %s", job_id, exc.message)
     jobs = await store.run(lambda tx: jobs_of(tx, who.key), write=False)
     await _delete_posts(runner, jobs, result)
+    await _delete_at_fal(runner, settings, jobs, result)
     new_key = forgotten_key(who.key)
     now = store.clock()
     result.jobs = await store.run(lambda tx: _scrub(tx, who.key, new_key, now))
@@ -90,6 +99,16 @@ async def forget(store: SqlStore, runner: JobRunner, settings: Settings, who: Us
     result.compacted = await compact(store, url)
     log.info("forgot a user: %d jobs scrubbed (%s)", result.jobs, result.compacted)
     return result
+
+
+async def _delete_at_fal(runner: JobRunner, settings: Settings, jobs: list[JobRecord],
+                         result: Forgotten) -> None:
+    """fal's copies of the jobs that reached it (the request ids go with the scrub)."""
+    for job in jobs:
+        if job.fal_request_id:
+            done = await delete_at_fal(runner.fetcher.http, settings, runner.fal.rest_url,
+                                       job.fal_request_id)
+            result.at_fal.append(done)
 
 
 def _scrub(tx: SqlTx, user_key: str, new_key: str, now: datetime) -> int:

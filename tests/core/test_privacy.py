@@ -166,3 +166,49 @@ def test_history_path_is_the_terminal_chats() -> None:
 
 def test_pending_requests_expire(monkeypatch: pytest.MonkeyPatch) -> None:
     assert privacy.CONFIRM_SECONDS == 600.0
+
+
+# ---------------------------------------------------------------- the Delete button and fal
+
+
+async def test_delete_button_asks_fal_to_delete_its_copy(app: Any, chat: FakeChat, sim: Any) -> None:
+    import httpx
+
+    job_id = await _a_finished_job(app, chat)
+    job = await app.store.get_job(job_id)
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(job.result_url)).status_code == 200
+        await app.bot.handle(inv("action", str(job_id), options={"action": "delete"}), chat)
+        assert notes(chat)[-1] == (f"Deleted the video of job #{job_id}. fal deleted its copy "
+                                   "of the request and the video file too.")
+        assert sim.requests_by_kind["delete_payloads"] == 1
+        # The file and the stored result are gone at the backend.
+        assert (await http.get(job.result_url)).status_code == 404
+        app_id = "/".join(job.endpoint_id.split("/")[:2])
+        stored = await http.get(f"{sim.url}/{app_id}/requests/{job.fal_request_id}")
+        assert stored.status_code == 404
+
+
+async def test_without_an_admin_key_the_reply_says_how_long_fal_keeps_it(
+        app: Any, chat: FakeChat, sim: Any) -> None:
+    job_id = await _a_finished_job(app, chat)
+    sim.fail_next(403, path_contains="/payloads")
+    await app.bot.handle(inv("action", str(job_id), options={"action": "delete"}), chat)
+    said = notes(chat)[-1]
+    assert "not deleted (the fal key has no admin scope)" in said
+    assert "fal keeps a request's inputs and outputs for 30 days" in said
+
+
+async def test_delete_at_fal_can_be_turned_off(app: Any, chat: FakeChat, sim: Any) -> None:
+    job_id = await _a_finished_job(app, chat)
+    app.settings.privacy.delete_at_fal = False
+    await app.bot.handle(inv("action", str(job_id), options={"action": "delete"}), chat)
+    assert "turned off in [privacy] delete_at_fal" in notes(chat)[-1]
+    assert sim.requests_by_kind["delete_payloads"] == 0
+
+
+async def test_forget_me_deletes_at_fal_too(app: Any, chat: FakeChat, sim: Any) -> None:
+    await _a_finished_job(app, chat)
+    await app.bot.handle(inv("forget-me", "confirm"), chat)
+    assert "fal deleted its copies of your requests and videos too" in notes(chat)[-1]
+    assert sim.requests_by_kind["delete_payloads"] == 1
