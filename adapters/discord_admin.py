@@ -1,4 +1,4 @@
-"""/ltx-admin: grant, tier, block, unblock and usage, for the admins the config names."""
+"""/ltx-admin: grant, tier, block, unblock, usage and forget, for the admins the config names."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ def register(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> No
     async def usage(interaction: discord.Interaction[Any], scope: str = "users",
                     days: Range[int, 1, 366] = 30) -> None:
         await run_admin(adapter, interaction, "usage", {"scope": scope, "days": days})
+
+    @admin.command(name="forget", description="Delete what the bot stores about a user")
+    async def forget(interaction: discord.Interaction[Any], user: discord.User) -> None:
+        await run_admin(adapter, interaction, "forget", {"user": f"{PLATFORM}:{user.id}"})
 
     tree.add_command(admin)
 

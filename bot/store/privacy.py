@@ -130,6 +130,10 @@ def jobs_of(tx: SqlTx, user_key: str) -> list[JobRecord]:
 
 # ---------------------------------------------------------------- a user's data
 
+# Other parts of the store add their rows about a user to `my-data` here:
+# (tx, user key) -> (name of the section, its rows as plain values).
+EXTRA_EXPORTS: list[Callable[[SqlTx, str], tuple[str, list[dict[str, Any]]]]] = []
+
 
 def user_data(tx: SqlTx, user_key: str) -> dict[str, Any]:
     """Every row the store holds about one user, as plain JSON-able values."""
@@ -138,10 +142,14 @@ def user_data(tx: SqlTx, user_key: str) -> dict[str, Any]:
     ledger = tx.fetch("SELECT * FROM ledger WHERE user_key = ? ORDER BY id", (user_key,))
     usage = tx.fetch("SELECT scope, period, credits, bonus FROM usage_totals WHERE key = ? "
                      "ORDER BY scope, period", (user_key,))
-    return {"user": _plain(user[0]) if user else None,
-            "jobs": [_plain(r, drop=("interaction_token",)) for r in jobs],
-            "ledger": [_plain(r) for r in ledger],
-            "usage_totals": [_plain(r) for r in usage]}
+    data: dict[str, Any] = {"user": _plain(user[0]) if user else None,
+                            "jobs": [_plain(r, drop=("interaction_token",)) for r in jobs],
+                            "ledger": [_plain(r) for r in ledger],
+                            "usage_totals": [_plain(r) for r in usage]}
+    for export in EXTRA_EXPORTS:
+        name, rows = export(tx, user_key)
+        data[name] = rows
+    return data
 
 
 def _plain(row: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:

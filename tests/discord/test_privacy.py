@@ -85,3 +85,15 @@ async def test_my_data_by_mention_goes_to_a_direct_message(live: Live) -> None:
     assert call.bot_auth and call.path == f"/channels/{USER_ID + 7}/messages"
     data = json.loads(next(f for f in call.files if f.filename == name).data)
     assert data["user"]["key"] == f"discord:{USER_ID}" and data["jobs"] == []
+
+
+async def test_admin_forget(live: Live, settings: Any) -> None:
+    from tests.discord.payloads import ADMIN_ID
+
+    _, job_id = await _finished(live)
+    settings.discord.admin_users = [ADMIN_ID]
+    dispatch(live.client, live.p.slash("ltx-admin", {}, sub="forget", users={"user": USER_ID},
+                                       user_id=ADMIN_ID, user_name="boss"))
+    await live.fake.wait_until(lambda: any("Forgotten: 1 job(s)" in n for n in _notes(live.fake)),
+                               what="the admin's confirmation")
+    assert (await live.app.store.get_job(job_id)).prompt == ""
