@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 CONFIRM_SECONDS = 600.0
 CONFIRM_WORD = "confirm"
-# user key -> when they asked (time.monotonic()).
+# user key -> when they asked, by `_clock` (a test moves it).
 _pending: dict[str, float] = {}
+_clock = time.monotonic
 
 
 def _what_goes(prefix: str) -> list[str]:
@@ -45,7 +46,10 @@ async def forget_me(svc: Services, inv: Invocation, port: ChatPort) -> str | Non
         return await _forget(svc, inv.user, inv.user)
     if words:
         raise UsageError(f"Usage: forget-me, then forget-me {CONFIRM_WORD}.")
-    _pending[inv.user.key] = time.monotonic()
+    now = _clock()
+    for key in [k for k, asked in _pending.items() if now - asked > CONFIRM_SECONDS]:
+        del _pending[key]  # requests nobody confirmed
+    _pending[inv.user.key] = now
     card = StatusCard(title="Forget me?", lines=_what_goes(port.traits.command_prefix),
                       actions=[Action("forget", 0, "Forget me")], tone="warning", final=True)
     await port.post(inv.place, card)
@@ -55,7 +59,7 @@ async def forget_me(svc: Services, inv: Invocation, port: ChatPort) -> str | Non
 async def press_forget(svc: Services, inv: Invocation) -> str:
     """The Forget me button: forgets the presser, if they asked within CONFIRM_SECONDS."""
     asked = _pending.get(inv.user.key)
-    if asked is None or time.monotonic() - asked > CONFIRM_SECONDS:
+    if asked is None or _clock() - asked > CONFIRM_SECONDS:
         raise UsageError("This button confirms a forget-me you asked for in the last 10 "
                          "minutes; type forget-me to ask.")
     return await _forget(svc, inv.user, inv.user)

@@ -164,8 +164,15 @@ def test_history_path_is_the_terminal_chats() -> None:
         assert history_path(Path("/d"), name) == console_history(Path("/d"), name)
 
 
-def test_pending_requests_expire(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert privacy.CONFIRM_SECONDS == 600.0
+async def test_a_stale_request_is_not_confirmed_by_the_button(
+        app: Any, chat: FakeChat, monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = await _a_finished_job(app, chat)
+    await app.bot.handle(inv("forget-me"), chat)
+    later = privacy._clock() + privacy.CONFIRM_SECONDS + 1
+    monkeypatch.setattr(privacy, "_clock", lambda: later)
+    await app.bot.handle(inv("action", "0", options={"action": "forget", "job_id": 0}), chat)
+    assert "type forget-me to ask" in notes(chat)[-1]
+    assert (await app.store.get_job(job_id)).prompt == PROMPT
 
 
 # ---------------------------------------------------------------- the Delete button and fal
@@ -212,3 +219,23 @@ async def test_forget_me_deletes_at_fal_too(app: Any, chat: FakeChat, sim: Any) 
     await app.bot.handle(inv("forget-me", "confirm"), chat)
     assert "fal deleted its copies of your requests and videos too" in notes(chat)[-1]
     assert sim.requests_by_kind["delete_payloads"] == 1
+
+
+async def test_the_app_runs_the_retention_purge(settings: Any, sim: Any) -> None:
+    """With retention_days set, a started App runs the purge at once (and then daily)."""
+    import asyncio
+
+    from bot.app import App
+
+    settings.backend.kind = "fal"
+    settings.backend.fal_queue_url = settings.backend.fal_rest_url = sim.url
+    settings.privacy.retention_days = 7
+    application = App(settings)
+    await application.start()
+    try:
+        assert application.retention is not None
+        await asyncio.wait_for(application.retention.turned.wait(), 30)
+        assert application.retention.turns == 1
+    finally:
+        await application.stop()
+    assert application.retention is not None and application.retention._task is None
