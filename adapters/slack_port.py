@@ -148,7 +148,13 @@ class SlackPort:
                                 text: str) -> None:
         """`my-data`: the file in the user's direct messages with the bot, which only they see
         (an ephemeral message cannot carry a file)."""
-        opened = await self.client.conversations_open(users=user.id)
+        try:
+            opened = await self.client.conversations_open(users=user.id)
+        except SlackApiError as exc:
+            log.warning("my-data: cannot open a DM (%s); the app needs the im:write scope",
+                        _error(exc))
+            raise UserError("I could not open a direct message with you to send the file; "
+                            "ask the bot's operator (the Slack app needs im:write).") from None
         channel = str(opened["channel"]["id"])
         await self.upload_client.files_upload_v2(
             content=data, filename=filename, title=filename, channel=channel,

@@ -59,3 +59,11 @@ async def test_my_data_is_a_file_in_direct_messages(live: Live) -> None:
     note = await live.fake.wait_for(
         lambda: [e for e in live.fake.ephemerals if "direct message" in e.text])
     assert note[0].channel == "C0001"
+
+
+async def test_my_data_without_a_dm_is_refused_plainly(live: Live) -> None:
+    live.fake.inject("conversations.open", status=400)
+    await live.sender.command(slash_command("my-data"))
+    note = await live.fake.wait_for(lambda: [e for e in live.fake.ephemerals if "im:write" in e.text])
+    assert "could not open a direct message" in note[0].text
+    assert not [f for f in live.fake.files.values() if f.name.startswith("my-data")]
