@@ -321,8 +321,8 @@ class ChatPort(Protocol):
 
 @runtime_checkable
 class PrivateFiles(Protocol):
-    """A port that can hand one user a file only they see (`my-data`): ephemeral on
-    Discord, a direct message on Slack, a private file on this machine for a terminal."""
+    """A port that can hand one user a file only they see (`my-data`): an ephemeral reply
+    or a direct message in a chat, a private file where the surface saves files."""
 
     async def send_private_file(self, user: User, place: Place, filename: str, data: bytes,
                                 text: str) -> None:

@@ -79,7 +79,8 @@ async def _forget(svc: Services, who: User, by: User) -> str:
 
 
 async def show_my_data(svc: Services, inv: Invocation, port: ChatPort) -> str | None:
-    data: dict[str, Any] = await my_data(_sql(svc), svc.settings, inv.user)
+    data: dict[str, Any] = await my_data(_sql(svc), svc.settings, inv.user,
+                                         local_files=port.traits.local_files)
     body = json.dumps(data, indent=2, ensure_ascii=False, default=str)
     if not isinstance(port, PrivateFiles):
         raise UsageError("This chat cannot send you a private file; ask the bot's operator.")

@@ -13,9 +13,10 @@ from bot.store.privacy import user_data
 from .files import history_path, safe_name
 
 
-async def my_data(store: SqlStore, settings: Settings, user: User) -> dict[str, Any]:
-    """The user's rows (user, jobs, ledger, usage totals) and, in the terminal chat,
-    their input history; jobs' JSON columns are decoded for reading."""
+async def my_data(store: SqlStore, settings: Settings, user: User, *,
+                  local_files: bool) -> dict[str, Any]:
+    """The user's rows (user, jobs, ledger, usage totals) and, on a surface of this machine
+    (`local_files`: the terminal chat), their input history; JSON columns decoded."""
     data = await store.run(lambda tx: user_data(tx, user.key), write=False)
     for job in data["jobs"]:
         for column in ("input_json", "result_json"):
@@ -24,9 +25,9 @@ async def my_data(store: SqlStore, settings: Settings, user: User) -> dict[str, 
             # A message reference may carry the platform's interaction token: the bot's
             # credential, not the user's data.
             job[column] = _without_tokens(_decoded(job.get(column)))
-    history = history_path(settings.data_dir, user.id) if user.platform == "console" else None
+    history = history_path(settings.data_dir, user.id) if local_files else None
     if history is not None and history.is_file():
-        data["console_history"] = history.read_text(encoding="utf-8", errors="replace")
+        data["input_history"] = history.read_text(encoding="utf-8", errors="replace")
     data["about"] = {
         "user_key": user.key,
         "kept_elsewhere": "The bot's log file may name you for up to its rotation "

@@ -20,8 +20,8 @@ MIN_NEEDLE = 4
 
 
 def history_path(data_dir: Path, user_name: str) -> Path:
-    """data_dir/history/<user>.txt, as the terminal chat names it
-    (adapters.console_prompt.history_path; a test keeps the two in step)."""
+    """data_dir/history/<user>.txt, as the terminal chat names it (its adapter has the same
+    function; a test keeps the two in step)."""
     return data_dir / "history" / f"{safe_name(user_name)}.txt"
 
 

@@ -89,7 +89,7 @@ async def forget(store: SqlStore, runner: JobRunner, settings: Settings, who: Us
     result.jobs = await store.run(lambda tx: _scrub(tx, who.key, new_key, now))
     result.new_key = new_key
     saved = [Path(p) for job in jobs for p in _saved_paths(job)]
-    if who.platform == "console":  # the terminal chat's own files of this user
+    if _on_this_machine(runner, who):  # the terminal chat's own files of this user
         saved.append(history_path(settings.data_dir, who.id))
         saved.append(Path(settings.media.output_dir) / my_data_filename(who))
     result.files_removed = remove_files(saved)
@@ -143,6 +143,12 @@ async def _delete_one(runner: JobRunner, ref: MessageRef) -> bool:
         log.info("could not delete a post while forgetting: %s", type(exc).__name__)
         return False
     return True
+
+
+def _on_this_machine(runner: JobRunner, who: User) -> bool:
+    """Whether the user's surface keeps files here (the terminal chat: history, my-data)."""
+    port = runner.port_for(who.platform)
+    return port is not None and port.traits.local_files
 
 
 def _saved_paths(job: JobRecord) -> list[str]:
