@@ -77,11 +77,13 @@ def forgotten_key(user_key: str) -> str:
 EXTRA_SCRUBS: list[Callable[[SqlTx, str, str], None]] = []
 
 # Every column of a job that holds the user's words, their name, their files' URLs or a
-# reference to a message: emptied (NOT NULL ones) or nulled.
+# reference to a message: emptied or nulled. A cancel left for another process stays
+# asked for, without the name of who asked.
 _JOB_TEXT_SCRUB = """
     prompt = '', input_json = '{}', result_json = NULL, result_url = NULL,
     error_message = NULL, status_message_json = NULL, result_message_json = NULL,
-    interaction_token = NULL, fal_request_id = NULL"""
+    interaction_token = NULL, fal_request_id = NULL,
+    cancel_requested = CASE WHEN cancel_requested IS NULL THEN NULL ELSE 'forget-me' END"""
 
 
 def forget_user(tx: SqlTx, user_key: str, new_key: str, now: datetime) -> int:
