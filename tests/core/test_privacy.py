@@ -239,3 +239,19 @@ async def test_the_app_runs_the_retention_purge(settings: Any, sim: Any) -> None
     finally:
         await application.stop()
     assert application.retention is not None and application.retention._task is None
+
+
+async def test_admin_usage_says_how_credits_round(app: Any, chat: FakeChat) -> None:
+    import math
+    import re
+
+    job_id = await _a_finished_job(app, chat)
+    job = await app.store.get_job(job_id)
+    await app.bot.handle(inv("admin", "usage users 1", user=ROOT), chat)
+    said = notes(chat, ROOT)[-1]
+    line = next(x for x in said.splitlines() if "(console:alice)" in x)
+    credits, usd = re.search(r"(\d+) credits, \$([0-9.]+)", line).groups()
+    assert int(credits) == job.settled_credits == math.ceil(job.settled_usd * 100 - 1e-9)
+    assert float(usd) == round(job.settled_usd, 2)
+    assert said.splitlines()[-1] == ("Credits = USD x 100, rounded up to a whole credit per job, "
+                                     "so credits can exceed USD by under one credit a job.")
