@@ -215,6 +215,14 @@ class ConsolePort:
     def upload_limit(self, place: Place) -> int:
         return self.settings.console.upload_limit_bytes
 
+    async def send_private_file(self, user: User, place: Place, filename: str, data: bytes,
+                                text: str) -> None:
+        """`my-data`: a file in the output folder that only this machine's user can read."""
+        dest = self.output_dir / filename
+        await asyncio.to_thread(_write_private, dest, data)
+        self.saved.append(dest.resolve())
+        self.renderer.line(f"{text} saved: {_shown_path(dest)}")
+
     async def tell(self, user: User, place: Place, text: str) -> None:
         self.notes.setdefault(user.key, deque(maxlen=100)).append(text)
         self.renderer.line(text)
@@ -224,6 +232,14 @@ class ConsolePort:
 
 
 # ---------------------------------------------------------------- the chat loop
+
+
+def _write_private(dest: Path, data: bytes) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.chmod(dest, 0o600)  # a file made before with a wider mode
 
 
 def _shown_path(path: Path) -> Path:

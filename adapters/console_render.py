@@ -24,6 +24,8 @@ def action_hint(action: Action) -> str:
     """The console command that does what a card's button does."""
     if action.kind in ("extend", "continue"):
         return f"/{action.kind} #{action.job_id} <prompt>"
+    if action.kind == "forget":  # a forget-me confirmation: it names no job
+        return "/forget-me confirm"
     return f"/{action.kind} {action.job_id}"
 
 

@@ -1,4 +1,5 @@
-"""The user's own account: /quota, /jobs, /cancel and /ltx-help, answered privately."""
+"""The user's own account: /quota, /jobs, /cancel, /ltx-help, /my-data and /forget-me,
+answered privately."""
 
 from __future__ import annotations
 
@@ -30,6 +31,15 @@ def register(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> No
     async def ltx_help(interaction: discord.Interaction[Any]) -> None:
         await adapter.invoke(interaction, "help", mode="ephemeral")
 
-    commands: tuple[Any, ...] = (quota, jobs, cancel, ltx_help)
+    @app_commands.command(name="my-data", description="Get a file of everything the bot stores about you")
+    async def my_data(interaction: discord.Interaction[Any]) -> None:
+        await adapter.invoke(interaction, "my-data", mode="ephemeral")
+
+    @app_commands.command(name="forget-me", description="Delete what the bot stores about you")
+    @app_commands.describe(confirm="Type confirm to skip the button")
+    async def forget_me(interaction: discord.Interaction[Any], confirm: str = "") -> None:
+        await adapter.invoke(interaction, "forget-me", text=confirm, mode="ephemeral")
+
+    commands: tuple[Any, ...] = (quota, jobs, cancel, ltx_help, my_data, forget_me)
     for command in commands:
         tree.add_command(command)

@@ -1,4 +1,4 @@
-"""/ltx-admin: grant, tier, block, unblock, usage, pause and resume, for the admins the
+"""/ltx-admin: grant, tier, block, unblock, usage, pause, resume and forget, for the admins the
 config names; settings and audit also for the server's own admins (Manage Server)."""
 
 from __future__ import annotations
@@ -73,6 +73,10 @@ def register(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> No
     @admin.command(name="audit", description="What admins did, newest first")
     async def audit(interaction: discord.Interaction[Any], days: Range[int, 1, 3660] = 7) -> None:
         await run_admin(adapter, interaction, "audit", {"days": days})
+
+    @admin.command(name="forget", description="Delete what the bot stores about a user")
+    async def forget(interaction: discord.Interaction[Any], user: discord.User) -> None:
+        await run_admin(adapter, interaction, "forget", {"user": f"{PLATFORM}:{user.id}"})
 
     tree.add_command(admin)
 

@@ -38,6 +38,7 @@ import discord
 from discord.http import HTTPClient, MultipartParameters, handle_message_parameters
 from discord.webhook.async_ import async_context
 
+from adapters.discord_private import send_private_file
 from adapters.discord_render import CONTENT_LIMIT, render
 from bot.config import Settings
 from bot.errors import MediaError
@@ -349,6 +350,10 @@ class DiscordPort:
                     log.warning("ephemeral note failed (HTTP %s, code %s); sending it another way",
                                 exc.status, exc.code)
         await self._tell_elsewhere(user, place, text)
+
+    async def send_private_file(self, user: User, place: Place, filename: str, data: bytes,
+                                text: str) -> None:
+        await send_private_file(self, user, place, filename, data, text)  # my-data
 
     # ------------------------------------------------------------ helpers: notes
 

@@ -32,7 +32,8 @@ from bot.store import SqlStore
 log = logging.getLogger(__name__)
 
 # What the bot does needs these and nothing else (docs/SLACK.md says why each).
-BOT_SCOPES = ("commands", "chat:write", "app_mentions:read", "files:read", "files:write")
+BOT_SCOPES = ("commands", "chat:write", "app_mentions:read", "files:read", "files:write",
+              "users:read", "im:history", "im:write")
 REDIRECT_PATH = "/slack/oauth_redirect"
 STATE_SECONDS = 600  # an admin has ten minutes between /slack/install and approving
 

@@ -166,6 +166,24 @@ class SlackPort:
         return MessageRef(PLATFORM, str(msg.get("channel") or place.channel), str(msg["ts"]),
                           {**extra, "kind": "buttons"})
 
+    async def send_private_file(self, user: User, place: Place, filename: str, data: bytes,
+                                text: str) -> None:
+        """`my-data`: the file in the user's direct messages with the bot, which only they see
+        (an ephemeral message cannot carry a file)."""
+        try:
+            opened = await self.client.conversations_open(users=user.id)
+        except SlackApiError as exc:
+            log.warning("my-data: cannot open a DM (%s); the app needs the im:write scope",
+                        _error(exc))
+            raise UserError("I could not open a direct message with you to send the file; "
+                            "ask the bot's operator (the Slack app needs im:write).") from None
+        channel = str(opened["channel"]["id"])
+        await self.upload_client.files_upload_v2(
+            content=data, filename=filename, title=filename, channel=channel,
+            initial_comment=text)
+        if place.channel != channel:
+            await self.tell(user, place, "I sent you the file in a direct message.")
+
     async def delete(self, ref: MessageRef) -> None:
         """Delete the card or the result (its file(s) and its button message). Idempotent."""
         client, _ = await self._clients(ref.extra.get("team"))

@@ -16,6 +16,7 @@ from bot.fal import FalClient, new_http_client
 from bot.jobs import JobRunner
 from bot.ports import ChatPort, Invocation
 from bot.quota import Quota
+from bot.retention import Retention
 from bot.sim import SimOptions, Simulator
 from bot.store import SqlStore, open_store
 
@@ -57,6 +58,7 @@ class App:
         self._bot: Bot | None = None
         self._fal: FalClient | None = None
         self.started = False
+        self.retention: Retention | None = None
 
     # Attributes adapters use once the app has started.
     @property
@@ -146,9 +148,13 @@ class App:
             self._runner.register_port(port)
         self._bot = Bot(settings, self._store, self._quota, self._runner, fetcher=fetcher)
         await self._runner.start()
+        self.retention = Retention(self._store, settings)  # [privacy] retention_days
+        self.retention.start()
         self.started = True
 
     async def stop(self) -> None:
+        if self.retention is not None:
+            await self.retention.stop()
         if self._runner is not None:
             await self._runner.stop()
         if self._store is not None:

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import tomlkit
 from pydantic import BaseModel, SecretStr
 
-from bot import heartbeat, maintenance, redaction
+from bot import heartbeat, maintenance, redaction, usage_export
 from bot.config import ConfigError, Settings, load_settings, redacted_dump
 from bot.errors import UserError
 from bot.logfile import PrivateFileHandler, chat_handlers
@@ -173,6 +173,7 @@ def build_parser(sim_options: argparse.ArgumentParser | None = None) -> argparse
                    help="the SQLite store to copy (stop the bot first)")
     p.add_argument("--to", dest="target", required=True, metavar="postgresql://...",
                    help="an empty PostgreSQL database at the same schema version")
+    usage_export.add_parser(sub, _common)
     return parser
 
 
@@ -494,6 +495,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ok, message = _maintain(command, settings, args)
             (sys.stdout if ok else sys.stderr).write(message + "\n")
             return EXIT_OK if ok else EXIT_FAILURE
+        if command == "export-usage":
+            return usage_export.run(settings, args, sys.stdout, sys.stderr)
         if command == "parse":
             return run_parse(settings, args.text, args.attach, sys.stdout)
         if command == "sim":

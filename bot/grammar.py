@@ -505,6 +505,7 @@ def _flag_help(spec: OptionSpec, style: Style) -> str:
 # "video" is left out of the bare form: it is the default anyway, and "video of a cat" is
 # a prompt.
 COMMAND_WORDS = ("keyframes", "extend", "quote", "quota", "jobs", "cancel", "help", "admin",
+                 "forget-me", "my-data",
                  "reroll", "continue", "delete", "exit", "quit")
 BUTTON_WORDS = ("reroll", "continue", "delete")
 LEAVE_WORDS = ("exit", "quit")

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 AttachmentKind = Literal["image", "video", "unknown"]
-ActionKind = Literal["cancel", "reroll", "extend", "continue", "delete"]
+# "forget" is the Forget me button of a forget-me confirmation (job id 0: it names no job).
+ActionKind = Literal["cancel", "reroll", "extend", "continue", "delete", "forget"]
 # The one list of action kinds, in the order their buttons appear.
 ACTION_KINDS: tuple[ActionKind, ...] = get_args(ActionKind)
 Markup = Literal["markdown", "mrkdwn", "plain"]
@@ -324,6 +325,16 @@ class ChatPort(Protocol):
 
     async def tell(self, user: User, place: Place, text: str) -> None:
         """A private or ephemeral note to one user (errors, quota, lists)."""
+        ...
+
+
+@runtime_checkable
+class PrivateFiles(Protocol):
+    """A port that can hand one user a file only they see (`my-data`): an ephemeral reply
+    or a direct message in a chat, a private file where the surface saves files."""
+
+    async def send_private_file(self, user: User, place: Place, filename: str, data: bytes,
+                                text: str) -> None:
         ...
 
 

@@ -1,4 +1,5 @@
-"""The buttons on a job's card: cancel, re-roll, extend, continue, delete.
+"""The buttons on a job's card: cancel, re-roll, extend, continue, delete (and a
+forget-me confirmation's Forget me).
 
 Re-roll, extend and continue start a child job (its `parent_id` is the job
 whose button was pressed) for whoever pressed it, on their own quota. Each first
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import catalog, grammar, media, routing
+from bot.commands import privacy
 from bot.commands.generate import fit_images, scratch, start
 from bot.commands.services import Handler, Services, job_id_of
 from bot.community import safety
@@ -22,14 +24,15 @@ from bot.model import GenerationRequest, JobRecord, JobState, LocalMedia, MediaR
 from bot.ports import ACTION_KINDS, ChatPort, Invocation
 
 
-async def press(svc: Services, inv: Invocation, port: ChatPort) -> None:
+async def press(svc: Services, inv: Invocation, port: ChatPort) -> str | None:
     kind = str(inv.options.get("action", ""))
     if kind not in ACTION_KINDS:
         raise UsageError(f"Unknown action {kind!r}.")
     if kind in ("reroll", "extend", "continue"):
         # A button starts a job here too: the server's rules apply, and a prompt typed for it.
         await safety.admit(svc, inv, port.traits, [inv.text])
-    await BUTTONS[kind](svc, inv, job_id_of(inv))
+    # Forget me names no job (its id is 0): it confirms the presser's own forget-me.
+    return await BUTTONS[kind](svc, inv, 0 if kind == "forget" else job_id_of(inv))
 
 
 HANDLERS: dict[str, Handler] = {"action": press}
@@ -39,8 +42,9 @@ async def _cancel(svc: Services, inv: Invocation, job_id: int) -> None:
     await svc.runner.cancel(job_id, inv.user)
 
 
-async def _delete(svc: Services, inv: Invocation, job_id: int) -> None:
+async def _delete(svc: Services, inv: Invocation, job_id: int) -> str:
     await svc.runner.delete_result(job_id, inv.user)
+    return await privacy.delete_at_fal_too(svc, job_id)
 
 
 async def _reroll(svc: Services, inv: Invocation, job_id: int) -> None:
@@ -104,9 +108,13 @@ async def _continue(svc: Services, inv: Invocation, job_id: int) -> None:
         await start(svc, inv, request, prepared, parent_id=parent.id, parent_kind="continue")
 
 
-BUTTONS: dict[str, Callable[[Services, Invocation, int], Awaitable[None]]] = {
+async def _forget(svc: Services, inv: Invocation, job_id: int) -> str:
+    return await privacy.press_forget(svc, inv)
+
+
+BUTTONS: dict[str, Callable[[Services, Invocation, int], Awaitable[str | None]]] = {
     "cancel": _cancel, "reroll": _reroll, "extend": _extend, "continue": _continue,
-    "delete": _delete,
+    "delete": _delete, "forget": _forget,
 }
 
 

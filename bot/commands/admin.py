@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.commands import admin_pause, admin_settings
+from bot.commands import admin_pause, admin_settings, privacy
 from bot.commands.services import Handler, Services, whole_number
 from bot.community.audit import record_admin_action
 from bot.errors import UsageError
@@ -23,7 +23,7 @@ MAX_USAGE_DAYS = 3660
 # Each subcommand as typed after `admin`; `help` lists them to admins.
 SUBCOMMAND_USAGE = ("grant <user> <credits>", "tier <user> <tier|none>", "block <user>",
                     "unblock <user>", "usage [users|workspaces] [days]", *admin_pause.USAGE,
-                    *admin_settings.USAGE)
+                    *admin_settings.USAGE, "forget <user>")
 HELP = f"Admin commands: {', '.join(SUBCOMMAND_USAGE)}."
 
 
@@ -120,15 +120,23 @@ async def _usage(call: AdminCall) -> str:
     if not rows:
         return f"No usage in the last {days} days."
     scope = f"{call.traits.workspace_word}s" if by_workspace else "users"
-    return "\n".join([f"Usage over the last {days} days ({scope}):", *map(_usage_line, rows)])
+    return "\n".join([f"Usage over the last {days} days ({scope}):", *map(_usage_line, rows),
+                      rounding_note(call.svc.settings.quota.credits_per_usd)])
+
+
+def rounding_note(credits_per_usd: float) -> str:
+    """How the two columns agree: credits are each job's USD price at this rate, rounded up."""
+    return (f"Credits = USD x {credits_per_usd:g}, rounded up to a whole credit per job, so "
+            "credits can exceed USD by under one credit a job.")
 
 
 SUBCOMMANDS: dict[str, Callable[[AdminCall], Awaitable[str]]] = {
     "grant": _grant, "tier": _tier, "block": _block, "unblock": _unblock, "usage": _usage,
     **admin_pause.SUBCOMMANDS,
     **admin_settings.SUBCOMMANDS,
+    "forget": privacy.admin_forget,
 }
 
 
 def _usage_line(row: UsageRow) -> str:
-    return f"{row.name or row.key} ({row.key}): {row.jobs} jobs, {row.credits} credits, ${row.usd or 0.0:.2f}"
+    return f"{row.name or row.key} ({row.key}): {row.jobs} jobs, {row.credits} credits, ${round(row.usd or 0.0, 2) + 0.0:.2f}"

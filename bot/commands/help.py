@@ -27,7 +27,20 @@ async def show_help(svc: Services, inv: Invocation, port: ChatPort) -> str:
     elif inv.user.is_workspace_admin:
         parts.append(admin_text(traits.command_prefix, style, admin_settings.USAGE))
     parts.append(models_text(style))
+    policy = policy_text(svc, style)
+    if policy:
+        parts.append(policy)
     return "\n\n".join(parts)
+
+
+def policy_text(svc: Services, style: Style) -> str:
+    """Your data (forget-me, my-data) and the operator's privacy and terms links, when set."""
+    p = svc.settings.privacy
+    lines = [style.bold("Your data") + ": my-data sends you what the bot stores about you; "
+             "forget-me deletes it."]
+    lines += [f"{what}: {url}" for what, url in (("Privacy policy", p.privacy_url),
+                                                 ("Terms of service", p.terms_url)) if url]
+    return "\n".join(lines)
 
 
 HANDLERS: dict[str, Handler] = {"help": show_help, "ltx-help": show_help}

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.config.privacy import PrivacySettings
 from bot.config.safety import SafetySettings
 
 DEFAULT_CONFIG_PATHS = ("config.toml", "/etc/ltx-bot/config.toml")
@@ -336,6 +337,7 @@ class Settings(Section):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("prices")
     @classmethod

@@ -111,6 +111,16 @@ class FileStore:
         self._files[file_id] = stored
         return stored
 
+    def discard(self, file_id: str) -> bool:
+        """Delete one file (fal's delete of a request's payloads); True when it was there."""
+        stored = self.get(file_id)
+        if stored is None:
+            return False
+        self._files.pop(file_id, None)
+        stored.path.unlink(missing_ok=True)
+        stored.path.with_name(f"{file_id}.json").unlink(missing_ok=True)
+        return True
+
     def url(self, file_id: str, name: str) -> str:
         return f"{self.base_url}/files/{file_id}/{name}"
 

@@ -45,6 +45,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot.catalog import ENDPOINTS, Endpoint, UnknownModel, by_endpoint_id
+from bot.sim import payloads
 from bot.sim.files import FileStore
 from bot.sim.jobs import COMPLETED, IN_PROGRESS, IN_QUEUE, STATE_ORDER, JobQueue, SimJob
 from bot.sim.keeper import Keeper
@@ -155,6 +156,7 @@ class Simulator:
         app.router.add_get(base + "/status/stream", self._stream)
         app.router.add_put(base + "/cancel", self._cancel)
         app.router.add_get(base, self._result)
+        payloads.add_route(app, self)  # DELETE /models/requests/{id}/payloads (Platform API)
         app.router.add_post("/{endpoint_id:.+}", self._accept)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,

@@ -229,3 +229,30 @@ def test_logs_go_to_a_private_file_and_only_warnings_to_the_screen(tmp_path: Pat
     assert "WARNING" in result.stderr  # the simulator warning still shows
     logged = log_file.read_text()
     assert " INFO bot.sim.server: fal simulator listening" in logged
+
+
+def test_my_data_then_forget_me(tmp_path: Path) -> None:
+    prompt = "a zanzibar quokka juggling"
+    config = write_config(tmp_path)
+    result = run_cli(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                     stdin=f"/video {prompt} --seconds 1\n/my-data\n")
+    assert result.returncode == 0, result.stderr
+    assert_clean(result.stderr)
+    mine = tmp_path / "outputs" / "my-data-ann.json"
+    assert "Everything this bot stores about you. saved: outputs/my-data-ann.json" in result.stdout
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o600
+    assert prompt in mine.read_text()
+    # The confirmation shows its button as the words that press it; nothing goes before.
+    result = run_cli(["chat", "--config", str(config), "--user", "ann"], cwd=tmp_path,
+                     stdin="/forget-me\n/jobs\n/forget-me confirm\n/jobs\n")
+    assert result.returncode == 0, result.stderr
+    assert "Forget me: /forget-me confirm" in result.stdout
+    assert "#1 done" in result.stdout
+    assert "Forgotten: 1 job(s) scrubbed" in result.stdout
+    assert result.stdout.rstrip().endswith("You have no jobs yet. Try: video a paper boat on a stormy sea")
+    assert not mine.exists()
+    assert not list((tmp_path / "outputs").glob("ltx-1-*.mp4"))  # the saved video went too
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("bot.sqlite3*"))
+    # (ann typed /jobs afterwards, so she is a new user again: only the prompt is checked.)
+    assert prompt.encode() not in raw
+    assert prompt not in (tmp_path / "logs" / "ltx-bot.log").read_text()

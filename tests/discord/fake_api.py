@@ -57,6 +57,7 @@ class FilePart:
     filename: str
     size: int
     content_type: str | None
+    data: bytes = b""  # what was sent (a test reads a file the bot made, e.g. my-data)
 
 
 @dataclass
@@ -379,7 +380,7 @@ class FakeDiscord:
                     body = json.loads(data)
                 else:
                     files.append(FilePart(name, part.filename or "", len(data),
-                                          part.headers.get("Content-Type")))
+                                          part.headers.get("Content-Type"), bytes(data)))
         elif request.can_read_body:
             raw = await request.read()
             body = json.loads(raw) if raw else None

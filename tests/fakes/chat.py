@@ -24,7 +24,7 @@ from typing import Any, Literal
 from bot.ports import MessageRef, Place, PlatformTraits, StatusCard, User
 
 MiB = 1024 * 1024
-CallKind = Literal["post", "edit", "send_video", "send_image", "delete", "tell"]
+CallKind = Literal["post", "edit", "send_video", "send_image", "delete", "tell", "private_file"]
 
 
 @dataclass
@@ -115,6 +115,11 @@ class FakeChat:
 
     async def tell(self, user: User, place: Place, text: str) -> None:
         self._record(ChatCall(0, "tell", place=place, user=user, text=text))
+
+    async def send_private_file(self, user: User, place: Place, filename: str, data: bytes,
+                                text: str) -> None:
+        self._record(ChatCall(0, "private_file", place=place, user=user, text=text,
+                              filename=filename, data=data, size=len(data)))
 
     # ------------------------------------------------------------ queries
 

@@ -341,6 +341,13 @@ class FakeSlack:
                                          str(p.get("text", "")), p.get("thread_ts")))
         return {"message_ts": self._new_ts()}
 
+    def _m_conversations_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        # A direct message channel with one user: "D" + their id, as stable as Slack's.
+        users = str(p.get("users") or "")
+        if not users or "," in users:
+            return {"error": "invalid_users" if users else "users_not_found"}
+        return {"channel": {"id": f"D{users}", "is_im": True}}
+
     def _m_views_open(self, p: dict[str, Any]) -> dict[str, Any]:
         if not p.get("trigger_id"):
             return {"error": "invalid_trigger_id"}

@@ -6,10 +6,12 @@ removing it. Single-workspace mode (a bot token) stays as it was (the other Slac
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -164,3 +166,12 @@ def test_a_token_key_that_is_not_a_fernet_key_is_refused_clearly(settings: Setti
     with pytest.raises(ValueError, match="LTX_BOT_SLACK_TOKEN_KEY") as err:
         SlackAdapter(settings, object(), store=lambda: None)  # type: ignore[arg-type, return-value]
     assert "not-a-key" not in str(err.value)
+
+
+def test_the_install_asks_for_the_scopes_the_manifest_in_the_docs_lists() -> None:
+    """docs/SLACK.md's manifest and the OAuth install ask for the same bot scopes: a feature
+    that needs a new scope (users:read, im:history, im:write) must not work only for a
+    hand-made app."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "SLACK.md").read_text()
+    block = text.split("    bot:\n", 1)[1].split("settings:", 1)[0]
+    assert set(re.findall(r"- (\S+)", block)) == set(BOT_SCOPES)

@@ -1,0 +1,49 @@
+"""`my-data` on Discord: a file only its user sees. An ephemeral followup of the live
+slash-command interaction (which is how `/my-data` arrives), else a direct message;
+never the channel, where others would see it."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord.http import handle_message_parameters
+
+from bot.errors import UserError
+from bot.ports import Place, User
+
+if TYPE_CHECKING:
+    from adapters.discord_port import DiscordPort
+
+log = logging.getLogger(__name__)
+
+
+async def send_private_file(port: DiscordPort, user: User, place: Place, filename: str,
+                            data: bytes, text: str) -> None:
+    def params() -> Any:
+        return handle_message_parameters(
+            content=text, file=discord.File(io.BytesIO(data), filename=filename),
+            flags=discord.MessageFlags(ephemeral=True),
+            allowed_mentions=discord.AllowedMentions.none())
+
+    live = port.live_for(user.id, place.channel)
+    if live is not None:
+        try:
+            # The deferred ephemeral reply's first followup takes its place: still private.
+            await port._followup_file(live, params())
+            live.resolved = True
+            return
+        except discord.HTTPException as exc:
+            log.info("ephemeral file failed (HTTP %s); sending it as a DM", exc.status)
+    try:
+        dm = await port.http.start_private_message(int(user.id))
+        with handle_message_parameters(
+            content=text, file=discord.File(io.BytesIO(data), filename=filename),
+            allowed_mentions=discord.AllowedMentions.none(),
+        ) as p:
+            await port.http.send_message(int(dm["id"]), params=p)
+    except discord.HTTPException:
+        raise UserError("I could not send you the file privately: allow direct messages "
+                        "from this server's members, or use /my-data.") from None
