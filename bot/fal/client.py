@@ -111,6 +111,13 @@ class FalClient:
         return self._calls.request_count
 
     @property
+    def longest_call_seconds(self) -> float:
+        """The longest one call (a submit, say) can take: its retries' time budget plus
+        one more request's timeout."""
+        timeout = self._calls.request_timeout
+        return self._calls.policy.max_retry_seconds + (timeout if timeout is not None else 30.0)
+
+    @property
     def max_retries(self) -> int:
         return self._calls.policy.max_retries
 

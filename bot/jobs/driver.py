@@ -335,7 +335,9 @@ class JobDriver:
         """Wait until fewer than `backend.max_concurrent` jobs of the whole store (every
         process on it) are at fal, and mark this one submitted in the same transaction."""
         limit = self.rt.settings.backend.max_concurrent
-        while not await self.rt.store.take_fal_slot(self.job.id, limit):
+        # The lease then covers the whole submit: see `bot.store.leases.take_fal_slot`.
+        hold = self.rt.fal.longest_call_seconds
+        while not await self.rt.store.take_fal_slot(self.job.id, limit, hold):
             if not await self.rt.store.holds_lease(self.job.id):
                 raise LeaseLost()
             await asyncio.sleep(FAL_SLOT_POLL_SECONDS)
@@ -393,7 +395,8 @@ class JobDriver:
         # The fence: once fal accepts a job it cannot be taken back, so it is sent only
         # by the process that holds its lease this moment. Taking the slot just now was
         # that fence already (it renewed the lease for a whole lease period).
-        if not self._slot_taken and not await self.rt.store.holds_lease(job.id):
+        if not self._slot_taken and not await self.rt.store.holds_lease(
+                job.id, self.rt.fal.longest_call_seconds):
             raise LeaseLost()
         self.rt.mark(job.id, "fal_submit")
         handle = await self.rt.fal.enqueue(

@@ -150,17 +150,20 @@ class SqlStore(PauseMethods, ABC):
         lease, now = self._lease(), self.clock()
         return await self.run(lambda tx: leases.adopt(tx, lease, job_id, now))
 
-    async def holds_lease(self, job_id: int) -> bool:
-        """True while this process holds the job's lease (always, when it never registered)."""
+    async def holds_lease(self, job_id: int, hold: float = 0.0) -> bool:
+        """True while this process holds the job's lease (always, when it never registered);
+        the lease then lasts at least `hold` seconds more."""
         lease, now = self.lease, self.clock()
         if lease is None:
             return True
-        return await self.run(lambda tx: leases.holds(tx, lease, job_id, now))
+        return await self.run(lambda tx: leases.holds(tx, lease, job_id, now, hold))
 
-    async def take_fal_slot(self, job_id: int, limit: int) -> bool:
-        """Mark the job submitted if fewer than `limit` jobs of the store are at fal."""
+    async def take_fal_slot(self, job_id: int, limit: int, hold: float = 0.0) -> bool:
+        """Mark the job submitted if fewer than `limit` jobs of the store are at fal, its
+        lease then lasting at least `hold` seconds (see `leases.take_fal_slot`)."""
         lease, now = self.lease, self.clock()
-        return await self.run(lambda tx: leases.take_fal_slot(tx, lease, job_id, limit, now))
+        return await self.run(
+            lambda tx: leases.take_fal_slot(tx, lease, job_id, limit, now, hold))
 
     async def lease_holder(self, job_id: int) -> str | None:
         """The process holding the job's lease now (None when it is free)."""

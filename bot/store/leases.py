@@ -35,8 +35,14 @@ class Lease:
     owner: str
     seconds: float
 
-    def until(self, now: datetime) -> str:
-        return encode_time(now + timedelta(seconds=self.seconds))
+    def until(self, now: datetime, hold: float = 0.0) -> str:
+        """When a lease taken now ends: one lease period, or `hold` seconds when longer."""
+        return encode_time(now + timedelta(seconds=max(self.seconds, hold)))
+
+
+# Renewing never shortens a lease: one taken for a whole submit to fal (`hold`) keeps
+# its end even when a heartbeat comes by meanwhile.
+_LATER = "CASE WHEN lease_expires > :until THEN lease_expires ELSE :until END"
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ def renew(tx: SqlTx, lease: Lease, platforms: list[str], now: datetime) -> Renew
     tx.execute("UPDATE instances SET heartbeat_at = ?, platforms = ? WHERE id = ?",
                (encode_time(now), ",".join(sorted(platforms)), lease.owner))
     rows = tx.fetch(
-        f"""UPDATE jobs SET lease_expires = :until
+        f"""UPDATE jobs SET lease_expires = {_LATER}
             WHERE lease_owner = :me AND lease_expires >= :now AND state NOT IN {FINAL_SQL}
             RETURNING id, cancel_requested""",
         {"until": lease.until(now), "me": lease.owner, "now": encode_time(now)})
@@ -93,31 +99,38 @@ def adopt(tx: SqlTx, lease: Lease, job_id: int, now: datetime) -> bool:
     return cursor.rowcount == 1
 
 
-def holds(tx: SqlTx, lease: Lease, job_id: int, now: datetime) -> bool:
-    """Whether this process still holds the job's lease (extended when it does): the
-    fence before a step that must not be done twice."""
+def holds(tx: SqlTx, lease: Lease, job_id: int, now: datetime, hold: float = 0.0) -> bool:
+    """Whether this process still holds the job's lease (extended, for `hold` seconds when
+    that is longer than a lease period, when it does): the fence before a step that must
+    not be done twice."""
     cursor = tx.execute(
-        """UPDATE jobs SET lease_expires = :until
+        f"""UPDATE jobs SET lease_expires = {_LATER}
            WHERE id = :id AND lease_owner = :me AND lease_expires >= :now""",
-        {"me": lease.owner, "until": lease.until(now), "id": job_id, "now": encode_time(now)})
+        {"me": lease.owner, "until": lease.until(now, hold), "id": job_id,
+         "now": encode_time(now)})
     return cursor.rowcount == 1
 
 
 def take_fal_slot(tx: SqlTx, lease: Lease | None, job_id: int, limit: int,
-                  now: datetime) -> bool:
+                  now: datetime, hold: float = 0.0) -> bool:
     """Mark the job submitted if fewer than `limit` jobs of the whole store are at fal
     (and this process still holds it): `backend.max_concurrent` across processes.
 
     The count names the unfinished jobs (`NOT IN FINAL_SQL`, redundant for its result)
     so that it runs on the partial index `jobs_unfinished`: it then reads the jobs in
     flight only, not the store's whole history (measured: 0.4 ms instead of 20 ms per
-    slot with 50,000 finished jobs, inside the write transaction every process waits on)."""
+    slot with 50,000 finished jobs, inside the write transaction every process waits on).
+
+    The lease is taken for `hold` seconds when that is longer than a lease period: the
+    longest a submit to fal can take. fal has no idempotency key, so a job sent but not
+    yet answered must not look free to another process while its sender is merely slow
+    (a loaded machine missing a heartbeat); a sender that dies meanwhile costs that long."""
     tx.lock_fal_slots()
     params: dict[str, object] = {"id": job_id, "cap": limit, "at": encode_time(now)}
     owned = ""
     if lease is not None:
         owned = "AND lease_owner = :me AND lease_expires >= :at"
-        params.update(me=lease.owner, until=lease.until(now))
+        params.update(me=lease.owner, until=lease.until(now, hold))
     cursor = tx.execute(
         f"""UPDATE jobs SET state = '{JobState.SUBMITTED.value}', local_position = NULL,
                    updated_at = :at{", lease_expires = :until" if lease is not None else ""}

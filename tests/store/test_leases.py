@@ -107,3 +107,31 @@ async def test_slots_at_fal_are_counted_across_the_whole_store(
         assert states.count(JobState.SUBMITTED) == 3
     finally:
         await other.close()
+
+
+async def test_a_job_being_sent_to_fal_stays_its_senders_for_the_whole_submit(
+    store: SqlStore, where: str | Path, clock: ManualClock, db_path: Path
+) -> None:
+    """fal has no idempotency key: while a slow (not dead) sender waits for fal's answer,
+    missed heartbeats must not let another process adopt the job and send it again. The
+    slot is taken for the longest a submit can take; renewals meanwhile never shorten it;
+    a job taken without that hold is free after one lease period as before."""
+    await store.register_instance("slow", host="h1", pid=1, platforms=["discord"],
+                                  lease_seconds=2)
+    sending, plain = await admit(store, clock, db_path), await admit(store, clock, db_path)
+    other = await open_store(where, clock=clock)
+    try:
+        await other.register_instance("b", host="h2", pid=2, platforms=["discord"],
+                                      lease_seconds=2)
+        assert await store.take_fal_slot(sending, 10, hold=90)
+        assert await store.take_fal_slot(plain, 10)
+        clock.advance(seconds=1)
+        assert (await store.renew_leases(["discord"])).held == {sending, plain}
+        clock.advance(seconds=5)  # heartbeats missed: the plain lease ran out, the hold not
+        assert [j.id for j in await other.adoptable_jobs(["discord"])] == [plain]
+        assert not await other.adopt_job(sending)
+        assert await store.holds_lease(sending)
+        clock.advance(seconds=90)  # a sender that died mid-submit: free after the hold
+        assert await other.adopt_job(sending)
+    finally:
+        await other.close()
