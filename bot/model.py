@@ -15,7 +15,7 @@ from bot.catalog import Endpoint, Estimate
 from bot.jsonpath import JsonPath, set_path
 from bot.ports import MessageRef, Place
 
-MediaKind = Literal["image", "video"]
+MediaKind = Literal["image", "video", "audio"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class MediaInfo:
     """What the bytes really are (sniffed and probed, never taken from names or headers)."""
 
     kind: MediaKind
-    format: str  # png, jpeg, webp, gif, mp4, webm, mov
+    format: str  # png, jpeg, webp, gif, mp4, webm, mov, mp3, wav, m4a, aac, ogg, flac
     size_bytes: int
     width: int
     height: int
@@ -90,6 +90,12 @@ class MediaInfo:
             "mp4": "video/mp4",
             "webm": "video/webm",
             "mov": "video/quicktime",
+            "mp3": "audio/mpeg",
+            "wav": "audio/wav",
+            "m4a": "audio/mp4",
+            "aac": "audio/aac",
+            "ogg": "audio/ogg",
+            "flac": "audio/flac",
         }.get(self.format, "application/octet-stream")
 
 

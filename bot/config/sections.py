@@ -191,6 +191,9 @@ class MediaSettings(Section):
         "up to 5 bytes a pixel of max_image_pixels in memory (about 190 MB by default).")
     max_video_seconds: float = Field(60.0, gt=0, description="Longest input video.")
     max_video_frames: int = Field(1800, gt=0, description="Most frames in an input video.")
+    max_audio_seconds: float = Field(
+        60.0, gt=0, description="Longest input sound file (each model also has its own range, "
+        "e.g. 2 to 20 seconds for LTX-2.3 audio-to-video).")
     download_timeout_seconds: float = Field(60.0, gt=0, description="Per input download.")
     output_dir: str = Field("outputs", description="Console adapter saves finished videos here.")
     tmp_dir: str | None = Field(None, description="Temporary files; default: the system's.")
