@@ -19,6 +19,7 @@ from bot.catalog import output_geometry
 from bot.sim.files import FileStore
 from bot.sim.jobs import SimJob
 from bot.sim.render import RenderSpec, load_frames, load_picture, render_video, scaled_size
+from bot.sim.render_edits import render_edit
 
 Anchors = list[tuple[int, Image.Image]]
 
@@ -90,6 +91,9 @@ def conditioning(payload: Mapping[str, Any], files: FileStore, frames: int,
 
 def render_result(job: SimJob, files: FileStore, scale: float) -> dict[str, Any]:
     """Runs in a worker thread: reads inputs, writes the MP4, returns the output JSON."""
+    edited = render_edit(job, files, scale)  # retake, extend, restyle, audio: see render_edits
+    if edited is not None:
+        return edited
     endpoint, payload = job.endpoint, job.payload
     source = _source_picture(payload, files)
     # `auto` follows the input's shape, as the bot's estimate assumes.
