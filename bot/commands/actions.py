@@ -1,6 +1,6 @@
-"""The buttons on a job's card: cancel, re-roll, extend, continue, delete.
+"""The buttons on a job's card: cancel, re-roll, extend, retake, continue, delete.
 
-Re-roll, extend and continue start a child job (its `parent_id` is the job
+Re-roll, extend, retake and continue start a child job (its `parent_id` is the job
 whose button was pressed) for whoever pressed it, on their own quota. Each first
 fetches what it needs from the parent (its inputs, or its video) from the backend;
 when that is gone, all three refuse alike (`_gone`), before anything is charged.
@@ -100,9 +100,28 @@ async def _continue(svc: Services, inv: Invocation, job_id: int) -> None:
         await start(svc, inv, request, prepared, parent_id=parent.id, parent_kind="continue")
 
 
+async def _retake(svc: Services, inv: Invocation, job_id: int) -> None:
+    """A section of the result redone (`--from`/`--to` in seconds of it, `--replace`), by
+    the retake model, with the result's own URL; its length, as probed, bounds the range."""
+    parent, video_url = await _finished(svc, job_id, "retake")
+    asked = {k: v for k, v in inv.options.items() if k not in ("action", "job_id")}
+    command = grammar.parse("retake", inv.text, asked)
+    # Only flags (or nothing) given: the section is redone with the job's own prompt.
+    command.prompt = command.prompt or parent.prompt
+    with scratch(svc) as folder:
+        video = await _parent_video(svc, parent.id, video_url, folder)
+    ref = MediaRef(kind="video", url=svc.fetcher.current_url(video_url),
+                   duration=video.info.duration)
+    request = routing.build_request(command, [ref], svc.settings, seed_source=routing.random_seed,
+                                    input_aspect=_made_aspect(parent))
+    # The store's parent kinds are reroll, extend and continue: a retake names its parent
+    # without a kind (a new kind would need a migration for no reader).
+    await start(svc, inv, request, [None], parent_id=parent.id)
+
+
 BUTTONS: dict[str, Callable[[Services, Invocation, int], Awaitable[None]]] = {
     "cancel": _cancel, "reroll": _reroll, "extend": _extend, "continue": _continue,
-    "delete": _delete,
+    "delete": _delete, "retake": _retake,
 }
 
 
