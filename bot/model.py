@@ -20,10 +20,16 @@ MediaKind = Literal["image", "video", "audio"]
 
 @dataclass(frozen=True)
 class MediaRef:
-    """An input as the grammar sees it: its kind and where it is (URL or local path)."""
+    """An input as the grammar sees it: its kind and where it is (URL or local path).
+
+    `role` "end" marks the end image of a first-to-last-frame clip (--end). `duration`
+    is the probed length in seconds of a clip or an audio file, once it is known: retake
+    checks its range against it and audio-to-video is priced on it."""
 
     kind: MediaKind
     url: str
+    role: str | None = None
+    duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class GenerationRequest:
     media: list[MediaRef] = field(default_factory=list)
     slots: list[MediaSlot] = field(default_factory=list)
     prompt: str = ""
+    notes: list[str] = field(default_factory=list)  # what routing changed, to tell the user
+    media_seconds: float | None = None  # the input audio's length (audio-to-video's price)
 
     def with_urls(self, urls: list[str]) -> dict[str, Any]:
         """A copy of `input` with each slot pointing at `urls[slot.media_index]`."""

@@ -101,6 +101,7 @@ class Attachment:
     size: int | None = None
     kind: AttachmentKind = "unknown"  # a hint from the platform; bot/media/sniff.py judges the bytes
     credential: Credential | None = None
+    role: str | None = None  # "end": the end image of a first-to-last-frame clip
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ written in the surface's markup (plain text, Markdown or mrkdwn).
 
 from __future__ import annotations
 
-from bot import catalog, grammar
+from bot import grammar
 from bot.commands.admin import SUBCOMMAND_USAGE
+from bot.commands.models import models_text
 from bot.commands.services import Handler, Services
 from bot.markup import Style
 from bot.ports import ChatPort, Invocation, PlatformTraits
@@ -23,7 +24,7 @@ async def show_help(svc: Services, inv: Invocation, port: ChatPort) -> str:
         parts.append(own)
     if inv.user.is_admin:
         parts.append(admin_text(traits.command_prefix, style))
-    parts.append(models_text(style))
+    parts.append(models_text(style, svc.settings))
     return "\n\n".join(parts)
 
 
@@ -43,16 +44,4 @@ def admin_text(command_prefix: str, style: Style) -> str:
     """The admin commands, shown only to the bot's admins."""
     lines = [style.bold("Admin commands") + " (you are an admin here)"]
     lines += [style.code(f"{command_prefix}admin {usage}") for usage in SUBCOMMAND_USAGE]
-    return "\n".join(lines)
-
-
-def models_text(style: Style) -> str:
-    lines = [style.bold("Models")]
-    for e in catalog.ENDPOINTS:
-        if e.price.usd_per_megapixel is not None:
-            price = f"${e.price.usd_per_megapixel} per megapixel of video"
-        else:
-            price = f"${e.price.usd_per_video:.2f} a video"
-        note = " (deprecated upstream)" if e.deprecated else ""
-        lines.append(f"{style.code(e.key)}: {e.title}, takes {e.media.describe()}, {price}{note}")
     return "\n".join(lines)

@@ -249,18 +249,24 @@ def test_model_did_you_mean_suggests_only_names_it_lists(typo: str) -> None:
 def test_ltx3_suggests_names_that_are_listed() -> None:
     with pytest.raises(UsageError) as info:
         build("a fox --model ltx3")
-    assert "Did you mean ltx or ltx2?" in str(info.value)
+    assert "Did you mean ltx23 or ltx?" in str(info.value)
     assert "ltx-video (ltx, " in str(info.value)
 
 
 @pytest.mark.parametrize(
     ("text", "media", "fragment"),
     [
-        ("a fox --camera dolly_in", [], "Only ltx-2 takes it, with 1 to 2 images."),
-        ("a fox --camera dolly_in", [VID], "Only ltx-2 takes it, with 1 to 2 images."),
-        ("a fox --camera dolly_in --model ltx-13b", [IMG], "Use --model ltx-2 for that."),
-        ("a fox --from 4", [IMG], "Only ltx-extend takes it, with 1 video."),
-        ("a fox --seconds 3 --model ltx-i2v", [IMG], "Use --model ltx-13b or ltx-2 for that."),
+        ("a fox --camera dolly_in --model ltx-video", [],
+         "Use --model ltx-2.3-22b/text-to-video or ltx-2.3-22b/distilled/text-to-video or "
+         "ltx-2-19b/text-to-video for that."),
+        ("a fox --camera dolly_in --model ltx-extend", [VID],
+         "Use --model ltx-2-19b/extend-video or ltx-2-19b/video-to-video for that."),
+        ("a fox --camera dolly_in --model ltx-13b", [IMG],
+         "Use --model ltx-2 or ltx-2.3-22b/image-to-video or ltx-2.3-22b/distilled/image-to-video"),
+        ("a fox --from 4", [IMG], "ltx-extend (with 1 video), ltx-2.3/retake-video (with 1 video)"),
+        ("a fox --seconds 3 --model ltx-i2v", [IMG],
+         "Use --model ltx-13b or ltx-2 or ltx-2.3-22b/image-to-video or "
+         "ltx-2.3-22b/distilled/image-to-video or others (see models) for that."),
     ],
 )
 def test_an_unsupported_flag_names_the_models_that_take_it(
@@ -375,12 +381,17 @@ def test_fuzz_structured_options(options: dict[str, Any]) -> None:
     request.endpoint.input_model.model_validate(request.input)
 
 
-def test_preview_reads_a_command_only_from_a_slash() -> None:
+def test_preview_reads_leading_command_words_as_the_chat_does() -> None:
     assert preview("video of a cat playing piano", [], S)["input"]["prompt"] == (
         "video of a cat playing piano")
     out = preview("/keyframes a flower opens", ["a.png", "b.png"], S)
     assert out["endpoint"].endswith("multiconditioning") and out["input"]["prompt"] == "a flower opens"
-    assert preview("extend the red carpet", [], S)["input"]["prompt"] == "extend the red carpet"
+    # As in a chat, a leading "extend" is the command (which needs a clip), not a prompt.
+    out = preview("extend the red carpet", ["clip.mp4"], S)
+    assert out["endpoint"] == catalog.by_name(S.models.extend).endpoint_id
+    assert out["input"]["prompt"] == "the red carpet" and out["notes"] == []
+    with pytest.raises(MediaError, match="exactly one video"):
+        preview("extend the red carpet", [], S)
 
 
 @pytest.mark.parametrize(
