@@ -31,7 +31,7 @@ from typing import Any, cast
 import av
 from PIL import Image, ImageDraw, ImageOps
 
-from bot.catalog import Endpoint, output_geometry
+from bot.catalog import Endpoint, VideoOnlyOutput, output_geometry
 from bot.sim import render_sound as sound
 from bot.sim.files import FileStore
 from bot.sim.jobs import SimJob
@@ -116,7 +116,7 @@ def _clip_of(payload: Mapping[str, Any], files: FileStore, scale: float) -> Clip
 
 def _retaken(frame: Image.Image, prompt: str) -> Image.Image:
     """A frame of the redone range: unmistakably not the original (darkened, striped)."""
-    out = Image.blend(frame, Image.new("RGB", frame.size, (0, 0, 0)), 0.65)
+    out = Image.blend(frame, Image.new("RGB", frame.size, (0, 0, 0)), 0.8)
     draw = ImageDraw.Draw(out)
     w, h = out.size
     for x in range(-h, w, 12):
@@ -299,7 +299,7 @@ def _output(job: SimJob, files: FileStore, made: Made) -> dict[str, Any]:
         "file_size": dest.stat().st_size, "width": width, "height": height, "fps": made.fps,
         "duration": round(count / made.fps, 4), "num_frames": count,
     }}
-    if "seed" in endpoint.output_model.model_fields:
+    if not issubclass(endpoint.output_model, VideoOnlyOutput):
         output["seed"] = job.seed
         output["prompt"] = str(job.payload.get("prompt", ""))
     endpoint.output_model.model_validate(output)

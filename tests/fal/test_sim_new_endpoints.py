@@ -85,7 +85,10 @@ async def test_every_new_endpoint_completes_with_its_output_fields(
     facts = probe(await download(http, video["url"]))
     assert facts.frames == video["num_frames"]
     assert video["duration"] == pytest.approx(video["num_frames"] / video["fps"], abs=0.01)
-    if endpoint.duration is not None:
+    if endpoint.duration is not None and "video_url" in urls:
+        # Extend returns the whole clip: the 49-frame 24 fps source, then the added seconds.
+        assert video["duration"] == pytest.approx(49 / 24 + endpoint.duration.default, abs=0.05)
+    elif endpoint.duration is not None:
         assert video["duration"] == pytest.approx(endpoint.duration.default, abs=0.05)
     if endpoint.audio_seconds is not None:  # the clip follows its (3 s) audio
         assert video["duration"] == pytest.approx(3.0, abs=0.1)
