@@ -13,7 +13,7 @@ attachments, so the core treats them alike.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,9 @@ def _action_line(action: str, rest: str, *, needs_hash: bool) -> ParsedLine | No
                       options={"action": action, "job_id": int(match.group(1))})
 
 
-def _media_flag(token: str) -> tuple[MediaKind, str | None] | None:
-    """('image'|'video', inline value or None) when `token` is --image/--video (or an alias)."""
+def _media_flag(token: str) -> tuple[MediaKind, str | None, str | None] | None:
+    """(kind, role, inline value or None) when `token` is a media flag: --image, --video,
+    --audio-file, --end (role "end") or an alias."""
     for dash in _DASHES:
         if token.startswith(dash):
             token = "--" + token[len(dash) :]
@@ -80,7 +81,7 @@ def _media_flag(token: str) -> tuple[MediaKind, str | None] | None:
     spec = grammar.OPTION_BY_FLAG.get(name.lower())
     if spec is None or spec.kind != "media" or spec.media_kind is None:
         return None
-    return spec.media_kind, value
+    return spec.media_kind, spec.media_role, value
 
 
 def _requote(token: str, quoted: bool) -> str:
@@ -165,12 +166,12 @@ def _take_media(rest: str, cwd: Path | None) -> tuple[str, list[Attachment]]:
             kept.append(_requote(token, quoted))
             i += 1
             continue
-        kind, value = media
+        kind, role, value = media
         if value is None:
             if i + 1 >= len(tokens):
                 raise UserError(f"{token} needs a file or a URL, e.g. {token} cat.png.")
             value = tokens[i + 1][0]
             i += 1
-        attachments.append(attachment_for(value, kind, cwd))
+        attachments.append(replace(attachment_for(value, kind, cwd), role=role))
         i += 1
     return " ".join(kept), attachments

@@ -24,6 +24,8 @@ def action_hint(action: Action) -> str:
     """The console command that does what a card's button does."""
     if action.kind in ("extend", "continue"):
         return f"/{action.kind} #{action.job_id} <prompt>"
+    if action.kind == "retake":
+        return f"/retake #{action.job_id} --from S --to S <prompt>"
     return f"/{action.kind} {action.job_id}"
 
 

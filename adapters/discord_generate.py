@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, get_args
 
 import discord
@@ -129,7 +130,10 @@ def _video(adapter: DiscordAdapter) -> app_commands.Command[Any, ..., None]:
         options = video_options(model=model, duration=duration, aspect_ratio=aspect_ratio,
                                 resolution=resolution, seed=seed, audio=audio, camera=camera,
                                 negative_prompt=negative_prompt)
-        attachments = [to_attachment(a) for a in (image, end_image, audio_file) if a is not None]
+        attachments = [to_attachment(a) for a in (image, audio_file) if a is not None]
+        if end_image is not None:
+            # Routed as the clip's last frame (first-to-last frame), not as a keyframe.
+            attachments.append(replace(to_attachment(end_image), role="end"))
         await adapter.invoke(interaction, "video", text=join_text(prompt, advanced),
                              options=options, attachments=attachments)
 
