@@ -8,7 +8,7 @@ demuxing without decoding, and a file whose header promises more than its packet
 hold is cut too. Only the first packet is decoded, to prove the sound decodes.
 
 The length is what audio-to-video prices and generates by (`MediaInfo.duration`); each
-model's own range is checked against it with `check_audio_length` before any cost.
+model's own range is checked against it by routing (`audio_length`) before any cost.
 """
 
 from __future__ import annotations
@@ -60,16 +60,6 @@ def probe_audio(path: Path, fmt: str, size_bytes: int,
             kind="audio", format=fmt, size_bytes=size_bytes, width=0, height=0,
             duration=duration, has_audio=True, audio_codec=stream.codec_context.name,
         )
-
-
-def check_audio_length(seconds: float | None, low: float, high: float, model: str) -> None:
-    """Refuse sound outside a model's range, naming the range (before anything is spent)."""
-    if seconds is None:
-        raise MediaError(f"I couldn't tell how long that sound is; {model} takes "
-                         f"{low:g} to {high:g} seconds of audio.")
-    if seconds < low or seconds > high:
-        raise MediaError(f"That sound is {seconds:.1f} seconds long; {model} takes "
-                         f"{low:g} to {high:g} seconds of audio. Trim it and send it again.")
 
 
 def _sound_track(container: av.container.InputContainer, fmt: str) -> AudioStream:

@@ -12,7 +12,6 @@ import pytest
 from bot import media
 from bot.config import MediaSettings
 from bot.errors import MediaError
-from bot.media.audio import check_audio_length
 from bot.ports import Attachment
 from tests.media import makers
 from tests.media.audio_makers import AUDIO, make_audio
@@ -106,14 +105,6 @@ def test_the_operator_limits_hold_before_the_sound_is_read(tones: dict[str, Path
     assert "3.0 seconds long; the limit is 2 seconds" in rejection(tones["wav"], short)
     small = media_settings.model_copy(update={"max_input_bytes": 1000})
     assert "limit" in rejection(tones["mp3"], small)
-
-
-def test_a_models_range_is_named_when_refused() -> None:
-    check_audio_length(3.0, 2, 20, "LTX-2.3 audio-to-video")
-    with pytest.raises(MediaError, match=r"1\.5 seconds long; LTX-2\.3 audio-to-video takes 2 to 20"):
-        check_audio_length(1.5, 2, 20, "LTX-2.3 audio-to-video")
-    with pytest.raises(MediaError, match=r"25\.0 seconds long; .* takes 2 to 20 seconds"):
-        check_audio_length(25.0, 2, 20, "LTX-2.3 audio-to-video")
 
 
 def test_hints_name_sound_before_download() -> None:
