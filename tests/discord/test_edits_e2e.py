@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from adapters.discord_render import flatten_message
-from tests.discord.conftest import dispatch, mp4_bytes, open_modal
+from tests.discord.conftest import (
+    dispatch,
+    dispatch_guild,
+    dispatch_message,
+    mp4_bytes,
+    open_modal,
+)
+from tests.discord.payloads import USER_ID
 from tests.discord.test_e2e import Live, _notes, live
 from tests.sim.media import sine, wav_bytes
 
@@ -129,3 +136,17 @@ async def test_model_autocomplete_offers_every_matching_model(live: Live) -> Non
     assert "ltx-2.3/retake-video" in values and "ltx-2.3/audio-to-video" in values
     assert all("2.3" in c["name"] or "2.3" in c["value"] for c in call.body["data"]["choices"])
     assert 0 < len(values) <= 25
+
+
+async def test_a_mention_replying_to_a_clip_retakes_it(live: Live, tmp_path: Path) -> None:
+    bot = live.fake.bot_id
+    original = live.p.message(author_id=USER_ID + 1, author_name="bob",
+                              attachments=[_clip(live, tmp_path)])
+    dispatch_guild(live.client, live.p.guild_create())
+    mention = live.p.message(content=f"<@{bot}> retake a cat appears --from 1 --to 3",
+                             mentions=[bot], referenced=original)
+    dispatch_message(live.client, mention)
+    _, job_id = await live.delivered()
+    job = await live.wait_job(job_id)
+    assert (job.endpoint_id, job.prompt) == (RETAKE, "a cat appears")
+    assert (job.input["start_time"], job.input["duration"]) == (1.0, 2.0)
