@@ -40,19 +40,22 @@ async def _delete(svc: Services, inv: Invocation, job_id: int) -> None:
 
 
 async def _reroll(svc: Services, inv: Invocation, job_id: int) -> None:
-    """The same input with a new seed, priced for the size the parent really had."""
+    """The same input with a new seed, priced for the size the parent really had. A model
+    without a seed (LTX-2.3 Pro/Fast, extend, retake, audio) gets the same input again:
+    it varies by itself, and would refuse a seed."""
     parent = await svc.job(job_id)
     with scratch(svc) as folder:
         # Its inputs are still at the backend, or the re-roll would be of nothing.
         for index, url in enumerate(_media_urls(parent.input)):
             await _from_backend(svc, parent.id, "inputs", url, folder / f"input-{index}")
     endpoint = catalog.by_endpoint_id(parent.endpoint_id)
-    data = routing.validate_input(endpoint, {**parent.input, "seed": routing.random_seed()})
+    seed = {"seed": routing.random_seed()} if endpoint.takes_seed else {}
+    data = routing.validate_input(endpoint, {**parent.input, **seed})
     made = (parent.result or {}).get("video") or {}
     aspect = (made["width"] / made["height"]) if made.get("width") and made.get("height") else None
     estimate = catalog.estimate(
         endpoint, data, svc.settings.quota.credits_per_usd, svc.settings.prices,
-        input_aspect=aspect,
+        input_aspect=aspect, media_seconds=made.get("duration"),
     )
     request = GenerationRequest(endpoint=endpoint, input=data, estimate=estimate, prompt=parent.prompt)
     await start(svc, inv, request, [], parent_id=parent.id, parent_kind="reroll")
