@@ -1,4 +1,4 @@
-"""The buttons on a job's card: cancel, re-roll, extend, continue, delete.
+"""The buttons on a job's card: cancel, re-roll, extend, continue, delete, retake, restyle.
 
 Re-roll, extend and continue start a child job (its `parent_id` is the job
 whose button was pressed) for whoever pressed it, on their own quota. Each first
@@ -74,6 +74,33 @@ async def _extend(svc: Services, inv: Invocation, job_id: int) -> None:
     await start(svc, inv, request, [None], parent_id=parent.id, parent_kind="extend")
 
 
+async def _retake(svc: Services, inv: Invocation, job_id: int) -> None:
+    """`retake #N <prompt> --from 2 --to 5` (and a Retake form): the job's video to the retake
+    model. The range is checked against the video's real length before anything is charged."""
+    await _on_video(svc, inv, job_id, "retake")
+
+
+async def _restyle(svc: Services, inv: Invocation, job_id: int) -> None:
+    """`restyle #N <prompt>`: the job's video to the restyle model."""
+    await _on_video(svc, inv, job_id, "restyle")
+
+
+async def _on_video(svc: Services, inv: Invocation, job_id: int, name: str) -> None:
+    parent, video_url = await _finished(svc, job_id, name)
+    # A form's fields come as options beside the action's own (action, job_id).
+    options = {k: v for k, v in inv.options.items() if k in grammar.OPTION_BY_NAME}
+    command = grammar.parse(name, inv.text.strip() or parent.prompt, options)
+    with scratch(svc) as folder:
+        video = await _parent_video(svc, parent.id, video_url, folder)
+    ref = MediaRef(kind="video", url=svc.fetcher.current_url(video_url),
+                   duration=video.info.duration)
+    request = routing.build_request(command, [ref], svc.settings, seed_source=routing.random_seed,
+                                    input_aspect=_made_aspect(parent))
+    # No parent kind of its own yet (the store's kinds are reroll/extend/continue): the
+    # parent id still links the two jobs.
+    await start(svc, inv, request, [None], parent_id=parent.id)
+
+
 def _made_aspect(parent: JobRecord) -> float | None:
     """The width/height of a job's video (an extension keeps its shape): as fal reported
     it, else as it was asked for."""
@@ -105,7 +132,7 @@ async def _continue(svc: Services, inv: Invocation, job_id: int) -> None:
 
 BUTTONS: dict[str, Callable[[Services, Invocation, int], Awaitable[None]]] = {
     "cancel": _cancel, "reroll": _reroll, "extend": _extend, "continue": _continue,
-    "delete": _delete,
+    "delete": _delete, "retake": _retake, "restyle": _restyle,
 }
 
 

@@ -366,3 +366,28 @@ async def test_reroll_on_a_model_without_a_seed_resubmits_the_same_input(
     reroll = await app.runner.wait(2)
     assert reroll.state is JobState.DONE and reroll.parent_kind == "reroll"
     assert reroll.input == parent.input
+
+
+async def test_retake_and_restyle_an_earlier_result(app: Any, chat: FakeChat) -> None:
+    await app.bot.handle(inv("video", "a fox --seconds 4 --seed 2"), chat)
+    parent = await app.runner.wait(1)
+    assert parent.state is JobState.DONE
+    # The range is checked against the video's real length (97 frames at 24 fps).
+    await app.bot.handle(inv("action", "rain --from 2 --to 6",
+                             options={"action": "retake", "job_id": 1}), chat)
+    assert "The clip is 4.0 s long" in notes(chat)[-1]
+    assert len(await app.store.list_jobs(ALICE.key)) == 1
+    await app.bot.handle(inv("action", "rain", options={"action": "retake", "job_id": 1,
+                                                       "from": 1, "to": 3.5, "replace": "audio"}),
+                         chat)
+    retake = await app.runner.wait(2)
+    assert retake.state is JobState.DONE and retake.parent_id == 1
+    assert retake.endpoint_id == "fal-ai/ltx-2.3/retake-video"
+    assert (retake.input["start_time"], retake.input["duration"], retake.input["retake_mode"]) == (
+        1.0, 2.5, "replace_audio")
+    assert retake.input["video_url"] == parent.result_url
+    await app.bot.handle(inv("action", "as a watercolour",
+                             options={"action": "restyle", "job_id": 1}), chat)
+    restyle = await app.runner.wait(3)
+    assert restyle.state is JobState.DONE
+    assert restyle.endpoint_id == "fal-ai/ltx-2-19b/video-to-video"
