@@ -452,3 +452,28 @@ def test_usage_in_each_markup(markup: Any, bold: str, code: str) -> None:
         assert "**" not in text
     if markup == "plain":
         assert "`" not in text and "*" not in text
+
+
+@pytest.mark.parametrize(
+    ("text", "attach", "endpoint", "fields"),
+    [
+        ("retake the dog turns into a cat --from 2 --to 5", ["https://cdn.example/c.mp4"],
+         "fal-ai/ltx-2.3/retake-video", {"start_time": 2.0, "duration": 3.0}),
+        ("restyle as a watercolour", ["https://cdn.example/c.mp4"],
+         "fal-ai/ltx-2-19b/video-to-video", {"video_url": "https://cdn.example/c.mp4"}),
+        ("extend the beam sweeps --seconds 4 --at-start", ["https://cdn.example/c.mp4"],
+         "fal-ai/ltx-2.3/extend-video", {"duration": 4.0, "mode": "start"}),
+        ("a woman sings --audio-file https://cdn.example/s.mp3", [],
+         "fal-ai/ltx-2.3/audio-to-video", {"audio_url": "https://cdn.example/s.mp3"}),
+        ("a door opens --end https://cdn.example/z.png", ["https://cdn.example/a.png"],
+         "fal-ai/ltx-2-19b/image-to-video", {"end_image_url": "https://cdn.example/z.png"}),
+        ("/restyle as a watercolour --model ltx-2-19b/video-to-video",
+         ["https://cdn.example/c.mp4"], "fal-ai/ltx-2-19b/video-to-video", {}),
+    ],
+)
+def test_preview_of_each_new_command(text: str, attach: list[str], endpoint: str,
+                                     fields: dict[str, Any]) -> None:
+    out = preview(text, attach, S)
+    assert out["endpoint"] == endpoint
+    assert {k: out["input"][k] for k in fields} == fields
+    assert out["estimate"]["credits"] > 0
