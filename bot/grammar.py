@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot import catalog
 from bot.errors import UsageError
 from bot.grammar_options import (
     ASPECTS,
@@ -408,7 +407,14 @@ def usage(command_prefix: str = "/", markup: Markup = "plain", *, local_files: b
         f"{code(f'{command_prefix}keyframes <prompt>')} {images}: keyframes spread over the clip "
         f"({code('--at 0,60,120')} to place them).",
         f"{code(f'{command_prefix}extend <prompt>')} {clip}: continue the clip "
-        f"({code('--from 24')} to start at a frame).",
+        f"({code('--seconds 5')} added at its end, {code('--at-start')} before it).",
+        f"{code(f'{command_prefix}retake <prompt> --from 2 --to 5')} {clip}: redo that section "
+        f"(seconds of the clip; {code('--replace video|audio|both')}).",
+        f"{code(f'{command_prefix}restyle <prompt>')} {clip}: the same clip with a new look.",
+        f"An audio file ({'--audio-file PATH' if local_files else 'attached'}) with a prompt, "
+        "and an image for its first frame if you like: a video to that sound.",
+        f"{code(f'{command_prefix}models')}: every model, its price, license and what it is the "
+        "default for.",
         f"{code(f'{command_prefix}quote <prompt ...>')}: what a job would cost. "
         f"{code(f'{command_prefix}quota')}: what you have left. "
         f"{code(f'{command_prefix}jobs')}: your recent jobs. {code(f'{command_prefix}cancel <id>')}.",
@@ -429,7 +435,7 @@ def usage(command_prefix: str = "/", markup: Markup = "plain", *, local_files: b
 def _flag_help(spec: OptionSpec, style: Style) -> str:
     flag = _flag_label(spec)
     if spec.name == "model":
-        return f"{style.code(flag)} {', '.join(e.key for e in catalog.ENDPOINTS)}"
+        return f"{style.code(flag)} a model's key, alias or fal id (see models), e.g. ltx-2.3"
     choices = f" ({', '.join(spec.choices)})" if spec.choices and len(spec.choices) <= 8 else ""
     example = f" e.g. {style.code(f'{flag} {spec.example}')}" if spec.example else ""
     return f"{style.code(flag)} {spec.help}{choices}{example}"

@@ -79,6 +79,9 @@ def choose_endpoint(
         )
     images, videos = media_counts(media)
     audios = audio_count(media)
+    if any(m.role == "end" for m in media) and not any(
+            f.rsplit(".", 1)[-1].startswith("end_") for f in endpoint.layout.image_fields):
+        raise MediaError(f"{endpoint.title} takes no end image (--end).")
     # Whatever picked the model (the user or the routing table), it must take these inputs.
     if not endpoint.media.accepts(images, videos, audios):
         raise MediaError(

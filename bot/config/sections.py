@@ -20,6 +20,7 @@ from pydantic import (
     SecretStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 DEFAULT_CONFIG_PATHS = ("config.toml", "/etc/ltx-bot/config.toml")
@@ -157,10 +158,11 @@ class PriceSettings(Section):
 class ModelSettings(Section):
     """Which catalog entry each kind of request goes to unless the user names a model."""
 
-    text: str = Field("ltx-video", description="Model for a prompt alone.")
+    text: str = Field("ltx-2.3-22b/text-to-video", description="Model for a prompt alone.")
     image: str = Field("ltx-2", description="Model for one image (two on LTX-2: start and end).")
     keyframes: str = Field("ltx-13b", description="Model for keyframes and video conditioning.")
-    extend: str = Field("ltx-extend", description="Model for extending a video.")
+    extend: str = Field("ltx-2.3/extend-video", description="Model for extending a video "
+                        "(the Extend button too).")
     audio: str = Field("ltx-2.3/audio-to-video",
                        description="Model for an audio file (with an optional first-frame image).")
     retake: str = Field("ltx-2.3/retake-video", description="Model for retake (redo a section of a clip).")
@@ -188,6 +190,22 @@ class ModelSettings(Section):
                 f"{info.field_name} model"
             )
         return endpoint.key
+
+    @model_validator(mode="after")
+    def _research_only_when_allowed(self) -> ModelSettings:
+        """A research-only model as a role's default would run for everyone by default:
+        refused at load when such models are turned off."""
+        from bot import catalog
+
+        if not self.allow_research_only:
+            for role in _ROLE_INPUTS:
+                endpoint = catalog.by_name(getattr(self, role))
+                if endpoint.license == "research":
+                    raise ValueError(
+                        f"{role} = {endpoint.key!r} is tagged research only on fal, but "
+                        "allow_research_only = false"
+                    )
+        return self
 
 
 # What each routing role hands its model: (images, videos, audio files).

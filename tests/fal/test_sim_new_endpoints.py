@@ -16,9 +16,17 @@ from bot import catalog
 from bot.catalog import VideoOnlyOutput
 from bot.fal import FalClient
 from bot.sim import Simulator
+from bot.sim.options import SimOptions
+from tests.fal.conftest import fast_options
 from tests.fal.helpers import download, follow, probe
 
 NEW = [e for e in catalog.ENDPOINTS if e.license == "unconfirmed"]
+
+
+@pytest.fixture
+def sim_options() -> SimOptions:
+    # Small pictures: these tests are about fields, lengths and validation, not the drawing.
+    return fast_options(scale=0.1)
 
 
 def _tone(path: Path, seconds: float) -> Path:
