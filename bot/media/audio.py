@@ -29,7 +29,7 @@ from bot.model import MediaInfo
 # The demuxer each sniffed format is opened with (see probe._DEMUXER for why it is forced).
 DEMUXER = {"mp3": "mp3", "wav": "wav", "m4a": "mov", "aac": "aac", "ogg": "ogg", "flac": "flac"}
 # Packets may round a little; a header promising more than this beyond them means a cut file.
-_SLACK_SECONDS = 0.25
+_TOLERANCE_SECONDS = 0.25
 _OGG_TAIL = 65536
 
 
@@ -48,7 +48,7 @@ def probe_audio(path: Path, fmt: str, size_bytes: int,
         limit = settings.max_audio_seconds if settings is not None else None
         _check_limit(declared, limit, fmt)
         played = _packet_seconds(container, stream, fmt, limit)
-        if declared is not None and played is not None and played + _SLACK_SECONDS < declared:
+        if declared is not None and played is not None and played + _TOLERANCE_SECONDS < declared:
             raise truncated(fmt)
         duration = played if played is not None else declared
         _check_limit(duration, limit, fmt)
