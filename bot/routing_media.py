@@ -13,7 +13,7 @@ from bot.model import MediaKind, MediaSlot
 from bot.routing_limits import Draft, check_model_range, unsupported
 
 # Seconds a probed clip may fall short of the range asked for (rounding of its length).
-_SLACK = 0.05
+_TOLERANCE = 0.05
 
 
 def media_fields(draft: Draft) -> None:
@@ -88,7 +88,7 @@ def section(draft: Draft) -> None:
     if end <= start:
         raise UsageError(f"--to must be after --from (both in seconds of the clip); got --from "
                          f"{format_number(start)} --to {format_number(end)}.")
-    if clip is not None and end > clip + _SLACK:
+    if clip is not None and end > clip + _TOLERANCE:
         raise UsageError(f"The clip is {clip:.1f} s long, so --from {format_number(start)} --to "
                          f"{format_number(end)} runs past its end. {limits}.")
     if not (s_lo <= start <= s_hi and d_lo <= end - start <= d_hi):
@@ -110,7 +110,7 @@ def audio_length(draft: Draft) -> None:
         return
     for ref in draft.media:
         if ref.kind == "audio" and ref.duration is not None and not (
-                limits[0] - _SLACK <= ref.duration <= limits[1] + _SLACK):
+                limits[0] - _TOLERANCE <= ref.duration <= limits[1] + _TOLERANCE):
             raise MediaError(
                 f"{draft.endpoint.title} takes {format_number(limits[0])} to "
                 f"{format_number(limits[1])} s of audio; this file is {ref.duration:.1f} s long."

