@@ -57,6 +57,7 @@ CHANNEL = "console"
 OWN_COMMANDS = (
     ("/reroll <id>", "the same job again with a new seed"),
     ("/extend #<id> <prompt>", "continue a finished video with a new prompt"),
+    ("/retake #<id> <prompt> --from S --to S", "redo seconds S to S of a finished video"),
     ("/continue #<id> <prompt>", "a new video from the last frame of a finished one"),
     ("/delete <id>", "delete the saved video of a job"),
     ("/quit", "leave (also /exit or Ctrl-D); unfinished jobs resume on the next start"),

@@ -13,7 +13,7 @@ attachments, so the core treats them alike.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,14 @@ from bot.ports import Attachment, AttachmentKind
 
 # Every command the console reads.
 COMMANDS = (*grammar.COMMAND_WORDS, "video")
-# A card's buttons, typed: `/reroll 9`, `/cancel 9`, `/extend #9 prompt`, `/continue #9 prompt`.
+# A card's buttons, typed: `/reroll 9`, `/cancel 9`, `/extend #9 prompt`, `/retake #9 prompt
+# --from 2 --to 5`, `/continue #9 prompt`.
 # Cancel is the card's Cancel button too: the card then says it was cancelled, once.
 ACTION_COMMANDS = ("cancel", *grammar.BUTTON_WORDS)
 # Commands whose text goes through the generation grammar (and may carry --image/--video).
-MEDIA_COMMANDS = ("video", "keyframes", "extend", "quote")
+MEDIA_COMMANDS = ("video", "keyframes", "extend", "retake", "restyle", "quote")
+# Commands that take a finished job's video as `#N` (its card's button, typed).
+JOB_VIDEO_COMMANDS = ("extend", "retake")
 # What `parse_line` calls a line that leaves the chat.
 LEAVE = "leave"
 _DASHES = ("\u2014", "\u2013", "\u2212")
@@ -58,8 +61,9 @@ def _action_line(action: str, rest: str, *, needs_hash: bool) -> ParsedLine | No
                       options={"action": action, "job_id": int(match.group(1))})
 
 
-def _media_flag(token: str) -> tuple[MediaKind, str | None] | None:
-    """('image'|'video', inline value or None) when `token` is --image/--video (or an alias)."""
+def _media_flag(token: str) -> tuple[MediaKind, str | None, str | None] | None:
+    """(kind, role, inline value or None) when `token` is a media flag: --image, --video,
+    --audio-file, --end (role "end") or an alias."""
     for dash in _DASHES:
         if token.startswith(dash):
             token = "--" + token[len(dash) :]
@@ -77,7 +81,7 @@ def _media_flag(token: str) -> tuple[MediaKind, str | None] | None:
     spec = grammar.OPTION_BY_FLAG.get(name.lower())
     if spec is None or spec.kind != "media" or spec.media_kind is None:
         return None
-    return spec.media_kind, value
+    return spec.media_kind, spec.media_role, value
 
 
 def _requote(token: str, quoted: bool) -> str:
@@ -140,7 +144,7 @@ def parse_line(line: str, *, cwd: Path | None = None) -> ParsedLine | None:
         parsed = _action_line(command, rest, needs_hash=False)
         assert parsed is not None
         return parsed
-    if command == "extend" and (action := _action_line("extend", rest, needs_hash=True)):
+    if command in JOB_VIDEO_COMMANDS and (action := _action_line(command, rest, needs_hash=True)):
         # `/extend #9 ...` extends a finished job; `/extend --video clip.mp4 ...` a file.
         return action
     if command not in MEDIA_COMMANDS:
@@ -162,12 +166,12 @@ def _take_media(rest: str, cwd: Path | None) -> tuple[str, list[Attachment]]:
             kept.append(_requote(token, quoted))
             i += 1
             continue
-        kind, value = media
+        kind, role, value = media
         if value is None:
             if i + 1 >= len(tokens):
                 raise UserError(f"{token} needs a file or a URL, e.g. {token} cat.png.")
             value = tokens[i + 1][0]
             i += 1
-        attachments.append(attachment_for(value, kind, cwd))
+        attachments.append(replace(attachment_for(value, kind, cwd), role=role))
         i += 1
     return " ".join(kept), attachments

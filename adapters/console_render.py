@@ -26,6 +26,8 @@ def action_hint(action: Action) -> str:
         return f"/{action.kind} #{action.job_id} <prompt>"
     if action.kind == "forget":  # a forget-me confirmation: it names no job
         return "/forget-me confirm"
+    if action.kind == "retake":
+        return f"/retake #{action.job_id} --from S --to S <prompt>"
     return f"/{action.kind} {action.job_id}"
 
 

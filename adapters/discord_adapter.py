@@ -24,7 +24,6 @@ from bot.ports import Attachment, Core, InteractionInfo, Invocation, Place, User
 
 if TYPE_CHECKING:
     from adapters.discord_bot import LtxClient
-    from adapters.discord_generate import PromptModal
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +138,7 @@ class DiscordAdapter:
 
         await report_failure(error, tell, f"discord {context}", logger=log)
 
-    async def open_modal(self, interaction: discord.Interaction[Any], modal: PromptModal) -> None:
+    async def open_modal(self, interaction: discord.Interaction[Any], modal: discord.ui.Modal) -> None:
         await interaction.response.send_modal(modal)
         # Lets tests (and metrics) await the moment the modal can be submitted.
         self.client.dispatch("ltx_modal_opened", modal)

@@ -19,7 +19,13 @@ import discord
 import yarl
 from discord import app_commands
 
-from adapters import discord_account, discord_admin, discord_generate, discord_mentions
+from adapters import (
+    discord_account,
+    discord_admin,
+    discord_edit,
+    discord_generate,
+    discord_mentions,
+)
 from adapters.discord_adapter import DiscordAdapter
 from adapters.discord_buttons import JobButton
 from adapters.discord_port import DiscordPort
@@ -79,7 +85,7 @@ class LtxClient(discord.Client):
         self.tree = LtxTree(self, allowed_contexts=app_commands.AppCommandContext(
             guild=True, dm_channel=settings.discord.allow_dms, private_channel=False))
         # Built per client, so a restarted client gets fresh command objects.
-        for family in (discord_generate, discord_account, discord_admin):
+        for family in (discord_generate, discord_edit, discord_account, discord_admin):
             family.register(self.tree, self.adapter)
         self.synced: list[app_commands.AppCommand] = []
 

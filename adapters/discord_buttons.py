@@ -1,4 +1,4 @@
-"""The buttons under a job's card: Cancel, Re-roll, Extend, Continue, Delete.
+"""The buttons under a job's card: Cancel, Re-roll, Extend, Retake, Continue, Delete.
 
 Each carries the custom id `ltx:job:<id>:<kind>` and is handled by one
 `DynamicItem` the client registers in `setup_hook`, so buttons keep working
@@ -13,6 +13,7 @@ from typing import Any
 import discord
 
 from adapters.discord_adapter import DiscordAdapter, adapter_of
+from adapters.discord_edit import open_retake_form
 from adapters.discord_generate import PromptModal
 from bot.commands.services import MAX_JOB_ID
 from bot.ports import ACTION_KINDS
@@ -43,6 +44,9 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON_
 async def on_button(adapter: DiscordAdapter, interaction: discord.Interaction[Any], job_id: int,
                     kind: str) -> None:
     options = {"action": kind, "job_id": job_id}
+    if kind == "retake" and job_id <= MAX_JOB_ID:
+        await open_retake_form(adapter, interaction, job_id)
+        return
     # A job number no job can have is refused by the core, not asked about in a form.
     if kind in ("extend", "continue") and job_id <= MAX_JOB_ID:
         who = await adapter.gate(interaction)

@@ -1,9 +1,11 @@
 """Generation commands: /video, /keyframes, /extend, the "Animate image" and
-"Extend video" message menus, and the prompt modal they (and two buttons) open."""
+"Extend video" message menus, and the prompt modal they (and two buttons) open.
+(/retake, /restyle and the Retake form: `discord_edit`.)"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, get_args
 
 import discord
@@ -11,6 +13,7 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 
 from adapters.discord_adapter import DiscordAdapter, adapter_of
+from adapters.discord_edit import REPLACE_CHOICES, model_autocomplete, retake_options
 from adapters.discord_translate import (
     first_media,
     join_text,
@@ -24,7 +27,6 @@ from bot.ports import AttachmentKind
 ASPECT_CHOICES = ("16:9", "9:16", "1:1", "4:3", "3:4", "auto")
 RESOLUTION_CHOICES = ("480p", "720p", "1080p")
 CAMERA_CHOICES: tuple[str, ...] = get_args(catalog.CameraLora)
-MODEL_CHOICES: tuple[str, ...] = tuple(e.key for e in catalog.ENDPOINTS)[:25]
 MODAL_TIMEOUT = 15 * 60.0  # an unsubmitted modal is forgotten with its interaction
 
 
@@ -39,6 +41,7 @@ class PromptModal(discord.ui.Modal):
         ask_shape: bool,
         prompt_required: bool = True,
         prompt_default: str | None = None,
+        offer_retake: bool = False,
     ) -> None:
         super().__init__(title=title[:45], timeout=MODAL_TIMEOUT)
         self._on_done = on_done
@@ -48,13 +51,26 @@ class PromptModal(discord.ui.Modal):
         self.add_item(self.prompt)
         self.seconds: discord.ui.TextInput[Any] | None = None
         self.aspect: discord.ui.TextInput[Any] | None = None
+        self.section: discord.ui.TextInput[Any] | None = None
+        self.redo: discord.ui.TextInput[Any] | None = None
         if ask_shape:
             self.seconds = discord.ui.TextInput(label="Seconds", required=False, max_length=6,
                                                 placeholder="e.g. 5")
+            self.add_item(self.seconds)
+        if ask_shape and not offer_retake:
             self.aspect = discord.ui.TextInput(label="Aspect ratio", required=False, max_length=5,
                                                placeholder=", ".join(ASPECT_CHOICES[:5]))
-            self.add_item(self.seconds)
             self.add_item(self.aspect)
+        if offer_retake:
+            # A clip's menu does both: extend it, or (with a section) redo part of it.
+            self.section = discord.ui.TextInput(
+                label="Or retake a section: from-to seconds", required=False, max_length=15,
+                placeholder="e.g. 2-5 (empty: extend the clip)")
+            self.redo = discord.ui.TextInput(
+                label="Retake: video, audio or both", required=False, max_length=5,
+                placeholder="both")
+            self.add_item(self.section)
+            self.add_item(self.redo)
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         await self._on_done(interaction, self)
@@ -78,7 +94,8 @@ def _video(adapter: DiscordAdapter) -> app_commands.Command[Any, ..., None]:
         prompt="What happens in the video",
         image="Start image (image-to-video)",
         end_image="End image (LTX-2)",
-        model="Which LTX model",
+        audio_file="A sound file (MP3, WAV, M4A, OGG, FLAC) the video follows (audio-to-video)",
+        model="Which LTX model (type to search)",
         duration="Length in seconds",
         aspect_ratio="Aspect ratio",
         resolution="Resolution",
@@ -88,8 +105,8 @@ def _video(adapter: DiscordAdapter) -> app_commands.Command[Any, ..., None]:
         negative_prompt="What to avoid",
         advanced="More flags, e.g. --fps 24 --steps 30",
     )
+    @app_commands.autocomplete(model=model_autocomplete)
     @app_commands.choices(
-        model=[Choice(name=m, value=m) for m in MODEL_CHOICES],
         aspect_ratio=[Choice(name=a, value=a) for a in ASPECT_CHOICES],
         resolution=[Choice(name=r, value=r) for r in RESOLUTION_CHOICES],
         camera=[Choice(name=c, value=c) for c in CAMERA_CHOICES],
@@ -99,6 +116,7 @@ def _video(adapter: DiscordAdapter) -> app_commands.Command[Any, ..., None]:
         prompt: Range[str, 1, 2000],
         image: discord.Attachment | None = None,
         end_image: discord.Attachment | None = None,
+        audio_file: discord.Attachment | None = None,
         model: str | None = None,
         duration: Range[float, 0.1, 60.0] | None = None,
         aspect_ratio: str | None = None,
@@ -112,7 +130,10 @@ def _video(adapter: DiscordAdapter) -> app_commands.Command[Any, ..., None]:
         options = video_options(model=model, duration=duration, aspect_ratio=aspect_ratio,
                                 resolution=resolution, seed=seed, audio=audio, camera=camera,
                                 negative_prompt=negative_prompt)
-        attachments = [to_attachment(a) for a in (image, end_image) if a is not None]
+        attachments = [to_attachment(a) for a in (image, audio_file) if a is not None]
+        if end_image is not None:
+            # Routed as the clip's last frame (first-to-last frame), not as a keyframe.
+            attachments.append(replace(to_attachment(end_image), role="end"))
         await adapter.invoke(interaction, "video", text=join_text(prompt, advanced),
                              options=options, attachments=attachments)
 
@@ -150,18 +171,27 @@ def _keyframes(adapter: DiscordAdapter) -> app_commands.Command[Any, ..., None]:
 
 
 def _extend(adapter: DiscordAdapter) -> app_commands.Command[Any, ..., None]:
-    @app_commands.command(name="extend", description="Continue a video clip")
+    @app_commands.command(name="extend", description="Continue a video clip (or lead into it)")
     @app_commands.describe(video="The clip to extend", prompt="What happens next",
-                           from_frame="Frame of the clip to continue from",
+                           seconds="How many seconds to add",
+                           at_start="Add them before the clip instead of after it",
+                           from_frame="Frame of the clip to continue from (ltx-extend model only)",
+                           model="Which LTX model (type to search)",
                            advanced="More flags, e.g. --seed 42")
+    @app_commands.autocomplete(model=model_autocomplete)
     async def extend(
         interaction: discord.Interaction[Any],
         video: discord.Attachment,
         prompt: Range[str, 1, 2000],
+        seconds: Range[float, 0.1, 60.0] | None = None,
+        at_start: bool | None = None,
         from_frame: Range[int, 0, 100000] | None = None,
+        model: str | None = None,
         advanced: str | None = None,
     ) -> None:
-        options: dict[str, Any] = {} if from_frame is None else {"start_frame": from_frame}
+        pairs = {"seconds": seconds, "at_start": at_start, "start_frame": from_frame,
+                 "model": model}
+        options: dict[str, Any] = {k: v for k, v in pairs.items() if v is not None and v != ""}
         await adapter.invoke(interaction, "extend", text=join_text(prompt, advanced),
                              options=options, attachments=[to_attachment(video)])
 
@@ -177,7 +207,7 @@ def _menus(adapter: DiscordAdapter) -> tuple[app_commands.ContextMenu, ...]:
     @app_commands.context_menu(name="Extend video")
     async def extend_menu(interaction: discord.Interaction[Any], message: discord.Message) -> None:
         await media_menu(adapter, interaction, message, kind="video", command="extend",
-                         title="Extend video")
+                         title="Extend or retake video")
 
     return animate_menu, extend_menu
 
@@ -199,17 +229,40 @@ async def media_menu(adapter: DiscordAdapter, interaction: discord.Interaction[A
     attachment = to_attachment(found)
 
     async def submitted(inner: discord.Interaction[Any], modal: PromptModal) -> None:
-        options: dict[str, Any] = {}
-        if modal.seconds is not None and modal.seconds.value.strip():
-            try:
-                options["seconds"] = parse_seconds(modal.seconds.value)
-            except ValueError:
-                await inner.response.send_message(
-                    f"Seconds must be a number like 5, not {modal.seconds.value!r}.", ephemeral=True)
-                return
-        if modal.aspect is not None and modal.aspect.value.strip():
-            options["aspect"] = modal.aspect.value.strip()
-        await adapter.invoke(inner, command, text=modal.prompt.value, options=options,
+        read = menu_options(modal, command)
+        if isinstance(read, str):
+            await inner.response.send_message(read, ephemeral=True)
+            return
+        chosen, options = read
+        await adapter.invoke(inner, chosen, text=modal.prompt.value, options=options,
                              attachments=[attachment])
 
-    await adapter.open_modal(interaction, PromptModal(title, submitted, ask_shape=True))
+    await adapter.open_modal(interaction, PromptModal(title, submitted, ask_shape=True,
+                                                      offer_retake=kind == "video"))
+
+
+def menu_options(modal: PromptModal, command: str) -> tuple[str, dict[str, Any]] | str:
+    """(command, options) a menu's form asks for, or what is wrong with it in words. A
+    section (`2-5`) on the clip menu makes it a retake of that section."""
+    options: dict[str, Any] = {}
+    if modal.section is not None and modal.section.value.strip():
+        start, dash, end = modal.section.value.strip().partition("-")
+        mode = (modal.redo.value if modal.redo is not None else "").strip().lower() or None
+        try:
+            options = retake_options(parse_seconds(start), parse_seconds(end), mode)
+        except ValueError:
+            dash = ""
+        if not dash or options.get("from") is None or options.get("to") is None:
+            return (f"A section is two times in seconds, like 2-5, not "
+                    f"{modal.section.value!r}.")
+        if mode is not None and mode not in REPLACE_CHOICES:
+            return f"Retake must be video, audio or both, not {mode!r}."
+        return "retake", options
+    if modal.seconds is not None and modal.seconds.value.strip():
+        try:
+            options["seconds"] = parse_seconds(modal.seconds.value)
+        except ValueError:
+            return f"Seconds must be a number like 5, not {modal.seconds.value!r}."
+    if modal.aspect is not None and modal.aspect.value.strip():
+        options["aspect"] = modal.aspect.value.strip()
+    return command, options

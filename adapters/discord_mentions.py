@@ -30,7 +30,7 @@ from bot.ports import Invocation, MessageRef, Place, User
 log = logging.getLogger(__name__)
 
 # Commands whose media may come from the message a mention replies to.
-MEDIA_COMMANDS = frozenset({"video", "quote", "keyframes", "extend"})
+MEDIA_COMMANDS = frozenset({"video", "quote", "keyframes", "extend", "retake", "restyle"})
 NO_CONTENT_INTENT = (
     "I can't see the attachments of someone else's message from a reply "
     "(that needs Discord's message content intent, which this bot doesn't use). "

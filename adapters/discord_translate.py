@@ -14,6 +14,7 @@ from typing import Any
 import discord
 
 from adapters.discord_port import PLATFORM
+from bot import catalog
 from bot.config import Settings
 from bot.media import kind_from_hint
 from bot.ports import Attachment, AttachmentKind, Place, User
@@ -169,3 +170,18 @@ def parse_seconds(raw: str) -> float | None:
     if not raw:
         return None
     return float(raw.replace(",", "."))
+
+
+def model_choices(current: str, limit: int = 25) -> list[tuple[str, str]]:
+    """(label, key) of the models whose key, endpoint id, alias or title holds what the user
+    typed, for the model option's autocomplete (Discord shows at most 25)."""
+    needle = current.strip().lower()
+    out: list[tuple[str, str]] = []
+    for endpoint in catalog.ENDPOINTS:
+        names = (endpoint.key, endpoint.endpoint_id, endpoint.title,
+                 *getattr(endpoint, "aliases", ()))
+        if needle and not any(needle in str(name).lower() for name in names):
+            continue
+        note = " (deprecated)" if endpoint.deprecated else ""
+        out.append((f"{endpoint.key}: {endpoint.title}{note}"[:100], endpoint.key))
+    return out[:limit]

@@ -35,6 +35,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack_forms import RETAKE_MODAL, read_retake, retake_modal
 from adapters.slack_http import bolt_request, describe, replay_key, verified
 from adapters.slack_oauth import SlackOAuth
 from adapters.slack_port import SlackPort
@@ -79,8 +80,9 @@ log = logging.getLogger(__name__)
 
 SHORTCUT_CALLBACK = "ltx_animate"
 EVENTS_PATH = "/slack/events"
-NO_MEDIA = ("That message has no image or video I can animate. Use the shortcut on a message "
-            "with an image (or a clip to extend), or run the slash command with a prompt.")
+NO_MEDIA = ("That message has no image, video or sound I can animate. Use the shortcut on a "
+            "message with an image, a clip to extend or a sound file, or run the slash command "
+            "with a prompt.")
 
 class SlackAdapter:
     """Slack events -> Invocations for the core, and the port the core answers through.
@@ -275,6 +277,7 @@ class SlackAdapter:
         self.bolt.message_shortcut(SHORTCUT_CALLBACK)(self._on_shortcut)
         self.bolt.view_submission(ANIMATE_MODAL)(self._on_animate_submit)
         self.bolt.view_submission(PROMPT_MODAL)(self._on_prompt_submit)
+        self.bolt.view_submission(RETAKE_MODAL)(self._on_retake_submit)
         self.bolt.action(re.compile(r"^ltx_[a-z]+$"))(self._on_button)
         self.bolt.error(self._on_error)
         self.bolt.middleware(self._drop_replays)
@@ -370,7 +373,8 @@ class SlackAdapter:
             self.port.remember_response_url(user.id, channel, str(body["response_url"]))
         refused = refusal(slack, team, channel)
         files = [f for f in message.get("files") or [] if isinstance(f, dict) and f.get("id")]
-        media = [f for f in files if str(f.get("mimetype", "")).split("/")[0] in ("image", "video")
+        media = [f for f in files
+                 if str(f.get("mimetype", "")).split("/")[0] in ("image", "video", "audio")
                  or not is_complete(f)]
         if refused or not media:
             self._spawn(self.port.tell(user, place, refused or NO_MEDIA), user, place, "shortcut")
@@ -430,6 +434,26 @@ class SlackAdapter:
                          options={"action": meta.kind, "job_id": meta.job_id})
         self._spawn(self._run(inv), user, place, f"action {meta.kind}")
 
+    async def _on_retake_submit(self, ack: AsyncAck, body: dict[str, Any],
+                                view: dict[str, Any]) -> None:
+        meta = ModalMeta.load(view.get("private_metadata"))
+        if meta is None or meta.job_id is None:
+            await ack(response_action="errors",
+                      errors={"from": "This form has expired; press the button again."})
+            return
+        read = read_retake(view)
+        if isinstance(read, dict):
+            await ack(response_action="errors", errors=read)
+            return
+        await ack()
+        prompt, options = read
+        user_id, name = user_fields(body)
+        user = to_user(user_id, name, self.settings.slack)
+        place = to_place(meta.channel, meta.team or team_of(body), meta.thread)
+        inv = Invocation(user=user, place=place, command="action", text=prompt,
+                         options={"action": "retake", "job_id": meta.job_id, **options})
+        self._spawn(self._run(inv), user, place, "action retake")
+
     async def _on_button(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         slack = self.settings.slack
@@ -456,11 +480,11 @@ class SlackAdapter:
             self._spawn(self.port.tell(user, place, refused), user, place, "refusal")
             return
         # A job number no job can have is refused by the core, not asked about in a form.
-        if kind in PROMPTED_ACTIONS and job_id <= MAX_JOB_ID:
+        if (kind in PROMPTED_ACTIONS or kind == "retake") and job_id <= MAX_JOB_ID:
             meta = ModalMeta(channel=channel, thread=place.thread, team=team, kind=kind,
                              job_id=job_id)
-            self._spawn(self._open_view(str(body.get("trigger_id", "")),
-                                        prompt_modal(kind, job_id, meta), team),
+            form = retake_modal(job_id, meta) if kind == "retake" else prompt_modal(kind, job_id, meta)
+            self._spawn(self._open_view(str(body.get("trigger_id", "")), form, team),
                         user, place, "views.open")
             return
         inv = Invocation(user=user, place=place, command="action",

@@ -256,11 +256,13 @@ def animate_modal(meta: ModalMeta, *, with_file_input: bool, source_note: str | 
     if with_file_input:
         blocks.append({
             "type": "input", "block_id": "files", "optional": True,
-            "label": {"type": "plain_text", "text": "Image or clip"},
+            "label": {"type": "plain_text", "text": "Image, clip or sound"},
             "hint": {"type": "plain_text",
-                     "text": "One image animates it; several images are keyframes; a clip is extended."},
+                     "text": "One image animates it; several images are keyframes; a clip is "
+                             "extended; a sound file (2 to 20 s) sets the video to it."},
             "element": {"type": "file_input", "action_id": "files", "max_files": 8,
-                        "filetypes": ["png", "jpg", "jpeg", "webp", "gif", "mp4", "mov", "webm"]},
+                        "filetypes": ["png", "jpg", "jpeg", "webp", "gif", "mp4", "mov", "webm",
+                                      "mp3", "wav", "m4a", "aac", "ogg", "opus", "flac"]},
         })
     blocks += [
         {"type": "input", "block_id": "prompt",

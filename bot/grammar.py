@@ -20,90 +20,27 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
 from urllib.parse import urlsplit
 
-from bot import catalog
 from bot.errors import UsageError
+from bot.grammar_options import (
+    ASPECTS,
+    BOOL_WORDS,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    OPTION_BY_FLAG,
+    OPTION_BY_NAME,
+    OPTIONS,
+    OptionKind,
+    OptionSpec,
+)
 from bot.markup import Style
-from bot.model import MediaKind, MediaRef
+from bot.model import MediaRef
 from bot.ports import Markup
 
-MAX_PROMPT_CHARS = 2000
-MAX_SEED = 2**32 - 1
-BOOL_WORDS = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False,
-              "1": True, "0": False}
-ASPECTS = ("16:9", "9:16", "1:1", "4:3", "3:4", "auto")
-OptionKind = Literal["int", "float", "str", "bool", "enum", "ints", "media"]
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """One user option: its flags, the type its value converts to, and its help line."""
-
-    name: str  # canonical name used in Command.options and in catalog Endpoint.options
-    flags: tuple[str, ...]  # without the leading dashes
-    kind: OptionKind
-    help: str
-    example: str = ""
-    choices: tuple[str, ...] = ()
-    minimum: float | None = None  # bot-level bounds that hold for every model
-    maximum: float | None = None
-    media_kind: MediaKind | None = None
-
-
-OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("model", ("model", "m"), "str", "which model to use", "ltx-2"),
-    OptionSpec("seconds", ("seconds", "duration", "secs", "sec", "length"), "float",
-               "video length in seconds", "5", minimum=0.1, maximum=60),
-    OptionSpec("frames", ("frames", "num-frames"), "int",
-               "frame count (snapped to LTX's 8k+1 counts, e.g. 100 -> 97)", "121",
-               minimum=1, maximum=2000),
-    OptionSpec("fps", ("fps", "frame-rate"), "float", "frames per second", "25",
-               minimum=1, maximum=60),
-    OptionSpec("resolution", ("resolution", "res", "size"), "str",
-               "480p, 720p, 1080p or WIDTHxHEIGHT", "720p"),
-    OptionSpec("aspect", ("ar", "aspect", "aspect-ratio"), "enum", "aspect ratio", "16:9",
-               choices=ASPECTS),
-    OptionSpec("seed", ("seed",), "int", "random seed, for repeatable results", "42",
-               minimum=0, maximum=MAX_SEED),
-    OptionSpec("steps", ("steps", "num-steps"), "int", "inference steps (quality vs speed)", "30",
-               minimum=1, maximum=100),
-    OptionSpec("guidance", ("guidance", "cfg", "guidance-scale"), "float",
-               "how literally to follow the prompt", "3", minimum=0, maximum=20),
-    OptionSpec("negative", ("negative", "neg", "negative-prompt", "no"), "str",
-               "what to avoid", '"blurry, text"'),
-    OptionSpec("audio", ("audio", "sound"), "bool", "generate an audio track (LTX-2)", "on"),
-    OptionSpec("camera", ("camera", "cam", "camera-motion"), "enum", "camera move (LTX-2)",
-               "dolly_in", choices=tuple(get_args(catalog.CameraLora))),
-    OptionSpec("camera_scale", ("camera-scale", "cam-scale"), "float",
-               "strength of the camera move", "0.8", minimum=0, maximum=1),
-    OptionSpec("strength", ("strength", "image-strength"), "float",
-               "how strongly the image(s) condition the video", "0.9", minimum=0, maximum=1),
-    OptionSpec("end_strength", ("end-strength", "end-image-strength"), "float",
-               "strength of the end image (LTX-2)", "1", minimum=0, maximum=1),
-    OptionSpec("start_frame", ("from", "from-frame", "start-frame"), "int",
-               "frame of the input video to extend from", "24", minimum=0, maximum=100_000),
-    OptionSpec("positions", ("at", "positions", "keyframes-at"), "ints",
-               "frame numbers of the keyframes, comma separated", "0,60,120"),
-    OptionSpec("extend", ("extend",), "bool", "extend the attached video"),
-    OptionSpec("expand", ("expand", "expand-prompt"), "bool", "let the model expand the prompt", "on"),
-    OptionSpec("multiscale", ("multiscale",), "bool", "multi-scale generation (LTX-2)", "on"),
-    OptionSpec("acceleration", ("accel", "acceleration"), "enum", "speed-up level (LTX-2)",
-               "high", choices=("none", "regular", "high", "full")),
-    OptionSpec("quality", ("quality",), "enum", "output quality (LTX-2)", "high",
-               choices=("low", "medium", "high", "maximum")),
-    OptionSpec("reverse", ("reverse",), "bool", "reverse the video (keyframes model)"),
-    OptionSpec("crf", ("crf",), "int", "input compression (keyframes model)", "35",
-               minimum=0, maximum=51),
-    OptionSpec("image", ("image", "img", "i"), "media", "an image file or URL", "cat.png",
-               media_kind="image"),
-    OptionSpec("video", ("video", "v", "clip"), "media", "a video file or URL", "clip.mp4",
-               media_kind="video"),
-)
-OPTION_BY_NAME = {o.name: o for o in OPTIONS}
-OPTION_BY_FLAG = {flag: o for o in OPTIONS for flag in o.flags}
-
+__all__ = ["ASPECTS", "BOOL_WORDS", "MAX_PROMPT_CHARS", "MAX_SEED", "OPTIONS", "OPTION_BY_FLAG",
+           "OPTION_BY_NAME", "Command", "OptionKind", "OptionSpec", "convert", "parse", "usage"]
 
 @dataclass
 class Command:
@@ -363,7 +300,7 @@ def parse(name: str, text: str = "", options: Mapping[str, Any] | None = None) -
 def _set(command: Command, spec: OptionSpec, value: Any) -> None:
     if spec.kind == "media":
         assert spec.media_kind is not None  # every "media" option names its kind
-        command.media.append(MediaRef(kind=spec.media_kind, url=str(value)))
+        command.media.append(MediaRef(kind=spec.media_kind, url=str(value), role=spec.media_role))
         return
     command.options[spec.name] = value
 
@@ -470,7 +407,14 @@ def usage(command_prefix: str = "/", markup: Markup = "plain", *, local_files: b
         f"{code(f'{command_prefix}keyframes <prompt>')} {images}: keyframes spread over the clip "
         f"({code('--at 0,60,120')} to place them).",
         f"{code(f'{command_prefix}extend <prompt>')} {clip}: continue the clip "
-        f"({code('--from 24')} to start at a frame).",
+        f"({code('--seconds 5')} added at its end, {code('--at-start')} before it).",
+        f"{code(f'{command_prefix}retake <prompt> --from 2 --to 5')} {clip}: redo that section "
+        f"(seconds of the clip; {code('--replace video|audio|both')}).",
+        f"{code(f'{command_prefix}restyle <prompt>')} {clip}: the same clip with a new look.",
+        f"An audio file ({'--audio-file PATH' if local_files else 'attached'}) with a prompt, "
+        "and an image for its first frame if you like: a video to that sound.",
+        f"{code(f'{command_prefix}models')}: every model, its price, license and what it is the "
+        "default for.",
         f"{code(f'{command_prefix}quote <prompt ...>')}: what a job would cost. "
         f"{code(f'{command_prefix}quota')}: what you have left. "
         f"{code(f'{command_prefix}jobs')}: your recent jobs. {code(f'{command_prefix}cancel <id>')}.",
@@ -491,7 +435,7 @@ def usage(command_prefix: str = "/", markup: Markup = "plain", *, local_files: b
 def _flag_help(spec: OptionSpec, style: Style) -> str:
     flag = _flag_label(spec)
     if spec.name == "model":
-        return f"{style.code(flag)} {', '.join(e.key for e in catalog.ENDPOINTS)}"
+        return f"{style.code(flag)} a model's key, alias or fal id (see models), e.g. ltx-2.3"
     choices = f" ({', '.join(spec.choices)})" if spec.choices and len(spec.choices) <= 8 else ""
     example = f" e.g. {style.code(f'{flag} {spec.example}')}" if spec.example else ""
     return f"{style.code(flag)} {spec.help}{choices}{example}"
@@ -504,9 +448,9 @@ def _flag_help(spec: OptionSpec, style: Style) -> str:
 # buttons, such as a terminal), then the words that leave an interactive session.
 # "video" is left out of the bare form: it is the default anyway, and "video of a cat" is
 # a prompt.
-COMMAND_WORDS = ("keyframes", "extend", "quote", "quota", "jobs", "cancel", "help", "admin",
-                 "forget-me", "my-data",
-                 "reroll", "continue", "delete", "exit", "quit")
+COMMAND_WORDS = ("keyframes", "extend", "retake", "restyle", "models", "quote", "quota", "jobs",
+                 "cancel", "help", "admin", "forget-me", "my-data", "reroll", "continue", "delete",
+                 "exit", "quit")
 BUTTON_WORDS = ("reroll", "continue", "delete")
 LEAVE_WORDS = ("exit", "quit")
 # What a chat reads after a mention or `/ltx`: the core's words only. There the buttons are

@@ -15,15 +15,21 @@ from bot.catalog import Endpoint, Estimate
 from bot.jsonpath import JsonPath, set_path
 from bot.ports import MessageRef, Place
 
-MediaKind = Literal["image", "video"]
+MediaKind = Literal["image", "video", "audio"]
 
 
 @dataclass(frozen=True)
 class MediaRef:
-    """An input as the grammar sees it: its kind and where it is (URL or local path)."""
+    """An input as the grammar sees it: its kind and where it is (URL or local path).
+
+    `role` "end" marks the end image of a first-to-last-frame clip (--end). `duration`
+    is the probed length in seconds of a clip or an audio file, once it is known: retake
+    checks its range against it and audio-to-video is priced on it."""
 
     kind: MediaKind
     url: str
+    role: str | None = None
+    duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class GenerationRequest:
     media: list[MediaRef] = field(default_factory=list)
     slots: list[MediaSlot] = field(default_factory=list)
     prompt: str = ""
+    notes: list[str] = field(default_factory=list)  # what routing changed, to tell the user
+    media_seconds: float | None = None  # the input audio's length (audio-to-video's price)
 
     def with_urls(self, urls: list[str]) -> dict[str, Any]:
         """A copy of `input` with each slot pointing at `urls[slot.media_index]`."""
@@ -69,7 +77,7 @@ class MediaInfo:
     """What the bytes really are (sniffed and probed, never taken from names or headers)."""
 
     kind: MediaKind
-    format: str  # png, jpeg, webp, gif, mp4, webm, mov
+    format: str  # png, jpeg, webp, gif, mp4, webm, mov, mp3, wav, m4a, aac, ogg, flac
     size_bytes: int
     width: int
     height: int
@@ -90,6 +98,12 @@ class MediaInfo:
             "mp4": "video/mp4",
             "webm": "video/webm",
             "mov": "video/quicktime",
+            "mp3": "audio/mpeg",
+            "wav": "audio/wav",
+            "m4a": "audio/mp4",
+            "aac": "audio/aac",
+            "ogg": "audio/ogg",
+            "flac": "audio/flac",
         }.get(self.format, "application/octet-stream")
 
 

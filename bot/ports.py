@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
-AttachmentKind = Literal["image", "video", "unknown"]
+AttachmentKind = Literal["image", "video", "audio", "unknown"]
 # "forget" is the Forget me button of a forget-me confirmation (job id 0: it names no job).
-ActionKind = Literal["cancel", "reroll", "extend", "continue", "delete", "forget"]
+ActionKind = Literal["cancel", "reroll", "extend", "retake", "continue", "delete", "restyle",
+                     "forget"]
 # The one list of action kinds, in the order their buttons appear.
 ACTION_KINDS: tuple[ActionKind, ...] = get_args(ActionKind)
 Markup = Literal["markdown", "mrkdwn", "plain"]
@@ -111,6 +112,7 @@ class Attachment:
     size: int | None = None
     kind: AttachmentKind = "unknown"  # a hint from the platform; bot/media/sniff.py judges the bytes
     credential: Credential | None = None
+    role: str | None = None  # "end": the end image of a first-to-last-frame clip
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The shapes every catalog entry is made of: fal's base models, outputs, and `Endpoint`.
 
-Each model family module (`ltx_video`, `ltx13b`, `extend`, `ltx2`) builds its
-input models from `FalModel` and lists its endpoints as `Endpoint` values.
+Each model family module (`ltx_video`, `ltx13b`, `extend`, `ltx2`, `ltx2_19b`,
+`ltx23`, `ltx23_22b`) builds its input models from `FalModel` and lists its
+endpoints as `Endpoint` values.
 """
 
 from __future__ import annotations
@@ -9,11 +10,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Purpose = Literal["text", "image", "keyframes", "extend"]
+# The routing roles (`[models]`): what kind of request an endpoint serves.
+Purpose = Literal["text", "image", "keyframes", "extend", "audio", "retake", "restyle"]
+# The tag fal prints under an endpoint's name. "unconfirmed": the page was not read, and a
+# tag is never inferred from a sibling (see ../shared/specs/licenses.md).
+License = Literal["commercial", "research", "unconfirmed"]
+LICENSE_WORDS: dict[str, str] = {"commercial": "commercial use", "research": "research only",
+                                 "unconfirmed": "license not confirmed"}
 
 
 class FalModel(BaseModel):
@@ -51,6 +58,18 @@ class VideoOutput(FalOutputModel):
     prompt: str | None = Field(None, description="The prompt used for generation.")
 
 
+class VideoSeedOutput(VideoOutput):
+    """LTX-2 19B and LTX-2.3 22B: `seed` and `prompt` are always there."""
+
+    seed: int = Field(description="The seed used for random number generation.")
+    prompt: str = Field(description="The prompt used for generation.")
+
+
+class VideoOnlyOutput(VideoOutput):
+    """LTX-2.3 Pro/Fast, extend, retake and audio-to-video: fal sends only `video` (the
+    simulator leaves `seed` and `prompt` out for these)."""
+
+
 @dataclass(frozen=True)
 class FrameRule:
     """How a model counts frames: `seconds` convert with the fps and snap to `step*k + 1`."""
@@ -74,18 +93,49 @@ class FrameRule:
 
 
 @dataclass(frozen=True)
+class DurationRule:
+    """A model that takes its length in seconds (`duration`) rather than frames: an enum of
+    whole seconds (`choices`, --seconds goes to the nearest) or a range (`minimum`..`maximum`).
+    The clip is made at `fps` frames a second unless the input has an fps field."""
+
+    field: str = "duration"
+    default: float = 6
+    choices: tuple[int, ...] = ()
+    minimum: float = 0.0
+    maximum: float = 0.0
+    fps: float = 25.0
+
+    @property
+    def low(self) -> float:
+        return float(self.choices[0]) if self.choices else self.minimum
+
+    @property
+    def high(self) -> float:
+        return float(self.choices[-1]) if self.choices else self.maximum
+
+    def nearest(self, seconds: float) -> float:
+        """The allowed length nearest `seconds` (ties go to the longer one)."""
+        if not self.choices:
+            return seconds
+        return float(min(self.choices, key=lambda c: (abs(c - seconds), -c)))
+
+
+@dataclass(frozen=True)
 class MediaSpec:
-    """How many images and videos an endpoint accepts."""
+    """How many images, videos and audio files an endpoint accepts."""
 
     images_min: int = 0
     images_max: int = 0
     videos_min: int = 0
     videos_max: int = 0
+    audios_min: int = 0
+    audios_max: int = 0
 
-    def accepts(self, images: int, videos: int) -> bool:
+    def accepts(self, images: int, videos: int, audios: int = 0) -> bool:
         return (
             self.images_min <= images <= self.images_max
             and self.videos_min <= videos <= self.videos_max
+            and self.audios_min <= audios <= self.audios_max
         )
 
     def describe(self) -> str:
@@ -94,10 +144,13 @@ class MediaSpec:
                 return None
             if lo == hi:
                 return f"{lo} {noun}{'s' if lo != 1 else ''}"
+            if lo == 0 and hi == 1:
+                return f"an optional {noun}"
             return f"{lo} to {hi} {noun}s"
 
         parts = [p for p in (part(self.images_min, self.images_max, "image"),
-                             part(self.videos_min, self.videos_max, "video")) if p]
+                             part(self.videos_min, self.videos_max, "video"),
+                             part(self.audios_min, self.audios_max, "audio file")) if p]
         return " and ".join(parts) if parts else "no attachments"
 
 
@@ -112,22 +165,61 @@ class MediaLayout:
 
     image_fields: tuple[str, ...] = ()
     video_fields: tuple[str, ...] = ()
+    audio_fields: tuple[str, ...] = ()
     image_list: str | None = None
     video_list: str | None = None
 
 
 @dataclass(frozen=True)
 class Price:
-    """fal's price: a flat amount per video, or per megapixel of the output."""
+    """fal's price: a flat amount per video, per megapixel of the output, per second of
+    video, or per second at a rate set by the output resolution.
+
+    `assumed`: fal's own figure for this endpoint was not found; the rate is its closest
+    confirmed sibling's (docs/MODELS.md marks it)."""
 
     usd_per_video: float | None = None
     usd_per_megapixel: float | None = None  # of width x height x frames, rounded up
+    usd_per_second: float | None = None
+    usd_per_second_by_resolution: Mapping[str, float] | None = None
+    assumed: bool = False
 
-    def usd(self, width: int, height: int, frames: int) -> float:
+    @property
+    def per_second(self) -> bool:
+        return self.usd_per_second is not None or bool(self.usd_per_second_by_resolution)
+
+    def usd(self, width: int, height: int, frames: int, *, seconds: float = 0.0,
+            resolution: str | None = None) -> float:
         if self.usd_per_megapixel is not None:
             megapixels = math.ceil(width * height * frames / 1_000_000)
             return round(megapixels * self.usd_per_megapixel, 6)
+        if self.usd_per_second_by_resolution:
+            rates = self.usd_per_second_by_resolution
+            rate = rates.get(resolution or "", rates[min(rates, key=_resolution_order)])
+            return round(rate * seconds, 6)
+        if self.usd_per_second is not None:
+            return round(self.usd_per_second * seconds, 6)
         return float(self.usd_per_video or 0.0)
+
+    def describe(self) -> str:
+        """`$0.0018 per megapixel`, `$0.08/0.16/0.32 per second at 1080p/1440p/2160p`."""
+        if self.usd_per_megapixel is not None:
+            text = f"${self.usd_per_megapixel:g} per megapixel (width x height x frames)"
+        elif self.usd_per_second_by_resolution:
+            tiers = sorted(self.usd_per_second_by_resolution.items(),
+                           key=lambda kv: _resolution_order(kv[0]))
+            text = (f"${'/'.join(f'{v:g}' for _, v in tiers)} per second at "
+                    f"{'/'.join(k for k, _ in tiers)}")
+        elif self.usd_per_second is not None:
+            text = f"${self.usd_per_second:g} per second"
+        else:
+            text = f"${self.usd_per_video or 0:.2f} a video"
+        return text + (" (assumed)" if self.assumed else "")
+
+
+def _resolution_order(name: str) -> int:
+    digits = "".join(ch for ch in name if ch.isdigit())
+    return int(digits) if digits else 0
 
 
 @dataclass(frozen=True)
@@ -161,6 +253,22 @@ class Endpoint:
     notes: str = ""
     # The exact image size the endpoint wants (inputs are fitted to it); None: any size.
     image_size: tuple[int, int] | None = None
+    license: License = "unconfirmed"
+    duration: DurationRule | None = None  # length in seconds (instead of `frames`)
+    # Seconds of input audio the model takes (audio-to-video); its clip follows the audio.
+    audio_seconds: tuple[float, float] | None = None
+    summary: str = ""  # what it does, in a few words (the `models` list)
+    # An option whose value becomes another on this model: {"at_start": {True: "start", ...}}.
+    option_values: Mapping[str, Mapping[Any, Any]] = field(default_factory=dict)
+
+    @property
+    def safety_checker(self) -> bool:
+        """Whether the input has `enable_safety_checker` (the bot can switch it on)."""
+        return "enable_safety_checker" in self.input_model.model_fields
+
+    @property
+    def takes_seed(self) -> bool:
+        return "seed" in self.input_model.model_fields
 
     @property
     def app_id(self) -> str:

@@ -48,5 +48,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         fixed_frames=121,
         fixed_fps=30.0,
         deprecated=True,
+        license="commercial",
+        summary="continue a clip from one of its frames (old 0.9.7 model)",
     ),
 )

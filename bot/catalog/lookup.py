@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 
-from bot.catalog import extend, ltx2, ltx13b, ltx_video
+from bot.catalog import extend, ltx2, ltx2_19b, ltx13b, ltx23, ltx23_22b, ltx_video
 from bot.catalog.base import Endpoint
 
 # The order is the order of the help text and of the model lists on every platform.
 ENDPOINTS: tuple[Endpoint, ...] = (
     *ltx_video.ENDPOINTS, *ltx13b.ENDPOINTS, *extend.ENDPOINTS, *ltx2.ENDPOINTS,
+    *ltx23_22b.ENDPOINTS, *ltx2_19b.ENDPOINTS, *ltx23.ENDPOINTS,
 )
 
 
@@ -18,7 +19,8 @@ class UnknownModel(LookupError):
 
 
 def by_name(name: str) -> Endpoint:
-    """The endpoint a user means by `name`: its key, fal id or an alias, in any case."""
+    """The endpoint a user means by `name`: its key, fal id (with or without `fal-ai/`) or
+    an alias, in any case."""
     wanted = name.strip().lower()
     for endpoint in ENDPOINTS:
         if wanted in (n.lower() for n in endpoint.names):

@@ -72,5 +72,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         frames=FrameRule(field="number_of_frames", minimum=9, maximum=257, default=121,
                          fps_field="frame_rate", default_fps=30.0, fps_min=1, fps_max=60),
         nominal_size=(1280, 720),
+        license="commercial",
+        summary="keyframes: images (and clips) placed on one timeline",
     ),
 )

@@ -45,6 +45,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         nominal_size=(768, 512),
         fixed_frames=121,
         fixed_fps=24.0,
+        license="research",
+        summary="old LTX 0.9 preview: text to a silent 5 s clip",
         notes="preview model; fal states no price, the default here is the operator's assumption",
     ),
     Endpoint(
@@ -61,6 +63,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         nominal_size=(768, 512),
         fixed_frames=121,
         fixed_fps=24.0,
+        license="research",
+        summary="old LTX 0.9 preview: one image to a silent 5 s clip",
         notes="wants a 768x512 image; inputs are fitted to that",
         image_size=(768, 512),
     ),

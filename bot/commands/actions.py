@@ -1,7 +1,7 @@
-"""The buttons on a job's card: cancel, re-roll, extend, continue, delete (and a
-forget-me confirmation's Forget me).
+"""The buttons on a job's card: cancel, re-roll, extend, continue, delete, retake, restyle
+(and a forget-me confirmation's Forget me).
 
-Re-roll, extend and continue start a child job (its `parent_id` is the job
+Re-roll, extend, retake, restyle and continue start a child job (its `parent_id` is the job
 whose button was pressed) for whoever pressed it, on their own quota. Each first
 fetches what it needs from the parent (its inputs, or its video) from the backend;
 when that is gone, all three refuse alike (`_gone`), before anything is charged.
@@ -48,19 +48,22 @@ async def _delete(svc: Services, inv: Invocation, job_id: int) -> str:
 
 
 async def _reroll(svc: Services, inv: Invocation, job_id: int) -> None:
-    """The same input with a new seed, priced for the size the parent really had."""
+    """The same input with a new seed, priced for the size the parent really had. A model
+    without a seed (LTX-2.3 Pro/Fast, extend, retake, audio) gets the same input again:
+    it varies by itself, and would refuse a seed."""
     parent = await svc.job(job_id)
     with scratch(svc) as folder:
         # Its inputs are still at the backend, or the re-roll would be of nothing.
         for index, url in enumerate(_media_urls(parent.input)):
             await _from_backend(svc, parent.id, "inputs", url, folder / f"input-{index}")
     endpoint = catalog.by_endpoint_id(parent.endpoint_id)
-    data = routing.validate_input(endpoint, {**parent.input, "seed": routing.random_seed()})
+    seed = {"seed": routing.random_seed()} if endpoint.takes_seed else {}
+    data = routing.validate_input(endpoint, {**parent.input, **seed})
     made = (parent.result or {}).get("video") or {}
     aspect = (made["width"] / made["height"]) if made.get("width") and made.get("height") else None
     estimate = catalog.estimate(
         endpoint, data, svc.settings.quota.credits_per_usd, svc.settings.prices,
-        input_aspect=aspect,
+        input_aspect=aspect, media_seconds=made.get("duration"),
     )
     request = GenerationRequest(endpoint=endpoint, input=data, estimate=estimate, prompt=parent.prompt)
     await start(svc, inv, request, [], parent_id=parent.id, parent_kind="reroll")
@@ -77,6 +80,35 @@ async def _extend(svc: Services, inv: Invocation, job_id: int) -> None:
     request = routing.build_request(command, [ref], svc.settings, seed_source=routing.random_seed,
                                     input_aspect=_made_aspect(parent))
     await start(svc, inv, request, [None], parent_id=parent.id, parent_kind="extend")
+
+
+async def _retake(svc: Services, inv: Invocation, job_id: int) -> None:
+    """`retake #N <prompt> --from 2 --to 5` (and a Retake form): the job's video to the retake
+    model. The range is checked against the video's real length before anything is charged."""
+    await _on_video(svc, inv, job_id, "retake")
+
+
+async def _restyle(svc: Services, inv: Invocation, job_id: int) -> None:
+    """`restyle #N <prompt>`: the job's video to the restyle model."""
+    await _on_video(svc, inv, job_id, "restyle")
+
+
+async def _on_video(svc: Services, inv: Invocation, job_id: int, name: str) -> None:
+    parent, video_url = await _finished(svc, job_id, name)
+    # A form's fields come as options beside the action's own (action, job_id).
+    options = {k: v for k, v in inv.options.items() if k in grammar.OPTION_BY_NAME}
+    command = grammar.parse(name, inv.text, options)
+    # Only flags (or nothing) given: the job's own prompt, as an empty form field means.
+    command.prompt = command.prompt or parent.prompt
+    with scratch(svc) as folder:
+        video = await _parent_video(svc, parent.id, video_url, folder)
+    ref = MediaRef(kind="video", url=svc.fetcher.current_url(video_url),
+                   duration=video.info.duration)
+    request = routing.build_request(command, [ref], svc.settings, seed_source=routing.random_seed,
+                                    input_aspect=_made_aspect(parent))
+    # No parent kind of its own yet (the store's kinds are reroll/extend/continue): the
+    # parent id still links the two jobs.
+    await start(svc, inv, request, [None], parent_id=parent.id)
 
 
 def _made_aspect(parent: JobRecord) -> float | None:
@@ -114,7 +146,7 @@ async def _forget(svc: Services, inv: Invocation, job_id: int) -> str:
 
 BUTTONS: dict[str, Callable[[Services, Invocation, int], Awaitable[str | None]]] = {
     "cancel": _cancel, "reroll": _reroll, "extend": _extend, "continue": _continue,
-    "delete": _delete, "forget": _forget,
+    "delete": _delete, "retake": _retake, "restyle": _restyle, "forget": _forget,
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from bot.boundary import boundary
-from bot.commands import account, actions, admin, generate, help, privacy
+from bot.commands import account, actions, admin, generate, help, models, privacy
 from bot.commands.services import Handler, Services
 from bot.config import Settings
 from bot.errors import UsageError, report_unexpected
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 # Every command by name, from the family modules.
 COMMANDS: dict[str, Handler] = {
     **generate.HANDLERS, **account.HANDLERS, **help.HANDLERS, **admin.HANDLERS,
-    **actions.HANDLERS, **privacy.HANDLERS,
+    **actions.HANDLERS, **models.HANDLERS, **privacy.HANDLERS,
 }
 
 

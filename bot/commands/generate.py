@@ -1,4 +1,4 @@
-"""The commands that make videos (video, keyframes, extend) or price one (quote).
+"""The commands that make videos (video, keyframes, extend, retake, restyle) or price one (quote).
 
 A generation fetches and checks the attachments, builds the request, fits the
 images to the endpoint, and starts the job; the job's status card is the
@@ -28,39 +28,51 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-async def generate(svc: Services, inv: Invocation, port: ChatPort, *, name: str) -> None:
+async def generate(svc: Services, inv: Invocation, port: ChatPort, *, name: str) -> str | None:
+    """Start the job; the answer is what routing changed (a duration rounded to the
+    model's list), if anything: the job's card says the rest."""
     command = grammar.parse(name, inv.text, inv.options)
     routing.refuse_file_words(command, inv.text, port.traits, attached=len(inv.attachments))
     attachments = list(inv.attachments) + [
-        Attachment(url=ref.url, filename=Path(ref.url).name, kind=ref.kind) for ref in command.media
+        Attachment(url=ref.url, filename=Path(ref.url).name, kind=ref.kind, role=ref.role)
+        for ref in command.media
     ]
     await _cheap_refusals(svc, inv, port, command, attachments)
     with scratch(svc) as folder:
         inputs = await _fetch(svc, attachments, folder, allow_local=port.traits.local_files)
-        refs = [MediaRef(kind=item.info.kind, url=item.source) for item in inputs]
+        # The probed length goes along: retake checks its range against a clip's, and
+        # audio-to-video is priced on its audio's.
+        refs = [MediaRef(kind=item.info.kind, url=item.source, role=att.role,
+                         duration=item.info.duration)
+                for item, att in zip(inputs, attachments, strict=True)]
         request = routing.build_request(command, refs, svc.settings, seed_source=routing.random_seed,
                                         input_aspect=_shape(inputs), traits=port.traits)
         prepared = await fit_images(svc, request, inputs, folder)
         await start(svc, inv, request, prepared)
+    return " ".join(request.notes) or None
 
 
 async def quote(svc: Services, inv: Invocation, port: ChatPort) -> str:
     """What a job would cost. It needs no bytes: the platform's hints say what is attached."""
     command = grammar.parse("quote", inv.text, inv.options)
     routing.refuse_file_words(command, inv.text, port.traits, attached=len(inv.attachments))
-    refs = [MediaRef(kind=_hint_kind(a), url=a.url) for a in inv.attachments] + command.media
-    request = routing.build_request(command, refs, svc.settings, traits=port.traits)
+    refs = [MediaRef(kind=_hint_kind(a), url=a.url, role=a.role) for a in inv.attachments]
+    request = routing.build_request(command, refs + command.media, svc.settings, traits=port.traits)
     est = request.estimate
-    fps = float(request.input.get("fps") or request.input.get("frame_rate")
-                or request.endpoint.fixed_fps or 25)
+    fps = catalog.output_fps(request.endpoint, request.input)
+    length = (f"{est.seconds:g} s" if est.seconds
+              else f"{est.frames} frames ({est.frames / fps:.1f} s)")
+    notes = "".join(f" {note}" for note in request.notes)
     return (
         f"{request.endpoint.title}: about {est.credits} credits (${est.usd:.4f}) for "
-        f"{est.frames} frames ({est.frames / fps:.1f} s) at about {est.width}x{est.height}."
+        f"{length} at about {est.width}x{est.height}.{notes}"
     )
 
 
+# The command words that make a video; which model each uses is routing's (`[models]`).
+GENERATE_WORDS = ("video", "keyframes", "extend", "retake", "restyle")
 HANDLERS: dict[str, Handler] = {
-    **{name: partial(generate, name=name) for name in ("video", "keyframes", "extend")},
+    **{name: partial(generate, name=name) for name in GENERATE_WORDS},
     "quote": quote,
 }
 
@@ -159,6 +171,7 @@ async def fit_images(
         request.estimate = catalog.estimate(
             endpoint, request.input, svc.settings.quota.credits_per_usd,
             svc.settings.prices, input_aspect=first.info.width / first.info.height,
+            media_seconds=request.media_seconds,
         )
     return out
 

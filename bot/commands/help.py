@@ -7,9 +7,10 @@ written in the surface's markup (plain text, Markdown or mrkdwn).
 
 from __future__ import annotations
 
-from bot import catalog, grammar
+from bot import grammar
 from bot.commands import admin_settings
 from bot.commands.admin import SUBCOMMAND_USAGE
+from bot.commands.models import models_text
 from bot.commands.services import Handler, Services
 from bot.markup import Style
 from bot.ports import ChatPort, Invocation, PlatformTraits
@@ -26,7 +27,7 @@ async def show_help(svc: Services, inv: Invocation, port: ChatPort) -> str:
         parts.append(admin_text(traits.command_prefix, style))
     elif inv.user.is_workspace_admin:
         parts.append(admin_text(traits.command_prefix, style, admin_settings.USAGE))
-    parts.append(models_text(style))
+    parts.append(models_text(style, svc.settings))
     policy = policy_text(svc, style)
     if policy:
         parts.append(policy)
@@ -60,16 +61,4 @@ def admin_text(command_prefix: str, style: Style, usages: tuple[str, ...] = SUBC
     workspace's admins those they may use (`usages`)."""
     lines = [style.bold("Admin commands") + " (you are an admin here)"]
     lines += [style.code(f"{command_prefix}admin {usage}") for usage in usages]
-    return "\n".join(lines)
-
-
-def models_text(style: Style) -> str:
-    lines = [style.bold("Models")]
-    for e in catalog.ENDPOINTS:
-        if e.price.usd_per_megapixel is not None:
-            price = f"${e.price.usd_per_megapixel} per megapixel of video"
-        else:
-            price = f"${e.price.usd_per_video:.2f} a video"
-        note = " (deprecated upstream)" if e.deprecated else ""
-        lines.append(f"{style.code(e.key)}: {e.title}, takes {e.media.describe()}, {price}{note}")
     return "\n".join(lines)

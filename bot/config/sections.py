@@ -143,17 +143,39 @@ class PriceSettings(Section):
     usd_per_megapixel: float | None = Field(
         None, ge=0, description="Per megapixel of width x height x frames, rounded up."
     )
+    usd_per_second: float | None = Field(
+        None, ge=0, description="Per second of video (the requested duration)."
+    )
+    usd_per_second_by_resolution: dict[str, float] | None = Field(
+        None, description='Per second by output resolution, e.g. {"1080p" = 0.08, "1440p" = 0.16}.'
+    )
+
+    @field_validator("usd_per_second_by_resolution")
+    @classmethod
+    def _rates_not_negative(cls, rates: dict[str, float] | None) -> dict[str, float] | None:
+        if rates is not None and (not rates or any(v < 0 for v in rates.values())):
+            raise ValueError("give one rate of 0 or more per resolution, e.g. {\"1080p\" = 0.08}")
+        return rates
 
 
 class ModelSettings(Section):
     """Which catalog entry each kind of request goes to unless the user names a model."""
 
-    text: str = Field("ltx-video", description="Model for a prompt alone.")
+    text: str = Field("ltx-2.3-22b/text-to-video", description="Model for a prompt alone.")
     image: str = Field("ltx-2", description="Model for one image (two on LTX-2: start and end).")
     keyframes: str = Field("ltx-13b", description="Model for keyframes and video conditioning.")
-    extend: str = Field("ltx-extend", description="Model for extending a video.")
+    extend: str = Field("ltx-2.3/extend-video", description="Model for extending a video "
+                        "(the Extend button too).")
+    audio: str = Field("ltx-2.3/audio-to-video",
+                       description="Model for an audio file (with an optional first-frame image).")
+    retake: str = Field("ltx-2.3/retake-video", description="Model for retake (redo a section of a clip).")
+    restyle: str = Field("ltx-2-19b/video-to-video", description="Model for restyle (a clip, a new look).")
+    allow_research_only: bool = Field(
+        True, description="Whether models fal tags research only may run (only when named "
+        "with --model: they are never a default)."
+    )
 
-    @field_validator("text", "image", "keyframes", "extend")
+    @field_validator("text", "image", "keyframes", "extend", "audio", "retake", "restyle")
     @classmethod
     def _a_model_for_its_role(cls, name: str, info: ValidationInfo) -> str:
         """A typo here would only surface when a user hits it; refuse it at load instead."""
@@ -164,17 +186,34 @@ class ModelSettings(Section):
         except catalog.UnknownModel:
             known = ", ".join(e.key for e in catalog.ENDPOINTS)
             raise ValueError(f"no model called {name!r} (models: {known})") from None
-        images, videos = _ROLE_INPUTS[str(info.field_name)]
-        if not endpoint.media.accepts(images, videos):
+        images, videos, audios = _ROLE_INPUTS[str(info.field_name)]
+        if not endpoint.media.accepts(images, videos, audios):
             raise ValueError(
                 f"{endpoint.key} takes {endpoint.media.describe()}, so it cannot be the "
                 f"{info.field_name} model"
             )
         return endpoint.key
 
+    @model_validator(mode="after")
+    def _research_only_when_allowed(self) -> ModelSettings:
+        """A research-only model as a role's default would run for everyone by default:
+        refused at load when such models are turned off."""
+        from bot import catalog
 
-# What each routing role hands its model: (images, videos).
-_ROLE_INPUTS = {"text": (0, 0), "image": (1, 0), "keyframes": (2, 0), "extend": (0, 1)}
+        if not self.allow_research_only:
+            for role in _ROLE_INPUTS:
+                endpoint = catalog.by_name(getattr(self, role))
+                if endpoint.license == "research":
+                    raise ValueError(
+                        f"{role} = {endpoint.key!r} is tagged research only on fal, but "
+                        "allow_research_only = false"
+                    )
+        return self
+
+
+# What each routing role hands its model: (images, videos, audio files).
+_ROLE_INPUTS = {"text": (0, 0, 0), "image": (1, 0, 0), "keyframes": (2, 0, 0), "extend": (0, 1, 0),
+                "audio": (0, 0, 1), "retake": (0, 1, 0), "restyle": (0, 1, 0)}
 
 
 class MediaSettings(Section):
@@ -195,6 +234,9 @@ class MediaSettings(Section):
         "up to 5 bytes a pixel of max_image_pixels in memory (about 190 MB by default).")
     max_video_seconds: float = Field(60.0, gt=0, description="Longest input video.")
     max_video_frames: int = Field(1800, gt=0, description="Most frames in an input video.")
+    max_audio_seconds: float = Field(
+        60.0, gt=0, description="Longest input sound file (each model also has its own range, "
+        "e.g. 2 to 20 seconds for LTX-2.3 audio-to-video).")
     download_timeout_seconds: float = Field(60.0, gt=0, description="Per input download.")
     output_dir: str = Field("outputs", description="Console adapter saves finished videos here.")
     tmp_dir: str | None = Field(None, description="Temporary files; default: the system's.")

@@ -1,4 +1,5 @@
-"""Probing: what a sniffed file really holds (Pillow for images, PyAV for videos),
+"""Probing: what a sniffed file really holds (Pillow for images, PyAV for videos and
+sound: `bot.media.audio`),
 checked against the operator's limits before any quota is spent.
 
 Inputs are proven to decode; our own finished videos (`probe_output`) are trusted
@@ -16,12 +17,13 @@ from av.video.stream import VideoStream
 
 from bot.config import MediaSettings
 from bot.errors import MediaError
+from bot.media.audio import probe_audio
 from bot.media.decode import corrupt, prove_decodes, truncated
 from bot.media.headers import iso_structure, riff_cut_short, webm_truncated
 from bot.media.images import preparation_needed
 from bot.media.limits import ImageLimits
 from bot.media.sizes import too_big
-from bot.media.sniff import FORMATS, IMAGE_FORMATS, sniff
+from bot.media.sniff import AUDIO_FORMATS, FORMATS, IMAGE_FORMATS, sniff
 from bot.model import MediaInfo
 
 # Forcing the demuxer we sniffed keeps ffmpeg from "probing" a file into
@@ -87,7 +89,13 @@ def _check_structure(path: Path, fmt: str, size_bytes: int) -> None:
         raise truncated(fmt)
 
 
+class _SoundOnly(MediaError):
+    """An MP4 that holds only sound: an M4A file under another brand, probed as one."""
+
+
 def _picture_track(container: av.container.InputContainer, fmt: str) -> VideoStream:
+    if not container.streams.video and fmt == "mp4" and audio_stream(container) is not None:
+        raise _SoundOnly("sound only")
     if not container.streams.video:
         raise MediaError(f"That {FORMATS[fmt].label} has no picture track, only sound or data.")
     vs = container.streams.video[0]
@@ -184,7 +192,12 @@ def probe_input(path: Path, settings: MediaSettings | None, *, filename: str) ->
     fmt = sniff(path, filename=filename)
     if fmt in IMAGE_FORMATS:
         return _probe_image(path, fmt, size, ImageLimits.of(settings) if settings else None)
-    return _probe_video(path, fmt, size, settings)
+    if fmt in AUDIO_FORMATS:
+        return probe_audio(path, fmt, size, settings)
+    try:
+        return _probe_video(path, fmt, size, settings)
+    except _SoundOnly:
+        return probe_audio(path, "m4a", size, settings)
 
 
 def probe_output(path: Path) -> MediaInfo:

@@ -16,7 +16,8 @@ from bot.errors import MediaError
 from bot.model import MediaKind
 from bot.ports import AttachmentKind
 
-ACCEPTED = "PNG, JPEG, WebP or GIF images and MP4, WebM or MOV videos"
+ACCEPTED = ("PNG, JPEG, WebP or GIF images and MP4, WebM or MOV videos, "
+            "and MP3, WAV, M4A/AAC, Ogg/Opus or FLAC audio")
 SNIFF_BYTES = 4096
 
 
@@ -36,15 +37,23 @@ FORMATS: dict[str, Format] = {
     "mp4": Format("video", ".mp4", "MP4 video"),
     "webm": Format("video", ".webm", "WebM video"),
     "mov": Format("video", ".mov", "MOV video"),
+    "mp3": Format("audio", ".mp3", "MP3 audio file"),
+    "wav": Format("audio", ".wav", "WAV audio file"),
+    "m4a": Format("audio", ".m4a", "M4A audio file"),
+    "aac": Format("audio", ".aac", "AAC audio file"),
+    "ogg": Format("audio", ".ogg", "Ogg audio file"),
+    "flac": Format("audio", ".flac", "FLAC audio file"),
 }
 IMAGE_FORMATS = tuple(name for name, row in FORMATS.items() if row.kind == "image")
+AUDIO_FORMATS = tuple(name for name, row in FORMATS.items() if row.kind == "audio")
 
 # Name endings (and file types as platforms name them) of media we take.
 _KIND_BY_EXTENSION: dict[str, MediaKind] = {
     **dict.fromkeys(("png", "jpg", "jpeg", "webp", "gif"), "image"),
     **dict.fromkeys(("mp4", "webm", "mov", "m4v"), "video"),
+    **dict.fromkeys(("mp3", "wav", "m4a", "aac", "ogg", "oga", "opus", "flac"), "audio"),
 }
-_KIND_BY_MIME: dict[str, MediaKind] = {"image": "image", "video": "video"}
+_KIND_BY_MIME: dict[str, MediaKind] = {"image": "image", "video": "video", "audio": "audio"}
 
 # (accepted format or None, what the bytes are in words)
 Verdict = tuple[str | None, str]
@@ -56,6 +65,7 @@ _ACCEPTED_MAGIC: tuple[tuple[bytes, str, str], ...] = (
     (b"\xff\xd8\xff", "jpeg", "a JPEG image"),
     (b"GIF87a", "gif", "a GIF image"),
     (b"GIF89a", "gif", "a GIF image"),
+    (b"fLaC", "flac", "a FLAC audio file"),
 )
 
 _OTHER_MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -72,9 +82,6 @@ _OTHER_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"BM", "a BMP image"),
     (b"\x00\x00\x01\x00", "an icon file"),
     (b"8BPS", "a Photoshop file"),
-    (b"ID3", "an MP3 audio file"),
-    (b"OggS", "an Ogg audio file"),
-    (b"fLaC", "a FLAC audio file"),
     (b"\x7fELF", "a program"),
     (b"MZ", "a Windows program"),
     (b"\xd0\xcf\x11\xe0", "an old Office document"),
@@ -83,7 +90,7 @@ _OTHER_MAGIC: tuple[tuple[bytes, str], ...] = (
 
 _RIFF_KINDS: dict[bytes, Verdict] = {
     b"WEBP": ("webp", "a WebP image"),
-    b"WAVE": (None, "a WAV audio file"),
+    b"WAVE": ("wav", "a WAV audio file"),
     b"AVI ": (None, "an AVI video"),
 }
 
@@ -93,8 +100,9 @@ _ISO_BRANDS: dict[bytes, Verdict] = {
                      b"mif1", b"msf1"), (None, "a HEIC image")),
     b"avif": (None, "an AVIF image"),
     b"avis": (None, "an AVIF image"),
-    b"M4A ": (None, "an M4A audio file"),
-    b"M4B ": (None, "an M4A audio file"),
+    b"M4A ": ("m4a", "an M4A audio file"),
+    b"M4B ": ("m4a", "an M4A audio file"),
+    b"M4P ": (None, "a copy-protected M4A audio file"),
     b"qt  ": ("mov", "a MOV video"),
 }
 _QUICKTIME_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
@@ -139,15 +147,46 @@ def _other_magic(head: bytes) -> Verdict | None:
     return None
 
 
-def _mp3_frame(head: bytes) -> Verdict | None:
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
-        return None, "an MP3 audio file"
-    return None
+# The first page of an Ogg stream names its codec: sound we take, or something else.
+_OGG_CODECS: tuple[tuple[bytes, Verdict], ...] = (
+    (b"OpusHead", ("ogg", "an Ogg Opus audio file")),
+    (b"\x01vorbis", ("ogg", "an Ogg Vorbis audio file")),
+    (b"\x7fFLAC", ("ogg", "an Ogg FLAC audio file")),
+    (b"\x80theora", (None, "an Ogg video")),
+)
+
+
+def _ogg(head: bytes) -> Verdict | None:
+    if not head.startswith(b"OggS"):
+        return None
+    for marker, verdict in _OGG_CODECS:
+        if marker in head[:256]:
+            return verdict
+    return None, "an Ogg file of a kind I don't take"
+
+
+def _mpeg_audio(head: bytes) -> Verdict | None:
+    """A bare MPEG audio frame: MP3 (layers I-III) or AAC in ADTS frames (layer 0)."""
+    if len(head) < 2 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return None
+    if head[1] & 0xF6 == 0xF0:
+        return "aac", "an AAC audio file"
+    return ("mp3", "an MP3 audio file") if head[1] & 0x06 else None
+
+
+def _id3(head: bytes) -> Verdict | None:
+    """An ID3 tag leads most MP3 files (and a few AAC ones): judge what follows it."""
+    if not head.startswith(b"ID3") or len(head) < 10:
+        return None
+    size = 10 + sum((byte & 0x7F) << (7 * (3 - i)) for i, byte in enumerate(head[6:10]))
+    after = head[size:]
+    # A tag longer than the bytes sniffed hides what follows: the demuxer will tell.
+    return (_mpeg_audio(after) if after else None) or ("mp3", "an MP3 audio file")
 
 
 # In order: the accepted formats' own signatures win over looser matches further down.
 _CHECKS: tuple[Callable[[bytes], Verdict | None], ...] = (
-    _accepted_magic, _riff, _iso, _quicktime, _ebml, _other_magic, _mp3_frame,
+    _accepted_magic, _riff, _iso, _quicktime, _ebml, _ogg, _id3, _other_magic, _mpeg_audio,
 )
 
 
@@ -200,7 +239,7 @@ def sniff(path: Path, *, filename: str = "") -> str:
 
 
 def kind_of_file(path: Path) -> MediaKind:
-    """Image or video, by the bytes of a local file; a MediaError says what else it is."""
+    """Image, video or audio, by the bytes of a local file; a MediaError says what else it is."""
     return FORMATS[sniff(path)].kind
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import cast
 
 import av
+from av.audio.stream import AudioStream
 from PIL import Image, ImageDraw, ImageFont
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def _fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-def _pan_zoom_frames(spec: RenderSpec, rng: random.Random) -> list[Image.Image]:
+def pan_zoom_frames(spec: RenderSpec, rng: random.Random) -> list[Image.Image]:
     assert spec.source is not None
     src = spec.source
     # Pre-shrink a big upload: the crops below only need about twice the output size.
@@ -161,14 +162,14 @@ def _pan_zoom_frames(spec: RenderSpec, rng: random.Random) -> list[Image.Image]:
     return out
 
 
-def _continued(last: Image.Image, step: int, steps: int, prompt: str) -> Image.Image:
+def continued(last: Image.Image, step: int, steps: int, prompt: str) -> Image.Image:
     """Frame `step` of `steps` after the last anchor: a slow zoom on it, the prompt on top."""
     w, h = last.size
     zoom = 1.0 + 0.25 * step / max(1, steps)
     cw, ch = w / zoom, h / zoom
     frame = last.resize((w, h), Image.Resampling.BILINEAR,
                         box=((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2))
-    _write_prompt(frame, prompt)
+    write_prompt(frame, prompt)
     return frame
 
 
@@ -189,7 +190,7 @@ def _prompt_lines(prompt: str, width: int) -> tuple[str, ...]:
     return tuple(textwrap.wrap(words, width=max(8, width // 7))[:4])
 
 
-def _write_prompt(frame: Image.Image, prompt: str) -> None:
+def write_prompt(frame: Image.Image, prompt: str) -> None:
     lines = _prompt_lines(prompt, frame.width)
     draw = ImageDraw.Draw(frame)
     font = _font()
@@ -212,7 +213,7 @@ def _anchored_frames(spec: RenderSpec) -> list[Image.Image]:
         elif i < marks[0]:
             out.append(anchors[marks[0]])
         elif i > marks[-1]:
-            out.append(_continued(anchors[marks[-1]], i - marks[-1], last_frame - marks[-1],
+            out.append(continued(anchors[marks[-1]], i - marks[-1], last_frame - marks[-1],
                                   spec.prompt))
         else:
             before = max(m for m in marks if m < i)
@@ -222,7 +223,7 @@ def _anchored_frames(spec: RenderSpec) -> list[Image.Image]:
     return out
 
 
-def _procedural_frames(spec: RenderSpec, rng: random.Random) -> list[Image.Image]:
+def procedural_frames(spec: RenderSpec, rng: random.Random) -> list[Image.Image]:
     w, h = spec.width, spec.height
     hue = rng.random()
     top = tuple(int(c * 255) for c in colorsys.hsv_to_rgb(hue, 0.6, 0.5))
@@ -253,23 +254,18 @@ def _procedural_frames(spec: RenderSpec, rng: random.Random) -> list[Image.Image
             py = h * (0.5 + 0.3 * math.sin(angle + by * math.pi))
             r = radius * min(w, h)
             draw.ellipse((px - r, py - r, px + r, py + r), fill=color)
-        _write_prompt(frame, spec.prompt)
+        write_prompt(frame, spec.prompt)
         draw.text((4, h - 14), f"{i + 1}/{spec.frames}", fill=(255, 255, 0), font=font)
         out.append(frame)
     return out
 
 
-def _tone(spec: RenderSpec, rng: random.Random) -> list[bytes]:
-    """Mono float32 PCM in 1024-sample chunks (AAC's frame size), as long as the video."""
+def tone_pcm(seconds: float, rng: random.Random) -> bytes:
+    """A quiet sine (one of a few notes, by `rng`) as mono float32 PCM at AUDIO_RATE."""
     freq = rng.choice((220.0, 277.18, 329.63, 440.0, 554.37))
-    total = round(spec.frames / spec.fps * AUDIO_RATE)
+    total = round(seconds * AUDIO_RATE)
     step = 2 * math.pi * freq / AUDIO_RATE
-    chunks: list[bytes] = []
-    for start in range(0, total, 1024):
-        count = min(1024, total - start)
-        samples = array.array("f", (0.2 * math.sin(step * (start + k)) for k in range(count)))
-        chunks.append(samples.tobytes())
-    return chunks
+    return array.array("f", (0.2 * math.sin(step * k) for k in range(total))).tobytes()
 
 
 def render_video(spec: RenderSpec, dest: Path) -> None:
@@ -278,20 +274,27 @@ def render_video(spec: RenderSpec, dest: Path) -> None:
     if spec.anchors:
         frames = _anchored_frames(spec)
     elif spec.source is not None:
-        frames = _pan_zoom_frames(spec, rng)
+        frames = pan_zoom_frames(spec, rng)
     else:
-        frames = _procedural_frames(spec, rng)
+        frames = procedural_frames(spec, rng)
     if spec.reverse:
         frames.reverse()
-    rate = _fps_fraction(spec.fps)
+    pcm = tone_pcm(spec.frames / spec.fps, rng) if spec.audio else None
+    write_mp4(frames, spec.fps, dest, pcm)
+
+
+def write_mp4(frames: list[Image.Image], fps: float, dest: Path, pcm: bytes | None) -> None:
+    """H.264 frames at `fps`, with `pcm` (mono float32 at AUDIO_RATE) as an AAC track if any."""
+    rate = _fps_fraction(fps)
+    width, height = frames[0].size
     with av.open(str(dest), "w", format="mp4") as container:
         video = container.add_stream("libx264", rate=rate)
-        video.width, video.height = spec.width, spec.height
+        video.width, video.height = width, height
         video.pix_fmt = "yuv420p"
         # One thread keeps output byte-identical for a seed and many jobs cheap in parallel.
         video.options = {"preset": "ultrafast", "crf": "28", "threads": "1"}
         video.codec_context.time_base = 1 / rate
-        audio = container.add_stream("aac", rate=AUDIO_RATE, layout="mono") if spec.audio else None
+        audio = container.add_stream("aac", rate=AUDIO_RATE, layout="mono") if pcm else None
         for index, image in enumerate(frames):
             frame = _frame_from_image(image)
             frame.pts = index
@@ -300,18 +303,25 @@ def render_video(spec: RenderSpec, dest: Path) -> None:
                 container.mux(packet)
         for packet in video.encode():
             container.mux(packet)
-        if audio is not None:
-            position = 0
-            for chunk in _tone(spec, rng):
-                count = len(chunk) // 4
-                sound = av.AudioFrame(format="fltp", layout="mono", samples=count)
-                plane = sound.planes[0]
-                plane.update(chunk.ljust(plane.buffer_size, b"\0"))
-                sound.sample_rate = AUDIO_RATE
-                sound.pts = position
-                sound.time_base = Fraction(1, AUDIO_RATE)
-                position += count
-                for packet in audio.encode(sound):
-                    container.mux(packet)
-            for packet in audio.encode():
-                container.mux(packet)
+        if audio is not None and pcm:
+            _encode_pcm(container, audio, pcm)
+
+
+def _encode_pcm(container: av.container.OutputContainer, audio: AudioStream,
+                pcm: bytes) -> None:
+    chunk_bytes = 1024 * 4  # AAC's frame size, float32 samples
+    position = 0
+    for start in range(0, len(pcm), chunk_bytes):
+        chunk = pcm[start:start + chunk_bytes]
+        count = len(chunk) // 4
+        sound = av.AudioFrame(format="fltp", layout="mono", samples=count)
+        plane = sound.planes[0]
+        plane.update(chunk.ljust(plane.buffer_size, b"\0"))
+        sound.sample_rate = AUDIO_RATE
+        sound.pts = position
+        sound.time_base = Fraction(1, AUDIO_RATE)
+        position += count
+        for packet in audio.encode(sound):
+            container.mux(packet)
+    for packet in audio.encode():
+        container.mux(packet)

@@ -10,15 +10,18 @@ frame (`image_url` + `end_image_url`), and a clip to extend from its frame
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from typing import Any
 
+import av
 from PIL import Image
 
-from bot.catalog import output_geometry
+from bot.catalog import VideoOnlyOutput, output_fps, output_geometry
 from bot.sim.files import FileStore
 from bot.sim.jobs import SimJob
 from bot.sim.render import RenderSpec, load_frames, load_picture, render_video, scaled_size
+from bot.sim.render_edits import render_edit
 
 Anchors = list[tuple[int, Image.Image]]
 
@@ -88,17 +91,37 @@ def conditioning(payload: Mapping[str, Any], files: FileStore, frames: int,
     return anchors
 
 
+def audio_seconds(payload: Mapping[str, Any], files: FileStore) -> float | None:
+    """The length of the input audio (`audio_url`) when the simulator can read it: a clip
+    that follows its audio is that long, as the bot's estimate assumes."""
+    url = payload.get("audio_url")
+    data = files.read_input(url) if isinstance(url, str) else None
+    if not data:
+        return None
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if container.duration:
+                return float(container.duration / av.time_base)
+            stream = container.streams.audio[0]
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+    except (av.FFmpegError, IndexError, ValueError):
+        return None
+    return None
+
+
 def render_result(job: SimJob, files: FileStore, scale: float) -> dict[str, Any]:
     """Runs in a worker thread: reads inputs, writes the MP4, returns the output JSON."""
+    edited = render_edit(job, files, scale)  # retake, extend, restyle, audio: see render_edits
+    if edited is not None:
+        return edited
     endpoint, payload = job.endpoint, job.payload
     source = _source_picture(payload, files)
     # `auto` follows the input's shape, as the bot's estimate assumes.
     aspect = source.width / source.height if source is not None and source.height else None
-    width, height, frames = output_geometry(endpoint, payload, aspect)
-    if endpoint.frames is not None and endpoint.frames.fps_field:
-        fps = float(payload.get(endpoint.frames.fps_field, endpoint.frames.default_fps))
-    else:
-        fps = float(endpoint.fixed_fps or 25.0)
+    width, height, frames = output_geometry(endpoint, payload, aspect,
+                                            audio_seconds(payload, files))
+    fps = output_fps(endpoint, payload)
     out_w, out_h = scaled_size(width, height, scale)
     prompt = str(payload.get("prompt", ""))
     spec = RenderSpec(width=out_w, height=out_h, frames=frames, fps=fps, seed=job.seed,
@@ -113,7 +136,7 @@ def render_result(job: SimJob, files: FileStore, scale: float) -> dict[str, Any]
     # Megapixel-priced models bill what was asked for: report that size, so
     # settling on the simulator charges what fal would (the pixels are scaled down).
     billed = endpoint.price.usd_per_megapixel is not None
-    output = {
+    output: dict[str, Any] = {
         "video": {
             "url": files.url(file_id, name),
             "content_type": "video/mp4",
@@ -125,8 +148,9 @@ def render_result(job: SimJob, files: FileStore, scale: float) -> dict[str, Any]
             "duration": round(frames / fps, 4),
             "num_frames": frames,
         },
-        "seed": job.seed,
-        "prompt": prompt,
     }
+    # LTX-2.3 Pro/Fast and its extend/retake/audio endpoints return only the video.
+    if not issubclass(endpoint.output_model, VideoOnlyOutput):
+        output |= {"seed": job.seed, "prompt": prompt}
     endpoint.output_model.model_validate(output)
     return output

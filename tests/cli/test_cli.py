@@ -241,6 +241,42 @@ def test_parse_prints_the_request(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert data["estimate"]["credits"] > 0 and data["estimate"]["usd"] > 0
 
 
+def test_parse_selects_ltx23_22b_for_a_prompt_with_a_seed(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Issue 12's done-when: `ltx-bot parse "a fox runs through snow --seed 42"`."""
+    config = tmp_path / "c.toml"
+    config.write_text("")
+    assert cli.main(["parse", "--config", str(config), "a fox runs through snow --seed 42"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["endpoint"] == "fal-ai/ltx-2.3-22b/text-to-video"
+    assert data["input"]["seed"] == 42 and data["input"]["prompt"] == "a fox runs through snow"
+    assert set(data) == {"endpoint", "input", "estimate", "notes"} and data["notes"] == []
+    assert set(data["estimate"]) == {"usd", "credits"}
+
+
+def test_parse_reads_leading_command_words(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from tests.media.makers import make_video
+
+    config = tmp_path / "c.toml"
+    config.write_text("")
+    clip = make_video(tmp_path / "clip.mp4", frames=192, fps=24)  # 8 s
+    assert cli.main(["parse", "--config", str(config), "--attach", str(clip),
+                     "retake the dog turns into a cat --from 2 --to 5"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["endpoint"] == "fal-ai/ltx-2.3/retake-video"
+    assert data["input"] == {"video_url": str(clip), "prompt": "the dog turns into a cat",
+                             "start_time": 2.0, "duration": 3.0,
+                             "retake_mode": "replace_audio_and_video"}
+    # The clip's length is read: a range past its end is refused with the limits.
+    assert cli.main(["parse", "--config", str(config), "--attach", str(clip),
+                     "retake rain --from 6 --to 9"]) == 2
+    assert "The clip is 8.0 s long" in capsys.readouterr().err
+    assert cli.main(["parse", "--config", str(config), "a fox --model ltx-2.3 --seconds 7"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["input"]["duration"] == 8 and "--seconds 7 became 8" in data["notes"][0]
+    assert data["estimate"] == {"usd": 0.64, "credits": 64}
+
+
 def test_parse_bad_input_is_a_message_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("")

@@ -54,7 +54,19 @@ async def ledger(app: Any) -> list[dict[str, Any]]:
 
 
 async def test_text_video_end_to_end(app: Any, chat: FakeChat) -> None:
+    # A prompt alone goes to LTX-2.3 22B (issue 12), priced per megapixel like the sim bills.
     await app.bot.handle(inv("video", "a paper boat on a stormy sea --seconds 2 --seed 5"), chat)
+    job = await app.store.get_job(1)
+    assert job is not None and job.endpoint_id == "fal-ai/ltx-2.3-22b/text-to-video"
+    final = await app.runner.wait(1)
+    assert final.state is JobState.DONE and final.result is not None
+    assert (final.input["num_frames"], final.input["fps"], final.result["seed"]) == (49, 24, 5)
+    assert final.estimate_usd == final.settled_usd and final.estimate_credits == final.settled_credits
+
+
+async def test_text_video_end_to_end_on_the_13b_model(app: Any, chat: FakeChat) -> None:
+    await app.bot.handle(inv("video", "a paper boat on a stormy sea --seconds 2 --seed 5 "
+                             "--model ltx-13b"), chat)
     job = await app.store.get_job(1)
     assert job is not None and job.endpoint_id.endswith("multiconditioning")
     call = await chat.wait_video(1)
@@ -99,7 +111,7 @@ async def test_image_attachment_from_a_local_server(app: Any, chat: FakeChat, tm
     [
         ("a fox --sed 3", [], "Did you mean --seed"),
         ("--seed 3", [], "describe the video"),
-        ("a fox --camera dolly_in", [], "does not support --camera"),
+        ("a fox --camera dolly_in --model ltx-video", [], "does not support --camera"),
     ],
 )
 async def test_bad_input_changes_nothing(app: Any, chat: FakeChat, text: str, attachments: list[Attachment],
@@ -122,7 +134,8 @@ async def test_bad_attachment_is_refused_before_any_quota(app: Any, chat: FakeCh
 
 async def test_quote_quota_jobs_help(app: Any, chat: FakeChat) -> None:
     await app.bot.handle(inv("quote", "a fox --seconds 4 --ar 9:16"), chat)
-    assert "4 credits" in notes(chat)[-1]
+    # LTX-2.3 22B: 97 frames at 576x1024 = 58 MP (rounded up) x $0.001605
+    assert "10 credits ($0.0931)" in notes(chat)[-1]
     await app.bot.handle(inv("quota"), chat)
     assert re.search(r"\d+ of \d+", notes(chat)[-1])
     await app.bot.handle(inv("jobs"), chat)
@@ -186,8 +199,8 @@ async def test_buttons_reroll_extend_continue_delete(app: Any, chat: FakeChat) -
 
     await app.bot.handle(inv("action", "the fox keeps running", options={"action": "extend", "job_id": 1}), chat)
     extend = await app.runner.wait(3)
-    assert extend.state is JobState.DONE and extend.endpoint_id == "fal-ai/ltx-video-v097/extend"
-    assert extend.input["video"]["video_url"] == parent.result_url
+    assert extend.state is JobState.DONE and extend.endpoint_id == "fal-ai/ltx-2.3/extend-video"
+    assert extend.input["video_url"] == parent.result_url and extend.input["mode"] == "end"
 
     await app.bot.handle(inv("action", "", options={"action": "continue", "job_id": 1}), chat)
     cont = await app.runner.wait(4)
@@ -342,3 +355,39 @@ async def test_continue_on_a_result_that_is_gone_says_so(app: Any, chat: FakeCha
     said = notes(chat)[-1]
     assert "can't be fetched any more" in said and "Re-roll" in said
     assert len(await app.store.list_jobs(ALICE.key)) == 1
+
+
+async def test_reroll_on_a_model_without_a_seed_resubmits_the_same_input(
+        app: Any, chat: FakeChat) -> None:
+    await app.bot.handle(inv("video", "a fox --model ltx-2.3 --seconds 6"), chat)
+    parent = await app.runner.wait(1)
+    assert parent.state is JobState.DONE and "seed" not in parent.input
+    await app.bot.handle(inv("action", options={"action": "reroll", "job_id": 1}), chat)
+    reroll = await app.runner.wait(2)
+    assert reroll.state is JobState.DONE and reroll.parent_kind == "reroll"
+    assert reroll.input == parent.input
+
+
+async def test_retake_and_restyle_an_earlier_result(app: Any, chat: FakeChat) -> None:
+    await app.bot.handle(inv("video", "a fox --seconds 4 --seed 2"), chat)
+    parent = await app.runner.wait(1)
+    assert parent.state is JobState.DONE
+    # The range is checked against the video's real length (97 frames at 24 fps).
+    await app.bot.handle(inv("action", "rain --from 2 --to 6",
+                             options={"action": "retake", "job_id": 1}), chat)
+    assert "The clip is 4.0 s long" in notes(chat)[-1]
+    assert len(await app.store.list_jobs(ALICE.key)) == 1
+    await app.bot.handle(inv("action", "rain", options={"action": "retake", "job_id": 1,
+                                                       "from": 1, "to": 3.5, "replace": "audio"}),
+                         chat)
+    retake = await app.runner.wait(2)
+    assert retake.state is JobState.DONE and retake.parent_id == 1
+    assert retake.endpoint_id == "fal-ai/ltx-2.3/retake-video"
+    assert (retake.input["start_time"], retake.input["duration"], retake.input["retake_mode"]) == (
+        1.0, 2.5, "replace_audio")
+    assert retake.input["video_url"] == parent.result_url
+    await app.bot.handle(inv("action", "as a watercolour",
+                             options={"action": "restyle", "job_id": 1}), chat)
+    restyle = await app.runner.wait(3)
+    assert restyle.state is JobState.DONE
+    assert restyle.endpoint_id == "fal-ai/ltx-2-19b/video-to-video"

@@ -48,13 +48,15 @@ def made_size(job: Any) -> tuple[int, int]:
 async def test_extending_a_portrait_clip_keeps_it_portrait(app: Any, chat: FakeChat,
                                                            tmp_path: Path) -> None:
     clip = make_video(tmp_path / "tall.mp4", size=(72, 128), frames=9, audio=False)
-    await app.bot.handle(inv("extend", f"more waves --video {clip}"), chat)
+    # The 0.9.7 extend model takes an aspect ratio (LTX-2.3's keeps the clip's by itself).
+    await app.bot.handle(inv("extend", f"more waves --video {clip} --model ltx-extend"), chat)
     job = await app.runner.wait(1)
     assert job.input["aspect_ratio"] == "9:16"  # not the endpoint's default 16:9
     width, height = made_size(job)
     assert height > width
     # --ar still decides when given.
-    await app.bot.handle(inv("extend", f"more waves --video {clip} --ar 16:9"), chat)
+    await app.bot.handle(inv("extend", f"more waves --video {clip} --ar 16:9 --model ltx-extend"),
+                         chat)
     assert (await app.runner.wait(2)).input["aspect_ratio"] == "16:9"
 
 
@@ -66,7 +68,7 @@ async def test_the_extend_button_keeps_the_shape_of_the_job_it_extends(
     parent = await app.runner.wait(1)
     width, height = made_size(parent)
     assert height > width  # LTX-2's `auto` followed the portrait image
-    await app.bot.handle(inv("action", "the beam sweeps",
+    await app.bot.handle(inv("action", "the beam sweeps --model ltx-extend",
                              options={"action": "extend", "job_id": parent.id}), chat)
     child = await app.runner.wait(2)
     assert child.endpoint_id == "fal-ai/ltx-video-v097/extend"

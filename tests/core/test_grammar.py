@@ -19,6 +19,8 @@ S = Settings()
 IMG = MediaRef(kind="image", url="https://cdn.example/a.png")
 IMG2 = MediaRef(kind="image", url="https://cdn.example/b.png")
 VID = MediaRef(kind="video", url="https://cdn.example/c.mp4")
+END = MediaRef(kind="image", url="https://cdn.example/end.png", role="end")
+AUD = MediaRef(kind="audio", url="https://cdn.example/song.mp3")
 
 
 def build(text: str, media: list[MediaRef] | None = None, name: str = "video",
@@ -68,15 +70,30 @@ def test_media_flags_are_collected() -> None:
 @pytest.mark.parametrize(
     ("text", "media", "name", "endpoint"),
     [
-        ("a fox", [], "video", "fal-ai/ltx-video"),
-        ("a fox --seconds 4", [], "video", "fal-ai/ltx-video-13b-distilled/multiconditioning"),
+        # The defaults of issue 12: current models with sound, none of them research only.
+        ("a fox", [], "video", "fal-ai/ltx-2.3-22b/text-to-video"),
+        ("a fox --seconds 4", [], "video", "fal-ai/ltx-2.3-22b/text-to-video"),
         ("a fox", [IMG], "video", "fal-ai/ltx-2-19b/image-to-video"),
+        ("a fox", [IMG, END], "video", "fal-ai/ltx-2-19b/image-to-video"),
         ("a fox", [IMG, IMG2], "video", "fal-ai/ltx-video-13b-distilled/multiconditioning"),
         ("a fox", [IMG, VID], "video", "fal-ai/ltx-video-13b-distilled/multiconditioning"),
-        ("a fox --extend", [VID], "video", "fal-ai/ltx-video-v097/extend"),
-        ("a fox", [VID], "extend", "fal-ai/ltx-video-v097/extend"),
+        ("a fox --extend", [VID], "video", "fal-ai/ltx-2.3/extend-video"),
+        ("a fox", [VID], "extend", "fal-ai/ltx-2.3/extend-video"),
+        ("a fox", [VID], "retake", "fal-ai/ltx-2.3/retake-video"),
+        ("a fox", [VID], "restyle", "fal-ai/ltx-2-19b/video-to-video"),
+        ("a fox", [AUD], "video", "fal-ai/ltx-2.3/audio-to-video"),
+        ("a fox", [AUD, IMG], "video", "fal-ai/ltx-2.3/audio-to-video"),
+        # The seed endpoints stay reachable by name.
+        ("a fox --model ltx-video", [], "video", "fal-ai/ltx-video"),
         ("a fox --model ltx-i2v", [IMG], "video", "fal-ai/ltx-video/image-to-video"),
         ("a fox --model ltx-2", [IMG, IMG2], "video", "fal-ai/ltx-2-19b/image-to-video"),
+        ("a fox --model 13b", [], "video", "fal-ai/ltx-video-13b-distilled/multiconditioning"),
+        ("a fox --model ltx-extend", [VID], "extend", "fal-ai/ltx-video-v097/extend"),
+        # A key, an alias and the full fal id name the same model.
+        ("a fox --model ltx-2.3/text-to-video/fast", [], "video", "fal-ai/ltx-2.3/text-to-video/fast"),
+        ("a fox --model ltx-2.3-fast", [], "video", "fal-ai/ltx-2.3/text-to-video/fast"),
+        ("a fox --model fal-ai/ltx-2.3/text-to-video/fast", [], "video",
+         "fal-ai/ltx-2.3/text-to-video/fast"),
     ],
 )
 def test_routing(text: str, media: list[MediaRef], name: str, endpoint: str) -> None:
@@ -87,8 +104,10 @@ def test_seconds_convert_with_model_fps_and_frame_rule() -> None:
     req = build("a fox --seconds 4 --fps 24", [IMG])
     assert req.input["num_frames"] == 97 and req.input["fps"] == 24
     assert (req.input["num_frames"] - 1) % 8 == 0
-    req = build("a fox --seconds 4", [])
+    req = build("a fox --seconds 4 --model ltx-13b", [])
     assert req.input["number_of_frames"] == 121 and req.input["frame_rate"] == 30
+    req = build("a fox --seconds 4", [])  # LTX-2.3 22B: 24 fps by default
+    assert req.input["num_frames"] == 97 and req.input["fps"] == 24
 
 
 def test_keyframes_spread_and_explicit() -> None:
@@ -102,7 +121,7 @@ def test_keyframes_spread_and_explicit() -> None:
 
 
 def test_extend_start_frame_and_slots() -> None:
-    req = build("keep walking --from 24", [VID], "extend")
+    req = build("keep walking --from 24 --model ltx-extend", [VID], "extend")
     assert req.input["video"] == {"video_url": VID.url, "start_frame_num": 24}
     assert req.slots[0].path == ("video", "video_url")
     assert req.with_urls(["https://fal/x.mp4"])["video"]["video_url"] == "https://fal/x.mp4"
@@ -124,20 +143,21 @@ def test_ltx2_end_image_and_estimate() -> None:
         ("a fox --steps 60", [IMG], "video", UsageError, "between 8 and 50"),
         ("a fox --seconds five", [], "video", UsageError, "needs a number"),
         ("--seed 4", [], "video", UsageError, "describe the video"),
-        ("a fox --camera dolly_in", [], "video", UnsupportedOption, "does not support --camera"),
+        ("a fox --camera dolly_in --model ltx-video", [], "video", UnsupportedOption,
+         "does not support --camera"),
         ("a fox", [], "extend", MediaError, "exactly one video"),
         ("a fox --model nope", [], "video", UsageError, "no model called"),
         ("a fox --model ltx-video", [IMG], "video", MediaError, "takes no attachments"),
         ("a fox --at 0", [IMG, IMG2], "video", UsageError, "one frame number per input"),
         ("a fox --at 0,500", [IMG, IMG2], "video", UsageError, "past the end"),
-        ("a fox --ar 4:3", [VID], "extend", UsageError, "9:16, 16:9"),
+        ("a fox --ar 4:3 --model ltx-extend", [VID], "extend", UsageError, "9:16, 16:9"),
         ("a fox --seed", [], "video", UsageError, "needs a value"),
         ('a fox --negative "unclosed', [], "video", UsageError, "not closed"),
         ("x" * 2001, [], "video", UsageError, "limit is 2000"),
         ("a fox --audio=maybe", [IMG], "video", UsageError, "takes on or off"),
         ("a fox", [IMG] * 9, "video", MediaError, "0 to 8 images"),
         ("a fox", [VID] * 3, "video", MediaError, "0 to 2 videos"),
-        ("a fox --fps 24.5 --seconds 2", [], "video", UsageError, "whole --fps"),
+        ("a fox --fps 24.5 --seconds 2 --model ltx-13b", [], "video", UsageError, "whole --fps"),
         ("a fox --seed 99999999999", [], "video", UsageError, "4294967295; got 99999999999"),
     ],
 )
@@ -163,13 +183,15 @@ def test_errors(text: str, media: list[MediaRef], name: str, error: type[Excepti
 )
 def test_extend_follows_the_clips_shape(text: str, shape: float, aspect: str,
                                         size: tuple[int, int]) -> None:
-    req = routing.build_request(grammar.parse("extend", text), [VID], S, input_aspect=shape)
+    # The 0.9.7 extend model imposes 16:9 unless told; LTX-2.3 extend keeps the clip's own shape.
+    req = routing.build_request(grammar.parse("extend", text + " --model ltx-extend"), [VID], S,
+                                input_aspect=shape)
     assert req.input["aspect_ratio"] == aspect
     assert (req.estimate.width, req.estimate.height) == size  # priced for what is made
 
 
 def test_extend_before_the_clip_is_probed_keeps_the_default() -> None:
-    assert build("more waves", [VID], "extend").input["aspect_ratio"] == "16:9"
+    assert build("more waves --model ltx-extend", [VID], "extend").input["aspect_ratio"] == "16:9"
 
 
 def test_ltx2_resolution_follows_the_images_shape() -> None:
@@ -249,18 +271,24 @@ def test_model_did_you_mean_suggests_only_names_it_lists(typo: str) -> None:
 def test_ltx3_suggests_names_that_are_listed() -> None:
     with pytest.raises(UsageError) as info:
         build("a fox --model ltx3")
-    assert "Did you mean ltx or ltx2?" in str(info.value)
+    assert "Did you mean ltx23 or ltx?" in str(info.value)
     assert "ltx-video (ltx, " in str(info.value)
 
 
 @pytest.mark.parametrize(
     ("text", "media", "fragment"),
     [
-        ("a fox --camera dolly_in", [], "Only ltx-2 takes it, with 1 to 2 images."),
-        ("a fox --camera dolly_in", [VID], "Only ltx-2 takes it, with 1 to 2 images."),
-        ("a fox --camera dolly_in --model ltx-13b", [IMG], "Use --model ltx-2 for that."),
-        ("a fox --from 4", [IMG], "Only ltx-extend takes it, with 1 video."),
-        ("a fox --seconds 3 --model ltx-i2v", [IMG], "Use --model ltx-13b or ltx-2 for that."),
+        ("a fox --camera dolly_in --model ltx-video", [],
+         "Use --model ltx-2.3-22b/text-to-video or ltx-2.3-22b/distilled/text-to-video or "
+         "ltx-2-19b/text-to-video for that."),
+        ("a fox --camera dolly_in --model ltx-extend", [VID],
+         "Use --model ltx-2-19b/extend-video or ltx-2-19b/video-to-video for that."),
+        ("a fox --camera dolly_in --model ltx-13b", [IMG],
+         "Use --model ltx-2 or ltx-2.3-22b/image-to-video or ltx-2.3-22b/distilled/image-to-video"),
+        ("a fox --from 4", [IMG], "ltx-extend (with 1 video), ltx-2.3/retake-video (with 1 video)"),
+        ("a fox --seconds 3 --model ltx-i2v", [IMG],
+         "Use --model ltx-13b or ltx-2 or ltx-2.3-22b/image-to-video or "
+         "ltx-2.3-22b/distilled/image-to-video or others (see models) for that."),
     ],
 )
 def test_an_unsupported_flag_names_the_models_that_take_it(
@@ -375,12 +403,17 @@ def test_fuzz_structured_options(options: dict[str, Any]) -> None:
     request.endpoint.input_model.model_validate(request.input)
 
 
-def test_preview_reads_a_command_only_from_a_slash() -> None:
+def test_preview_reads_leading_command_words_as_the_chat_does() -> None:
     assert preview("video of a cat playing piano", [], S)["input"]["prompt"] == (
         "video of a cat playing piano")
     out = preview("/keyframes a flower opens", ["a.png", "b.png"], S)
     assert out["endpoint"].endswith("multiconditioning") and out["input"]["prompt"] == "a flower opens"
-    assert preview("extend the red carpet", [], S)["input"]["prompt"] == "extend the red carpet"
+    # As in a chat, a leading "extend" is the command (which needs a clip), not a prompt.
+    out = preview("extend the red carpet", ["clip.mp4"], S)
+    assert out["endpoint"] == catalog.by_name(S.models.extend).endpoint_id
+    assert out["input"]["prompt"] == "the red carpet" and out["notes"] == []
+    with pytest.raises(MediaError, match="exactly one video"):
+        preview("extend the red carpet", [], S)
 
 
 @pytest.mark.parametrize(
@@ -419,3 +452,28 @@ def test_usage_in_each_markup(markup: Any, bold: str, code: str) -> None:
         assert "**" not in text
     if markup == "plain":
         assert "`" not in text and "*" not in text
+
+
+@pytest.mark.parametrize(
+    ("text", "attach", "endpoint", "fields"),
+    [
+        ("retake the dog turns into a cat --from 2 --to 5", ["https://cdn.example/c.mp4"],
+         "fal-ai/ltx-2.3/retake-video", {"start_time": 2.0, "duration": 3.0}),
+        ("restyle as a watercolour", ["https://cdn.example/c.mp4"],
+         "fal-ai/ltx-2-19b/video-to-video", {"video_url": "https://cdn.example/c.mp4"}),
+        ("extend the beam sweeps --seconds 4 --at-start", ["https://cdn.example/c.mp4"],
+         "fal-ai/ltx-2.3/extend-video", {"duration": 4.0, "mode": "start"}),
+        ("a woman sings --audio-file https://cdn.example/s.mp3", [],
+         "fal-ai/ltx-2.3/audio-to-video", {"audio_url": "https://cdn.example/s.mp3"}),
+        ("a door opens --end https://cdn.example/z.png", ["https://cdn.example/a.png"],
+         "fal-ai/ltx-2-19b/image-to-video", {"end_image_url": "https://cdn.example/z.png"}),
+        ("/restyle as a watercolour --model ltx-2-19b/video-to-video",
+         ["https://cdn.example/c.mp4"], "fal-ai/ltx-2-19b/video-to-video", {}),
+    ],
+)
+def test_preview_of_each_new_command(text: str, attach: list[str], endpoint: str,
+                                     fields: dict[str, Any]) -> None:
+    out = preview(text, attach, S)
+    assert out["endpoint"] == endpoint
+    assert {k: out["input"][k] for k in fields} == fields
+    assert out["estimate"]["credits"] > 0

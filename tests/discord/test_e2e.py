@@ -30,7 +30,7 @@ from tests.discord.conftest import (
 from tests.discord.fake_api import EPHEMERAL, Call, FakeDiscord
 from tests.discord.payloads import CHANNEL_ID, USER_ID, Payloads, minutes_ago
 
-RESULT_KINDS = ("reroll", "extend", "continue", "delete")
+RESULT_KINDS = ("reroll", "extend", "retake", "continue", "delete")
 
 
 @dataclass
@@ -186,7 +186,7 @@ async def test_mention_extend_replying_to_the_bots_clip_runs_extend(live: Live, 
         content=f"<@{bot}> extend more waves", mentions=[bot], referenced=result))
     _, job_id = await live.delivered()
     job = await live.wait_job(job_id)
-    assert job.endpoint_id == "fal-ai/ltx-video-v097/extend" and job.prompt == "more waves"
+    assert job.endpoint_id == "fal-ai/ltx-2.3/extend-video" and job.prompt == "more waves"
 
 
 async def test_mention_keyframes_and_quote_words(live: Live) -> None:
@@ -246,7 +246,7 @@ async def test_context_menus_with_their_modals(live: Live) -> None:
     dispatch(live.client, live.p.modal_submit(modal, ["it keeps rolling", "", ""]))
     _, job_id = await live.delivered(after)
     job = await live.wait_job(job_id)
-    assert job.endpoint_id == "fal-ai/ltx-video-v097/extend" and job.prompt == "it keeps rolling"
+    assert job.endpoint_id == "fal-ai/ltx-2.3/extend-video" and job.prompt == "it keeps rolling"
 
 
 async def test_keyframes_and_extend_commands(live: Live, tmp_path: Path) -> None:
@@ -260,7 +260,8 @@ async def test_keyframes_and_extend_commands(live: Live, tmp_path: Path) -> None
 
     clip = live.p.attachment("clip.mp4", mp4_bytes(tmp_path, frames=16), "video/mp4")
     after = len(live.fake.calls)
-    dispatch(live.client, live.p.slash("extend", {"prompt": "more", "from_frame": 8},
+    # from_frame is the old extend model's (the default LTX-2.3 one adds seconds).
+    dispatch(live.client, live.p.slash("extend", {"prompt": "more --model ltx-extend", "from_frame": 8},
                                        attachments={"video": clip}))
     _, job_id = await live.delivered(after)
     job = await live.wait_job(job_id)

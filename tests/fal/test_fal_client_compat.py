@@ -68,3 +68,31 @@ async def test_validation_error_reaches_the_official_client(
         await official.submit("fal-ai/ltx-video", {"prompt": ""})
     assert caught.value.status_code == 422
     assert caught.value.message[0]["loc"] == ["body", "prompt"]
+
+
+def _spec_examples() -> list[tuple[str, dict[str, object]]]:
+    """Each new endpoint with the first of its spec's examples it takes (frames cut short)."""
+    from bot import catalog
+    from tests.specs import extract
+
+    cases: list[tuple[str, dict[str, object]]] = []
+    for spec in extract.load()["specs"].values():
+        for endpoint_id in spec["endpoints"]:
+            model = catalog.by_endpoint_id(endpoint_id).input_model
+            for example in spec["inputs"]:
+                try:
+                    model.model_validate(example)
+                except ValueError:
+                    continue
+                short = {"num_frames": 17} if "num_frames" in model.model_fields else {}
+                cases.append((endpoint_id, {**example, **short}))
+                break
+    return sorted(cases)
+
+
+@pytest.mark.parametrize(("endpoint_id", "arguments"), _spec_examples(), ids=lambda v: str(v)[:60])
+async def test_official_client_completes_each_new_endpoint(
+    official: fal_client.AsyncClient, endpoint_id: str, arguments: dict[str, object],
+) -> None:
+    result = await official.subscribe(endpoint_id, arguments=arguments, interval=0.02)
+    assert result["video"]["url"] and result["video"]["num_frames"] > 0

@@ -144,7 +144,7 @@ async def test_follow_ups_after_a_restart_use_the_simulator_s_new_address(
         extend = await app.runner.wait(2)
         assert extend.state is JobState.DONE, extend.error_message
         # The parent's video, on the address the simulator has now (the old one is dead).
-        assert extend.input["video"]["video_url"].startswith(f"{app.sim.url}/files/")
+        assert extend.input["video_url"].startswith(f"{app.sim.url}/files/")
         await app.bot.handle(_press("continue", 1), chat)
         assert (await app.runner.wait(3)).state is JobState.DONE
         await app.bot.handle(_press("reroll", 1), chat)

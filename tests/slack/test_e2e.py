@@ -295,7 +295,7 @@ async def test_extend_and_continue_buttons_with_their_modal(live: Live, kind: st
     child = await live.app.runner.wait(child.id)
     assert (child.parent_kind, child.prompt, child.state.value) == (kind, prompt, "done")
     if kind == "extend":
-        assert child.endpoint_id == "fal-ai/ltx-video-v097/extend"
+        assert child.endpoint_id == "fal-ai/ltx-2.3/extend-video"
     else:  # the last frame is the image of an image-to-video job
         assert "image-to-video" in child.endpoint_id
 
@@ -338,4 +338,4 @@ async def test_mention_with_a_clip_and_extend_extends_it(live: Live, tmp_path: P
     await fake.wait_for(lambda: live.videos(ts), limit=60)
     [buttons] = await fake.wait_for(live.button_messages, limit=10)
     job = await live.app.runner.wait(int(buttons_of(buttons)["ltx_reroll"]))
-    assert job.endpoint_id == "fal-ai/ltx-video-v097/extend" and job.prompt == "it keeps rolling"
+    assert job.endpoint_id == "fal-ai/ltx-2.3/extend-video" and job.prompt == "it keeps rolling"
