@@ -300,7 +300,8 @@ async def test_status_text(store: SqlStore, clock: ManualClock, db_path: Path) -
     assert "Today: 42 of 200 credits used, 158 left (resets in 3 h 5 min)." in text
     assert "This month: 42 of 2000 credits used, 1958 left (resets in 1 day 3 h)." in text
     assert "Jobs running: 1 of 2." in text
-    assert "A typical job costs: LTX-2 5 s 720p ≈ 21 credits, keyframes 4, extend 12." in text
+    # The default extend model is LTX-2.3 extend: its default 5 s at $0.10 a second.
+    assert "A typical job costs: LTX-2 5 s 720p ≈ 21 credits, keyframes 4, extend 50." in text
 
 
 async def test_usage_reports(quota: Quota, clock: ManualClock) -> None:
