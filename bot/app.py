@@ -8,7 +8,7 @@ import logging
 
 import httpx
 
-from bot import media
+from bot import media, metrics
 from bot.commands import Bot
 from bot.config import Settings
 from bot.config.sections import DEFAULT_FAL_QUEUE_URL, DEFAULT_FAL_REST_URL
@@ -56,6 +56,7 @@ class App:
         self._runner: JobRunner | None = None
         self._bot: Bot | None = None
         self._fal: FalClient | None = None
+        self.metrics: metrics.Endpoint | None = None
         self.started = False
 
     # Attributes adapters use once the app has started.
@@ -146,9 +147,13 @@ class App:
             self._runner.register_port(port)
         self._bot = Bot(settings, self._store, self._quota, self._runner, fetcher=fetcher)
         await self._runner.start()
+        self.metrics = metrics.serve(settings, self._store, self._runner.hooks)
         self.started = True
 
     async def stop(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         if self._runner is not None:
             await self._runner.stop()
         if self._store is not None:

@@ -269,6 +269,18 @@ class PathSettings(Section):
     )
 
 
+class MetricsSettings(Section):
+    """[metrics]: an OpenMetrics (Prometheus) endpoint of `run` and `chat`, off unless a port is set."""
+
+    port: int | None = Field(
+        None, ge=0, le=65535,
+        description="Serve OpenMetrics on this port at /metrics (0: any free port, logged); "
+        "unset: no endpoint.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Address the metrics endpoint listens on; 0.0.0.0 for a scraper elsewhere.")
+
+
 class Settings(Section):
     """All settings: the TOML file with the environment's overrides (see `load_settings`)."""
 
@@ -286,6 +298,7 @@ class Settings(Section):
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("prices")
     @classmethod
