@@ -19,12 +19,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from bot.store.postgres import connect, migrate
 from bot.store.transfer import IDENTITIES, TABLES
@@ -168,18 +166,3 @@ class PgDatabases:
 
     def close(self) -> None:
         self._admin.close()
-
-
-@pytest.fixture(scope="session")
-def pg_databases() -> Iterator[PgDatabases]:
-    """The session's PostgreSQL server. Fails (never skips) when it cannot start."""
-    try:
-        server = PgServer.start()
-    except PgUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        databases = PgDatabases(server)
-        yield databases
-        databases.close()
-    finally:
-        server.stop()
