@@ -40,8 +40,10 @@ lint: $(VENV)/.test
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
 
+# Two workers (pytest-xdist), one per core: each has its own PostgreSQL server and
+# temporary folders, and every server a test starts listens on a free port.
 pytest: $(VENV)/.test
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 test: lint typecheck pytest
 
@@ -53,6 +55,7 @@ bench: $(VENV)/.bench
 	$(BIN)/python bench/queue.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/media.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -8,7 +8,7 @@ import logging
 
 import httpx
 
-from bot import media
+from bot import media, metrics
 from bot.commands import Bot
 from bot.config import Settings
 from bot.config.sections import DEFAULT_FAL_QUEUE_URL, DEFAULT_FAL_REST_URL
@@ -57,6 +57,7 @@ class App:
         self._runner: JobRunner | None = None
         self._bot: Bot | None = None
         self._fal: FalClient | None = None
+        self.metrics: metrics.Endpoint | None = None
         self.started = False
         self.retention: Retention | None = None
 
@@ -150,9 +151,13 @@ class App:
         await self._runner.start()
         self.retention = Retention(self._store, settings)  # [privacy] retention_days
         self.retention.start()
+        self.metrics = metrics.serve(settings, self._store, self._runner.hooks)
         self.started = True
 
     async def stop(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         if self.retention is not None:
             await self.retention.stop()
         if self._runner is not None:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from bot import metrics
 from bot.errors import UserError, report_unexpected
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,8 @@ Tell = Callable[[str], Awaitable[None]]
 async def report_failure(exc: Exception, tell: Tell, context: str, *,
                          logger: logging.Logger = log) -> None:
     """Tell the user about `exc`: a UserError's text as is; anything else as a logged id."""
+    if not isinstance(exc, UserError):
+        metrics.adapter_error(context)
     text = str(exc) if isinstance(exc, UserError) else report_unexpected(logger, exc, context)
     try:
         await tell(text)

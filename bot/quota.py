@@ -323,6 +323,13 @@ class Quota:
             f"{format_wait((reset - now).total_seconds())} ({when})."
         )
 
+    def _shared_limits(self) -> list[str]:
+        """The usage rows shared between users that a configured limit reads: on
+        PostgreSQL an admission locks only these (and its own user's)."""
+        return [scope for scope, limit in (("ws_month", self._q.workspace_monthly_credits),
+                                           ("global_day", self._q.global_daily_credits))
+                if limit]
+
     # -- the contract
 
     async def precheck(self, user: User, place: Place, floor: Floor | None, *,
@@ -362,7 +369,7 @@ class Quota:
             if row.blocked and not user.is_admin:
                 raise PermissionDenied(BLOCKED)
             limits = self.limits_for(user, row)
-            usage = tx.usage(user.key, workspace_key, now)
+            usage = tx.usage(user.key, workspace_key, now, limited=self._shared_limits())
             bonus = self.check(user, place, limits, usage, cost, now, workspace_word=workspace_word)
             job = tx.insert_job(NewJob(
                 owner=user, place=place, endpoint_id=request.endpoint.endpoint_id,

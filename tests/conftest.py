@@ -17,6 +17,7 @@ import pytest
 # loads through PYTHONPATH (see tests/guard.py), so both refuse the same addresses.
 import tests.loopback_guard.sitecustomize  # noqa: F401
 from bot.config import Settings
+from tests.pg_fixture import pg_databases  # noqa: F401  (one PostgreSQL server per test session)
 
 
 def make_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:

@@ -361,6 +361,18 @@ class PathSettings(Section):
     )
 
 
+class MetricsSettings(Section):
+    """[metrics]: an OpenMetrics (Prometheus) endpoint of `run` and `chat`, off unless a port is set."""
+
+    port: int | None = Field(
+        None, ge=0, le=65535,
+        description="Serve OpenMetrics on this port at /metrics (0: any free port, logged); "
+        "unset: no endpoint.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Address the metrics endpoint listens on; 0.0.0.0 for a scraper elsewhere.")
+
+
 class Settings(Section):
     """All settings: the TOML file with the environment's overrides (see `load_settings`)."""
 
@@ -380,6 +392,7 @@ class Settings(Section):
     paths: PathSettings = Field(default_factory=PathSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("prices")
     @classmethod

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bot import redaction
+from bot import metrics, redaction
 from bot.errors import FalError, FalTransportError, FalValidationError
 from bot.fal.status import validation_message
 from bot.redaction import Redactor
@@ -214,6 +214,7 @@ class Caller:
     def _wait_after_transport_error(self, call: _Call, exc: httpx.TransportError, attempt: int,
                                     deadline: float) -> float:
         """How long to wait before trying again; raises when the call may not be retried."""
+        metrics.fal_error(type(exc).__name__)
         never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
         failure = FalTransportError(
             f"could not reach fal for {call.what} ({type(exc).__name__})",
@@ -241,8 +242,11 @@ class Caller:
         if response.status_code in call.retry_statuses:
             wait = self.policy.delay(attempt, retry_after(response))
             if self.policy.allows(attempt, wait, deadline):
+                metrics.fal_error(f"http_{response.status_code}")
                 return wait
-        raise self._error_for(response, call.what)
+        error = self._error_for(response, call.what)
+        metrics.fal_error(error.error_type or f"http_{response.status_code}")
+        raise error
 
     def _error_for(self, response: httpx.Response, what: str) -> FalError:
         status = response.status_code

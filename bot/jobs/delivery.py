@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot import media
+from bot import media, metrics
 from bot.catalog import VideoOutput, by_endpoint_id, settle_usd
 from bot.errors import MediaError, report_unexpected
 from bot.jobs import cards
@@ -147,7 +147,9 @@ async def _post(driver: JobDriver, fitted: Fitted, summary: StatusCard) -> Poste
             # told us): the poster and the link still reach the user.
             poster = await asyncio.to_thread(media.poster_frame, fit.path, fit.path.parent)
             return Posted(ref=await _send_poster(driver, fitted, summary, poster, str(refused)))
-        return Posted(ref=ref, size=fit.info.size_bytes if fit.info is not None else None)
+        size = fit.info.size_bytes if fit.info is not None else None
+        metrics.delivered(size, fit.reencoded)
+        return Posted(ref=ref, size=size)
     except Exception as exc:
         # The generation is paid for and exists: point at it rather than fail the job.
         note = report_unexpected(log, exc, f"posting the video of job {job.id}")

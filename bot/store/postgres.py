@@ -27,6 +27,7 @@ from typing import Literal
 import psycopg
 from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
@@ -47,8 +48,10 @@ POOL_OPEN_TIMEOUT_SECONDS = 30.0
 # the retry is the safety net, not the plan.
 MAX_ATTEMPTS = 5
 _RETRY = (errors.SerializationFailure, errors.DeadlockDetected)
+
+
 class _StaleConnection(Exception):
-    """BEGIN failed: the pooled connection was dead before the transaction started."""
+    """The connection broke before COMMIT was sent: nothing of the transaction is committed."""
 
     def __init__(self, error: psycopg.OperationalError) -> None:
         super().__init__(str(error))
@@ -103,21 +106,29 @@ class PgStore(SqlStore):
 
     def _attempt(self, body: Callable[[SqlTx], T], write: bool) -> T:
         with self._pool.connection() as conn:
+            committing = False
             try:
-                conn.execute("BEGIN")
-            except psycopg.OperationalError as exc:
-                # The server dropped this connection while it sat in the pool (restart,
-                # failover): found by the BEGIN, so no check costs a round trip each time.
-                raise _StaleConnection(exc) from exc
-            try:
-                tx = PgTx(conn, self.clock, POSTGRES, write=write)
-                tx.lease = self.lease
-                value = body(tx)
-            except BaseException:
-                if not conn.broken:
+                # Pipeline mode: statements whose answer nobody reads yet (BEGIN, locks,
+                # inserts, COMMIT) travel with the next one that is read (postgres_tx).
+                with conn.pipeline() as pipeline:
+                    conn.execute("BEGIN")
+                    tx = PgTx(conn, self.clock, POSTGRES, write=write)
+                    tx.lease = self.lease
+                    tx.pipeline = pipeline
+                    value = body(tx)
+                    committing = True
+                    conn.execute("COMMIT")
+                # Leaving the block waited for every answer, the COMMIT's too.
+            except BaseException as exc:
+                if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
                     conn.execute("ROLLBACK")
+                if (isinstance(exc, psycopg.OperationalError) and conn.broken
+                        and not committing):
+                    # The connection was dead (the server dropped it while it sat in the
+                    # pool: restart, failover) or died before COMMIT was sent: nothing of
+                    # this transaction was committed, so it may run again on another.
+                    raise _StaleConnection(exc) from exc
                 raise
-            conn.execute("COMMIT")
             return value
 
     async def close(self) -> None:

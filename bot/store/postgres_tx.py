@@ -1,5 +1,5 @@
 """The shared queries on PostgreSQL, plus the row locks that make its transactions
-as exact as SQLite's.
+as exact as SQLite's, and the pipeline that keeps their round trips few.
 
 SQLite lets one writer at a time into the file, so a transaction that reads the
 usage and then writes a reservation can never be overtaken. PostgreSQL runs
@@ -11,29 +11,74 @@ is about to read, and every transaction takes its locks in one order:
 3. the usage_totals rows of `queries.usage_keys`, in that order (admissions that
    share a workspace or the global day queue up on those rows).
 
+An admission locks only the totals rows a configured limit reads (`limited`): the
+prefix of `usage_keys` up to the last of them, so that the rows it locks now and
+the ones `record` updates later are still taken in that one order. With no
+workspace or global limit it locks no totals row at all: its own user's rows are
+guarded by the user's row, and what it adds to the shared rows is a sum, taken
+at the end (the row lock then lasts only until the commit that follows at once).
+
 Each lock is taken by its own statement, so the next statement (a fresh
 snapshot under READ COMMITTED) reads what the transaction that held the lock
 committed. Lock waits instead of serializable retries: under contention every
-admission touches the global day's row, so retries would mostly collide again.
+admission against a global limit touches the global day's row, so retries would
+mostly collide again.
+
+The transaction runs in pipeline mode (`PgStore`): statements whose answer the
+body does not read (BEGIN, locks, ledger rows, totals, COMMIT) go out together
+with the next one it does read, so an admission costs four round trips, not ten.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
+from typing import Any
+
+import psycopg
 
 from .protocol import JobCharge, UsageSnapshot, day_key, month_key
-from .queries import SqlTx, usage_keys
+from .queries import Cursor, Params, SqlTx, usage_keys
 
 # pg_advisory_xact_lock key that serializes taking a slot at fal: "falslot" as a number.
 FAL_SLOTS_LOCK = int.from_bytes(b"falslot", "big")
 
 
+class _Counted:
+    """A cursor in pipeline mode whose `rowcount` waits for its statement's answer
+    (psycopg fetches the answer for `fetch*`, not for `rowcount`)."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any], pipeline: psycopg.Pipeline) -> None:
+        self._cursor = cursor
+        self._pipeline = pipeline
+
+    @property
+    def rowcount(self) -> int:
+        self._pipeline.sync()
+        return self._cursor.rowcount
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+
 class PgTx(SqlTx):
     """SqlTx with PostgreSQL's row locks in write transactions (see the module docstring)."""
 
-    def usage(self, user_key: str, workspace_key: str | None, at: datetime) -> UsageSnapshot:
+    pipeline: psycopg.Pipeline | None = None
+
+    def execute(self, sql: str, params: Params = ()) -> Cursor:
+        cursor = super().execute(sql, params)
+        if self.pipeline is None:
+            return cursor
+        return _Counted(cursor, self.pipeline)  # type: ignore[arg-type]
+
+    def usage(self, user_key: str, workspace_key: str | None, at: datetime, *,
+              limited: Collection[str] | None = None) -> UsageSnapshot:
         if self.write:
-            self._lock_usage(user_key, workspace_key, at)
+            self._lock_usage(user_key, workspace_key, at, limited)
         return super().usage(user_key, workspace_key, at)
 
     def charge_of(self, job_id: int) -> JobCharge | None:
@@ -46,11 +91,17 @@ class PgTx(SqlTx):
         # taking a slot is serialized store-wide (released at commit).
         self.execute("SELECT pg_advisory_xact_lock(?)", (FAL_SLOTS_LOCK,))
 
-    def _lock_usage(self, user_key: str, workspace_key: str | None, at: datetime) -> None:
+    def _lock_usage(self, user_key: str, workspace_key: str | None, at: datetime,
+                    limited: Collection[str] | None) -> None:
         # NO KEY UPDATE: foreign-key checks of other transactions (their ledger rows
         # naming this user) need not wait.
         self.execute("SELECT key FROM users WHERE key = ? FOR NO KEY UPDATE", (user_key,))
         keys = usage_keys(user_key, workspace_key, day_key(at), month_key(at))
+        shared = [i for i, (scope, _k, _p) in enumerate(keys)
+                  if scope in ("ws_month", "global_day") and (limited is None or scope in limited)]
+        if not shared:
+            return
+        keys = keys[:shared[-1] + 1]
         # A totals row may not exist yet (the first job of the day): create it at zero,
         # and lock it whether it was created or already there, in one statement.
         marks = ", ".join("(?, ?, ?)" for _ in keys)

@@ -9,7 +9,7 @@ for a writer) is added by `postgres_tx.PgTx`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -133,7 +133,11 @@ class SqlTx:
         row = self._one("SELECT * FROM users WHERE key = ?", (user_key,))
         return None if row is None else user_from_row(row)
 
-    def usage(self, user_key: str, workspace_key: str | None, at: datetime) -> UsageSnapshot:
+    def usage(self, user_key: str, workspace_key: str | None, at: datetime, *,
+              limited: Collection[str] | None = None) -> UsageSnapshot:
+        """The user's, workspace's and bot's usage at `at`. `limited`: the shared scopes
+        ("ws_month", "global_day") a configured limit checks (None: all), which a backend
+        that runs writers side by side must lock before reading; SQLite needs none."""
         day, month = day_key(at), month_key(at)
         row = self._one(
             f"""SELECT

@@ -3,7 +3,9 @@
     python -m tests.jobs.runner_proc --db FILE --sim URL --chat FILE --tmp DIR
         [--submit N] [--pause-first-delivery] [--until-done] [--max-concurrent K]
         [--ltx2-image PNG] [--lease-seconds S] [--daily-credits C] [--until-store-empty]
+        [--foreign-host]
 
+`--db` is a SQLite file or a postgresql:// URL.
 It talks to a simulator the test runs (so fal's side survives the kill) and
 reports through a FileChat: one JSON line per chat call, plus notes
 ("submitted", "paused", "finished"). `--pause-first-delivery` parks the first
@@ -13,7 +15,10 @@ another live process's), and exits; `--until-store-empty` waits until no job of
 the store is unfinished (for the process that must adopt a killed one's jobs).
 `--ltx2-image` makes the submitted jobs LTX-2 image-to-video jobs (priced per
 megapixel) of that image, reserved with a deliberately wrong estimate (see
-`ltx2_request`) so that settling them moves credits.
+`ltx2_request`) so that settling them moves credits. `--foreign-host` registers
+this process under another host's name, so that when it is killed the others
+cannot see its pid is gone and must wait for its leases to run out (what a
+process on another machine costs).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from bot import catalog, media
 from bot.config import Settings
 from bot.errors import QuotaExceeded
 from bot.fal import FalClient
-from bot.jobs import JobRunner
+from bot.jobs import JobRunner, leases
 from bot.model import GenerationRequest, JobRecord, LocalMedia, MediaRef, MediaSlot
 from bot.ports import Invocation, Place, User
 from bot.quota import Quota
@@ -71,8 +76,13 @@ def ltx2_request(settings: Settings, prompt: str, image: LocalMedia) -> Generati
 
 
 async def run(args: argparse.Namespace) -> int:
+    if args.foreign_host:
+        # The one thing that differs for a process on another machine: its pid means
+        # nothing here. Set before the runner's LeaseKeeper reads it.
+        leases.host_key = lambda: "elsewhere#1"
+    where = "url" if args.db.startswith("postgresql://") else "path"
     settings = Settings.model_validate({
-        "database": {"path": args.db},
+        "database": {where: args.db},
         "media": {"allow_hosts": ["127.0.0.1"], "tmp_dir": args.tmp},
         "jobs": {"edit_interval_seconds": 0.0, "lease_seconds": args.lease_seconds},
         "quota": {"cooldown_seconds": 0, "max_concurrent_jobs": 50,
@@ -144,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease-seconds", type=float, default=30.0)
     parser.add_argument("--daily-credits", type=int, default=10_000)
     parser.add_argument("--until-store-empty", action="store_true")
+    parser.add_argument("--foreign-host", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

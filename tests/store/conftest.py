@@ -9,20 +9,16 @@ emptied and reused after the test). What the tests are made of is in `scenarios`
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from bot.config import Settings
 from bot.quota import Quota
 from bot.store import SqlStore, open_store
-from bot.store.postgres import connect, migrate
-from bot.store.transfer import IDENTITIES, TABLES
-from tests.pg import PgServer, PgUnavailable
+from tests.pg import PgDatabases  # its `pg_databases` fixture: tests/conftest.py
 
 # The scenarios' names, for the tests that import them from here.
 from .scenarios import (  # noqa: F401
@@ -38,7 +34,6 @@ from .scenarios import (  # noqa: F401
 )
 
 BACKENDS = ("sqlite", "postgresql")
-TEMPLATE = "ltx_template"
 
 
 @pytest.fixture
@@ -50,65 +45,6 @@ def clock() -> ManualClock:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "bot.sqlite3"
-
-
-class PgDatabases:
-    """Databases on the test server: fresh ones (migrated copies of the template, or
-    empty), and migrated ones lent to a test and emptied when it gives them back, since
-    emptying five small tables is many times cheaper than creating a database."""
-
-    def __init__(self, server: PgServer) -> None:
-        self.server = server
-        self._names = itertools.count(1)
-        self._spare: list[str] = []
-        self._admin = psycopg.connect(server.url(), autocommit=True)
-        self._admin.execute(f"CREATE DATABASE {TEMPLATE}")
-        with connect(server.url(TEMPLATE)) as conn:
-            migrate(conn)
-
-    def fresh(self, *, migrated: bool = True) -> str:
-        """The URL of a new database, at the latest schema (or with nothing in it)."""
-        name = f"test_{next(self._names)}"
-        template = TEMPLATE if migrated else "template0"
-        self._admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
-        return self.server.url(name)
-
-    def lend(self) -> str:
-        """A migrated database with no rows in it, for `give_back` after the test."""
-        return self._spare.pop() if self._spare else self.fresh()
-
-    def give_back(self, url: str) -> None:
-        # A store the test left open must not keep the tables locked.
-        self._admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                            " WHERE datname = %s", (url.rsplit("/", 1)[1],))
-        # DELETE, not TRUNCATE: a test leaves a handful of rows, and TRUNCATE makes new
-        # files for every table and index. Children first, then ids from 1 again.
-        # `instances`, `pauses` and `oauth_states` are not copied between stores (a process registers anew;
-        # a pause and an OAuth state are the moment's state), so not in TABLES.
-        emptied = "; ".join([*(f"DELETE FROM {t}" for t in ("instances", "pauses", "oauth_states",
-                                                             *reversed(TABLES))),
-                             *(f"ALTER TABLE {t} ALTER COLUMN id RESTART" for t in IDENTITIES)])
-        with connect(url) as conn:
-            conn.execute(emptied)  # no parameters: one round trip for all of it
-        self._spare.append(url)
-
-    def close(self) -> None:
-        self._admin.close()
-
-
-@pytest.fixture(scope="session")
-def pg_databases() -> Iterator[PgDatabases]:
-    """The session's PostgreSQL server. Fails (never skips) when it cannot start."""
-    try:
-        server = PgServer.start()
-    except PgUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        databases = PgDatabases(server)
-        yield databases
-        databases.close()
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,0 +1,384 @@
+"""Scaling benchmark: quota operations and jobs on PostgreSQL with 1, 2 and 4 bot
+processes, beside SQLite with one, all measured in the same run; then 1,000 jobs
+over 2 processes on PostgreSQL, each delivered exactly once.
+
+It starts its own throwaway PostgreSQL server (tests/pg.py: Debian's binaries in a
+temporary directory, fsync off) and a fal simulator in this process; every bot
+process is a real process (this file, `--worker`). Prints ONE JSON object:
+
+    {"quota": {"sqlite_1": {...}, "postgresql_1": ..., "postgresql_2": ...,
+               "postgresql_4": ..., "postgresql_4_global_limit": ...},
+     "jobs": {"sqlite_1": {...}, "postgresql_1": ..., "postgresql_2": ..., "postgresql_4": ...},
+     "thousand": {"jobs", "processes", "delivered_once", "duplicate_submissions",
+                  "added_latency_ms": {"p50", "p99", "max"}, ...},
+     "goals": {...each goal, its figure and whether it was met}}
+
+Quota: each process runs `--tasks` tasks admitting (reserve) and settling jobs of
+their own users for `--seconds`; `ops_per_s` counts both, summed over processes.
+With no workspace or global limit (the default configuration) except in
+`postgresql_4_global_limit`, where every admission queues on the day's global row.
+Jobs: `--jobs` jobs split over the processes, submitted at once, through the
+JobRunner to the simulator and delivered to a port that only counts.
+Added latency: from the simulator finishing a job to the port being handed its video.
+
+    .venv/bin/python bench/scale.py [--seconds 3] [--tasks 16] [--jobs 120] [--thousand 1000]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, where bench/queue.py
+# would shadow the standard library's `queue`: use the repository root instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from typing import Any  # noqa: E402
+
+import httpx  # noqa: E402
+import psycopg  # noqa: E402
+
+from bot import catalog  # noqa: E402
+from bot.config import Settings  # noqa: E402
+from bot.fal import FalClient  # noqa: E402
+from bot.jobs import JobRunner  # noqa: E402
+from bot.model import GenerationRequest, JobState  # noqa: E402
+from bot.ports import Invocation, MessageRef, Place, PlatformTraits, StatusCard, User  # noqa: E402
+from bot.quota import Quota  # noqa: E402
+from bot.sim import SimOptions, Simulator  # noqa: E402
+from bot.store import open_store  # noqa: E402
+from tests.pg import PgServer  # noqa: E402
+
+# Tiny renders (as bench/jobs.py): the benchmark measures the bot, not the encoder.
+ENDPOINT_KEY = "ltx-13b"
+PAYLOAD: dict[str, Any] = {"prompt": "bench", "seed": 5, "number_of_frames": 9,
+                           "frame_rate": 8, "resolution": "480p"}
+ROOM = Place(platform="console", channel="bench", workspace="local")
+
+
+# ---------------------------------------------------------------- what every worker shares
+
+
+def _settings(where: str, *, global_limit: bool = False, sim: str = "") -> Settings:
+    key = "url" if where.startswith("postgresql://") else "path"
+    return Settings.model_validate({
+        "database": {key: where, "pool_size": 8},
+        "media": {"allow_hosts": ["127.0.0.1"], "tmp_dir": tempfile.gettempdir()},
+        "jobs": {"edit_interval_seconds": 5.0, "lease_seconds": 30.0},
+        "quota": {"daily_credits": 10**9, "monthly_credits": 10**9, "max_concurrent_jobs": 10**6,
+                  "cooldown_seconds": 0,
+                  "global_daily_credits": 10**12 if global_limit else 0},
+        "backend": {"kind": "fal", "fal_queue_url": sim or "http://127.0.0.1:9",
+                    "fal_rest_url": sim or "http://127.0.0.1:9", "max_concurrent": 400},
+    })
+
+
+def _request(settings: Settings) -> GenerationRequest:
+    endpoint = catalog.by_name(ENDPOINT_KEY)
+    payload = endpoint.input_model.model_validate(PAYLOAD).model_dump(mode="json",
+                                                                      exclude_none=True)
+    estimate = catalog.estimate(endpoint, payload, settings.quota.credits_per_usd)
+    return GenerationRequest(endpoint=endpoint, input=payload, estimate=estimate, prompt="bench")
+
+
+def _ms(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p99": None, "max": None}
+    values = sorted(values)
+    return {"p50": round(statistics.median(values) * 1000, 2),
+            "p99": round(values[min(len(values) - 1, int(len(values) * 0.99))] * 1000, 2),
+            "max": round(values[-1] * 1000, 2)}
+
+
+async def _ready_set_go() -> float:
+    """Tell the conductor this worker is ready; wait until it says go (all are ready)."""
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    return time.time()
+
+
+# ---------------------------------------------------------------- quota worker
+
+
+async def quota_worker(args: argparse.Namespace) -> dict[str, Any]:
+    settings = _settings(args.db, global_limit=args.global_limit)
+    store = await open_store(settings.database)
+    quota = Quota(store, settings)
+    request = _request(settings)
+    counts = {"ops": 0}
+    latencies: list[float] = []
+    deadline = await _ready_set_go() + args.seconds
+
+    async def task(n: int) -> None:
+        user = User("console", f"{args.tag}-{n}", f"bench {n}")
+        while time.time() < deadline:
+            t0 = time.perf_counter()
+            job = await quota.admit(user, ROOM, request)
+            await store.update_job(job.id, state=JobState.DONE)  # neither op: as the runner does
+            t1 = time.perf_counter()
+            await quota.settle(job.id, request.estimate.usd * 0.9)
+            latencies.append(time.perf_counter() - t1)
+            latencies.append(t1 - t0)
+            counts["ops"] += 2
+
+    try:
+        await asyncio.gather(*(task(n) for n in range(args.tasks)))
+    finally:
+        await store.close()
+    return {"ops": counts["ops"], "op_ms": _ms(latencies)}
+
+
+# ---------------------------------------------------------------- jobs worker
+
+
+class CountingPort:
+    """A chat port that keeps nothing but when each job's video arrived."""
+
+    platform = "console"
+    traits = PlatformTraits()
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self.sent: dict[int, list[float]] = {}
+
+    def _ref(self, place: Place) -> MessageRef:
+        return MessageRef(platform="console", channel=place.channel, id=f"{os.getpid()}-{next(self._ids)}")
+
+    async def post(self, place: Place, card: StatusCard) -> MessageRef:
+        return self._ref(place)
+
+    async def edit(self, ref: MessageRef, card: StatusCard) -> MessageRef:
+        return ref
+
+    async def send_video(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
+        self.sent.setdefault(card.job_id or 0, []).append(time.perf_counter())
+        return self._ref(place)
+
+    async def send_image(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
+        return await self.send_video(place, path, card)
+
+    async def delete(self, ref: MessageRef) -> None:
+        return None
+
+    def upload_limit(self, place: Place) -> int:
+        return 50 * 1024 * 1024
+
+    async def tell(self, user: User, place: Place, text: str) -> None:
+        return None
+
+
+async def jobs_worker(args: argparse.Namespace) -> dict[str, Any]:
+    settings = _settings(args.db, sim=args.sim)
+    store = await open_store(settings.database)
+    port = CountingPort()
+    request = _request(settings)
+    async with httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=200)) as http:
+        fal = FalClient(http, key=None, queue_url=args.sim, rest_url=args.sim,
+                        backoff_base=0.005, backoff_max=0.05, poll_interval=0.02,
+                        max_poll_interval=0.05, request_timeout=30.0)
+        runner = JobRunner(settings, store, Quota(store, settings), fal, http)
+        runner.register_port(port)
+        await runner.start()
+        await _ready_set_go()
+        started = time.perf_counter()
+
+        async def one(n: int) -> None:
+            user = User("console", f"{args.tag}-{n}", f"bench {n}")
+            await runner.start_job(Invocation(user=user, place=ROOM, command="video",
+                                              text="bench"), request, [])
+
+        await asyncio.gather(*(one(n) for n in range(args.jobs)))
+        # Until no job of the store is unfinished: a job whose lease another process
+        # took over (or whose process lost it) is finished by whoever holds it then.
+        while await store.unfinished_jobs():  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        while mine := [job for job in runner.driving() if not job.state.final]:
+            await asyncio.gather(*(runner.wait(job.id) for job in mine))
+        ended = time.perf_counter()
+        await runner.stop()
+    await store.close()
+    return {"started": started, "ended": ended, "sent": port.sent}
+
+
+# ---------------------------------------------------------------- the conductor
+
+
+async def _workers(kind: str, db: str, count: int, extra: list[str]) -> list[dict[str, Any]]:
+    procs = [await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--worker", kind, "--db", db, "--tag", f"w{i}", *extra,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE) for i in range(count)]
+    for proc in procs:  # each has imported, connected and migrated: start them together
+        assert proc.stdout is not None
+        await proc.stdout.readline()
+    outputs = await asyncio.gather(*(p.communicate(b"go\n") for p in procs))
+    for proc in procs:
+        if proc.returncode != 0:
+            raise RuntimeError(f"a {kind} worker failed ({proc.returncode})")
+    return [json.loads(out.splitlines()[-1]) for out, _err in outputs]
+
+
+async def bench_quota(db: str, processes: int, args: argparse.Namespace,
+                      global_limit: bool = False) -> dict[str, Any]:
+    extra = ["--seconds", str(args.seconds), "--tasks", str(args.tasks)]
+    if global_limit:
+        extra.append("--global-limit")
+    results = await _workers("quota", db, processes, extra)
+    ops = sum(r["ops"] for r in results)
+    return {"processes": processes, "tasks_per_process": args.tasks, "ops": ops,
+            "ops_per_s": round(ops / args.seconds, 1),
+            "op_ms_p99_worst_process": max(r["op_ms"]["p99"] or 0 for r in results)}
+
+
+async def bench_jobs(db: str, processes: int, jobs: int, sim: Simulator) -> dict[str, Any]:
+    submits_before = sim.requests_by_kind["submit"]
+    results = await _workers("jobs", db, processes,
+                             ["--sim", sim.url, "--jobs", str(jobs // processes)])
+    sent: Counter[str] = Counter()
+    arrivals: dict[str, float] = {}
+    for n, result in enumerate(results):
+        for job_id, times in result["sent"].items():
+            sent[job_id] += len(times)
+            arrivals[job_id] = times[0]
+        del n
+    rids = await asyncio.to_thread(_request_ids, db)
+    added = [arrivals[j] - sim.completed_at[rids[int(j)]] for j in arrivals
+             if rids.get(int(j)) in sim.completed_at]
+    total = jobs // processes * processes
+    wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
+    return {
+        "processes": processes, "jobs": total, "wall_seconds": round(wall, 2),
+        "jobs_per_s": round(total / wall, 1),
+        "delivered_once": sum(1 for c in sent.values() if c == 1),
+        "delivered_twice_or_more": sum(1 for c in sent.values() if c > 1),
+        "fal_submissions": sim.requests_by_kind["submit"] - submits_before,
+        # Every job is sent to fal once: any submission beyond one per job is a duplicate.
+        "duplicate_submissions": sim.requests_by_kind["submit"] - submits_before - total,
+        "added_latency_ms": _ms(added),
+    }
+
+
+def _request_ids(db: str) -> dict[int, str]:
+    """job id -> fal request id, read from the store behind the workers' backs."""
+    sql = "SELECT id, fal_request_id FROM jobs WHERE fal_request_id IS NOT NULL"
+    if db.startswith("postgresql://"):
+        with psycopg.connect(db) as conn:
+            return dict(conn.execute(sql).fetchall())  # type: ignore[arg-type]
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute(sql).fetchall())
+
+
+def _fresh_pg(server: PgServer, names: itertools.count[int]) -> str:
+    name = f"bench_{next(names)}"
+    with psycopg.connect(server.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return server.url(name)
+
+
+async def conduct(args: argparse.Namespace) -> dict[str, Any]:
+    server = await asyncio.to_thread(PgServer.start)
+    names = itertools.count(1)
+    sim = Simulator(SimOptions(queue_seconds=0.0, run_seconds=args.run_seconds,
+                               concurrency=400, scale=0.05, steps=2, keepalive_seconds=5.0))
+    await sim.start()
+    out: dict[str, Any] = {"quota": {}, "jobs": {}}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            sqlite = str(Path(tmp) / "bench.sqlite3")
+            if "quota" in args.parts:
+                await _quota_part(out, sqlite, server, names, args)
+            if "jobs" in args.parts:
+                await _jobs_part(out, tmp, server, names, sim, args)
+            if "thousand" in args.parts:
+                out["thousand"] = await bench_jobs(_fresh_pg(server, names), 2, args.thousand, sim)
+    finally:
+        await sim.stop()
+        await asyncio.to_thread(server.stop)
+    if all(part in args.parts for part in ("quota", "jobs", "thousand")):
+        out["goals"] = _goals(out)
+    out["config"] = {"seconds": args.seconds, "tasks": args.tasks, "jobs": args.jobs,
+                     "sim_run_seconds": args.run_seconds, "cores": os.cpu_count(),
+                     "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
+    return out
+
+
+async def _quota_part(out: dict[str, Any], sqlite: str, server: PgServer,
+              names: itertools.count[int], args: argparse.Namespace) -> None:
+    out["quota"]["sqlite_1"] = await bench_quota(sqlite, 1, args)
+    _progress(out)
+    for n in (1, 2, 4):
+        out["quota"][f"postgresql_{n}"] = await bench_quota(_fresh_pg(server, names), n, args)
+        _progress(out)
+    out["quota"]["postgresql_4_global_limit"] = await bench_quota(
+        _fresh_pg(server, names), 4, args, global_limit=True)
+
+
+async def _jobs_part(out: dict[str, Any], tmp: str, server: PgServer, names: itertools.count[int],
+             sim: Simulator, args: argparse.Namespace) -> None:
+    out["jobs"]["sqlite_1"] = await bench_jobs(str(Path(tmp) / "jobs.sqlite3"), 1,
+                                               args.jobs, sim)
+    for n in (1, 2, 4):
+        out["jobs"][f"postgresql_{n}"] = await bench_jobs(_fresh_pg(server, names), n,
+                                                          args.jobs, sim)
+
+
+def _progress(out: dict[str, Any]) -> None:
+    print(json.dumps(out), file=sys.stderr, flush=True)  # the figures so far, while it runs
+
+
+def _goals(out: dict[str, Any]) -> dict[str, Any]:
+    thousand = out["thousand"]
+    pg4, sqlite1 = out["quota"]["postgresql_4"]["ops_per_s"], out["quota"]["sqlite_1"]["ops_per_s"]
+    p99 = thousand["added_latency_ms"]["p99"]
+    return {
+        "duplicate_submissions": {"goal": 0, "got": thousand["duplicate_submissions"],
+                                  "met": thousand["duplicate_submissions"] == 0},
+        "all_delivered_once": {"goal": thousand["jobs"], "got": thousand["delivered_once"],
+                               "met": thousand["delivered_once"] == thousand["jobs"]
+                               and thousand["delivered_twice_or_more"] == 0},
+        "added_latency_p99_ms": {"goal": "< 100", "got": p99, "met": p99 is not None and p99 < 100},
+        "quota_ops_per_s_4_processes_vs_sqlite_1": {
+            "goal": f">= {sqlite1}", "got": pg4, "met": pg4 >= sqlite1},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--tasks", type=int, default=16)
+    parser.add_argument("--jobs", type=int, default=120)
+    parser.add_argument("--thousand", type=int, default=1000)
+    parser.add_argument("--parts", default="quota,jobs,thousand",
+                        help="which of quota, jobs, thousand (comma-separated)")
+    parser.add_argument("--run-seconds", type=float, default=0.5, help="each job's time at fal")
+    # A worker process (started by the conductor above).
+    parser.add_argument("--worker", choices=("quota", "jobs"))
+    parser.add_argument("--db", default="")
+    parser.add_argument("--tag", default="w")
+    parser.add_argument("--sim", default="")
+    parser.add_argument("--global-limit", action="store_true")
+    args = parser.parse_args(argv)
+    if args.worker == "quota":
+        result = asyncio.run(quota_worker(args))
+    elif args.worker == "jobs":
+        result = asyncio.run(jobs_worker(args))
+    else:
+        result = asyncio.run(conduct(args))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""When an admission on PostgreSQL waits for the bot's global usage row of the day.
+
+Another transaction holds that row (as a concurrent admission or settle would). Under
+a global limit the admission must wait for it before it reads the usage it decides
+on. With no global limit it decides without it and only adds its reservation to the
+row at the end, in the same round trip as its COMMIT, so that it holds the row for
+the server's time alone, not across round trips to the bot (which, under
+contention, is what queued every admission of the bot behind one another)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bot.quota import Quota
+from bot.store import open_store
+from bot.store.protocol import day_key
+from bot.store.schema import GLOBAL_KEY
+from tests.pg import PgDatabases
+
+from .conftest import ALICE, BOB, GUILD, ManualClock, make_request, make_settings
+
+WAITING = """SELECT query FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'"""
+
+
+async def waiting_statement(url: str) -> str:
+    """The statement of the one transaction of this database waiting for a lock."""
+    def look() -> list[str]:
+        with psycopg.connect(url, autocommit=True) as conn:
+            return [row[0] for row in conn.execute(WAITING).fetchall()]
+
+    for _ in range(600):
+        found = await asyncio.to_thread(look)
+        if found:
+            assert len(found) == 1, found
+            return found[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError("no admission waited for the held row")
+
+
+@pytest.mark.parametrize(("global_limit", "waits_in"), [
+    (0, "usage_totals.credits + excluded.credits"),  # adding its reservation, decided
+    (10_000, "SET credits = usage_totals.credits"),  # locking the row before deciding
+])
+async def test_an_admission_reads_under_the_global_row_only_under_a_global_limit(
+    pg_databases: PgDatabases, clock: ManualClock, db_path: Path, global_limit: int,
+    waits_in: str
+) -> None:
+    url = pg_databases.lend()
+    store = await open_store(url, clock=clock)
+    try:
+        quota = Quota(store, make_settings(db_path, global_daily_credits=global_limit), clock=clock)
+        await quota.admit(BOB, GUILD, make_request(5))  # the day's rows exist from here on
+        with psycopg.connect(url) as holder:  # a transaction: holds the lock until closed
+            holder.execute("SELECT 1 FROM usage_totals WHERE scope = 'global_day' AND key = %s"
+                           " AND period = %s FOR UPDATE", (GLOBAL_KEY, day_key(clock())))
+            admitted = asyncio.create_task(quota.admit(ALICE, GUILD, make_request(5)))
+            assert waits_in in await waiting_statement(url)
+            holder.rollback()  # let the admission through
+        job = await asyncio.wait_for(admitted, 60.0)
+        assert job.estimate_credits == 5
+        assert await store.audit() == []
+    finally:
+        await store.close()
+        pg_databases.give_back(url)
