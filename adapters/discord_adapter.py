@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from adapters.discord_port import DeferMode, DiscordPort
+from adapters.discord_port import DiscordPort
+from adapters.discord_refs import DeferMode
 from adapters.discord_translate import parent_channel_id, refusal, to_place, to_user
 from bot.boundary import boundary, report_failure
 from bot.config import Settings

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 
 from adapters.discord_adapter import DiscordAdapter
-from adapters.discord_port import PLATFORM
+from adapters.discord_refs import PLATFORM
 from adapters.discord_translate import admin_refusal
 from bot.commands.admin_settings import WORKSPACE_SUBCOMMANDS
 from bot.community.settings import SETTINGS

@@ -15,7 +15,7 @@ from typing import Any
 import discord
 
 from adapters.discord_adapter import DiscordAdapter
-from adapters.discord_port import PLATFORM
+from adapters.discord_refs import PLATFORM
 from adapters.discord_translate import (
     parent_channel_id,
     refusal,

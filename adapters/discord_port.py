@@ -28,10 +28,9 @@ import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import discord
@@ -39,19 +38,22 @@ from discord.http import HTTPClient, MultipartParameters, handle_message_paramet
 from discord.webhook.async_ import async_context
 
 from adapters.discord_private import send_private_file
+from adapters.discord_refs import (
+    PLATFORM,
+    DeferMode,
+    LiveInteraction,
+    UploadTooLarge,
+    keep_reply,
+    reply_reference,
+)
 from adapters.discord_render import CONTENT_LIMIT, render
 from bot.config import Settings
-from bot.errors import MediaError
 from bot.ports import MessageRef, Place, PlatformTraits, StatusCard, User
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "discord"
 # Discord's rate limit on editing one message, roughly: the core paces a card's edits to it.
 DISCORD_MIN_EDIT_INTERVAL = 3.0
-# Stop using a token a little before Discord does: a request in flight at the
-# 15-minute mark would fail and cost a retry.
-TOKEN_MARGIN_SECONDS = 30.0
 INVALID_WEBHOOK_TOKEN = 50027
 UNKNOWN_WEBHOOK = 10015
 UNKNOWN_MESSAGE = 10008
@@ -59,62 +61,11 @@ TOO_LARGE = 40005
 FINAL_RETRY_SECONDS = 120.0
 
 T = TypeVar("T")
-DeferMode = Literal["public", "ephemeral", "update", "none"]
 # The message the command being handled answers (a mention), for the card `post` sends.
 # A context variable: the core posts a job's first card from the handler's own task,
 # and concurrent mentions in one channel must each reply to their own message.
 _REPLYING_TO: contextvars.ContextVar[MessageRef | None] = contextvars.ContextVar(
     "discord_replying_to", default=None)
-
-
-class UploadTooLarge(MediaError):
-    """The file is larger than Discord accepts here; the runner falls back to a poster + link."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(
-            f"The video is {size / 1_048_576:.1f} MB; this Discord server accepts uploads up to "
-            f"{limit / 1_048_576:.1f} MB."
-        )
-        self.size = size
-        self.limit = limit
-
-
-@dataclass
-class LiveInteraction:
-    """An interaction the port may still answer through (token valid 15 minutes)."""
-
-    application_id: int
-    token: str = field(repr=False)
-    interaction_id: int
-    user_id: str
-    channel: str
-    expires_at: float  # UNIX seconds
-    mode: DeferMode
-    # A "thinking" defer shows a loading message until the original response is
-    # edited; until then Discord turns the first followup into that response.
-    resolved: bool = False
-    original_id: str | None = None
-    dead: bool = False
-    upload_limit: int | None = None  # what the interaction said its channel accepts
-
-    def usable(self, now: float) -> bool:
-        return not self.dead and now < self.expires_at - TOKEN_MARGIN_SECONDS
-
-    def status_ref(self, channel: str) -> MessageRef:
-        return MessageRef(
-            platform=PLATFORM,
-            channel=channel,
-            id=self.original_id or "@original",
-            extra={
-                "token": self.token,
-                "application_id": str(self.application_id),
-                "interaction_id": str(self.interaction_id),
-                "expires_at": self.expires_at,
-                "original": True,
-                # Stored with the job, so the process that finishes it knows the limit too.
-                **({"upload_limit": self.upload_limit} if self.upload_limit else {}),
-            },
-        )
 
 
 class DiscordPort:
@@ -288,7 +239,7 @@ class DiscordPort:
         reply = answering.id if answering is not None and answering.channel == place.channel else None
         params = handle_message_parameters(embed=rendered.embed, view=rendered.view,
                                            allowed_mentions=discord.AllowedMentions.none(),
-                                           **_reply_reference(place.channel, reply))
+                                           **reply_reference(place.channel, reply))
         data = await self._retrying(lambda: self.http.send_message(int(place.channel), params=params),
                                     final=True)
         ref = MessageRef(platform=PLATFORM, channel=str(data["channel_id"]), id=str(data["id"]),
@@ -301,7 +252,7 @@ class DiscordPort:
         that fails raises (the core tries its newest card again); a final one is retried."""
         self._learn(ref)
         old = self._current(ref)
-        new_ref = _keep_reply(old, await self._retrying(lambda: self._send_edit(old, card),
+        new_ref = keep_reply(old, await self._retrying(lambda: self._send_edit(old, card),
                                                         final=card.final))
         if self._key(new_ref) != self._key(old):
             self._aliases[self._key(old)] = new_ref
@@ -513,7 +464,7 @@ class DiscordPort:
             return handle_message_parameters(
                 embed=rendered.embed, view=rendered.view, file=discord.File(path, filename=path.name),
                 allowed_mentions=discord.AllowedMentions.none(),
-                **_reply_reference(place.channel, reply if channel else None))
+                **reply_reference(place.channel, reply if channel else None))
 
         live = self._upload_interaction(place, card)
         try:
@@ -576,29 +527,6 @@ class DiscordPort:
 
     async def close(self) -> None:
         """Nothing to release: the port queues no edits (the core paces them)."""
-
-
-def _reply_reference(channel: str, message_id: str | None) -> dict[str, Any]:
-    """`message_reference` for a reply to `message_id` in `channel` ({} for none). With
-    `fail_if_not_exists: false` Discord posts a plain message when the user has deleted
-    theirs, instead of refusing the card or the video."""
-    if not message_id:
-        return {}
-    reference = discord.MessageReference(message_id=int(message_id), channel_id=int(channel),
-                                         fail_if_not_exists=False)
-    # The payload takes the reference as a dict, as discord.py's own Messageable.send passes it.
-    return {"message_reference": reference.to_dict()}
-
-
-def _keep_reply(old: MessageRef, new: MessageRef) -> MessageRef:
-    """An edit may come back as a bare reference (or a re-post); keep what the card replies
-    to and its upload limit, so a job resumed elsewhere delivers as a reply, at the right size."""
-    kept = {key: old.extra[key] for key in ("reply_to", "upload_limit")
-            if old.extra.get(key) and key not in new.extra}
-    if not kept:
-        return new
-    return MessageRef(platform=new.platform, channel=new.channel, id=new.id,
-                      extra={**new.extra, **kept})
 
 
 def _retryable(exc: discord.HTTPException) -> bool:

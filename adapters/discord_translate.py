@@ -13,7 +13,7 @@ from typing import Any
 
 import discord
 
-from adapters.discord_port import PLATFORM
+from adapters.discord_refs import PLATFORM
 from bot import catalog
 from bot.config import Settings
 from bot.media import kind_from_hint

@@ -12,7 +12,8 @@ import discord
 import pytest
 
 from adapters.discord_bot import LtxClient
-from adapters.discord_port import DiscordPort, UploadTooLarge
+from adapters.discord_port import DiscordPort
+from adapters.discord_refs import UploadTooLarge
 from adapters.discord_render import button_ids, flatten_message
 from bot.config import Settings
 from bot.ports import Action, Invocation, MessageRef, Place, StatusCard, User
