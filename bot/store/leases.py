@@ -65,14 +65,19 @@ def register(tx: SqlTx, lease: Lease, host: str, pid: int, platforms: list[str],
 
 def renew(tx: SqlTx, lease: Lease, platforms: list[str], now: datetime) -> Renewal:
     """Extend every lease this process still holds (one statement: a lease already taken
-    over by another process is not in the answer) and beat the instance's heart."""
+    over by another process is not in the answer) and beat the instance's heart.
+
+    A lease that ran out but that nobody adopted is still this process's: adoption moves
+    `lease_owner` in one conditional UPDATE, so either it came first (the job is not in
+    the answer) or this renewal did (the job is not free any more). A process that was
+    merely slow to renew (a loaded machine, a store queue) keeps its jobs."""
     tx.execute("UPDATE instances SET heartbeat_at = ?, platforms = ? WHERE id = ?",
                (encode_time(now), ",".join(sorted(platforms)), lease.owner))
     rows = tx.fetch(
         f"""UPDATE jobs SET lease_expires = {_LATER}
-            WHERE lease_owner = :me AND lease_expires >= :now AND state NOT IN {FINAL_SQL}
+            WHERE lease_owner = :me AND state NOT IN {FINAL_SQL}
             RETURNING id, cancel_requested""",
-        {"until": lease.until(now), "me": lease.owner, "now": encode_time(now)})
+        {"until": lease.until(now), "me": lease.owner})
     return Renewal(held=frozenset(r["id"] for r in rows),
                    cancels={r["id"]: r["cancel_requested"] for r in rows if r["cancel_requested"]})
 
@@ -102,12 +107,11 @@ def adopt(tx: SqlTx, lease: Lease, job_id: int, now: datetime) -> bool:
 def holds(tx: SqlTx, lease: Lease, job_id: int, now: datetime, hold: float = 0.0) -> bool:
     """Whether this process still holds the job's lease (extended, for `hold` seconds when
     that is longer than a lease period, when it does): the fence before a step that must
-    not be done twice."""
+    not be done twice. Held means owned: see `renew`."""
     cursor = tx.execute(
         f"""UPDATE jobs SET lease_expires = {_LATER}
-           WHERE id = :id AND lease_owner = :me AND lease_expires >= :now""",
-        {"me": lease.owner, "until": lease.until(now, hold), "id": job_id,
-         "now": encode_time(now)})
+           WHERE id = :id AND lease_owner = :me""",
+        {"me": lease.owner, "until": lease.until(now, hold), "id": job_id})
     return cursor.rowcount == 1
 
 
@@ -129,7 +133,7 @@ def take_fal_slot(tx: SqlTx, lease: Lease | None, job_id: int, limit: int,
     params: dict[str, object] = {"id": job_id, "cap": limit, "at": encode_time(now)}
     owned = ""
     if lease is not None:
-        owned = "AND lease_owner = :me AND lease_expires >= :at"
+        owned = "AND lease_owner = :me"  # owned is held: see `renew`
         params.update(me=lease.owner, until=lease.until(now, hold))
     cursor = tx.execute(
         f"""UPDATE jobs SET state = '{JobState.SUBMITTED.value}', local_position = NULL,

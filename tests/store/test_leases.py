@@ -135,3 +135,26 @@ async def test_a_job_being_sent_to_fal_stays_its_senders_for_the_whole_submit(
         assert await other.adopt_job(sending)
     finally:
         await other.close()
+
+
+async def test_a_lease_that_ran_out_unadopted_is_still_its_owners(
+    store: SqlStore, where: str | Path, clock: ManualClock, db_path: Path
+) -> None:
+    """A process that renews late (a loaded machine) keeps the jobs nobody adopted
+    meanwhile, and loses exactly those another process took: ownership moves only by
+    adoption, so a slow renewal never makes a job undriven."""
+    await store.register_instance("slow", host="h1", pid=1, platforms=["discord"],
+                                  lease_seconds=2)
+    kept, taken = await admit(store, clock, db_path), await admit(store, clock, db_path)
+    other = await open_store(where, clock=clock)
+    try:
+        await other.register_instance("b", host="h2", pid=2, platforms=["discord"],
+                                      lease_seconds=2)
+        clock.advance(seconds=10)  # both leases ran out; another process takes one
+        assert await other.adopt_job(taken)
+        assert (await store.renew_leases(["discord"])).held == {kept}
+        assert await store.holds_lease(kept) and not await store.holds_lease(taken)
+        assert not await other.adopt_job(kept)  # renewed: not free any more
+        assert await store.take_fal_slot(kept, 10) and not await store.take_fal_slot(taken, 10)
+    finally:
+        await other.close()
