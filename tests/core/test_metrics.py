@@ -45,18 +45,18 @@ async def test_a_scrape_after_jobs_reports_the_store_and_this_process(app: Any, 
     app.register_port(chat)
     sim.fail_next(503, 2, path_contains="/fal-ai/")  # fal refuses the submit twice, then takes it
     await app.bot.handle(Invocation(user=ALICE, place=ROOM, command="video",
-                                    text="a paper boat --seconds 2 --seed 5"), chat)
+                                    text="a paper boat --seconds 2 --seed 5 --model ltx-13b"), chat)
     video = await chat.wait_video(1)
     assert (await app.runner.wait(1)).state is JobState.DONE
     # A second job fal ends with an error of a type; an adapter's event fails unexpectedly.
     sim.options.error_rate = 1.0
     await app.bot.handle(Invocation(user=ALICE, place=ROOM, command="video",
-                                    text="a paper boat --seconds 2 --seed 6"), chat)
+                                    text="a paper boat --seconds 2 --seed 6 --model ltx-13b"), chat)
     assert (await app.runner.wait(2)).state is JobState.FAILED
     await report_failure(RuntimeError("boom"), chat_tell, "command video")
 
     samples = await scrape(app)
-    model = "ltx-13b"  # what `video` picks for text
+    model = "ltx-13b"  # the label is the catalog key of the model asked for
     assert samples[("ltx_bot_jobs", (("model", model), ("state", "done")))] == 1
     assert samples[("ltx_bot_jobs", (("model", model), ("state", "failed")))] == 1
     ledger = await app.store.ledger_rows()
