@@ -31,7 +31,7 @@ ACTION_COMMANDS = ("cancel", *grammar.BUTTON_WORDS)
 # Commands whose text goes through the generation grammar (and may carry --image/--video).
 MEDIA_COMMANDS = ("video", "keyframes", "extend", "retake", "restyle", "quote")
 # Commands that take a finished job's video as `#N` (its card's button, typed).
-JOB_VIDEO_COMMANDS = ("extend", "retake")
+JOB_VIDEO_COMMANDS = ("extend", "retake", "restyle")
 # What `parse_line` calls a line that leaves the chat.
 LEAVE = "leave"
 _DASHES = ("\u2014", "\u2013", "\u2212")

@@ -10,7 +10,9 @@ when that is gone, all three refuse alike (`_gone`), before anything is charged.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,24 @@ async def press(svc: Services, inv: Invocation, port: ChatPort) -> str | None:
 
 
 HANDLERS: dict[str, Handler] = {"action": press}
+
+# Words that, typed with `#N` and no file, act on an earlier result (a finished job's video).
+EARLIER_RESULT_WORDS = ("extend", "retake", "restyle")
+_EARLIER = re.compile(r"#(\d{1,19})(?:\s+(.*))?$", re.S)
+
+
+def on_earlier_result(inv: Invocation) -> Invocation:
+    """`retake #3 a cat --from 1 --to 2` (also `extend #3 ...`, `restyle #3 ...`) typed on any
+    surface, without a file: the same as that job's button, so a slash command's text or a
+    mention reaches an earlier result as a button does. Anything else is unchanged."""
+    word = inv.command.lower().lstrip("/")
+    if word not in EARLIER_RESULT_WORDS or inv.attachments:
+        return inv
+    match = _EARLIER.match(inv.text.strip())
+    if match is None:
+        return inv
+    return replace(inv, command="action", text=(match.group(2) or "").strip(),
+                   options={**inv.options, "action": word, "job_id": int(match.group(1))})
 
 
 async def _cancel(svc: Services, inv: Invocation, job_id: int) -> None:

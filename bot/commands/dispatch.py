@@ -65,6 +65,7 @@ class Bot:
             log.info("ignoring repeated event %s", inv.event_id)
             return None
         await store.ensure_user(inv.user)
+        inv = actions.on_earlier_result(inv)
         handler = COMMANDS.get(inv.command.lower().lstrip("/"))
         if handler is None:
             raise UsageError(f"I don't know the command {inv.command!r}. Try help.")

@@ -40,9 +40,11 @@ class Lease:
         return encode_time(now + timedelta(seconds=max(self.seconds, hold)))
 
 
-# Renewing never shortens a lease: one taken for a whole submit to fal (`hold`) keeps
-# its end even when a heartbeat comes by meanwhile.
-_LATER = "CASE WHEN lease_expires > :until THEN lease_expires ELSE :until END"
+# Renewing never shortens the lease of a job being sent to fal (taken for the whole
+# submit: `hold`) while fal has not answered; once its request id is written (a later
+# state), the next renewal brings the lease back to one period.
+_LATER = (f"CASE WHEN state = '{JobState.SUBMITTED.value}' AND lease_expires > :until "
+          "THEN lease_expires ELSE :until END")
 
 
 @dataclass(frozen=True)

@@ -45,13 +45,16 @@ def test_retake_restyle_extend_and_audio(tmp_path: Path) -> None:
     # The card offers the retake as the command to type.
     assert "Retake: /retake #1 --from S --to S <prompt>" in result.stdout
 
-    # A later session retakes the finished job 1 by its number: only its sound this time.
+    # A later session retakes the finished job 1 by its number (only its sound this time)
+    # and restyles job 2 by its number.
     again = run_cli(args, cwd=tmp_path,
-                    stdin="/retake #1 --from 0 --to 2 --replace audio a dog barks\n")
+                    stdin="/retake #1 --from 0 --to 2 --replace audio a dog barks\n"
+                          "/restyle #2 an oil painting\n")
     assert again.returncode == 0, again.stderr
     assert_clean(again.stderr)
     later = saved_videos(again.stdout, tmp_path)
-    assert sorted(later) == [5], again.stdout
+    assert sorted(later) == [5, 6], again.stdout
+    assert decoded_frames(later[6]) == 96  # the restyle of job 2's clip
     parent, child = Decoded(saved[1].read_bytes()), Decoded(later[5].read_bytes())
     assert len(child.frames) == 96
     assert all(distance(mean(a), mean(b)) < 12 for a, b in zip(parent.frames, child.frames,

@@ -391,3 +391,23 @@ async def test_retake_and_restyle_an_earlier_result(app: Any, chat: FakeChat) ->
     restyle = await app.runner.wait(3)
     assert restyle.state is JobState.DONE
     assert restyle.endpoint_id == "fal-ai/ltx-2-19b/video-to-video"
+
+
+async def test_retake_and_restyle_typed_with_a_job_number_act_on_that_result(
+    app: Any, chat: FakeChat
+) -> None:
+    """`retake #1 ...` typed as text (a Slack `/ltx`, a mention) reaches job 1's video as
+    its Retake button does; `restyle #1` likewise; an unknown number is refused."""
+    await app.bot.handle(inv("video", "a fox --seconds 4 --seed 2"), chat)
+    parent = await app.runner.wait(1)
+    await app.bot.handle(inv("retake", "#1 rain --from 1 --to 3"), chat)
+    retake = await app.runner.wait(2)
+    assert retake.state is JobState.DONE and retake.parent_id == 1
+    assert retake.endpoint_id == "fal-ai/ltx-2.3/retake-video"
+    assert retake.input["video_url"] == parent.result_url
+    await app.bot.handle(inv("restyle", "#1 as a watercolour"), chat)
+    restyle = await app.runner.wait(3)
+    assert restyle.parent_id == 1 and restyle.endpoint_id == "fal-ai/ltx-2-19b/video-to-video"
+    await app.bot.handle(inv("retake", "#99 rain --from 1 --to 3"), chat)
+    assert "99" in notes(chat)[-1]
+    assert len(await app.store.list_jobs(ALICE.key)) == 3

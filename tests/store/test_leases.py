@@ -133,6 +133,13 @@ async def test_a_job_being_sent_to_fal_stays_its_senders_for_the_whole_submit(
         assert await store.holds_lease(sending)
         clock.advance(seconds=90)  # a sender that died mid-submit: free after the hold
         assert await other.adopt_job(sending)
+        # Once fal answered (the request id written), a renewal brings the lease back to
+        # one period: a crash after the submit costs one lease period, not the hold.
+        await other.update_job(sending, state=JobState.IN_QUEUE, fal_request_id="r1")
+        assert (await other.renew_leases(["discord"])).held >= {sending}
+        clock.advance(seconds=3)
+        assert [j.id for j in await store.adoptable_jobs(["discord"])
+                if j.id == sending] == [sending]
     finally:
         await other.close()
 
