@@ -59,6 +59,9 @@ OWN_COMMANDS = (
     ("/extend #<id> <prompt>", "continue a finished video with a new prompt"),
     ("/continue #<id> <prompt>", "a new video from the last frame of a finished one"),
     ("/delete <id>", "delete the saved video of a job"),
+    ("/report <id>", "report a finished video to the moderators"),
+    ("/modblock <id>", "moderators: block the job's user here (a log entry's Block user)"),
+    ("/moddelete <id>", "moderators: delete the job's video (a log entry's Delete video)"),
     ("/quit", "leave (also /exit or Ctrl-D); unfinished jobs resume on the next start"),
 )
 TRAITS = PlatformTraits(admin_setting="[console] admin_users", local_files=True,

@@ -505,8 +505,8 @@ def _flag_help(spec: OptionSpec, style: Style) -> str:
 # "video" is left out of the bare form: it is the default anyway, and "video of a cat" is
 # a prompt.
 COMMAND_WORDS = ("keyframes", "extend", "quote", "quota", "jobs", "cancel", "help", "admin",
-                 "reroll", "continue", "delete", "exit", "quit")
-BUTTON_WORDS = ("reroll", "continue", "delete")
+                 "reroll", "continue", "delete", "report", "modblock", "moddelete", "exit", "quit")
+BUTTON_WORDS = ("reroll", "continue", "delete", "report", "modblock", "moddelete")
 LEAVE_WORDS = ("exit", "quit")
 # What a chat reads after a mention or `/ltx`: the core's words only. There the buttons are
 # buttons, so "continue the story" and "exit through the gift shop" stay prompts.

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 AttachmentKind = Literal["image", "video", "unknown"]
-ActionKind = Literal["cancel", "reroll", "extend", "continue", "delete"]
+ActionKind = Literal["cancel", "reroll", "extend", "continue", "delete", "report", "modblock",
+                     "moddelete"]
 # The one list of action kinds, in the order their buttons appear.
 ACTION_KINDS: tuple[ActionKind, ...] = get_args(ActionKind)
 Markup = Literal["markdown", "mrkdwn", "plain"]

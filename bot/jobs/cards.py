@@ -71,7 +71,8 @@ TONES: dict[JobState, Tone] = {
     JobState.DONE: "success", JobState.FAILED: "error", JobState.CANCELLED: "warning",
 }
 RESULT_ACTIONS: tuple[tuple[ActionKind, str], ...] = (
-    ("reroll", "Re-roll"), ("extend", "Extend"), ("continue", "Continue"), ("delete", "Delete"))
+    ("reroll", "Re-roll"), ("extend", "Extend"), ("continue", "Continue"), ("delete", "Delete"),
+    ("report", "Report"))
 # Early progress readings are noise; a typical run time is a better guess then.
 MIN_PROGRESS_FOR_ETA = 0.05
 
