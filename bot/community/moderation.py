@@ -113,7 +113,7 @@ BUTTONS: dict[str, Callable[[Any, Invocation, ChatPort, int], Awaitable[str]]] =
 
 async def refuse_blocked(svc: Any, inv: Invocation, workspace_word: str) -> None:
     """A user a moderator blocked in this server starts nothing here."""
-    if inv.user.is_admin or inv.place.workspace is None:
+    if inv.user.is_admin:
         return
     stored = await _community(svc).settings(scope_of(inv.place))
     if stored.get(BLOCK_PREFIX + inv.user.key):
