@@ -31,6 +31,8 @@ from bot.store.protocol import workspace_key_of
 log = logging.getLogger(__name__)
 
 BLOCK_PREFIX = "blocked_user:"
+# The buttons only moderators may press (an adapter asks its platform who is one for these).
+MODERATOR_ACTIONS = frozenset({"modblock", "moddelete"})
 # The share of a budget used at which one alert goes out (per budget and period).
 ALERT_SHARE = 0.8
 NOT_MODERATOR = "Only this {word}'s moderators (its admins) can use the moderation log's buttons."
