@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 MAX_REPORT_DAYS = 3660
 USAGE = ("reports [days]", "unblock-here <user>")
+# What `help` lists to a server's own admins beside the settings (their pause is their server's).
+WORKSPACE_USAGE = ("pause [reason]", "resume", *USAGE)
 # What a server's own admins may run here (the dispatcher's table of theirs adds these).
 WORKSPACE_SUBCOMMANDS = frozenset({"reports", "unblock-here", "pause", "resume"})
 
