@@ -131,9 +131,16 @@ async def test_without_a_log_a_report_is_kept_for_admin_reports(app: Any, chat: 
     assert "admin reports" in last_note(chat, BOB) and "Reports" not in last_note(chat, BOB)
 
 
-async def test_an_unfinished_job_has_nothing_to_report(app: Any, chat: FakeChat) -> None:
+async def test_only_a_finished_video_can_be_reported(app: Any, chat: FakeChat, sim: Any) -> None:
     await app.bot.handle(press("report", 7, BOB), chat)
     assert last_note(chat, BOB) == "There is no job #7."
+    sim.options.run_seconds = 60.0
+    await app.bot.handle(inv("video", "a quiet harbour --seconds 1"), chat)
+    await app.bot.handle(inv("cancel", "1"), chat)
+    await app.runner.wait(1)
+    await app.bot.handle(press("report", 1, BOB), chat)
+    assert last_note(chat, BOB) == "Job #1 has no finished video to report."
+    assert await moderation.moderation(app.bot.services).reports(None, app.quota.clock().replace(year=2000)) == []
 
 
 async def test_a_server_admin_pauses_their_server_only(app: Any, chat: FakeChat) -> None:
