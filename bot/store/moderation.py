@@ -3,7 +3,7 @@
 Two tables (migration v9, h13mod): `reports` (one row per job and reporting user: the
 primary key is what makes "once per user per job" hold across processes and restarts;
 `logged` says whether a moderation log took it) and `alerts_sent` (one row per alert
-key, e.g. `budget:workspace:discord:1:2026-12`: the first process to insert it sends
+key, e.g. `budget:global:2026-12-01`: the first process to insert it sends
 the alert, every other one finds it there).
 """
 
