@@ -60,6 +60,9 @@ OWN_COMMANDS = (
     ("/retake #<id> <prompt> --from S --to S", "redo seconds S to S of a finished video"),
     ("/continue #<id> <prompt>", "a new video from the last frame of a finished one"),
     ("/delete <id>", "delete the saved video of a job"),
+    ("/report <id>", "report a finished video to the moderators"),
+    ("/modblock <id>", "moderators: block the job's user here (a log entry's Block user)"),
+    ("/moddelete <id>", "moderators: delete the job's video (a log entry's Delete video)"),
     ("/quit", "leave (also /exit or Ctrl-D); unfinished jobs resume on the next start"),
 )
 TRAITS = PlatformTraits(admin_setting="[console] admin_users", local_files=True,

@@ -1,5 +1,6 @@
-"""/ltx-admin: grant, tier, block, unblock, usage, pause, resume and forget, for the admins the
-config names; settings and audit also for the server's own admins (Manage Server)."""
+"""/ltx-admin: grant, tier, block, unblock, usage and forget, for the admins the config
+names; settings, audit, pause, resume, reports and unblock-here also for the server's own
+admins (Manage Server), on their server."""
 
 from __future__ import annotations
 
@@ -51,14 +52,25 @@ def register(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> No
                     days: Range[int, 1, 366] = 30) -> None:
         await run_admin(adapter, interaction, "usage", {"scope": scope, "days": days})
 
-    @admin.command(name="pause", description="Pause video generation everywhere")
-    @app_commands.describe(reason="Shown to users whose commands are refused")
-    async def pause(interaction: discord.Interaction[Any], reason: str = "") -> None:
-        await run_admin(adapter, interaction, "pause", {"reason": reason[:200]})
+    @admin.command(name="pause", description="Pause video generation (this server, or everywhere)")
+    @app_commands.describe(reason="Shown to users whose commands are refused",
+                           here="The bot's admins: this server only (a server's admins: always)")
+    async def pause(interaction: discord.Interaction[Any], reason: str = "",
+                    here: bool = False) -> None:
+        await run_admin(adapter, interaction, "pause", {"reason": reason[:200], "here": here})
 
     @admin.command(name="resume", description="Resume video generation (also after fal's account)")
-    async def resume(interaction: discord.Interaction[Any]) -> None:
-        await run_admin(adapter, interaction, "resume", {})
+    @app_commands.describe(here="The bot's admins: this server's pause only")
+    async def resume(interaction: discord.Interaction[Any], here: bool = False) -> None:
+        await run_admin(adapter, interaction, "resume", {"here": here})
+
+    @admin.command(name="reports", description="Videos members reported, newest first")
+    async def reports(interaction: discord.Interaction[Any], days: Range[int, 1, 3660] = 7) -> None:
+        await run_admin(adapter, interaction, "reports", {"days": days})
+
+    @admin.command(name="unblock-here", description="Lift a block set from the moderation log")
+    async def unblock_here(interaction: discord.Interaction[Any], user: discord.User) -> None:
+        await run_admin(adapter, interaction, "unblock-here", {"user": f"{PLATFORM}:{user.id}"})
     @admin.command(name="settings", description="Show or change this server's settings")
     @app_commands.describe(name="The setting (for set and reset)",
                            value="The new value; lists comma-separated, none for an empty list")

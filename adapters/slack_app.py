@@ -70,6 +70,7 @@ from adapters.slack_workspaces import Workspaces, make_clients
 from bot.app import App
 from bot.boundary import Tell, boundary, report_failure
 from bot.commands.services import MAX_JOB_ID
+from bot.community.moderation import MODERATOR_ACTIONS
 from bot.config import Settings
 from bot.errors import UserError
 from bot.grammar import clean_text
@@ -228,8 +229,10 @@ class SlackAdapter:
 
     async def _run(self, inv: Invocation) -> None:
         self.started += 1
-        if inv.command in ("admin", "help") and not inv.user.is_admin:
-            # Only these ask: a workspace's admins may change its own settings (help lists them).
+        if (inv.command in ("admin", "help") or inv.options.get("action") in MODERATOR_ACTIONS
+                ) and not inv.user.is_admin:
+            # Only these ask: a workspace's admins may change its own settings (help lists
+            # them) and use the moderation log's buttons.
             inv.user = replace(inv.user, is_workspace_admin=await self._workspace_admin(
                 inv.user.id, inv.place.workspace))
         await self.core.handle(inv, self.port)

@@ -98,7 +98,7 @@ def button(action: Action) -> Block:
         "text": {"type": "plain_text", "text": clip(action.label, 75), "emoji": True},
         "value": str(action.job_id),
     }
-    if action.kind == "delete":
+    if action.kind in ("delete", "moddelete"):
         element["style"] = "danger"
         element["confirm"] = {
             "title": {"type": "plain_text", "text": "Delete this video?"},
@@ -107,7 +107,7 @@ def button(action: Action) -> Block:
             "deny": {"type": "plain_text", "text": "Keep"},
             "style": "danger",
         }
-    elif action.kind == "cancel":
+    elif action.kind in ("cancel", "modblock"):
         element["style"] = "danger"
     elif action.kind == "reroll":
         element["style"] = "primary"

@@ -450,8 +450,8 @@ def _flag_help(spec: OptionSpec, style: Style) -> str:
 # a prompt.
 COMMAND_WORDS = ("keyframes", "extend", "retake", "restyle", "models", "quote", "quota", "jobs",
                  "cancel", "help", "admin", "forget-me", "my-data", "reroll", "continue", "delete",
-                 "exit", "quit")
-BUTTON_WORDS = ("reroll", "continue", "delete")
+                 "report", "modblock", "moddelete", "exit", "quit")
+BUTTON_WORDS = ("reroll", "continue", "delete", "report", "modblock", "moddelete")
 LEAVE_WORDS = ("exit", "quit")
 # What a chat reads after a mention or `/ltx`: the core's words only. There the buttons are
 # buttons, so "continue the story" and "exit through the gift shop" stay prompts.

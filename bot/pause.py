@@ -50,14 +50,16 @@ class Paused(UserError):
 
 
 def may_pause(user: User, scope: str) -> bool:
-    """Who may set or lift a pause of `scope`: the bot's operator admins, everywhere.
-    (One place to widen, e.g. for a server's own admins and their server's scope.)"""
-    return user.is_admin
+    """Who may set or lift a pause of `scope`: the bot's operator admins, everywhere; a
+    server's own admins, that server only (`scope` is then the workspace the command came
+    from: `User.is_workspace_admin` speaks of that one)."""
+    return user.is_admin or (user.is_workspace_admin and scope != EVERYWHERE)
 
 
 def check_may_pause(user: User, scope: str) -> None:
     if not may_pause(user, scope):
-        raise PermissionDenied("Only the bot's admins can pause or resume video generation.")
+        raise PermissionDenied("Only the bot's admins (or a server's own admins, for their "
+                               "server) can pause or resume video generation.")
 
 
 def scopes_of(place: Place | None) -> list[str]:

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 AttachmentKind = Literal["image", "video", "audio", "unknown"]
-# "forget" is the Forget me button of a forget-me confirmation (job id 0: it names no job).
+# "forget" is the Forget me button of a forget-me confirmation (job id 0: it names no job);
+# "modblock" and "moddelete" are the moderation log's buttons.
 ActionKind = Literal["cancel", "reroll", "extend", "retake", "continue", "delete", "restyle",
-                     "forget"]
+                     "forget", "report", "modblock", "moddelete"]
 # The one list of action kinds, in the order their buttons appear.
 ACTION_KINDS: tuple[ActionKind, ...] = get_args(ActionKind)
 Markup = Literal["markdown", "mrkdwn", "plain"]

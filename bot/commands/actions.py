@@ -20,7 +20,7 @@ from bot import catalog, grammar, media, routing
 from bot.commands import privacy
 from bot.commands.generate import fit_images, scratch, start
 from bot.commands.services import Handler, Services, job_id_of
-from bot.community import safety
+from bot.community import moderation, safety
 from bot.errors import MediaError, UsageError
 from bot.model import GenerationRequest, JobRecord, JobState, LocalMedia, MediaRef
 from bot.ports import ACTION_KINDS, ChatPort, Invocation
@@ -30,7 +30,9 @@ async def press(svc: Services, inv: Invocation, port: ChatPort) -> str | None:
     kind = str(inv.options.get("action", ""))
     if kind not in ACTION_KINDS:
         raise UsageError(f"Unknown action {kind!r}.")
-    if kind in ("reroll", "extend", "continue"):
+    if kind in moderation.BUTTONS:  # Report, and the moderation log's buttons: a note back
+        return await moderation.BUTTONS[kind](svc, inv, port, job_id_of(inv))
+    if kind in ("reroll", "extend", "continue", "retake", "restyle"):
         # A button starts a job here too: the server's rules apply, and a prompt typed for it.
         await safety.admit(svc, inv, port.traits, [inv.text])
     # Forget me names no job (its id is 0): it confirms the presser's own forget-me.

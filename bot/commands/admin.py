@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.commands import admin_pause, admin_settings, privacy
+from bot.commands import admin_moderation, admin_pause, admin_settings, privacy
 from bot.commands.services import Handler, Services, whole_number
 from bot.community.audit import record_admin_action
 from bot.errors import UsageError
@@ -23,7 +23,7 @@ MAX_USAGE_DAYS = 3660
 # Each subcommand as typed after `admin`; `help` lists them to admins.
 SUBCOMMAND_USAGE = ("grant <user> <credits>", "tier <user> <tier|none>", "block <user>",
                     "unblock <user>", "usage [users|workspaces] [days]", *admin_pause.USAGE,
-                    *admin_settings.USAGE, "forget <user>")
+                    *admin_settings.USAGE, *admin_moderation.USAGE, "forget <user>")
 HELP = f"Admin commands: {', '.join(SUBCOMMAND_USAGE)}."
 
 
@@ -135,6 +135,7 @@ SUBCOMMANDS: dict[str, Callable[[AdminCall], Awaitable[str]]] = {
     **admin_pause.SUBCOMMANDS,
     **admin_settings.SUBCOMMANDS,
     "forget": privacy.admin_forget,
+    **admin_moderation.SUBCOMMANDS,
 }
 
 

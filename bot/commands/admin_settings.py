@@ -12,6 +12,7 @@ import re
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from bot.commands import admin_moderation
 from bot.commands.services import whole_number
 from bot.community import audit
 from bot.community.settings import (
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 MAX_AUDIT_DAYS = 3660
 USAGE = ("settings show", "settings set <name> <value>", "settings reset <name>", "audit [days]")
 # What a server's own admins may run; everything else is the operator's admins'.
-WORKSPACE_SUBCOMMANDS = frozenset({"settings", "audit"})
+WORKSPACE_SUBCOMMANDS = frozenset({"settings", "audit"}) | admin_moderation.WORKSPACE_SUBCOMMANDS
 # Admin subcommands whose every use is written to the audit trail by the dispatcher.
 AUDITED = frozenset({"grant", "tier", "block", "unblock"})
 _SET = re.compile(r"^\s*(?:admin\s+)?settings\s+set\s+(?P<name>\S+)\s*(?P<value>.*)$", re.I | re.S)

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from bot import catalog, grammar, media, routing
 from bot.commands.services import Handler, Services
-from bot.community import modlog, safety
+from bot.community import moderation, modlog, safety
 from bot.errors import QuotaExceeded
 from bot.floor import cheapest
 from bot.model import GenerationRequest, LocalMedia, MediaKind, MediaRef, ParentKind
@@ -86,6 +86,7 @@ async def start(
     job = await _patiently(svc, inv, lambda: svc.runner.start_job(
         inv, request, inputs, parent_id=parent_id, parent_kind=parent_kind))
     await modlog.started(svc, rules, inv, job)
+    svc.runner.rt.spawn_background(moderation.budget_check(svc, rules, inv))
 
 
 async def _cheap_refusals(svc: Services, inv: Invocation, port: ChatPort, command: grammar.Command,

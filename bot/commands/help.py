@@ -8,7 +8,7 @@ written in the surface's markup (plain text, Markdown or mrkdwn).
 from __future__ import annotations
 
 from bot import grammar
-from bot.commands import admin_settings
+from bot.commands import admin_moderation, admin_settings
 from bot.commands.admin import SUBCOMMAND_USAGE
 from bot.commands.models import models_text
 from bot.commands.services import Handler, Services
@@ -26,7 +26,8 @@ async def show_help(svc: Services, inv: Invocation, port: ChatPort) -> str:
     if inv.user.is_admin:
         parts.append(admin_text(traits.command_prefix, style))
     elif inv.user.is_workspace_admin:
-        parts.append(admin_text(traits.command_prefix, style, admin_settings.USAGE))
+        parts.append(admin_text(traits.command_prefix, style,
+                                (*admin_settings.USAGE, *admin_moderation.WORKSPACE_USAGE)))
     parts.append(models_text(style, svc.settings))
     policy = policy_text(svc, style)
     if policy:

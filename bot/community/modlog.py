@@ -7,8 +7,10 @@ users never see the list). An entry is posted through the platform's own port, i
 the server's channel; a failure to post (the bot is not in that channel) is logged
 and never fails the user's command.
 
-A job's entry is edited when the job ends (how, and the result's link). Not here
-yet: the Block user / Delete video buttons on entries (see docs/SAFETY.md).
+A job's entry is edited when the job ends (how, and the result's link). Each job's
+entry (and each report, `reported`) carries the moderators' buttons, Block user and
+Delete video (`bot.community.moderation` answers them); `alert` posts a one-line
+warning (the budget alert).
 """
 
 from __future__ import annotations
@@ -24,11 +26,18 @@ from bot.config.safety import SafetySettings
 from bot.errors import report_unexpected
 from bot.grammar import shorten
 from bot.model import JobRecord
-from bot.ports import ChatPort, Invocation, MessageRef, Place, StatusCard
+from bot.ports import Action, ActionKind, ChatPort, Invocation, MessageRef, Place, StatusCard
 
 log = logging.getLogger(__name__)
 
 PROMPT_CHARS = 300  # an entry shows this much of a prompt
+# The moderators' buttons on an entry, in order.
+MOD_ACTIONS: tuple[tuple[ActionKind, str], ...] = (("modblock", "Block user"),
+                                                   ("moddelete", "Delete video"))
+
+
+def mod_actions(job_id: int) -> list[Action]:
+    return [Action(kind=kind, job_id=job_id, label=label) for kind, label in MOD_ACTIONS]
 
 
 def _where(safety: SafetySettings, inv: Invocation, svc: Any) -> tuple[ChatPort, Place] | None:
@@ -80,7 +89,7 @@ async def started(svc: Any, safety: SafetySettings, inv: Invocation, job: JobRec
 
     def card(port: ChatPort) -> StatusCard:
         return StatusCard(
-            title=f"Job #{job.id} started", final=True,
+            title=f"Job #{job.id} started", final=True, actions=mod_actions(job.id),
             lines=[_who_where(inv, port), f"Prompt: {shorten(job.prompt, PROMPT_CHARS)}",
                    f"Model: {model} · about {job.estimate_credits} credits (${job.estimate_usd:.2f})"])
 
@@ -101,3 +110,25 @@ async def _follow(svc: Any, job_id: int, port: ChatPort, ref: MessageRef, entry:
                                      tone="success" if ending == "done" else "warning"))
     except Exception as exc:
         report_unexpected(log, exc, "updating the moderation log")
+
+
+async def reported(svc: Any, safety: SafetySettings, inv: Invocation, job: JobRecord) -> bool:
+    """A finished video someone reported, for the moderators; False when not posted."""
+
+    def card(port: ChatPort) -> StatusCard:
+        where = channel_link(job.place.channel, port.traits)
+        lines = [f"Reported by {inv.user.name} ({inv.user.key})",
+                 f"Made by {job.owner_name} ({job.owner_key}) in {where}",
+                 f"Prompt: {shorten(job.prompt, PROMPT_CHARS)}"]
+        if job.result_url:
+            lines.append(f"Result: {job.result_url}")
+        return StatusCard(title=f"Job #{job.id} reported", tone="warning", final=True,
+                          lines=lines, actions=mod_actions(job.id))
+
+    return await _post(svc, safety, inv, card) is not None
+
+
+async def alert(svc: Any, safety: SafetySettings, inv: Invocation, text: str) -> bool:
+    """A warning for the moderators (the budget alert); False when there is no log here."""
+    card = StatusCard(title="Budget alert", tone="warning", final=True, lines=[text])
+    return await _post(svc, safety, inv, lambda _port: card) is not None

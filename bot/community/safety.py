@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.community import modlog, where
+from bot.community import moderation, modlog, where
 from bot.community.blocklist import Blocklist
 from bot.community.settings import ServerSettings, scope_of
 from bot.config.safety import FlaggedResults, SafetySettings
@@ -49,6 +49,7 @@ def server_settings(svc: Any) -> ServerSettings:
 async def admit(svc: Any, inv: Invocation, traits: PlatformTraits, texts: Sequence[str]) -> SafetySettings:
     """Refuse a job here (a `PlaceRefused`) or a prompt (a `PromptRefused`, counted); else
     the settings in force, for the rest of the command."""
+    await moderation.refuse_blocked(svc, inv, traits.workspace_word)
     safety = await server_settings(svc).safety(inv.place)
     why = where.refusal(safety, inv.place, traits)
     if why is not None:

@@ -72,7 +72,7 @@ TONES: dict[JobState, Tone] = {
 }
 RESULT_ACTIONS: tuple[tuple[ActionKind, str], ...] = (
     ("reroll", "Re-roll"), ("extend", "Extend"), ("retake", "Retake"), ("continue", "Continue"),
-    ("delete", "Delete"))
+    ("delete", "Delete"), ("report", "Report"))
 # Early progress readings are noise; a typical run time is a better guess then.
 MIN_PROGRESS_FOR_ETA = 0.05
 

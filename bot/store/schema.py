@@ -211,6 +211,25 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expires_at <time> NOT NULL
         )<rowid>""",
     ),
+    # v8: reports of finished videos (one per user and job, kept whether or not a
+    # moderation log took them) and the alerts sent once per period (budget at 80%).
+    # See bot/store/moderation.py.
+    (
+        """CREATE TABLE reports (
+            job_id INTEGER NOT NULL,
+            user_key TEXT NOT NULL,
+            user_name TEXT NOT NULL DEFAULT '',
+            scope TEXT NOT NULL,
+            at <time> NOT NULL,
+            logged INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (job_id, user_key)
+        )<rowid>""",
+        "CREATE INDEX reports_scope_at ON reports(scope, at)",
+        """CREATE TABLE alerts_sent (
+            alert TEXT PRIMARY KEY,
+            at <time> NOT NULL
+        )<rowid>""",
+    ),
 )
 MIGRATIONS = tuple(tuple(SQLITE.ddl(s) for s in step) for step in _MIGRATIONS)
 PG_MIGRATIONS = tuple(tuple(POSTGRES.ddl(s) for s in step) for step in _MIGRATIONS)

@@ -197,6 +197,7 @@ async def test_help_shows_a_server_admin_the_commands_they_may_use(app: Any, cha
     await app.bot.handle(inv("help", user=MOD), chat)
     said = last_note(chat, MOD)
     assert "/admin settings set <name> <value>" in said and "/admin audit [days]" in said
+    assert "/admin pause [reason]" in said and "/admin reports [days]" in said
     assert "admin grant" not in said
     await app.bot.handle(inv("help"), chat)
     assert "admin settings" not in last_note(chat, ALICE)

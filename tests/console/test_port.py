@@ -285,7 +285,7 @@ def completions(text: str) -> list[str]:
 def test_completion_of_commands_flags_models_choices_and_paths(tmp_path: Path) -> None:
     assert completions("/jo") == ["/jobs"]
     assert completions("quo") == ["quote", "quota"]
-    assert completions("/re") == ["/retake", "/restyle", "/reroll"]
+    assert completions("/re") == ["/retake", "/restyle", "/reroll", "/report"]
     assert completions("a clip --audio-f") == ["--audio-file"]
     assert completions("a cat --seco") == ["--seconds"]
     assert "--model" in completions("a cat --m")

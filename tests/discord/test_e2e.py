@@ -30,7 +30,7 @@ from tests.discord.conftest import (
 from tests.discord.fake_api import EPHEMERAL, Call, FakeDiscord
 from tests.discord.payloads import CHANNEL_ID, USER_ID, Payloads, minutes_ago
 
-RESULT_KINDS = ("reroll", "extend", "retake", "continue", "delete")
+RESULT_KINDS = ("reroll", "extend", "retake", "continue", "delete", "report")
 
 
 @dataclass

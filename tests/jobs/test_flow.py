@@ -21,7 +21,8 @@ async def test_text_job_end_to_end(jobs: Jobs) -> None:
     assert len(jobs.chat.videos()) == 1
     assert video.data is not None and video.data[4:8] == b"ftyp"
     assert video.card is not None
-    assert [a.kind for a in video.card.actions] == ["reroll", "extend", "retake", "continue", "delete"]
+    assert [a.kind for a in video.card.actions] == ["reroll", "extend", "retake", "continue",
+                                                    "delete", "report"]
     summary = "\n".join(video.card.lines)
     assert "seed 7" in summary
     assert "Cost: 2 credits" in summary
