@@ -29,7 +29,8 @@ ExportBy = Literal["user", "workspace", "model"]
 NO_WORKSPACE = "-"
 FORGOTTEN_NAME = "forgotten user"
 # Tables a scrub or a purge rewrites: the ones PostgreSQL vacuums afterwards.
-TOUCHED_TABLES = ("jobs", "users", "ledger", "usage_totals")
+TOUCHED_TABLES = ("jobs", "users", "ledger", "usage_totals", "safety_events", "reports",
+                  "admin_audit", "workspace_settings")
 
 _EXPORT_SQL: dict[ExportBy, str] = {
     "user": """
@@ -75,6 +76,22 @@ def forgotten_key(user_key: str) -> str:
 # of their own rows here: (tx, old user key, new opaque key) -> None, run in the same
 # transaction as the scrub of the jobs.
 EXTRA_SCRUBS: list[Callable[[SqlTx, str, str], None]] = []
+
+
+def _scrub_moderation_rows(tx: SqlTx, user_key: str, new_key: str) -> None:
+    """The safety tables name the user by key (a report also by name, a block from the
+    moderation log in a setting's name): they follow the opaque key, names go. Counts and
+    the audit trail keep adding up; nothing there holds a prompt."""
+    tx.execute("UPDATE safety_events SET user_key = ? WHERE user_key = ?", (new_key, user_key))
+    tx.execute("UPDATE reports SET user_key = ?, user_name = '' WHERE user_key = ?",
+               (new_key, user_key))
+    tx.execute("UPDATE admin_audit SET actor = ? WHERE actor = ?", (new_key, user_key))
+    tx.execute("UPDATE admin_audit SET target = ? WHERE target = ?", (new_key, user_key))
+    tx.execute("UPDATE workspace_settings SET name = ? WHERE name = ?",
+               (f"blocked_user:{new_key}", f"blocked_user:{user_key}"))
+
+
+EXTRA_SCRUBS.append(_scrub_moderation_rows)
 
 # Every column of a job that holds the user's words, their name, their files' URLs or a
 # reference to a message: emptied or nulled. A cancel left for another process stays
@@ -135,6 +152,23 @@ def jobs_of(tx: SqlTx, user_key: str) -> list[JobRecord]:
 # Other parts of the store add their rows about a user to `my-data` here:
 # (tx, user key) -> (name of the section, its rows as plain values).
 EXTRA_EXPORTS: list[Callable[[SqlTx, str], tuple[str, list[dict[str, Any]]]]] = []
+
+
+def _moderation_rows(tx: SqlTx, user_key: str) -> tuple[str, list[dict[str, Any]]]:
+    """What the safety tables hold about the user: reports they made, prompts of theirs a
+    blocklist refused (counted, never the prompt), admin actions by or about them."""
+    rows = [{"table": "reports", **_plain(r)} for r in tx.fetch(
+        "SELECT job_id, scope, at FROM reports WHERE user_key = ? ORDER BY at", (user_key,))]
+    rows += [{"table": "safety_events", **_plain(r)} for r in tx.fetch(
+        "SELECT scope, kind, channel, at FROM safety_events WHERE user_key = ? ORDER BY at",
+        (user_key,))]
+    rows += [{"table": "admin_audit", **_plain(r)} for r in tx.fetch(
+        "SELECT at, actor, scope, action, target FROM admin_audit WHERE actor = ? OR target = ?"
+        " ORDER BY at", (user_key, user_key))]
+    return "moderation", rows
+
+
+EXTRA_EXPORTS.append(_moderation_rows)
 
 
 def user_data(tx: SqlTx, user_key: str) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from bot.model import JobState
 from bot.privacy.compact import compact
 from bot.quota import Quota
 from bot.store import SqlStore, SqlTx
+from bot.store.community import Community
+from bot.store.moderation import Moderation
 from bot.store.privacy import (
     expired_jobs,
     forget_user,
@@ -56,6 +58,13 @@ async def test_forget_user_leaves_amounts_and_no_text(
         store: SqlStore, quota: Quota, backend: str, where: str | Path,
         request: pytest.FixtureRequest) -> None:
     mine, theirs = await _jobs(store, quota)
+    # The safety tables name her too: an audit entry (by her, about her), a refused prompt
+    # counted, a report she made, a block a moderator set on her.
+    community, moderation = Community(store, store.clock), Moderation(store, store.clock)
+    await community.record(ALICE.key, "discord:g1", "grant", target=ALICE.key)
+    await community.count_event("discord:g1", ALICE.key, "blocklist", "c1")
+    await moderation.report(theirs, ALICE.key, "alice", "discord:g1", logged=False)
+    await community.set("discord:g1", f"blocked_user:{ALICE.key}", True, by="mod")
     ledger_before = [(r["kind"], r["credits"], r["usd"]) for r in await store.ledger_rows()]
     assert PROMPT.encode() in _raw(backend, where, request)
     new_key = forgotten_key(ALICE.key)
@@ -88,6 +97,9 @@ async def test_user_data_holds_every_row(store: SqlStore, quota: Quota) -> None:
     assert [j["id"] for j in data["jobs"]] == [mine]
     assert [r["kind"] for r in data["ledger"]] == ["reserve", "settle"]
     assert {r["scope"] for r in data["usage_totals"]} >= {"user_day", "user_month"}
+    await Community(store, store.clock).count_event("discord:g1", ALICE.key, "blocklist", "c1")
+    data = await store.run(lambda tx: user_data(tx, ALICE.key), write=False)
+    assert [(r["table"], r["kind"]) for r in data["moderation"]] == [("safety_events", "blocklist")]
 
 
 async def test_purge_empties_old_finished_jobs_only(store: SqlStore, quota: Quota,
