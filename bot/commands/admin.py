@@ -73,7 +73,10 @@ async def admin(svc: Services, inv: Invocation, port: ChatPort) -> str:
         raise UsageError(HELP)
     args = words if named else words[1:]
     note = await run(AdminCall(svc, inv, port.traits, args))
-    if sub in admin_settings.AUDITED:
+    if sub == "forget":
+        # Whom the bot forgot stays forgotten: the trail says only that an admin did it.
+        await record_admin_action(svc, inv, sub, target="a user (forgotten)")
+    elif sub in admin_settings.AUDITED:
         target = str(inv.options.get("user") or (args[0] if args else ""))
         await record_admin_action(svc, inv, sub, target=target, detail=note)
     return note

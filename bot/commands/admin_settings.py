@@ -34,7 +34,7 @@ USAGE = ("settings show", "settings set <name> <value>", "settings reset <name>"
 # What a server's own admins may run; everything else is the operator's admins'.
 WORKSPACE_SUBCOMMANDS = frozenset({"settings", "audit"}) | admin_moderation.WORKSPACE_SUBCOMMANDS
 # Admin subcommands whose every use is written to the audit trail by the dispatcher.
-AUDITED = frozenset({"grant", "tier", "block", "unblock"})
+AUDITED = frozenset({"grant", "tier", "block", "unblock", "forget"})
 _SET = re.compile(r"^\s*(?:admin\s+)?settings\s+set\s+(?P<name>\S+)\s*(?P<value>.*)$", re.I | re.S)
 
 

@@ -139,6 +139,10 @@ async def test_admin_forget(app: Any, chat: FakeChat) -> None:
     await app.bot.handle(inv("admin", "forget alice", user=ROOT), chat)
     assert "Forgotten: 1 job(s)" in notes(chat, ROOT)[-1]
     assert (await app.store.get_job(job_id)).prompt == ""
+    # The audit trail says an admin forgot someone, not whom.
+    await app.bot.handle(inv("admin", "audit", user=ROOT), chat)
+    trail = notes(chat, ROOT)[-1]
+    assert "forget a user (forgotten)" in trail and "alice" not in trail
     await app.bot.handle(inv("admin", "forget console:nobody", user=ROOT), chat)
     assert "nothing about that user" in notes(chat, ROOT)[-1]
 
