@@ -57,8 +57,11 @@ def model_line(endpoint: Endpoint, settings: Settings, style: Style) -> str:
         marks.append("turned off here")
     assumed = " (assumed)" if price.assumed else ""
     what = endpoint.summary or endpoint.title
-    return (f"{style.code(endpoint.key)}: {what}. {price.describe().removesuffix(' (assumed)')}"
-            f"{assumed}, e.g. {price_example(endpoint, price)}. {'; '.join(marks)}.")
+    rate = price.describe().removesuffix(" (assumed)")
+    example = price_example(endpoint, price)
+    # A flat price per video is its own example: "$0.02 a video, e.g. $0.02 a video" says it twice.
+    shown = f"{rate}{assumed}" if example == rate else f"{rate}{assumed}, e.g. {example}"
+    return f"{style.code(endpoint.key)}: {what}. {shown}. {'; '.join(marks)}."
 
 
 def models_text(style: Style, settings: Settings) -> str:
