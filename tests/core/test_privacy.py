@@ -12,19 +12,12 @@ import pytest
 
 from bot.commands import privacy
 from bot.model import JobState
-from bot.ports import Invocation, Place, User
+from bot.ports import User
 from bot.privacy.files import history_path
+from tests.core.test_commands import ALICE, BOB, ROOT, inv, notes
 from tests.fakes.chat import FakeChat
 
-ALICE = User(platform="console", id="alice", name="Alice")
-BOB = User(platform="console", id="bob", name="Bob")
-ROOT = User(platform="console", id="root", name="Root", is_admin=True)
-ROOM = Place(platform="console", channel="general", workspace="local")
 PROMPT = "a zanzibar quokka juggling seven teacups"
-
-
-def inv(command: str, text: str = "", user: User = ALICE, **kw: Any) -> Invocation:
-    return Invocation(user=user, place=ROOM, command=command, text=text, **kw)
 
 
 @pytest.fixture
@@ -32,10 +25,6 @@ def chat(app: Any) -> FakeChat:
     port = FakeChat("console")
     app.register_port(port)
     return port
-
-
-def notes(chat: FakeChat, user: User = ALICE) -> list[str]:
-    return [c.text or "" for c in chat.of_kind("tell") if c.user == user]
 
 
 def raw_files(db: Path) -> bytes:
