@@ -20,6 +20,7 @@ from typing import Any, Literal
 from bot.model import JobRecord
 
 from .codec import encode_time, job_from_row
+from .modlog_posts import drop_user
 from .protocol import UsageRow
 from .queries import SqlTx
 from .schema import FINAL_SQL
@@ -30,7 +31,7 @@ NO_WORKSPACE = "-"
 FORGOTTEN_NAME = "forgotten user"
 # Tables a scrub or a purge rewrites: the ones PostgreSQL vacuums afterwards.
 TOUCHED_TABLES = ("jobs", "users", "ledger", "usage_totals", "safety_events", "reports",
-                  "admin_audit", "workspace_settings")
+                  "admin_audit", "workspace_settings", "modlog_posts")
 
 _EXPORT_SQL: dict[ExportBy, str] = {
     "user": """
@@ -89,6 +90,8 @@ def _scrub_moderation_rows(tx: SqlTx, user_key: str, new_key: str) -> None:
     tx.execute("UPDATE admin_audit SET target = ? WHERE target = ?", (new_key, user_key))
     tx.execute("UPDATE workspace_settings SET name = ? WHERE name = ?",
                (f"blocked_user:{new_key}", f"blocked_user:{user_key}"))
+    # The moderation log's posts about the user were edited to a neutral card before.
+    drop_user(tx, user_key)
 
 
 EXTRA_SCRUBS.append(_scrub_moderation_rows)
