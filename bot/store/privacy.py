@@ -159,7 +159,8 @@ EXTRA_EXPORTS: list[Callable[[SqlTx, str], tuple[str, list[dict[str, Any]]]]] = 
 
 def _moderation_rows(tx: SqlTx, user_key: str) -> tuple[str, list[dict[str, Any]]]:
     """What the safety tables hold about the user: reports they made, prompts of theirs a
-    blocklist refused (counted, never the prompt), admin actions by or about them."""
+    blocklist refused (counted, never the prompt), admin actions by or about them, and
+    where the moderation log's posts about them are."""
     rows = [{"table": "reports", **_plain(r)} for r in tx.fetch(
         "SELECT job_id, scope, at FROM reports WHERE user_key = ? ORDER BY at", (user_key,))]
     rows += [{"table": "safety_events", **_plain(r)} for r in tx.fetch(
@@ -168,6 +169,9 @@ def _moderation_rows(tx: SqlTx, user_key: str) -> tuple[str, list[dict[str, Any]
     rows += [{"table": "admin_audit", **_plain(r)} for r in tx.fetch(
         "SELECT at, actor, scope, action, target FROM admin_audit WHERE actor = ? OR target = ?"
         " ORDER BY at", (user_key, user_key))]
+    rows += [{"table": "modlog_posts", **_plain(r)} for r in tx.fetch(
+        "SELECT job_id, platform, channel, message_id, at FROM modlog_posts WHERE user_key = ?"
+        " ORDER BY at", (user_key,))]
     return "moderation", rows
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from bot.ports import MessageRef
 from bot.store import SqlStore
 from bot.store.modlog_posts import ModlogPosts
-from bot.store.privacy import forget_user, forgotten_key
+from bot.store.privacy import forget_user, forgotten_key, user_data
 
 from .conftest import ALICE, BOB, ManualClock
 
@@ -30,6 +30,11 @@ async def test_posts_are_kept_per_user_and_dropped_when_forgotten(
     assert [(p.job_id, p.ref) for p in mine] == [(1, STARTED), (0, REFUSED), (7, REPORTED)]
     assert [p.ref for p in await posts.of_user(BOB.key)] == [REPORTED]
     assert await posts.listed(STARTED)
+    # my-data says where they are (never what they say: the store does not hold that).
+    listed = [r for r in (await store.run(lambda tx: user_data(tx, ALICE.key), write=False))[
+        "moderation"] if r["table"] == "modlog_posts"]
+    assert [(r["job_id"], r["channel"], r["message_id"]) for r in listed] == [
+        (1, "mods", "m1"), (0, "mods", "m2"), (7, "C-mods", "17.5")]
 
     await store.run(lambda tx: forget_user(tx, ALICE.key, forgotten_key(ALICE.key), clock()))
 
