@@ -61,6 +61,8 @@ class Forgotten:
         parts.append(f"{self.posts_deleted} post(s) deleted")
         if self.posts_kept:
             parts.append(f"{self.posts_kept} post(s) could not be deleted here (delete them by hand)")
+        if self.modlog_edited:
+            parts.append(f"{self.modlog_edited} moderation-log entry(ies) made anonymous")
         if self.files_removed:
             parts.append(f"{self.files_removed} saved file(s) removed")
         text = ", ".join(parts) + ". Only the amounts spent stay, under an anonymous key."
