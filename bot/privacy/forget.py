@@ -3,7 +3,8 @@
 In order: their unfinished jobs are cancelled (refunded as any cancel), the bot's
 own posts of their jobs are deleted where the platform lets it, then one store
 transaction moves their money to an opaque `forgotten:<hash>` key and empties every
-text that names them or holds their words; then the files outside the database go
+text that names them or holds their words; the moderation log's entries about them
+are edited to a neutral card (read before the transaction drops their rows); then the files outside the database go
 (saved videos, terminal history, log lines) and the database files are compacted
 so the old text is not left in free pages. What stays: the amounts, the model,
 sizes and times of each job, and the channel and server it ran in.
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from bot.community import modlog
 from bot.config import Settings
 from bot.errors import UserError
 from bot.jobs import JobRunner
@@ -23,6 +25,7 @@ from bot.logfile import log_file_path
 from bot.model import JobRecord
 from bot.ports import MessageRef, User
 from bot.store import SqlStore, SqlTx
+from bot.store.modlog_posts import ModlogPosts
 from bot.store.privacy import forget_user, forgotten_key, jobs_of, unfinished_of
 
 from .compact import compact
@@ -43,6 +46,7 @@ class Forgotten:
     jobs: int = 0
     posts_deleted: int = 0
     posts_kept: int = 0
+    modlog_edited: int = 0
     files_removed: int = 0
     log_lines: int = 0
     compacted: str = ""
@@ -57,6 +61,8 @@ class Forgotten:
         parts.append(f"{self.posts_deleted} post(s) deleted")
         if self.posts_kept:
             parts.append(f"{self.posts_kept} post(s) could not be deleted here (delete them by hand)")
+        if self.modlog_edited:
+            parts.append(f"{self.modlog_edited} moderation-log entry(ies) made anonymous")
         if self.files_removed:
             parts.append(f"{self.files_removed} saved file(s) removed")
         text = ", ".join(parts) + ". Only the amounts spent stay, under an anonymous key."
@@ -86,8 +92,10 @@ async def forget(store: SqlStore, runner: JobRunner, settings: Settings, who: Us
     await _delete_at_fal(runner, settings, jobs, result)
     new_key = forgotten_key(who.key)
     now = store.clock()
+    entries = await ModlogPosts(store, store.clock).of_user(who.key)
     result.jobs = await store.run(lambda tx: _scrub(tx, who.key, new_key, now))
     result.new_key = new_key
+    result.modlog_edited = await modlog.neutralize(entries, runner.port_for)
     saved = [Path(p) for job in jobs for p in _saved_paths(job)]
     if _on_this_machine(runner, who):  # the terminal chat's own files of this user
         saved.append(history_path(settings.data_dir, who.id))

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from bot.model import JobRecord
 
 from .codec import encode_time, job_from_row
+from .modlog_posts import drop_user
 from .protocol import UsageRow
 from .queries import SqlTx
 from .schema import FINAL_SQL
@@ -30,7 +31,7 @@ NO_WORKSPACE = "-"
 FORGOTTEN_NAME = "forgotten user"
 # Tables a scrub or a purge rewrites: the ones PostgreSQL vacuums afterwards.
 TOUCHED_TABLES = ("jobs", "users", "ledger", "usage_totals", "safety_events", "reports",
-                  "admin_audit", "workspace_settings")
+                  "admin_audit", "workspace_settings", "modlog_posts")
 
 _EXPORT_SQL: dict[ExportBy, str] = {
     "user": """
@@ -89,6 +90,8 @@ def _scrub_moderation_rows(tx: SqlTx, user_key: str, new_key: str) -> None:
     tx.execute("UPDATE admin_audit SET target = ? WHERE target = ?", (new_key, user_key))
     tx.execute("UPDATE workspace_settings SET name = ? WHERE name = ?",
                (f"blocked_user:{new_key}", f"blocked_user:{user_key}"))
+    # The moderation log's posts about the user were edited to a neutral card before.
+    drop_user(tx, user_key)
 
 
 EXTRA_SCRUBS.append(_scrub_moderation_rows)
@@ -156,7 +159,8 @@ EXTRA_EXPORTS: list[Callable[[SqlTx, str], tuple[str, list[dict[str, Any]]]]] = 
 
 def _moderation_rows(tx: SqlTx, user_key: str) -> tuple[str, list[dict[str, Any]]]:
     """What the safety tables hold about the user: reports they made, prompts of theirs a
-    blocklist refused (counted, never the prompt), admin actions by or about them."""
+    blocklist refused (counted, never the prompt), admin actions by or about them, and
+    where the moderation log's posts about them are."""
     rows = [{"table": "reports", **_plain(r)} for r in tx.fetch(
         "SELECT job_id, scope, at FROM reports WHERE user_key = ? ORDER BY at", (user_key,))]
     rows += [{"table": "safety_events", **_plain(r)} for r in tx.fetch(
@@ -165,6 +169,9 @@ def _moderation_rows(tx: SqlTx, user_key: str) -> tuple[str, list[dict[str, Any]
     rows += [{"table": "admin_audit", **_plain(r)} for r in tx.fetch(
         "SELECT at, actor, scope, action, target FROM admin_audit WHERE actor = ? OR target = ?"
         " ORDER BY at", (user_key, user_key))]
+    rows += [{"table": "modlog_posts", **_plain(r)} for r in tx.fetch(
+        "SELECT job_id, platform, channel, message_id, at FROM modlog_posts WHERE user_key = ?"
+        " ORDER BY at", (user_key,))]
     return "moderation", rows
 
 

@@ -230,6 +230,21 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             at <time> NOT NULL
         )<rowid>""",
     ),
+    # v9: h13scrub: where each moderation-log post is and whom it is about (job 0 for a
+    # refused prompt), so forget-me can edit it to a neutral card. See
+    # bot/store/modlog_posts.py.
+    (
+        """CREATE TABLE modlog_posts (
+            user_key TEXT NOT NULL,
+            platform TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            job_id INTEGER NOT NULL DEFAULT 0,
+            ref_json TEXT NOT NULL,
+            at <time> NOT NULL,
+            PRIMARY KEY (user_key, platform, channel, message_id)
+        )<rowid>""",
+    ),
 )
 MIGRATIONS = tuple(tuple(SQLITE.ddl(s) for s in step) for step in _MIGRATIONS)
 PG_MIGRATIONS = tuple(tuple(POSTGRES.ddl(s) for s in step) for step in _MIGRATIONS)
