@@ -1,6 +1,6 @@
 """Reports of finished videos and alerts sent once per period, on either backend.
 
-Two tables (migration v9, h13mod): `reports` (one row per job and reporting user: the
+Two tables (migration v8): `reports` (one row per job and reporting user: the
 primary key is what makes "once per user per job" hold across processes and restarts;
 `logged` says whether a moderation log took it) and `alerts_sent` (one row per alert
 key, e.g. `budget:global:2026-12-01`: the first process to insert it sends

@@ -230,7 +230,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             at <time> NOT NULL
         )<rowid>""",
     ),
-    # v9: h13scrub: where each moderation-log post is and whom it is about (job 0 for a
+    # v9: where each moderation-log post is and whom it is about (job 0 for a
     # refused prompt), so forget-me can edit it to a neutral card. See
     # bot/store/modlog_posts.py.
     (
