@@ -31,7 +31,6 @@ ACTION_COMMANDS = ("cancel", *grammar.BUTTON_WORDS)
 # Commands whose text goes through the generation grammar (and may carry --image/--video).
 MEDIA_COMMANDS = ("video", "keyframes", "extend", "retake", "restyle", "quote")
 # Commands that take a finished job's video as `#N` (its card's button, typed).
-JOB_VIDEO_COMMANDS = ("extend", "retake", "restyle")
 # What `parse_line` calls a line that leaves the chat.
 LEAVE = "leave"
 _DASHES = ("\u2014", "\u2013", "\u2212")
@@ -144,7 +143,7 @@ def parse_line(line: str, *, cwd: Path | None = None) -> ParsedLine | None:
         parsed = _action_line(command, rest, needs_hash=False)
         assert parsed is not None
         return parsed
-    if command in JOB_VIDEO_COMMANDS and (action := _action_line(command, rest, needs_hash=True)):
+    if command in grammar.EARLIER_RESULT_WORDS and (action := _action_line(command, rest, needs_hash=True)):
         # `/extend #9 ...` extends a finished job; `/extend --video clip.mp4 ...` a file.
         return action
     if command not in MEDIA_COMMANDS:

@@ -452,6 +452,8 @@ COMMAND_WORDS = ("keyframes", "extend", "retake", "restyle", "models", "quote", 
                  "cancel", "help", "admin", "forget-me", "my-data", "reroll", "continue", "delete",
                  "report", "modblock", "moddelete", "exit", "quit")
 BUTTON_WORDS = ("reroll", "continue", "delete", "report", "modblock", "moddelete")
+# Words that, typed with `#N` and no file, act on that earlier result (a finished job's video).
+EARLIER_RESULT_WORDS = ("extend", "retake", "restyle")
 LEAVE_WORDS = ("exit", "quit")
 # What a chat reads after a mention or `/ltx`: the core's words only. There the buttons are
 # buttons, so "continue the story" and "exit through the gift shop" stay prompts.

@@ -41,8 +41,6 @@ async def press(svc: Services, inv: Invocation, port: ChatPort) -> str | None:
 
 HANDLERS: dict[str, Handler] = {"action": press}
 
-# Words that, typed with `#N` and no file, act on an earlier result (a finished job's video).
-EARLIER_RESULT_WORDS = ("extend", "retake", "restyle")
 _EARLIER = re.compile(r"#(\d{1,19})(?:\s+(.*))?$", re.S)
 
 
@@ -51,7 +49,7 @@ def on_earlier_result(inv: Invocation) -> Invocation:
     surface, without a file: the same as that job's button, so a slash command's text or a
     mention reaches an earlier result as a button does. Anything else is unchanged."""
     word = inv.command.lower().lstrip("/")
-    if word not in EARLIER_RESULT_WORDS or inv.attachments:
+    if word not in grammar.EARLIER_RESULT_WORDS or inv.attachments:
         return inv
     match = _EARLIER.match(inv.text.strip())
     if match is None:
