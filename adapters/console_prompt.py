@@ -18,6 +18,7 @@ line leaves.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -245,11 +246,14 @@ class PromptScreen:
         self._session.default_buffer.accept_handler = self._accept
 
     def _accept(self, buffer: Buffer) -> bool:
-        # The line is printed back as a record above the prompt; the input line is cleared
-        # (returning False), and the buffer adds it to the history.
+        # The line is printed back as a record above the prompt, kept in the history, and
+        # the input line is cleared with the history ready at once (returning True: the
+        # buffer's own reset would leave Up empty until the prompt is drawn again).
         self.renderer.line(PROMPT + buffer.text)
         self._lines.put_nowait(buffer.text)
-        return False
+        buffer.append_to_history()
+        _clear_keeping_history(buffer)
+        return True
 
     def _message(self) -> str:
         app = get_app_or_none()
@@ -308,6 +312,25 @@ class PromptScreen:
                 app.exit()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await running
+
+
+def _clear_keeping_history(buffer: Buffer) -> None:
+    """Empties the input line with Up/Down ready for the next key.
+
+    prompt_toolkit's `Buffer.reset` drops the working lines and reloads the history in a
+    task started by the next repaint; a key handled before that (Up pressed right after
+    Enter, while an answer is printed) finds no history. The history is already loaded
+    here, so the working lines are rebuilt from it at once. This reaches into the
+    buffer's working lines (no public setter); tests/console/test_prompt_history.py
+    fails if a prompt_toolkit release changes them."""
+    loading = buffer._load_history_task
+    buffer.reset()
+    if loading is None or not loading.done():
+        return  # not loaded yet: the next repaint loads it, as prompt_toolkit does
+    lines = buffer.history.get_strings()  # oldest first
+    buffer._working_lines = collections.deque([*lines, ""])
+    buffer.working_index = len(lines)
+    buffer._load_history_task = loading  # loaded: the next repaint must not add it again
 
 
 def _invalidate() -> None:
