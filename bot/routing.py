@@ -100,7 +100,7 @@ def _route(
     images, videos = media_counts(media)
     audios = audio_count(media)
     models = settings.models
-    role = "extend" if command.options.get("extend") else _ROLE_COMMANDS.get(command.name)
+    role = _clip_role(command)
     if role is not None:
         return _clip_model(role, media, settings, traits)
     if audios:
@@ -120,6 +120,11 @@ def _route(
     if videos == 0 and images - ends == 1 and ends <= 1:
         return catalog.by_name(models.image)
     return catalog.by_name(models.keyframes)
+
+
+def _clip_role(command: Command) -> str | None:
+    """extend, retake or restyle when the command works on one clip, else None."""
+    return "extend" if command.options.get("extend") else _ROLE_COMMANDS.get(command.name)
 
 
 def _clip_model(role: str, media: Sequence[MediaRef], settings: Settings,
@@ -193,15 +198,17 @@ def build_request(
     file there)."""
     if command.name == "quote" and not command.prompt and not media:
         raise UsageError("What should I price? e.g. quote a red fox runs through snow --seconds 5")
-    if not command.prompt and not media:
+    # A command on a clip (extend, retake, restyle) with nothing is missing its clip first:
+    # routing says how to give one.
+    if not command.prompt and not media and _clip_role(command) is None:
         raise UsageError(
-            "Please describe the video, e.g. `a red fox runs through snow at dawn --seconds 5`."
+            "Please describe the video, e.g. “a red fox runs through snow at dawn --seconds 5”."
         )
     endpoint = choose_endpoint(command, media, settings, traits)
     if not command.prompt and _needs_prompt(endpoint):
         raise UsageError(
             f"Please describe the video for {endpoint.title}, e.g. "
-            "`a red fox runs through snow at dawn`."
+            "“a red fox runs through snow at dawn”."
         )
     for name in command.options:
         if name not in ROUTING_OPTIONS | _OWN_STEP and name not in endpoint.options:

@@ -118,9 +118,23 @@ async def test_bad_input_changes_nothing(app: Any, chat: FakeChat, text: str, at
                                          fragment: str) -> None:
     await app.bot.handle(inv("video", text, attachments=attachments), chat)
     assert any(fragment in n for n in notes(chat))
+    assert not any("`" in n for n in notes(chat))  # no Markdown: a terminal shows it raw
     assert await app.store.list_jobs(ALICE.key) == []
     assert await ledger(app) == []
     assert chat.of_kind("post") == []
+
+
+@pytest.mark.parametrize(("command", "text"), [("restyle", ""), ("retake", "--from 1 --to 2"),
+                                             ("extend", ""), ("restyle", "as a watercolour")])
+async def test_a_clip_command_without_a_clip_asks_for_the_clip(
+        app: Any, chat: FakeChat, command: str, text: str) -> None:
+    # What is missing first is the clip: "describe the video" would send the user the
+    # wrong way (a restyle with a prompt and no clip is still refused for the clip).
+    await app.bot.handle(inv(command, text), chat)
+    said = " ".join(notes(chat))
+    assert f"{command.capitalize()} needs exactly one video" in said, said
+    assert "describe the video" not in said and "`" not in said
+    assert await app.store.list_jobs(ALICE.key) == [] and await ledger(app) == []
 
 
 async def test_bad_attachment_is_refused_before_any_quota(app: Any, chat: FakeChat, tmp_path: Path) -> None:
