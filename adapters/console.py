@@ -40,7 +40,7 @@ from adapters.console_render import (
 )
 from bot import grammar
 from bot.boundary import boundary
-from bot.config import Settings
+from bot.config import Settings, redacted_dump
 from bot.ports import Invocation, MessageRef, Place, PlatformTraits, StatusCard, User
 from bot.private_files import copy_private, private_dir
 
@@ -431,7 +431,7 @@ class ConsoleAdapter:
 
 
 def banner(settings: Settings, user: User, *, interactive: bool) -> str:
-    backend = "SIMULATED videos (no fal key)" if settings.uses_simulator else "fal"
+    backend = _backend_words(settings)
     admin = ", admin" if user.is_admin else ""
     keys = ("Tab completes, Up/Down recall earlier lines. " if interactive else "")
     return (
@@ -439,6 +439,17 @@ def banner(settings: Settings, user: User, *, interactive: bool) -> str:
         f"Videos are saved in {Path(settings.media.output_dir).resolve()}.\n"
         f"Type a prompt (or help). {keys}quit or Ctrl-D to leave."
     )
+
+
+def _backend_words(settings: Settings) -> str:
+    """What makes the videos, as `check-config` names it: a keyless server on this machine
+    is not fal (the user is not spending anything there)."""
+    if settings.uses_simulator:
+        return "SIMULATED videos (no fal key)"
+    if settings.backend.local_server and not settings.backend.has_key:
+        url = redacted_dump(settings)["backend"]["fal_queue_url"]
+        return f"the fal-compatible server at {url} (no fal key)"
+    return "fal"
 
 
 async def run_console(

@@ -260,3 +260,4 @@ def test_my_data_then_forget_me(tmp_path: Path) -> None:
     # (ann typed /jobs afterwards, so she is a new user again: only the prompt is checked.)
     assert prompt.encode() not in raw
     assert prompt not in (tmp_path / "logs" / "ltx-bot.log").read_text()
+

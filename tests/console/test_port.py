@@ -11,7 +11,7 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
-from adapters.console import CONSOLE_PLACE, ConsolePort, console_user, parse_line
+from adapters.console import CONSOLE_PLACE, ConsolePort, banner, console_user, parse_line
 from adapters.console_lines import is_leave
 from adapters.console_prompt import CommandCompleter, history_path, open_history
 from adapters.console_render import TerminalRenderer, status_line
@@ -304,3 +304,15 @@ def test_history_file_is_per_user_and_private(tmp_path: Path) -> None:
     history.append_string("/quota")
     assert "+/quota" in path.read_text()
     assert history_path(tmp_path, "bob") != path
+
+
+@pytest.mark.parametrize(("backend", "words"), [
+    ({"kind": "sim"}, "backend: SIMULATED videos (no fal key)"),
+    # A standalone `ltx-bot sim` (or another fal-compatible server here) is not fal.
+    ({"kind": "fal", "fal_queue_url": "http://127.0.0.1:9"},
+     "backend: the fal-compatible server at http://127.0.0.1:9 (no fal key)"),
+    ({"kind": "fal", "fal_key": "k"}, "backend: fal."),
+])
+def test_the_banner_names_what_makes_the_videos(backend: dict[str, str], words: str) -> None:
+    settings = Settings.model_validate({"backend": backend})
+    assert words in banner(settings, console_user("ann", settings), interactive=False)
