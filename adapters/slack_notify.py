@@ -39,7 +39,8 @@ async def notify_admins(port: SlackPort, text: str) -> int:
             log.warning("the admin channel %s could not be told (%s); trying the admins' "
                         "direct messages", settings.admin_channel, _error(exc))
     told = 0
-    for user_id in settings.admin_users:
+    # admin_users may name a user as `U…` or `slack:U…`; each is told once.
+    for user_id in dict.fromkeys(u.removeprefix("slack:") for u in settings.admin_users):
         try:
             opened = await port.client.conversations_open(users=user_id)
             await port.client.chat_postMessage(channel=str(opened["channel"]["id"]), text=text)

@@ -42,7 +42,7 @@ async def job_costs(live: Any) -> int:  # noqa: F811
 async def test_a_fal_account_pause_tells_each_admin_once_by_dm(
         live: Any, settings: Settings, sim: Any) -> None:  # noqa: F811
     fake, sender, app = live
-    settings.slack.admin_users = [ADMIN, SECOND_ADMIN]
+    settings.slack.admin_users = [ADMIN, f"slack:{SECOND_ADMIN}", SECOND_ADMIN]
     app.runner.rt.pause_poll_seconds = 0.05
     # The first admin's DM cannot be opened: the second is told all the same.
     fake.inject("conversations.open", status=500)
