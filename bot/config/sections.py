@@ -328,6 +328,10 @@ class SlackSettings(Section):
         None, description="Channel id (C...) where the bot tells its admins that the fal account "
         "failed or a budget alert is due (invite the bot there); unset = a direct message to "
         "each of admin_users.")
+    admin_team: str | None = Field(
+        None, description="Installs in many workspaces (OAuth): the operator's workspace (T...) "
+        "whose installation tells the admins (admin_channel, admin_users are that workspace's); "
+        "unset = the admins are told in the log only.")
     upload_limit_bytes: int = Field(100 * MiB, gt=0, description="Largest video uploaded.")
     upload_timeout_seconds: float = Field(300.0, gt=0, description="Per video upload.")
     client_id: str | None = Field(
