@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 from discord.http import handle_message_parameters
 
@@ -42,6 +43,9 @@ async def notify_admins(port: DiscordPort, text: str) -> int:
             # One admin with closed DMs must not keep the news from the others.
             log.warning("admin %s could not be told by direct message (HTTP %s, code %s)",
                         user_id, exc.status, exc.code)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("admin %s could not be told by direct message (%s)", user_id,
+                        type(exc).__name__)
     return told
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from slack_sdk.errors import SlackApiError
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_render import note_text
@@ -51,6 +52,9 @@ async def notify_admins(port: SlackPort, text: str) -> int:
             # One admin that cannot be reached must not keep the news from the others.
             log.warning("admin %s could not be told by direct message (%s; the app needs "
                         "the im:write scope)", user_id, _error(exc))
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("admin %s could not be told by direct message (%s)", user_id,
+                        type(exc).__name__)
     return told
 
 
