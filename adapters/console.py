@@ -65,6 +65,7 @@ OWN_COMMANDS = (
     ("/moddelete <id>", "moderators: delete the job's video (a log entry's Delete video)"),
     ("/quit", "leave (also /exit or Ctrl-D); unfinished jobs resume on the next start"),
 )
+ADMIN_NOTICE = "For the bot's admins: "
 TRAITS = PlatformTraits(admin_setting="[console] admin_users", local_files=True,
                         own_commands=OWN_COMMANDS)
 
@@ -131,6 +132,7 @@ class ConsolePort:
         self.messages: dict[str, ConsoleMessage] = {}
         self.notes: dict[str, deque[str]] = {}
         self._delivered: set[int] = set()  # jobs whose video (or poster) was printed here
+        self.admin_notices: list[str] = []
 
     def _ref(self, kind: str, **extra: Any) -> MessageRef:
         return MessageRef(platform=PLATFORM, channel=CHANNEL, id=f"{kind}-{next(self._ids)}", extra=extra)
@@ -230,6 +232,13 @@ class ConsolePort:
     async def tell(self, user: User, place: Place, text: str) -> None:
         self.notes.setdefault(user.key, deque(maxlen=100)).append(text)
         self.renderer.line(text)
+
+    async def notify_admins(self, text: str) -> int:
+        """The fal account failing, a budget alert: whoever runs the terminal operates the
+        bot, so it is printed in the chat (and kept in `admin_notices`)."""
+        self.admin_notices.append(text)
+        self.renderer.line(f"{ADMIN_NOTICE}{text}")
+        return 1
 
     def close(self) -> None:
         self.renderer.close()

@@ -37,6 +37,7 @@ import discord
 from discord.http import HTTPClient, MultipartParameters, handle_message_parameters
 from discord.webhook.async_ import async_context
 
+from adapters.discord_notify import notify_admins
 from adapters.discord_private import send_private_file
 from adapters.discord_refs import (
     PLATFORM,
@@ -305,6 +306,9 @@ class DiscordPort:
     async def send_private_file(self, user: User, place: Place, filename: str, data: bytes,
                                 text: str) -> None:
         await send_private_file(self, user, place, filename, data, text)  # my-data
+
+    async def notify_admins(self, text: str) -> int:
+        return await notify_admins(self, text)  # the fal account, budget alerts
 
     # ------------------------------------------------------------ helpers: notes
 

@@ -24,6 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from adapters.slack_notify import notify_admins
 from adapters.slack_render import (
     actions_block,
     card_blocks,
@@ -183,6 +184,9 @@ class SlackPort:
             initial_comment=text)
         if place.channel != channel:
             await self.tell(user, place, "I sent you the file in a direct message.")
+
+    async def notify_admins(self, text: str) -> int:
+        return await notify_admins(self, text)  # the fal account, budget alerts
 
     async def delete(self, ref: MessageRef) -> None:
         """Delete the card or the result (its file(s) and its button message). Idempotent."""

@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.config.sections import DEFAULT_FAL_QUEUE_URL, DEFAULT_FAL_REST_URL
 from bot.fal import FalClient, new_http_client
 from bot.jobs import JobRunner
-from bot.ports import ChatPort, Invocation
+from bot.ports import AdminNotices, ChatPort, Invocation
 from bot.quota import Quota
 from bot.retention import Retention
 from bot.sim import SimOptions, Simulator
@@ -98,6 +98,28 @@ class App:
         if self._runner is not None:
             self._runner.register_port(port)
 
+    async def notify_admins(self, text: str) -> int:
+        """Tell the operator admins `text` once through every port that can (`AdminNotices`);
+        how many were told. A port that fails is logged and does not stop the others."""
+        told = 0
+        seen: set[int] = set()
+        for port in self._ports:
+            if not isinstance(port, AdminNotices) or id(port) in seen:
+                continue
+            seen.add(id(port))
+            try:
+                told += await port.notify_admins(text)
+            except Exception:
+                log.warning("the %s admins could not be told: %s", port.platform, text,
+                            exc_info=True)
+        if not told:
+            log.warning("no admin could be told in chat (set the admins or an admin channel "
+                        "of a platform): %s", text)
+        return told
+
+    async def _notice(self, text: str) -> None:
+        await self.notify_admins(text)
+
     async def _start_backend(self) -> tuple[str, str]:
         """Start the built-in simulator when the settings choose it; returns the (queue,
         storage) base URLs the fal client talks to."""
@@ -147,6 +169,9 @@ class App:
         self._runner = JobRunner(settings, self._store, self._quota, self._fal, self.http, fetcher=fetcher)
         for port in self._ports:
             self._runner.register_port(port)
+        # The fal account failing and budget alerts with no moderation log reach the admins
+        # in chat too, not only the ERROR log (bot.pause, bot.community.moderation).
+        self._runner.pauses.notice = self._notice
         self._bot = Bot(settings, self._store, self._quota, self._runner, fetcher=fetcher)
         await self._runner.start()
         self.retention = Retention(self._store, settings)  # [privacy] retention_days

@@ -341,6 +341,18 @@ class PrivateFiles(Protocol):
         ...
 
 
+@runtime_checkable
+class AdminNotices(Protocol):
+    """A port that can tell the bot's operator admins something no command asked for: the
+    fal account failing, a budget alert with nowhere else to go. Where it lands is the
+    adapter's business (an admin channel, direct messages, the terminal)."""
+
+    async def notify_admins(self, text: str) -> int:
+        """Tell the operator admins `text`; how many admins (or admin channels) were told.
+        One admin that cannot be reached is logged and does not stop the others."""
+        ...
+
+
 class Core(Protocol):
     """The command core as every adapter sees it (`bot.commands.Bot`): one entry point."""
 

@@ -270,6 +270,9 @@ class DiscordSettings(Section):
     allowed_roles: list[str] = Field(default_factory=list, description="Empty = anyone.")
     admin_roles: list[str] = Field(default_factory=list, description="Role names or ids with admin.")
     admin_users: list[int] = Field(default_factory=list, description="User ids with admin.")
+    admin_channel: int | None = Field(
+        None, description="Channel id where the bot tells its admins that the fal account "
+        "failed or a budget alert is due; unset = a direct message to each of admin_users.")
     allow_dms: bool = Field(False, description="Answer in direct messages.")
     message_content_intent: bool = Field(
         False,
@@ -321,6 +324,14 @@ class SlackSettings(Section):
     allowed_workspaces: list[str] = Field(default_factory=list, description="Team ids; empty = any.")
     allowed_channels: list[str] = Field(default_factory=list, description="Channel ids; empty = any.")
     admin_users: list[str] = Field(default_factory=list, description="User ids (U...) with admin.")
+    admin_channel: str | None = Field(
+        None, description="Channel id (C...) where the bot tells its admins that the fal account "
+        "failed or a budget alert is due (invite the bot there); unset = a direct message to "
+        "each of admin_users.")
+    admin_team: str | None = Field(
+        None, description="Installs in many workspaces (OAuth): the operator's workspace (T...) "
+        "whose installation tells the admins (admin_channel, admin_users are that workspace's); "
+        "unset = the admins are told in the log only.")
     upload_limit_bytes: int = Field(100 * MiB, gt=0, description="Largest video uploaded.")
     upload_timeout_seconds: float = Field(300.0, gt=0, description="Per video upload.")
     client_id: str | None = Field(

@@ -188,9 +188,11 @@ async def test_a_budget_alert_goes_to_the_log_once(app: Any, chat: FakeChat) -> 
     await a_video(app, chat, 3, user=ROOT, place=OTHER)
     alerts = [c for c in logged(chat) if c.title == "Budget alert"]
     assert len(alerts) == 1 and "This workspace (console:local) has used" in alerts[0].lines[0]
+    # The log had it: the operator's admins are not told of a server's own budget.
+    assert chat.of_kind("admin_notice") == []
 
 
-async def test_a_global_budget_alert_without_a_log_is_an_error_line(
+async def test_a_global_budget_alert_without_a_log_is_an_error_line_and_an_admin_notice(
         app: Any, chat: FakeChat, caplog: pytest.LogCaptureFixture) -> None:
     await a_video(app, chat, 1)
     used = (await app.store.get_job(1)).estimate_credits
@@ -202,3 +204,7 @@ async def test_a_global_budget_alert_without_a_log_is_an_error_line(
         await moderation.budget_check(app.bot.services, app.settings.safety, inv("video", user=BOB))
     alerts = [r.getMessage() for r in caplog.records if "budget alert" in r.getMessage()]
     assert len(alerts) == 1 and "daily credits for everyone" in alerts[0]
+    # And the operator's admins are told in chat, once, through the port that can.
+    await chat.wait_for(lambda: bool(chat.of_kind("admin_notice")), what="the admins' notice")
+    [told] = [c.text for c in chat.of_kind("admin_notice")]
+    assert told is not None and told.startswith("Budget alert: The bot has used")

@@ -24,7 +24,8 @@ from typing import Any, Literal
 from bot.ports import MessageRef, Place, PlatformTraits, StatusCard, User
 
 MiB = 1024 * 1024
-CallKind = Literal["post", "edit", "send_video", "send_image", "delete", "tell", "private_file"]
+CallKind = Literal["post", "edit", "send_video", "send_image", "delete", "tell", "private_file",
+                   "admin_notice"]
 
 
 @dataclass
@@ -120,6 +121,11 @@ class FakeChat:
                                 text: str) -> None:
         self._record(ChatCall(0, "private_file", place=place, user=user, text=text,
                               filename=filename, data=data, size=len(data)))
+
+    async def notify_admins(self, text: str) -> int:
+        """`bot.ports.AdminNotices`: recorded; one admin told."""
+        self._record(ChatCall(0, "admin_notice", text=text))
+        return 1
 
     # ------------------------------------------------------------ queries
 
