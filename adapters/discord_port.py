@@ -37,7 +37,7 @@ import discord
 from discord.http import HTTPClient, MultipartParameters, handle_message_parameters
 from discord.webhook.async_ import async_context
 
-from adapters.discord_private import send_private_file
+from adapters.discord_private import send_private_card, send_private_file
 from adapters.discord_refs import (
     PLATFORM,
     DeferMode,
@@ -305,6 +305,9 @@ class DiscordPort:
     async def send_private_file(self, user: User, place: Place, filename: str, data: bytes,
                                 text: str) -> None:
         await send_private_file(self, user, place, filename, data, text)  # my-data
+
+    async def post_private(self, user: User, place: Place, card: StatusCard) -> None:
+        await send_private_card(self, user, place, card)  # the forget-me confirmation
 
     # ------------------------------------------------------------ helpers: notes
 
