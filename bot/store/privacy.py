@@ -181,6 +181,15 @@ def _moderation_rows(tx: SqlTx, user_key: str) -> tuple[str, list[dict[str, Any]
 EXTRA_EXPORTS.append(_moderation_rows)
 
 
+def _forget_request(tx: SqlTx, user_key: str) -> tuple[str, list[dict[str, Any]]]:
+    """A forget-me of theirs still waiting for its button (when it runs out)."""
+    return "forget_requests", [_plain(r) for r in tx.fetch(
+        "SELECT expires_at FROM forget_requests WHERE user_key = ?", (user_key,))]
+
+
+EXTRA_EXPORTS.append(_forget_request)
+
+
 def user_data(tx: SqlTx, user_key: str) -> dict[str, Any]:
     """Every row the store holds about one user, as plain JSON-able values."""
     user = tx.fetch("SELECT * FROM users WHERE key = ?", (user_key,))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.store import SqlStore, open_store
 from bot.store.forget_requests import ForgetRequests
-from bot.store.privacy import forget_user, forgotten_key
+from bot.store.privacy import forget_user, forgotten_key, user_data
 
 from .conftest import ALICE, BOB, ManualClock
 
@@ -55,6 +55,9 @@ async def test_a_request_runs_out_and_a_new_ask_renews_it(
 async def test_forgetting_the_user_drops_their_request(store: SqlStore, clock: ManualClock) -> None:
     assert await store.ensure_user(ALICE)
     await ForgetRequests(store, clock).ask(ALICE.key, SECONDS)
+    # my-data lists it (it names them), with when it runs out.
+    data = await store.run(lambda tx: user_data(tx, ALICE.key), write=False)
+    assert len(data["forget_requests"]) == 1 and data["forget_requests"][0]["expires_at"]
     await ForgetRequests(store, clock).ask(BOB.key, SECONDS)
     await store.run(lambda tx: forget_user(tx, ALICE.key, forgotten_key(ALICE.key), clock()))
     assert await _rows(store) == [BOB.key]
