@@ -6,8 +6,8 @@ The confirmation card is shown only to the user who asked where the chat can do 
 its asker's press counts.
 
 A pending `forget-me` is kept in the store (`bot.store.forget_requests`) for
-`CONFIRM_SECONDS`, not in this process: with several processes on one store (Slack
-behind a load balancer, Discord shards) the press may reach another process than the
+`CONFIRM_SECONDS`, not in this process: with several processes on one store (an HTTP
+endpoint behind a load balancer, shards) the press may reach another process than the
 ask did. A stored row rather than a signed token on the button because the row is
 consumed by the press (a second press, or a press in two processes at once, forgets
 once), a new ask simply renews it, the buttons stay the plain `forget` action every
