@@ -38,7 +38,7 @@ from discord.http import HTTPClient, MultipartParameters, handle_message_paramet
 from discord.webhook.async_ import async_context
 
 from adapters.discord_notify import notify_admins
-from adapters.discord_private import send_private_file
+from adapters.discord_private import send_private_card, send_private_file
 from adapters.discord_refs import (
     PLATFORM,
     DeferMode,
@@ -309,6 +309,9 @@ class DiscordPort:
 
     async def notify_admins(self, text: str) -> int:
         return await notify_admins(self, text)  # the fal account, budget alerts
+
+    async def post_private(self, user: User, place: Place, card: StatusCard) -> None:
+        await send_private_card(self, user, place, card)  # the forget-me confirmation
 
     # ------------------------------------------------------------ helpers: notes
 

@@ -1,6 +1,7 @@
-"""`my-data` on Discord: a file only its user sees. An ephemeral followup of the live
-slash-command interaction (which is how `/my-data` arrives), else a direct message;
-never the channel, where others would see it."""
+"""What only one user may see on Discord: `my-data`'s file and the forget-me
+confirmation card. An ephemeral followup of the live slash-command interaction (which
+is how `/my-data` and `/forget-me` arrive), else a direct message; never the channel,
+where others would see it."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.http import handle_message_parameters
 
+from adapters.discord_render import render
 from bot.errors import UserError
-from bot.ports import Place, User
+from bot.ports import Place, StatusCard, User
 
 if TYPE_CHECKING:
     from adapters.discord_port import DiscordPort
@@ -47,3 +49,30 @@ async def send_private_file(port: DiscordPort, user: User, place: Place, filenam
     except discord.HTTPException:
         raise UserError("I could not send you the file privately: allow direct messages "
                         "from this server's members, or use /my-data.") from None
+
+
+async def send_private_card(port: DiscordPort, user: User, place: Place, card: StatusCard) -> None:
+    """The forget-me confirmation with its button, for its user's eyes only (a press on
+    an ephemeral message reaches the bot as any button does)."""
+    rendered = render(card)
+
+    def params(**flags: Any) -> Any:
+        return handle_message_parameters(embed=rendered.embed, view=rendered.view,
+                                         allowed_mentions=discord.AllowedMentions.none(), **flags)
+
+    live = port.live_for(user.id, place.channel)
+    if live is not None:
+        try:
+            # The deferred ephemeral reply's first followup takes its place: still private.
+            await port._followup_file(live, params(flags=discord.MessageFlags(ephemeral=True)))
+            live.resolved = True
+            return
+        except discord.HTTPException as exc:
+            log.info("ephemeral card failed (HTTP %s); sending it as a DM", exc.status)
+    try:
+        dm = await port.http.start_private_message(int(user.id))
+        with params() as p:
+            await port.http.send_message(int(dm["id"]), params=p)
+    except discord.HTTPException:
+        raise UserError("I could not ask you privately: allow direct messages from this "
+                        "server's members, or use /forget-me.") from None

@@ -218,11 +218,22 @@ class SlackPort:
                 del self._response_urls[key]
 
     async def tell(self, user: User, place: Place, text: str) -> None:
-        text = note_text(text)
+        await self._privately(user, place, note_text(text), None)
+
+    async def post_private(self, user: User, place: Place, card: StatusCard) -> None:
+        """A card with buttons only `user` sees (the forget-me confirmation): an ephemeral
+        message, as `tell` sends a note. A press of its button reaches the app as any
+        block_actions does (with a response_url; the message itself is not in it)."""
+        await self._privately(user, place, fallback_text(card), card_blocks(card))
+
+    async def _privately(self, user: User, place: Place, text: str,
+                         blocks: list[dict[str, Any]] | None) -> None:
+        """chat.postEphemeral; where Slack refuses it, the user's response URL here, and
+        without one, a DM from the app."""
         client, _ = await self._clients(place.workspace)
         try:
             await client.chat_postEphemeral(channel=place.channel, user=user.id, text=text,
-                                                 thread_ts=place.thread)
+                                            blocks=blocks, thread_ts=place.thread)
             return
         except SlackApiError as exc:
             log.info("postEphemeral refused (%s); trying the response URL", _error(exc))
@@ -230,7 +241,8 @@ class SlackPort:
         entry = self._response_urls.get((user.id, place.channel))
         if entry is not None and entry[1] > self.clock():
             webhook = AsyncWebhookClient(entry[0], timeout=10)
-            result = await webhook.send(text=text, response_type="ephemeral", replace_original=False)
+            result = await webhook.send(text=text, blocks=blocks, response_type="ephemeral",
+                                        replace_original=False)
             if result.status_code == 200:
                 return
         elif entry is None:
@@ -238,7 +250,7 @@ class SlackPort:
             # adopted from it; the URL lived in that process's memory). A DM from the app
             # still reaches the user privately.
             try:
-                await client.chat_postMessage(channel=user.id, text=text)
+                await client.chat_postMessage(channel=user.id, text=text, blocks=blocks)
                 return
             except SlackApiError as exc:
                 log.info("DM to the user refused too (%s)", _error(exc))

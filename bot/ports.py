@@ -353,6 +353,17 @@ class AdminNotices(Protocol):
         ...
 
 
+@runtime_checkable
+class PrivateCards(Protocol):
+    """A port that can show one user a card with buttons no one else sees (the forget-me
+    confirmation), where its `post` would show it to the whole channel: an ephemeral
+    message. Ports whose `post` is already private there (an ephemeral interaction
+    reply, a terminal) need not have it."""
+
+    async def post_private(self, user: User, place: Place, card: StatusCard) -> None:
+        ...
+
+
 class Core(Protocol):
     """The command core as every adapter sees it (`bot.commands.Bot`): one entry point."""
 

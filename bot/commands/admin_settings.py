@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from bot.commands import admin_moderation
 from bot.commands.services import whole_number
-from bot.community import audit
+from bot.community import audit, moderation
 from bot.community.settings import (
     SETTINGS,
     ServerSettings,
@@ -77,7 +77,22 @@ async def _show(call: AdminCall) -> str:
         value = getattr(section, name)
         mark = "*" if name in changed else " "
         lines.append(f"{mark} {name} = {shown(spec, value, traits)}  ({spec.what})")
-    return "\n".join(lines)
+    return "\n".join([*lines, *await _blocked_lines(call)])
+
+
+async def _blocked_lines(call: AdminCall) -> list[str]:
+    """Who the moderation log's Block user button blocked here, and how to lift it (the
+    block is kept beside the settings, so it is shown with them)."""
+    word = call.traits.workspace_word
+    keys = await moderation.blocked_here(call.svc, call.inv.place)
+    if not keys:
+        return [f"Blocked in this {word} (the moderation log's Block user): no one."]
+    names = []
+    for key in keys:
+        user = await call.svc.store.get_user(key)
+        names.append(f"{user.name} ({key})" if user is not None and user.name else key)
+    return [f"Blocked in this {word} (the moderation log's Block user): {', '.join(names)}.",
+            f"To lift a block: admin unblock-here and the user, e.g. admin unblock-here {keys[0]}."]
 
 
 def _name_and_value(call: AdminCall) -> tuple[str, str]:

@@ -1,33 +1,41 @@
 """A user's data: `forget-me` (confirmed by a button or `forget-me confirm`), `my-data`,
 and the admin's `admin forget <user>`.
 
-A pending `forget-me` is remembered in this process for `CONFIRM_SECONDS`, so the
-button forgets only the person who asked (anyone may see the card in a channel).
+The confirmation card is shown only to the user who asked where the chat can do that
+(`PrivateCards`: an ephemeral message); elsewhere it is posted as any card, and only
+its asker's press counts.
+
+A pending `forget-me` is kept in the store (`bot.store.forget_requests`) for
+`CONFIRM_SECONDS`, not in this process: with several processes on one store (an HTTP
+endpoint behind a load balancer, shards) the press may reach another process than the
+ask did. A stored row rather than a signed token on the button because the row is
+consumed by the press (a second press, or a press in two processes at once, forgets
+once), a new ask simply renews it, the buttons stay the plain `forget` action every
+surface already renders (no secret to keep, rotate or leak), and forgetting the user
+drops the row with the rest of what names them. The button forgets the presser only
+if the presser asked: another user's press finds no request of theirs.
 Typing `forget-me confirm` needs no pending request: the words are the confirmation.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from typing import TYPE_CHECKING, Any
 
 from bot.commands.services import Handler, Services
 from bot.errors import UsageError
-from bot.ports import Action, ChatPort, Invocation, PrivateFiles, StatusCard, User
+from bot.ports import Action, ChatPort, Invocation, PrivateCards, PrivateFiles, StatusCard, User
 from bot.privacy.export import my_data, my_data_filename
 from bot.privacy.fal_delete import delete_at_fal
 from bot.privacy.forget import forget
 from bot.store import SqlStore
+from bot.store.forget_requests import ForgetRequests
 
 if TYPE_CHECKING:
     from bot.commands.admin import AdminCall
 
 CONFIRM_SECONDS = 600.0
 CONFIRM_WORD = "confirm"
-# user key -> when they asked, by `_clock` (a test moves it).
-_pending: dict[str, float] = {}
-_clock = time.monotonic
 
 
 def _what_goes(prefix: str) -> list[str]:
@@ -46,20 +54,20 @@ async def forget_me(svc: Services, inv: Invocation, port: ChatPort) -> str | Non
         return await _forget(svc, inv.user, inv.user)
     if words:
         raise UsageError(f"Usage: forget-me, then forget-me {CONFIRM_WORD}.")
-    now = _clock()
-    for key in [k for k, asked in _pending.items() if now - asked > CONFIRM_SECONDS]:
-        del _pending[key]  # requests nobody confirmed
-    _pending[inv.user.key] = now
+    await _requests(svc).ask(inv.user.key, CONFIRM_SECONDS)
     card = StatusCard(title="Forget me?", lines=_what_goes(port.traits.command_prefix),
                       actions=[Action("forget", 0, "Forget me")], tone="warning", final=True)
-    await port.post(inv.place, card)
+    if isinstance(port, PrivateCards):
+        await port.post_private(inv.user, inv.place, card)  # only the asker sees the button
+    else:
+        await port.post(inv.place, card)
     return None
 
 
 async def press_forget(svc: Services, inv: Invocation) -> str:
-    """The Forget me button: forgets the presser, if they asked within CONFIRM_SECONDS."""
-    asked = _pending.get(inv.user.key)
-    if asked is None or _clock() - asked > CONFIRM_SECONDS:
+    """The Forget me button: forgets the presser, if they asked within CONFIRM_SECONDS
+    (in any process on this store); the request is used up by the press."""
+    if not await _requests(svc).confirm(inv.user.key):
         raise UsageError("This button confirms a forget-me you asked for in the last 10 "
                          "minutes; type forget-me to ask.")
     return await _forget(svc, inv.user, inv.user)
@@ -73,7 +81,6 @@ async def admin_forget(call: AdminCall) -> str:
 
 
 async def _forget(svc: Services, who: User, by: User) -> str:
-    _pending.pop(who.key, None)
     result = await forget(_sql(svc), svc.runner, svc.settings, who, by)
     return result.text()
 
@@ -95,6 +102,11 @@ async def delete_at_fal_too(svc: Services, job_id: int) -> str:
     done = await delete_at_fal(svc.fetcher.http, svc.settings, svc.runner.fal.rest_url,
                                job.fal_request_id)
     return f"Deleted the video of job #{job_id}. {done.sentence()}"
+
+
+def _requests(svc: Services) -> ForgetRequests:
+    store = _sql(svc)
+    return ForgetRequests(store, store.clock)
 
 
 def _sql(svc: Services) -> SqlStore:

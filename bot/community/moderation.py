@@ -23,7 +23,7 @@ from bot.community.settings import scope_of
 from bot.config.safety import SafetySettings
 from bot.errors import PermissionDenied, UsageError
 from bot.model import JobRecord, JobState
-from bot.ports import ChatPort, Invocation
+from bot.ports import ChatPort, Invocation, Place
 from bot.store.community import Community
 from bot.store.moderation import Moderation
 from bot.store.protocol import workspace_key_of
@@ -120,6 +120,13 @@ async def refuse_blocked(svc: Any, inv: Invocation, workspace_word: str) -> None
     stored = await _community(svc).settings(scope_of(inv.place))
     if stored.get(BLOCK_PREFIX + inv.user.key):
         raise PermissionDenied(f"You are blocked from starting jobs in this {workspace_word}.")
+
+
+async def blocked_here(svc: Any, place: Place) -> list[str]:
+    """The users (keys) a moderator blocked in this place's server, in key order."""
+    stored = await _community(svc).settings(scope_of(place))
+    return sorted(name.removeprefix(BLOCK_PREFIX) for name, on in stored.items()
+                  if name.startswith(BLOCK_PREFIX) and on)
 
 
 async def unblock_here(svc: Any, inv: Invocation, who: str) -> bool:

@@ -4,7 +4,9 @@ In order: their unfinished jobs are cancelled (refunded as any cancel), the bot'
 own posts of their jobs are deleted where the platform lets it, then one store
 transaction moves their money to an opaque `forgotten:<hash>` key and empties every
 text that names them or holds their words; the moderation log's entries about them
-are edited to a neutral card (read before the transaction drops their rows); then the files outside the database go
+are edited to a neutral card (read before the transaction drops their rows; entries
+from before the bot remembered them are counted and named in the reply, see
+`modlog_gaps`); then the files outside the database go
 (saved videos, terminal history, log lines) and the database files are compacted
 so the old text is not left in free pages. What stays: the amounts, the model,
 sizes and times of each job, and the channel and server it ran in.
@@ -32,6 +34,7 @@ from .compact import compact
 from .export import my_data_filename
 from .fal_delete import FalDeletion, delete_at_fal
 from .files import history_path, needles_for, remove_files, scrub_logs
+from .modlog_gaps import unfound
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ class Forgotten:
     posts_deleted: int = 0
     posts_kept: int = 0
     modlog_edited: int = 0
+    modlog_unfound: int = 0  # older entries the bot has no record of (modlog_gaps)
     files_removed: int = 0
     log_lines: int = 0
     compacted: str = ""
@@ -63,6 +67,10 @@ class Forgotten:
             parts.append(f"{self.posts_kept} post(s) could not be deleted here (delete them by hand)")
         if self.modlog_edited:
             parts.append(f"{self.modlog_edited} moderation-log entry(ies) made anonymous")
+        if self.modlog_unfound:
+            parts.append(f"up to {self.modlog_unfound} older moderation-log entry(ies) could "
+                         "not be found (the bot kept no record of where they were posted): a "
+                         "moderator must delete them by hand")
         if self.files_removed:
             parts.append(f"{self.files_removed} saved file(s) removed")
         text = ", ".join(parts) + ". Only the amounts spent stay, under an anonymous key."
@@ -93,6 +101,7 @@ async def forget(store: SqlStore, runner: JobRunner, settings: Settings, who: Us
     new_key = forgotten_key(who.key)
     now = store.clock()
     entries = await ModlogPosts(store, store.clock).of_user(who.key)
+    result.modlog_unfound = await unfound(store, settings, who.key, jobs, entries)
     result.jobs = await store.run(lambda tx: _scrub(tx, who.key, new_key, now))
     result.new_key = new_key
     result.modlog_edited = await modlog.neutralize(entries, runner.port_for)

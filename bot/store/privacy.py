@@ -20,6 +20,7 @@ from typing import Any, Literal
 from bot.model import JobRecord
 
 from .codec import encode_time, job_from_row
+from .forget_requests import drop_user as drop_forget_request
 from .modlog_posts import drop_user
 from .protocol import UsageRow
 from .queries import SqlTx
@@ -31,7 +32,7 @@ NO_WORKSPACE = "-"
 FORGOTTEN_NAME = "forgotten user"
 # Tables a scrub or a purge rewrites: the ones PostgreSQL vacuums afterwards.
 TOUCHED_TABLES = ("jobs", "users", "ledger", "usage_totals", "safety_events", "reports",
-                  "admin_audit", "workspace_settings", "modlog_posts")
+                  "admin_audit", "workspace_settings", "modlog_posts", "forget_requests")
 
 _EXPORT_SQL: dict[ExportBy, str] = {
     "user": """
@@ -95,6 +96,8 @@ def _scrub_moderation_rows(tx: SqlTx, user_key: str, new_key: str) -> None:
 
 
 EXTRA_SCRUBS.append(_scrub_moderation_rows)
+# A forget-me request still waiting for its button names the user: it goes too.
+EXTRA_SCRUBS.append(lambda tx, user_key, _new_key: drop_forget_request(tx, user_key))
 
 # Every column of a job that holds the user's words, their name, their files' URLs or a
 # reference to a message: emptied or nulled. A cancel left for another process stays
@@ -176,6 +179,15 @@ def _moderation_rows(tx: SqlTx, user_key: str) -> tuple[str, list[dict[str, Any]
 
 
 EXTRA_EXPORTS.append(_moderation_rows)
+
+
+def _forget_request(tx: SqlTx, user_key: str) -> tuple[str, list[dict[str, Any]]]:
+    """A forget-me of theirs still waiting for its button (when it runs out)."""
+    return "forget_requests", [_plain(r) for r in tx.fetch(
+        "SELECT expires_at FROM forget_requests WHERE user_key = ?", (user_key,))]
+
+
+EXTRA_EXPORTS.append(_forget_request)
 
 
 def user_data(tx: SqlTx, user_key: str) -> dict[str, Any]:

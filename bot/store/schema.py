@@ -245,6 +245,14 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (user_key, platform, channel, message_id)
         )<rowid>""",
     ),
+    # v11: forget-me requests waiting for their Forget me button, one per user, so the
+    # button works in whichever process takes the press. See bot/store/forget_requests.py.
+    (
+        """CREATE TABLE forget_requests (
+            user_key TEXT PRIMARY KEY,
+            expires_at <time> NOT NULL
+        )<rowid>""",
+    ),
 )
 MIGRATIONS = tuple(tuple(SQLITE.ddl(s) for s in step) for step in _MIGRATIONS)
 PG_MIGRATIONS = tuple(tuple(POSTGRES.ddl(s) for s in step) for step in _MIGRATIONS)

@@ -69,6 +69,11 @@ async def test_a_moderator_blocks_a_user_here_from_the_log(app: Any, chat: FakeC
     await app.bot.handle(inv("video", "a quiet harbour --seconds 1"), chat)
     assert last_note(chat, ALICE) == "You are blocked from starting jobs in this workspace."
     assert len(await app.store.list_jobs(ALICE.key)) == 1
+    # The block is listed with this server's settings, with how to lift it.
+    await app.bot.handle(inv("admin", "settings show", MOD), chat)
+    assert last_note(chat, MOD).splitlines()[-2:] == [
+        "Blocked in this workspace (the moderation log's Block user): Alice (console:alice).",
+        "To lift a block: admin unblock-here and the user, e.g. admin unblock-here console:alice."]
     # Another server is not this one's to block in.
     await a_video(app, chat, 2, place=OTHER)
     # A moderator of another server can't use this server's job.
@@ -76,6 +81,9 @@ async def test_a_moderator_blocks_a_user_here_from_the_log(app: Any, chat: FakeC
     assert last_note(chat, MOD) == "Job #1 was not made in this workspace."
     await app.bot.handle(inv("admin", "unblock-here console:alice", MOD), chat)
     assert last_note(chat, MOD) == "console:alice is unblocked in this workspace."
+    await app.bot.handle(inv("admin", "settings show", MOD), chat)
+    assert last_note(chat, MOD).splitlines()[-1] == (
+        "Blocked in this workspace (the moderation log's Block user): no one.")
     await a_video(app, chat, 3)
     assert [line.split(": ", 1)[1] for line in await audit_lines(app, chat)][:2] == [
         "unblock here console:alice", "block here console:alice: job #1"]

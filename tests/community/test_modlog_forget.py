@@ -13,7 +13,7 @@ import pytest
 from bot.community.modlog import FORGOTTEN_CARD
 from bot.model import JobState
 from bot.ports import StatusCard
-from tests.community.test_commands import ALICE, MOD, ROOM, User, inv, last_note
+from tests.community.test_commands import ALICE, MOD, OTHER, ROOM, User, inv, last_note
 from tests.fakes.chat import ChatCall, FakeChat
 
 BOB = User(platform="console", id="bob", name="Bob")
@@ -37,8 +37,9 @@ def says(card: StatusCard | None, *words: str) -> bool:
     return any(w in text for w in words)
 
 
-async def a_video(app: Any, chat: FakeChat, job_id: int, text: str, user: User) -> None:
-    await app.bot.handle(inv("video", f"{text} --seconds 1", user, ROOM), chat)
+async def a_video(app: Any, chat: FakeChat, job_id: int, text: str, user: User,
+                  place: Any = ROOM) -> None:
+    await app.bot.handle(inv("video", f"{text} --seconds 1", user, place), chat)
     assert (await app.runner.wait(job_id)).state is JobState.DONE
 
 
@@ -66,6 +67,7 @@ async def test_forget_me_makes_the_log_entries_about_the_user_neutral(
 
     await app.bot.handle(inv("forget-me", "confirm", ALICE, ROOM), chat)
     assert "5 moderation-log entry(ies) made anonymous" in last_note(chat, ALICE)
+    assert "could not be found" not in last_note(chat, ALICE)  # every entry was remembered
     await asyncio.sleep(0.5)  # a job's entry would be edited as its job ends
 
     for ref in about_her:
@@ -95,3 +97,28 @@ async def test_an_entry_gone_meanwhile_is_skipped(app: Any, chat: FakeChat,
         await app.bot.handle(inv("forget-me", "confirm", ALICE, ROOM), chat)
     assert last_note(chat, ALICE).startswith("Forgotten:")
     assert "could not edit a moderation-log entry while forgetting: LookupError" in caplog.text
+
+
+async def test_entries_from_before_the_bot_remembered_them_are_owned_up_to(
+        app: Any, chat: FakeChat) -> None:
+    """Entries posted before schema v9 have no `modlog_posts` row: forget-me cannot edit
+    them, and says so (how many, at most, and that a moderator must delete them)."""
+    await app.bot.handle(inv("admin", "settings set mod_log_channel mods", MOD), chat)
+    await app.bot.handle(inv("admin", "settings set blocklist gore", MOD), chat)
+    await a_video(app, chat, 1, PROMPT, ALICE)
+    await app.bot.handle(inv("video", "gore everywhere --seconds 1", ALICE, ROOM), chat)
+    await chat.wait_for(lambda: len(in_log(chat)) == 2, what="the refusal's entry")
+    # (The entry's row is written as it is posted, long before this job ends.)
+    await a_video(app, chat, 2, "a lighthouse at dusk", ALICE, place=OTHER)  # no log there
+    old = [c.ref for c in in_log(chat)]
+    assert len(old) == 2
+    # As a store migrated from before v9 has them: the entries, no record of where.
+    await app.store.run(lambda tx: tx.execute("DELETE FROM modlog_posts"))
+
+    await app.bot.handle(inv("forget-me", "confirm", ALICE, ROOM), chat)
+    said = last_note(chat, ALICE)
+    assert ("up to 2 older moderation-log entry(ies) could not be found (the bot kept no "
+            "record of where they were posted): a moderator must delete them by hand") in said
+    assert "made anonymous" not in said
+    for ref in old:  # untouched: the bot does not know they are hers
+        assert ref is not None and chat.messages[ref.id] != FORGOTTEN_CARD

@@ -31,8 +31,12 @@ def test_report_block_and_delete_typed_on_the_console(tmp_path: Path) -> None:
                      "log's buttons.") == 2
     assert video.exists()
 
-    out = _chat(config, tmp_path, "root", "/modblock 1\n/moddelete 1\n/admin reports\n")
+    out = _chat(config, tmp_path, "root",
+                "/modblock 1\n/moddelete 1\n/admin reports\n/admin settings show\n")
     assert "ann (console:ann) is blocked in this workspace" in out
+    assert ("Blocked in this workspace (the moderation log's Block user): ann (console:ann)."
+            in out)
+    assert "To lift a block: admin unblock-here and the user, e.g. admin unblock-here console:ann." in out
     assert "The video of job #1 is deleted." in out and not video.exists()
     assert "job #1 in console:-: reported by bob (console:bob)" in out
 

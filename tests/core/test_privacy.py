@@ -5,6 +5,7 @@ amounts stay and still add up."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -161,11 +162,64 @@ async def test_a_stale_request_is_not_confirmed_by_the_button(
         app: Any, chat: FakeChat, monkeypatch: pytest.MonkeyPatch) -> None:
     job_id = await _a_finished_job(app, chat)
     await app.bot.handle(inv("forget-me"), chat)
-    later = privacy._clock() + privacy.CONFIRM_SECONDS + 1
-    monkeypatch.setattr(privacy, "_clock", lambda: later)
+    later = app.store.clock() + timedelta(seconds=privacy.CONFIRM_SECONDS + 1)
+    monkeypatch.setattr(app.store, "clock", lambda: later)
     await app.bot.handle(inv("action", "0", options={"action": "forget", "job_id": 0}), chat)
     assert "type forget-me to ask" in notes(chat)[-1]
     assert (await app.store.get_job(job_id)).prompt == PROMPT
+
+
+ROOT_DIR = Path(__file__).resolve().parents[2]  # where `tests` imports from
+# Another process on the same store (one of several behind a Slack URL, a Discord
+# shard): it asks for `forget-me`, shows the card, and exits.
+ASK_ELSEWHERE = """
+import asyncio, sys
+from pathlib import Path
+from bot.app import App
+from tests.conftest import make_settings
+from tests.core.test_commands import inv
+from tests.fakes.chat import FakeChat
+
+async def main() -> None:
+    app = App(make_settings(Path(sys.argv[1])))
+    await app.start()
+    chat = FakeChat("console")
+    app.register_port(chat)
+    await app.bot.handle(inv("forget-me"), chat)
+    print(chat.of_kind("post")[-1].card.title)
+    await app.stop()
+
+asyncio.run(main())
+"""
+
+
+async def test_forget_me_asked_in_one_process_is_confirmed_in_another(
+        app: Any, chat: FakeChat, tmp_path: Path) -> None:
+    """The press reaches a process that did not see the ask; Bob's press forgets nobody."""
+    import asyncio
+    import os
+    import sys
+
+    from tests.guard import with_loopback_guard
+
+    job_id = await _a_finished_job(app, chat)
+    env = with_loopback_guard({**os.environ, "PYTHONPATH": str(ROOT_DIR)})
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ASK_ELSEWHERE, str(tmp_path), cwd=ROOT_DIR, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(child.communicate(), 120)
+    assert child.returncode == 0, err.decode()[-2000:]
+    assert out.decode().strip() == "Forget me?"
+    press = {"action": "forget", "job_id": 0}
+    await app.bot.handle(inv("action", "0", options=press, user=BOB), chat)
+    assert "type forget-me to ask" in notes(chat, BOB)[-1]
+    assert (await app.store.get_job(job_id)).prompt == PROMPT
+    await app.bot.handle(inv("action", "0", options=press), chat)
+    assert "Forgotten: 1 job(s) scrubbed" in notes(chat)[-1]
+    assert (await app.store.get_job(job_id)).prompt == ""
+    # The request was used up: a second press asks again.
+    await app.bot.handle(inv("action", "0", options=press), chat)
+    assert "type forget-me to ask" in notes(chat)[-1]
 
 
 # ---------------------------------------------------------------- the Delete button and fal

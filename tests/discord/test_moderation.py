@@ -51,10 +51,15 @@ async def test_report_then_the_moderators_block_and_delete(live: Live) -> None: 
     assert (await live.note(5)).startswith(f"alice (discord:{USER_ID}) is blocked in this server")
     dispatch(live.client, live.p.slash("video", {"prompt": "another boat", "duration": 1.0}))
     assert await live.note(6) == "You are blocked from starting jobs in this server."
+    dispatch(live.client, as_mod(live.p.slash("ltx-admin", {}, sub="settings", user_id=MOD_ID,
+                                              user_name="mod")))
+    assert (await live.note(7)).splitlines()[-2:] == [
+        f"Blocked in this server (the moderation log's Block user): alice (discord:{USER_ID}).",
+        f"To lift a block: admin unblock-here and the user, e.g. admin unblock-here discord:{USER_ID}."]
 
     dispatch(live.client, as_mod(live.p.slash("ltx-admin", {"days": 3}, sub="reports",
                                               user_id=MOD_ID, user_name="mod")))
-    assert (await live.note(7)).splitlines()[1].endswith(f"job #1: reported by eve (discord:{STRANGER_ID})")
+    assert (await live.note(8)).splitlines()[1].endswith(f"job #1: reported by eve (discord:{STRANGER_ID})")
 
 
 async def test_a_server_admin_pauses_their_server(live: Live) -> None:  # noqa: F811

@@ -34,6 +34,7 @@ async def test_forget_me_button_deletes_posts_and_scrubs(live: Live) -> None:
         what="the Forget me button")
     card = live.fake.messages[int(card_call.response["id"])]
     assert "forget-me confirm" in flatten_message(card)
+    assert card["flags"] & EPHEMERAL  # only the asker sees the card and its button
     # Someone else pressing it forgets nobody.
     dispatch(live.client, live.p.button("ltx:job:0:forget", card, user_id=USER_ID + 50,
                                         user_name="eve"))
@@ -85,6 +86,18 @@ async def test_my_data_by_mention_goes_to_a_direct_message(live: Live) -> None:
     assert call.bot_auth and call.path == f"/channels/{USER_ID + 7}/messages"
     data = json.loads(next(f for f in call.files if f.filename == name).data)
     assert data["user"]["key"] == f"discord:{USER_ID}" and data["jobs"] == []
+
+
+async def test_forget_me_by_mention_asks_in_a_direct_message(live: Live) -> None:
+    """No interaction to answer privately: the card with its button goes to the user's
+    DMs, not to the channel where they mentioned the bot."""
+    bot = live.fake.bot_id
+    dispatch_guild(live.client, live.p.guild_create())
+    dispatch_message(live.client, live.p.message(content=f"<@{bot}> forget-me", mentions=[bot]))
+    call = await live.fake.wait_for(
+        lambda c: isinstance(c.body, dict) and "ltx:job:0:forget" in button_ids(c.body),
+        what="the Forget me button")
+    assert call.bot_auth and call.path == f"/channels/{USER_ID + 7}/messages"
 
 
 async def test_admin_forget(live: Live, settings: Any) -> None:

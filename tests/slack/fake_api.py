@@ -70,6 +70,8 @@ class Ephemeral:
     user: str
     text: str
     thread_ts: str | None
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    ts: str = ""
 
 
 @dataclass
@@ -337,9 +339,11 @@ class FakeSlack:
             return {"error": "channel_not_found"}
         if len(str(p.get("text", ""))) > TEXT_MAX:
             return {"error": "msg_too_long"}
+        ts = self._new_ts()
         self.ephemerals.append(Ephemeral(str(p.get("channel")), str(p.get("user")),
-                                         str(p.get("text", "")), p.get("thread_ts")))
-        return {"message_ts": self._new_ts()}
+                                         str(p.get("text", "")), p.get("thread_ts"),
+                                         list(p.get("blocks") or []), ts))
+        return {"message_ts": ts}
 
     def _m_conversations_open(self, p: dict[str, Any]) -> dict[str, Any]:
         # A direct message channel with one user: "D" + their id, as stable as Slack's.

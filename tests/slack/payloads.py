@@ -111,14 +111,17 @@ def form_values(prompt: str, *, model: str | None = None, seconds: str | None = 
 
 def block_actions(action_id: str, value: str, *, message_ts: str = "1700000005.000100",
                   thread_ts: str | None = "1700000001.000100", user: str = USER,
-                  channel: str = CHANNEL, team: str = TEAM, response_url: str = "") -> dict[str, Any]:
+                  channel: str = CHANNEL, team: str = TEAM, response_url: str = "",
+                  ephemeral: bool = False) -> dict[str, Any]:
+    """A button press. On an `ephemeral` message Slack sends no `message` (the app never
+    had it): the container says `is_ephemeral`, and the response_url is the way back."""
     message: dict[str, Any] = {"type": "message", "ts": message_ts, "text": "Job", "bot_id": "BBOT"}
     container: dict[str, Any] = {"type": "message", "message_ts": message_ts,
-                                 "channel_id": channel, "is_ephemeral": False}
+                                 "channel_id": channel, "is_ephemeral": ephemeral}
     if thread_ts:
         message["thread_ts"] = thread_ts
         container["thread_ts"] = thread_ts
-    return {
+    body: dict[str, Any] = {
         "type": "block_actions", "user": _user(user, team), "api_app_id": "A0001",
         "token": "deprecated", "container": container, "trigger_id": f"{next(_ids)}.4.trigger",
         "team": {"id": team, "domain": "fake"}, "enterprise": None, "is_enterprise_install": False,
@@ -128,6 +131,9 @@ def block_actions(action_id: str, value: str, *, message_ts: str = "1700000005.0
                      "type": "button", "action_ts": "1700000006.000001",
                      "text": {"type": "plain_text", "text": action_id}}],
     }
+    if ephemeral:
+        del body["message"]
+    return body
 
 
 class SignedSender:

@@ -46,9 +46,13 @@ async def test_report_then_a_moderator_blocks_and_deletes(live: Any) -> None:  #
     await sender.command(slash_command("a red kite --seconds 1"))
     assert await note(fake, "U0001", 1) == "You are blocked from starting jobs in this workspace."
     assert len(await app.store.list_jobs("slack:U0001")) == 1
+    await sender.command(slash_command("admin settings show", user=MOD))
+    assert (await note(fake, MOD, 4)).splitlines()[-2:] == [
+        "Blocked in this workspace (the moderation log's Block user): alice (slack:U0001).",
+        "To lift a block: admin unblock-here and the user, e.g. admin unblock-here slack:U0001."]
 
     await sender.command(slash_command("admin reports", user=MOD))
-    assert (await note(fake, MOD, 4)).splitlines()[1].endswith(
+    assert (await note(fake, MOD, 5)).splitlines()[1].endswith(
         "job #1: reported by alice (slack:U0OTHER)")
 
 

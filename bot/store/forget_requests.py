@@ -1,0 +1,63 @@
+"""forget-me requests waiting for their confirmation, on either backend.
+
+One table (`forget_requests`): a row per user who typed `forget-me` and has not yet
+pressed Forget me, with when the request runs out. Asking writes (or renews) the
+user's row; the button consumes it in one statement (`DELETE ... WHERE expires_at >=
+now`), so a press counts once even when two processes take two presses at the same
+moment, and only for the user who asked. Forgetting a user drops their row in the
+forget transaction (it names them). Rows that ran out go whenever anyone asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from .codec import encode_time
+from .community import _sql
+from .protocol import LedgerTx, Store
+from .queries import SqlTx
+
+
+def drop_user(tx: SqlTx, user_key: str) -> None:
+    """The forget transaction's step: a pending request names the user."""
+    tx.execute("DELETE FROM forget_requests WHERE user_key = ?", (user_key,))
+
+
+class ForgetRequests:
+    """The `forget_requests` table of one `Store`; `clock` is the store's (wall-clock
+    UTC, the same in every process, unlike a monotonic one)."""
+
+    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def ask(self, user_key: str, seconds: float) -> None:
+        """Remember that `user_key` asked, for `seconds` (a new ask starts the time again)."""
+        now = self.clock()
+        expires = encode_time(now + timedelta(seconds=seconds))
+
+        def body(ltx: LedgerTx) -> None:
+            tx = _sql(ltx)
+            tx.execute("DELETE FROM forget_requests WHERE expires_at < ?", (encode_time(now),))
+            tx.execute("""INSERT INTO forget_requests (user_key, expires_at) VALUES (?, ?)
+                          ON CONFLICT (user_key) DO UPDATE SET expires_at = excluded.expires_at""",
+                       (user_key, expires))
+
+        await self.store.run(body)
+
+    async def confirm(self, user_key: str) -> bool:
+        """True exactly once for a request of `user_key` that has not run out."""
+        now: datetime = self.clock()
+
+        def body(ltx: LedgerTx) -> bool:
+            cursor = _sql(ltx).execute(
+                "DELETE FROM forget_requests WHERE user_key = ? AND expires_at >= ?",
+                (user_key, encode_time(now)))
+            return bool(cursor.rowcount == 1)
+
+        return await self.store.run(body)
+
+    async def withdraw(self, user_key: str) -> None:
+        """Drop the user's request (they were forgotten another way)."""
+        await self.store.run(lambda ltx: drop_user(_sql(ltx), user_key))
