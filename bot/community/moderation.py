@@ -24,13 +24,13 @@ from bot.config.safety import SafetySettings
 from bot.errors import PermissionDenied, UsageError
 from bot.model import JobRecord, JobState
 from bot.ports import ChatPort, Invocation, Place
+from bot.store.block_marks import BLOCK_PREFIX
 from bot.store.community import Community
 from bot.store.moderation import Moderation
 from bot.store.protocol import workspace_key_of
 
 log = logging.getLogger(__name__)
 
-BLOCK_PREFIX = "blocked_user:"
 # The buttons only moderators may press (an adapter asks its platform who is one for these).
 MODERATOR_ACTIONS = frozenset({"modblock", "moddelete"})
 # The share of a budget used at which one alert goes out (per budget and period).
@@ -114,10 +114,16 @@ BUTTONS: dict[str, Callable[[Any, Invocation, ChatPort, int], Awaitable[str]]] =
 
 
 async def refuse_blocked(svc: Any, inv: Invocation, workspace_word: str) -> None:
-    """A user a moderator blocked in this server starts nothing here."""
+    """A user a moderator blocked in this server starts nothing here. A block kept
+    through forget-me applies again first (the operator's block is then refused by the
+    quota's check, as any block)."""
+    community = _community(svc)
+    restored = await community.restore_blocks(inv.user.key)
+    if restored:
+        log.info("blocks kept through forget-me apply to %s again (%s)", inv.user.key, ", ".join(restored))
     if inv.user.is_admin:
         return
-    stored = await _community(svc).settings(scope_of(inv.place))
+    stored = await community.settings(scope_of(inv.place))
     if stored.get(BLOCK_PREFIX + inv.user.key):
         raise PermissionDenied(f"You are blocked from starting jobs in this {workspace_word}.")
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from .block_marks import marked_scopes, restore_blocks
 from .codec import decode_time, encode_time
 from .protocol import LedgerTx, Store
 from .queries import SqlTx
@@ -136,3 +137,11 @@ class Community:
 
     async def events(self, scope: str, kind: str, since: datetime) -> int:
         return await self._run(lambda tx: _events(tx, scope, kind, since), write=False)
+
+    async def restore_blocks(self, user_key: str) -> list[str]:
+        """Blocks forget-me kept for this key (bot/store/block_marks.py) become blocks on it
+        again; the scopes restored. One read when there are none, as for almost everyone."""
+        if not await self._run(lambda tx: marked_scopes(tx, user_key), write=False):
+            return []
+        now = self.clock()
+        return await self._run(lambda tx: restore_blocks(tx, user_key, now))

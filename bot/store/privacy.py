@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from bot.model import JobRecord
 
+from .block_marks import keep_blocks
 from .codec import encode_time, job_from_row
 from .forget_requests import drop_user as drop_forget_request
 from .modlog_posts import drop_user
@@ -89,8 +90,9 @@ def _scrub_moderation_rows(tx: SqlTx, user_key: str, new_key: str) -> None:
                (new_key, user_key))
     tx.execute("UPDATE admin_audit SET actor = ? WHERE actor = ?", (new_key, user_key))
     tx.execute("UPDATE admin_audit SET target = ? WHERE target = ?", (new_key, user_key))
-    tx.execute("UPDATE workspace_settings SET name = ? WHERE name = ?",
-               (f"blocked_user:{new_key}", f"blocked_user:{user_key}"))
+    # A block stays on whoever comes back with this key (a hash of it, bot/store/block_marks.py):
+    # being forgotten is not a way round a block.
+    keep_blocks(tx, user_key)
     # The moderation log's posts about the user were edited to a neutral card before.
     drop_user(tx, user_key)
 

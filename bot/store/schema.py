@@ -253,6 +253,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expires_at <time> NOT NULL
         )<rowid>""",
     ),
+    # v12: blocks that outlast forget-me: a hash of the forgotten user's key per scope of
+    # a block on them ("*" or a server), turned back into blocks when the key is seen
+    # again. See bot/store/block_marks.py.
+    (
+        """CREATE TABLE block_marks (
+            mark TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            PRIMARY KEY (mark, scope)
+        )<rowid>""",
+    ),
 )
 MIGRATIONS = tuple(tuple(SQLITE.ddl(s) for s in step) for step in _MIGRATIONS)
 PG_MIGRATIONS = tuple(tuple(POSTGRES.ddl(s) for s in step) for step in _MIGRATIONS)

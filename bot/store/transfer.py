@@ -28,7 +28,7 @@ from .schema import SCHEMA_VERSION
 # Every table, parents before children (jobs.owner_key -> users, ledger -> jobs).
 TABLES = ("users", "jobs", "ledger", "usage_totals", "seen_events",
           "workspace_settings", "admin_audit", "safety_events", "installations", "reports",
-          "alerts_sent", "modlog_posts", "forget_requests")
+          "alerts_sent", "modlog_posts", "forget_requests", "block_marks")
 IDENTITIES = ("jobs", "ledger", "admin_audit", "safety_events")  # tables whose id PostgreSQL numbers from a sequence
 # What must be equal before and after: the ledger's sums (USD rounded: a float sum
 # depends on the order it is added in) beside the audit.

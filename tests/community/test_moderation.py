@@ -49,6 +49,37 @@ async def a_video(app: Any, chat: FakeChat, job_id: int, user: User = ALICE, pla
     await chat.wait_video(job_id)
 
 
+async def test_blocks_outlast_forget_me(app: Any, chat: FakeChat) -> None:
+    # A blocked user must not lift their blocks by asking to be forgotten: the moderator's
+    # block here and the operator's block everywhere both meet them when they come back.
+    await app.bot.handle(inv("admin", "settings set mod_log_channel mods", MOD), chat)
+    await a_video(app, chat, 1)
+    await app.bot.handle(press("modblock", 1, MOD), chat)
+    await a_video(app, chat, 2, user=BOB)
+    await app.bot.handle(inv("admin", "block console:bob", ROOT), chat)
+    for who in (ALICE, BOB):
+        await app.bot.handle(inv("forget-me", "confirm", who), chat)
+        assert last_note(chat, who).startswith("Forgotten:")
+    # Forgotten: the server's list names no one, and nothing in the store names them.
+    await app.bot.handle(inv("admin", "settings show", MOD), chat)
+    assert "console:alice" not in last_note(chat, MOD)
+    assert await app.store.get_user(ALICE.key) is None and await app.store.get_user(BOB.key) is None
+
+    await app.bot.handle(inv("video", "a quiet harbour --seconds 1"), chat)
+    assert last_note(chat, ALICE) == "You are blocked from starting jobs in this workspace."
+    await app.bot.handle(inv("video", "a quiet harbour --seconds 1", BOB), chat)
+    assert "You are blocked from starting jobs with this bot" in last_note(chat, BOB)
+    assert await app.store.list_jobs(ALICE.key) == [] and await app.store.list_jobs(BOB.key) == []
+    # Back as ordinary blocks: listed, and lifted as any block is.
+    await app.bot.handle(inv("admin", "settings show", MOD), chat)
+    assert "Alice (console:alice)" in last_note(chat, MOD) or "console:alice" in last_note(chat, MOD)
+    await app.bot.handle(inv("admin", "unblock-here console:alice", MOD), chat)
+    await app.bot.handle(inv("admin", "unblock console:bob", ROOT), chat)
+    await a_video(app, chat, 3)
+    await a_video(app, chat, 4, user=BOB)
+    assert len(await app.store.list_jobs(ALICE.key)) == 1 and len(await app.store.list_jobs(BOB.key)) == 1
+
+
 async def audit_lines(app: Any, chat: FakeChat) -> list[str]:
     await app.bot.handle(inv("admin", "audit", ROOT), chat)
     return last_note(chat, ROOT).splitlines()[1:]

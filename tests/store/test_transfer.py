@@ -76,7 +76,7 @@ async def test_copy_moves_every_row_and_the_books_still_balance(
     assert report.rows == {"users": 3, "jobs": 3, "ledger": 6, "usage_totals": 8, "seen_events": 1,
                            "workspace_settings": 0, "admin_audit": 0, "safety_events": 0,
                            "installations": 1, "reports": 0, "alerts_sent": 0,
-                           "modlog_posts": 0, "forget_requests": 0}
+                           "modlog_posts": 0, "forget_requests": 0, "block_marks": 0}
     assert report.target == f"127.0.0.1:{pg_databases.server.port}/{url.rsplit('/', 1)[1]}"
     old, new = await open_store(source, clock=clock), await open_store(url, clock=clock)
     try:
