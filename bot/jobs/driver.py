@@ -313,13 +313,17 @@ class JobDriver:
             self.paused = False
             self.edit_soon()
 
-    async def through_outages(self, step: Callable[[], Awaitable[T]]) -> T:
+    async def through_outages(self, step: Callable[[], Awaitable[T]], *,
+                              wait_out_pauses: bool = True) -> T:
         """`step()` again and again while fal cannot be reached (up to the outage limit) or
-        refuses the operator's account (until the pause is lifted)."""
+        refuses the operator's account (until the pause is lifted; without
+        `wait_out_pauses` that refusal is raised)."""
         while True:
             try:
                 result = await step()
             except FalAccountError as exc:
+                if not wait_out_pauses:
+                    raise
                 await self.rt.pauses.account_failed(exc, self.job.id)
                 await self._while_paused()
                 continue
