@@ -32,7 +32,7 @@ from bot.errors import (
     report_unexpected,
 )
 from bot.fal import Completed, Failed, FalAccountError, FalEvent, Queued, QueueHandle, Running
-from bot.jobs import cards
+from bot.jobs import cards, paused
 from bot.jobs.cards import aware, utc_now
 from bot.jobs.delivery import deliver
 from bot.jobs.outage import (
@@ -105,7 +105,7 @@ class JobDriver:
         self.task: asyncio.Task[None] | None = None
         self.inner: asyncio.Task[Any] | None = None  # what a cancel interrupts
         self.holds_slot = False
-        self._slot_taken = False  # marked submitted here, not sent yet
+        self.slot_taken = False  # marked submitted here, not sent yet
         self.lost = False  # its lease went to another process: stop, write nothing more
         self.work: Path | None = None  # the delivery's scratch folder
         self._last_persist = -math.inf
@@ -121,7 +121,7 @@ class JobDriver:
     def status_card(self) -> StatusCard:
         notice = UNREACHABLE_TEXT if self.outage.active else None
         if self.paused and self.job.state in WAITING:
-            notice = pause.WAITING_TEXT
+            notice = pause.RETURNED_TEXT if self.job.unreserved else pause.WAITING_TEXT
         return cards.status_card(
             self.job, at=utc_now(), typical_seconds=self.rt.typical_run.get(self.job.endpoint_id),
             cancelled_by=self.cancelled_by, notice=notice)
@@ -211,6 +211,8 @@ class JobDriver:
                         "(fal may still run it and bill it)", self.job.id, minutes,
                         self.job.fal_request_id or "(none: it was never accepted)")
             return cards.UNREACHABLE_FAILED_TEXT.format(minutes=minutes), "fal_unreachable", True
+        if isinstance(exc, paused.NoLongerFits):
+            return exc.text, "quota", False  # its credits were given back during the pause
         if isinstance(exc, GaveUp):
             hours = self.rt.settings.jobs.result_timeout_hours
             return cards.TIMEOUT_TEXT.format(hours=hours), "bot_timeout", True
@@ -269,11 +271,15 @@ class JobDriver:
             await self.write(state=JobState.WAITING, local_position=self.job.local_position)
             self.edit_soon()
         if not self.holds_slot:
-            await self.interruptible(self.rt.admission.wait_for_slot(self.job.id))
+            await self.interruptible(paused.wait_in_line(self))
             self.holds_slot = True
         self.check()
-        await self.interruptible(self._while_paused())
-        await self.interruptible(self._take_fal_slot())
+        # A pause that begins while the job waits for a slot at fal sends it back here.
+        while True:
+            await self.interruptible(paused.while_paused(self))
+            await self.interruptible(paused.reserve_again(self))
+            if await self.interruptible(self._take_fal_slot()):
+                break
         self.check()
 
     async def _submit(self) -> None:
@@ -296,22 +302,9 @@ class JobDriver:
 
     async def _back_to_waiting(self) -> None:
         # Not at fal: a restart then sends it as a waiting job, not as "maybe accepted".
-        self._slot_taken = False
+        self.slot_taken = False
         await self.write(state=JobState.WAITING, local_position=None)
         self.edit_soon()
-
-    async def _while_paused(self) -> None:
-        """Until no pause applies to the job's place (a waiting job stays waiting)."""
-        while await self.rt.pauses.active(self.job.place):
-            if not self.paused:
-                self.paused = True
-                self.edit_soon()
-            if not await self.rt.store.holds_lease(self.job.id):
-                raise LeaseLost()
-            await asyncio.sleep(self.rt.pause_poll_seconds)
-        if self.paused:
-            self.paused = False
-            self.edit_soon()
 
     async def through_outages(self, step: Callable[[], Awaitable[T]], *,
                               wait_out_pauses: bool = True) -> T:
@@ -325,7 +318,7 @@ class JobDriver:
                 if not wait_out_pauses:
                     raise
                 await self.rt.pauses.account_failed(exc, self.job.id)
-                await self._while_paused()
+                await paused.while_paused(self)
                 continue
             except FalError as exc:
                 if not is_outage(exc):
@@ -335,21 +328,25 @@ class JobDriver:
             self.outage.over()
             return result
 
-    async def _take_fal_slot(self) -> None:
+    async def _take_fal_slot(self) -> bool:
         """Wait until fewer than `backend.max_concurrent` jobs of the whole store (every
-        process on it) are at fal, and mark this one submitted in the same transaction."""
+        process on it) are at fal, and mark this one submitted in the same transaction;
+        False when a pause began meanwhile (the job is still waiting)."""
         limit = self.rt.settings.backend.max_concurrent
         # The lease then covers the whole submit: see `bot.store.leases.take_fal_slot`.
         hold = self.rt.fal.longest_call_seconds
         while not await self.rt.store.take_fal_slot(self.job.id, limit, hold):
             if not await self.rt.store.holds_lease(self.job.id):
                 raise LeaseLost()
+            if await self.rt.pauses.active(self.job.place):
+                return False
             await asyncio.sleep(FAL_SLOT_POLL_SECONDS)
         self.job.state = JobState.SUBMITTED
         self.job.local_position = None
-        self._slot_taken = True
+        self.slot_taken = True
         self.rt.state_changed(self.job)
         self.edit_soon()
+        return True
 
     def request_cancel(self, by: str) -> None:
         """A user's cancel: interrupt the driver where it waits; it then ends the job."""
@@ -388,7 +385,7 @@ class JobDriver:
         """Enqueue the job at fal and record its request id (shielded: both or neither)."""
         job = self.job
         if self.rt.stopping:
-            if self._slot_taken:
+            if self.slot_taken:
                 # Not sent: give the slot at fal back, so that nobody resends it as if
                 # it might have been accepted.
                 await self.write(state=JobState.WAITING)
@@ -399,7 +396,7 @@ class JobDriver:
         # The fence: once fal accepts a job it cannot be taken back, so it is sent only
         # by the process that holds its lease this moment. Taking the slot just now was
         # that fence already (it renewed the lease for a whole lease period).
-        if not self._slot_taken and not await self.rt.store.holds_lease(
+        if not self.slot_taken and not await self.rt.store.holds_lease(
                 job.id, self.rt.fal.longest_call_seconds):
             raise LeaseLost()
         self.rt.mark(job.id, "fal_submit")

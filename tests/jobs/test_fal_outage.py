@@ -173,7 +173,7 @@ async def _start_image_job(jobs: Jobs, prompt: str) -> asyncio.Task[JobRecord]:
 
 async def _only_job(jobs: Jobs) -> int:
     async with asyncio.timeout(BOUND):
-        while not (ids := {c.job_id for c in jobs.chat.calls if c.job_id is not None}):
+        while not (ids := {c.job_id for c in jobs.chat.calls if c.job_id is not None}):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     (job_id,) = ids
     return job_id
