@@ -6,6 +6,7 @@ not counted twice against the concurrency limit), and a cancel refunds nothing t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from bot.model import JobState
 from bot.ports import User
 from bot.quota import Quota
 from bot.quota_pause import give_back, reserve_again
-from bot.store import SqlStore
+from bot.store import LedgerEntry, LedgerTx, SqlStore
 from bot.store.protocol import LeaseRefused
 
 from .conftest import ADMIN, ALICE, GUILD, ManualClock, make_request, make_settings
@@ -142,3 +143,22 @@ async def test_fenced_by_the_lease(quota: Quota, store: SqlStore) -> None:
     assert await _ledger(store, job_id) == [("reserve", 30, 0)]
     assert store.lease is not None
     assert await give_back(quota, job_id, owner=store.lease.owner)
+
+
+async def test_the_database_still_refuses_a_second_reserve_or_close_in_one_round(
+        quota: Quota, store: SqlStore, clock: ManualClock) -> None:
+    job_id = await _waiting(quota, store, 30)
+
+    def again(kind: str, reservation: int) -> Callable[[LedgerTx], None]:
+        entry = LedgerEntry(kind=kind, credits=0, user_key=ALICE.key,  # type: ignore[arg-type]
+                            charged_at=clock.now, job_id=job_id, reservation=reservation)
+        return lambda tx: tx.record(entry, clock.now)
+
+    with pytest.raises(Exception, match=r"(?i)unique"):
+        await store.run(again("reserve", 0))
+    await quota.refund(job_id)
+    for kind in ("refund", "settle"):
+        with pytest.raises(Exception, match=r"(?i)unique"):
+            await store.run(again(kind, 0))
+    assert await _ledger(store, job_id) == [("reserve", 30, 0), ("refund", -30, 0)]
+    assert await store.audit() == []
