@@ -105,7 +105,7 @@ class JobDriver:
         self.task: asyncio.Task[None] | None = None
         self.inner: asyncio.Task[Any] | None = None  # what a cancel interrupts
         self.holds_slot = False
-        self.slot_taken = False  # marked submitted here, not sent yet
+        self._slot_taken = False  # marked submitted here, not sent yet
         self.lost = False  # its lease went to another process: stop, write nothing more
         self.work: Path | None = None  # the delivery's scratch folder
         self._last_persist = -math.inf
@@ -302,7 +302,7 @@ class JobDriver:
 
     async def _back_to_waiting(self) -> None:
         # Not at fal: a restart then sends it as a waiting job, not as "maybe accepted".
-        self.slot_taken = False
+        self._slot_taken = False
         await self.write(state=JobState.WAITING, local_position=None)
         self.edit_soon()
 
@@ -343,7 +343,7 @@ class JobDriver:
             await asyncio.sleep(FAL_SLOT_POLL_SECONDS)
         self.job.state = JobState.SUBMITTED
         self.job.local_position = None
-        self.slot_taken = True
+        self._slot_taken = True
         self.rt.state_changed(self.job)
         self.edit_soon()
         return True
@@ -385,7 +385,7 @@ class JobDriver:
         """Enqueue the job at fal and record its request id (shielded: both or neither)."""
         job = self.job
         if self.rt.stopping:
-            if self.slot_taken:
+            if self._slot_taken:
                 # Not sent: give the slot at fal back, so that nobody resends it as if
                 # it might have been accepted.
                 await self.write(state=JobState.WAITING)
@@ -396,7 +396,7 @@ class JobDriver:
         # The fence: once fal accepts a job it cannot be taken back, so it is sent only
         # by the process that holds its lease this moment. Taking the slot just now was
         # that fence already (it renewed the lease for a whole lease period).
-        if not self.slot_taken and not await self.rt.store.holds_lease(
+        if not self._slot_taken and not await self.rt.store.holds_lease(
                 job.id, self.rt.fal.longest_call_seconds):
             raise LeaseLost()
         self.rt.mark(job.id, "fal_submit")

@@ -53,18 +53,24 @@ async def _applies(driver: JobDriver) -> bool:
     return bool(found)
 
 
-async def give_back(driver: JobDriver) -> None:
-    """Refund the reservation of a job that has not reached fal (once)."""
-    from bot.jobs.driver import WAITING, LeaseLost
+def _lease_lost(driver: JobDriver) -> Exception:
+    # Imported here: the driver imports this module.
+    from bot.jobs.driver import LeaseLost
 
+    driver.lost = True
+    return LeaseLost()
+
+
+async def give_back(driver: JobDriver) -> None:
+    """Refund the reservation of a job that has not reached fal (once). A job that took
+    its slot at fal is `submitted` already, so it keeps its credits."""
     job = driver.job
-    if job.unreserved or job.state not in WAITING or driver.slot_taken:
+    if job.unreserved or job.state not in quota_pause.WAITING_STATES:
         return
     try:
         given = await quota_pause.give_back(driver.rt.quota, job.id, owner=_owner(driver))
     except LeaseRefused:
-        driver.lost = True
-        raise LeaseLost() from None
+        raise _lease_lost(driver) from None
     if given:
         job.unreserved = True
         log.info("job %d: fal's account is paused; its %d credits go back to the user while "
@@ -74,8 +80,6 @@ async def give_back(driver: JobDriver) -> None:
 
 async def reserve_again(driver: JobDriver) -> None:
     """Before a job that gave its credits back is sent: reserve them again."""
-    from bot.jobs.driver import LeaseLost
-
     job = driver.job
     if not job.unreserved:
         return
@@ -86,8 +90,7 @@ async def reserve_again(driver: JobDriver) -> None:
         log.info("job %d: cannot reserve its credits again after the pause: %s", job.id, exc)
         raise NoLongerFits(exc.message) from None
     except LeaseRefused:
-        driver.lost = True
-        raise LeaseLost() from None
+        raise _lease_lost(driver) from None
     job.unreserved = False
     driver.edit_soon()
 
@@ -99,11 +102,9 @@ def _owner(driver: JobDriver) -> str | None:
 
 async def while_paused(driver: JobDriver) -> None:
     """Until no pause applies to the job's place (a waiting job stays waiting)."""
-    from bot.jobs.driver import LeaseLost
-
     while await _applies(driver):
         if not await driver.rt.store.holds_lease(driver.job.id):
-            raise LeaseLost()
+            raise _lease_lost(driver)
         await asyncio.sleep(driver.rt.pause_poll_seconds)
 
 
