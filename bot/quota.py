@@ -427,6 +427,9 @@ class Quota:
             charge = tx.charge_of(job_id)
             if charge is None:
                 raise LookupError(f"job {job_id} not found")
+            if charge.final == "refund":
+                # Given back by a pause already (or refunded before): it ends costing nothing.
+                tx.set_job(job_id, settled_credits=0, settled_usd=0.0)
             if charge.final is not None:
                 return
             tx.record(LedgerEntry(

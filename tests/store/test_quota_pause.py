@@ -63,6 +63,8 @@ async def test_a_cancel_after_the_give_back_refunds_nothing_more(quota: Quota,
     await quota.refund(job_id)
     await store.update_job(job_id, state=JobState.CANCELLED)
     assert await _ledger(store, job_id) == [("reserve", 30, 0), ("refund", -30, 0)]
+    ended = await store.get_job(job_id)  # `jobs` lists it as costing nothing
+    assert ended is not None and ended.settled_credits == 0
     assert (await quota.status(ALICE, GUILD)).daily_used == 0
     assert await store.audit() == []
 
