@@ -4,18 +4,23 @@ for SQLite and PostgreSQL alike.
 An empty (0-byte) or damaged SQLite file raises `DatabaseFileRefused` (the command line
 prints its text and exits 2). Plain `health` stays cheap (Docker runs it every 30 s);
 `health --deep` also reads every page (SQLite's quick_check) or every table (PostgreSQL).
+Both name every active pause of video generation (`bot.pause`), read in one query: a
+process can be alive and healthy while fal refuses the operator's account.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterable
+from datetime import UTC
 from pathlib import Path
 
 from bot import heartbeat
 from bot.config import Settings
 from bot.private_files import create_private, private_dir
 from bot.store import SqlTx, open_store
+from bot.store.codec import Row, decode_time
 from bot.store.sqlite_file import damaged, is_damage, quick_check, refuse_empty
 from bot.store.transfer import CopyRefused, backup_postgres, copy_sqlite_to_postgres
 
@@ -41,10 +46,11 @@ def _postgres_health(settings: Settings, deep: bool) -> tuple[bool, str]:
         try:
             h = await store.health()
             read = await store.run(_count_tables, write=False) if deep else None
+            paused = await store.run(lambda tx: tx.fetch(PAUSES_SQL, ()), write=False)
         finally:
             await store.close()
         tables = f", every table reads ({read})" if read is not None else ""
-        return f"{h.backend} {h.where} opens (schema v{h.schema_version}){tables}"
+        return f"{h.backend} {h.where} opens (schema v{h.schema_version}){tables}{_pauses(paused)}"
 
     try:
         return True, asyncio.run(probe())
@@ -73,6 +79,32 @@ def migrate_store(source: str, target: str) -> tuple[bool, str]:
                   f"{rows}; {audit}")
 
 
+# One cheap query: the pauses table holds a row or two at most.
+PAUSES_SQL = "SELECT scope, kind, reason, since FROM pauses ORDER BY since, scope, kind"
+
+
+def _pauses(rows: Iterable[Row]) -> str:
+    """"; paused: ..." naming each active pause (scope, kind, reason, since), or ""."""
+    parts = []
+    for row in rows:
+        since = decode_time(row["since"])
+        when = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if since else "?"
+        where = "everywhere" if row["scope"] == "*" else row["scope"]
+        parts.append(f"{where} ({row['kind']}) since {when}: {row['reason'] or 'no reason given'}")
+    return f"; video generation paused: {'; '.join(parts)}" if parts else ""
+
+
+def _sqlite_pauses(conn: sqlite3.Connection) -> str:
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute(PAUSES_SQL).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return ""  # a store from before pauses existed (the next start migrates it)
+        raise
+    return _pauses(rows)
+
+
 def _count_tables(tx: SqlTx) -> str:
     """Reads every row of every table of the store's schema: a damaged page or a missing
     relation file fails here. A bot's tables are small, so this takes well under a second."""
@@ -96,13 +128,14 @@ def _sqlite_health(settings: Settings, deep: bool) -> tuple[bool, str]:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             if deep:
                 quick_check(conn, db)
+            paused = _sqlite_pauses(conn)
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
         if is_damage(exc):
             raise damaged(db, str(exc)) from None
         return False, f"database {db} does not open: {exc}"
-    return True, f"database {db} opens{', quick_check ok' if deep else ''}"
+    return True, f"database {db} opens{', quick_check ok' if deep else ''}{paused}"
 
 
 def _sqlite_backup(settings: Settings, dest: Path) -> tuple[bool, str]:

@@ -174,6 +174,11 @@ class JobRecord:
     started_at: datetime | None = None  # when fal started running it
     parent_id: int | None = None
     parent_kind: ParentKind | None = None
+    # A fal-account pause gave its reservation back; it reserves again before it is sent.
+    unreserved: bool = False
+    # The owner as admission saw them (tier by role, admin exemption), for that.
+    owner_roles: tuple[str, ...] = ()
+    owner_admin: bool = False
 
     @property
     def owner_key(self) -> str:

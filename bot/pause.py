@@ -7,9 +7,11 @@ succeeds; `admin`: set and lifted by an admin), a reason, who set it and since w
 Pauses live in the store (`bot.store.pauses`), so every process sharing it sees them.
 
 While a pause applies to a place: new generation commands there are refused before
-anything is downloaded or charged; jobs already waiting stay waiting (their credits
-stay reserved; a cancel refunds them); a job fal refused for the account goes back to
-waiting. Nothing is failed. `admin resume` lifts both kinds (a fal_account pause is
+anything is downloaded or charged; jobs already waiting stay waiting; a job fal refused
+for the account goes back to waiting. Nothing is failed. Under a fal-account pause each
+job not at fal yet gives its reserved credits back and reserves them again when the
+pause ends (bot/jobs/paused.py); under an admin's pause they stay reserved (a cancel
+refunds them). `admin resume` lifts both kinds (a fal_account pause is
 set again by the next job or probe that fal still refuses).
 """
 
@@ -36,6 +38,9 @@ KINDS = (FAL_ACCOUNT, ADMIN)
 ACCOUNT_TEXT = "Video generation is paused: the operator's fal account needs attention."
 ADMIN_TEXT = "Video generation is paused by an admin"
 WAITING_TEXT = "Paused: the job waits until generation resumes"
+# A fal-account pause gave the job's credits back (bot/jobs/paused.py).
+RETURNED_TEXT = ("Paused: the job waits until generation resumes; its credits are returned "
+                 "to you until then")
 # How often a process asks fal again whether the account works (one cheap request).
 PROBE_SECONDS = 60.0
 # Many waiting jobs ask whether a pause applies; one store read a second serves them all.

@@ -323,7 +323,7 @@ class Quota:
             f"{format_wait((reset - now).total_seconds())} ({when})."
         )
 
-    def _shared_limits(self) -> list[str]:
+    def shared_limits(self) -> list[str]:
         """The usage rows shared between users that a configured limit reads: on
         PostgreSQL an admission locks only these (and its own user's)."""
         return [scope for scope, limit in (("ws_month", self._q.workspace_monthly_credits),
@@ -369,7 +369,7 @@ class Quota:
             if row.blocked and not user.is_admin:
                 raise PermissionDenied(BLOCKED)
             limits = self.limits_for(user, row)
-            usage = tx.usage(user.key, workspace_key, now, limited=self._shared_limits())
+            usage = tx.usage(user.key, workspace_key, now, limited=self.shared_limits())
             bonus = self.check(user, place, limits, usage, cost, now, workspace_word=workspace_word)
             job = tx.insert_job(NewJob(
                 owner=user, place=place, endpoint_id=request.endpoint.endpoint_id,
@@ -412,6 +412,7 @@ class Quota:
                 user_key=charge.owner_key, workspace_key=charge.workspace_key,
                 job_id=job_id, charged_at=charge.created_at,
                 note=f"real {real} credits vs estimate {charge.reserved}",
+                reservation=charge.reservation,
             ), now)
             tx.set_job(job_id, settled_credits=real, settled_usd=usd)
             return real
@@ -419,19 +420,23 @@ class Quota:
         return await self.store.run(body)
 
     async def refund(self, job_id: int) -> None:
-        """Give back the whole reservation. Does nothing a second time or after settle."""
+        """Give back the whole reservation. Does nothing a second time, after settle, or
+        for a job whose reservation a pause gave back already (`bot.quota_pause`)."""
         now = self.clock()
         def body(tx: LedgerTx) -> None:
             charge = tx.charge_of(job_id)
             if charge is None:
                 raise LookupError(f"job {job_id} not found")
+            if charge.final == "refund":
+                # Given back by a pause already (or refunded before): it ends costing nothing.
+                tx.set_job(job_id, settled_credits=0, settled_usd=0.0)
             if charge.final is not None:
                 return
             tx.record(LedgerEntry(
                 kind="refund", credits=-charge.reserved, bonus=-charge.reserved_bonus,
                 usd=-charge.reserved_usd, user_key=charge.owner_key,
                 workspace_key=charge.workspace_key, job_id=job_id,
-                charged_at=charge.created_at,
+                charged_at=charge.created_at, reservation=charge.reservation,
             ), now)
             tx.set_job(job_id, settled_credits=0, settled_usd=0.0)
 

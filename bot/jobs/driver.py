@@ -32,7 +32,7 @@ from bot.errors import (
     report_unexpected,
 )
 from bot.fal import Completed, Failed, FalAccountError, FalEvent, Queued, QueueHandle, Running
-from bot.jobs import cards
+from bot.jobs import cards, paused
 from bot.jobs.cards import aware, utc_now
 from bot.jobs.delivery import deliver
 from bot.jobs.outage import (
@@ -121,7 +121,7 @@ class JobDriver:
     def status_card(self) -> StatusCard:
         notice = UNREACHABLE_TEXT if self.outage.active else None
         if self.paused and self.job.state in WAITING:
-            notice = pause.WAITING_TEXT
+            notice = pause.RETURNED_TEXT if self.job.unreserved else pause.WAITING_TEXT
         return cards.status_card(
             self.job, at=utc_now(), typical_seconds=self.rt.typical_run.get(self.job.endpoint_id),
             cancelled_by=self.cancelled_by, notice=notice)
@@ -211,6 +211,8 @@ class JobDriver:
                         "(fal may still run it and bill it)", self.job.id, minutes,
                         self.job.fal_request_id or "(none: it was never accepted)")
             return cards.UNREACHABLE_FAILED_TEXT.format(minutes=minutes), "fal_unreachable", True
+        if isinstance(exc, paused.NoLongerFits):
+            return exc.text, "quota", False  # its credits were given back during the pause
         if isinstance(exc, GaveUp):
             hours = self.rt.settings.jobs.result_timeout_hours
             return cards.TIMEOUT_TEXT.format(hours=hours), "bot_timeout", True
@@ -269,11 +271,15 @@ class JobDriver:
             await self.write(state=JobState.WAITING, local_position=self.job.local_position)
             self.edit_soon()
         if not self.holds_slot:
-            await self.interruptible(self.rt.admission.wait_for_slot(self.job.id))
+            await self.interruptible(paused.wait_in_line(self))
             self.holds_slot = True
         self.check()
-        await self.interruptible(self._while_paused())
-        await self.interruptible(self._take_fal_slot())
+        # A pause that begins while the job waits for a slot at fal sends it back here.
+        while True:
+            await self.interruptible(paused.while_paused(self))
+            await self.interruptible(paused.reserve_again(self))
+            if await self.interruptible(self._take_fal_slot()):
+                break
         self.check()
 
     async def _submit(self) -> None:
@@ -300,28 +306,19 @@ class JobDriver:
         await self.write(state=JobState.WAITING, local_position=None)
         self.edit_soon()
 
-    async def _while_paused(self) -> None:
-        """Until no pause applies to the job's place (a waiting job stays waiting)."""
-        while await self.rt.pauses.active(self.job.place):
-            if not self.paused:
-                self.paused = True
-                self.edit_soon()
-            if not await self.rt.store.holds_lease(self.job.id):
-                raise LeaseLost()
-            await asyncio.sleep(self.rt.pause_poll_seconds)
-        if self.paused:
-            self.paused = False
-            self.edit_soon()
-
-    async def through_outages(self, step: Callable[[], Awaitable[T]]) -> T:
+    async def through_outages(self, step: Callable[[], Awaitable[T]], *,
+                              wait_out_pauses: bool = True) -> T:
         """`step()` again and again while fal cannot be reached (up to the outage limit) or
-        refuses the operator's account (until the pause is lifted)."""
+        refuses the operator's account (until the pause is lifted; without
+        `wait_out_pauses` that refusal is raised)."""
         while True:
             try:
                 result = await step()
             except FalAccountError as exc:
+                if not wait_out_pauses:
+                    raise
                 await self.rt.pauses.account_failed(exc, self.job.id)
-                await self._while_paused()
+                await paused.while_paused(self)
                 continue
             except FalError as exc:
                 if not is_outage(exc):
@@ -331,21 +328,25 @@ class JobDriver:
             self.outage.over()
             return result
 
-    async def _take_fal_slot(self) -> None:
+    async def _take_fal_slot(self) -> bool:
         """Wait until fewer than `backend.max_concurrent` jobs of the whole store (every
-        process on it) are at fal, and mark this one submitted in the same transaction."""
+        process on it) are at fal, and mark this one submitted in the same transaction;
+        False when a pause began meanwhile (the job is still waiting)."""
         limit = self.rt.settings.backend.max_concurrent
         # The lease then covers the whole submit: see `bot.store.leases.take_fal_slot`.
         hold = self.rt.fal.longest_call_seconds
         while not await self.rt.store.take_fal_slot(self.job.id, limit, hold):
             if not await self.rt.store.holds_lease(self.job.id):
                 raise LeaseLost()
+            if await self.rt.pauses.active(self.job.place):
+                return False
             await asyncio.sleep(FAL_SLOT_POLL_SECONDS)
         self.job.state = JobState.SUBMITTED
         self.job.local_position = None
         self._slot_taken = True
         self.rt.state_changed(self.job)
         self.edit_soon()
+        return True
 
     def request_cancel(self, by: str) -> None:
         """A user's cancel: interrupt the driver where it waits; it then ends the job."""

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from bot.errors import FalError, NotFound, PermissionDenied, UserError, report_u
 from bot.fal import FalAccountError, FalClient
 from bot.jobs import cards
 from bot.jobs.admission import Admission
-from bot.jobs.driver import AT_FAL, LOCAL_MARK, WAITING, JobDriver, uploaded
+from bot.jobs.driver import AT_FAL, LOCAL_MARK, WAITING, CancelRequested, JobDriver, uploaded
 from bot.jobs.leases import LeaseKeeper
 from bot.jobs.runtime import RunnerHooks, Runtime
 from bot.model import GenerationRequest, JobRecord, JobState, LocalMedia
@@ -264,11 +265,20 @@ class JobRunner:
     ) -> list[str] | None:
         """The fal URL of every input, or None when an upload failed (the job is over)."""
         job = driver.job
-        try:
+
+        async def upload_all() -> list[str]:
+            # Through a fal outage like every other fal call (the card says so); a user's
+            # cancel interrupts the waiting.
             return list(await asyncio.gather(*(
-                self._upload(item) if item is not None else _as_is(ref.url)
+                driver.through_outages(partial(self._upload, item), wait_out_pauses=False)
+                if item is not None else _as_is(ref.url)
                 for ref, item in zip(request.media, local, strict=True)
             )))
+
+        try:
+            return await driver.interruptible(upload_all())
+        except CancelRequested:
+            await driver.finish_cancelled()
         except FalAccountError as exc:
             # The account, not the job: pause (see bot/pause.py). The attachments are not
             # kept once this command ends, so this job cannot wait: it ends refunded.

@@ -57,14 +57,21 @@ def _job_problems(tx: SqlTx) -> list[str]:
     for r in tx.fetch(
         """SELECT j.id AS id, COALESCE(SUM(l.credits), 0) AS charged,
                   j.settled_credits AS settled, j.estimate_credits AS estimate,
+                  j.unreserved AS unreserved,
                   COUNT(CASE WHEN l.kind = 'reserve' THEN 1 END) AS reserves,
                   COUNT(CASE WHEN l.kind = 'settle' THEN 1 END) AS settles,
                   COUNT(CASE WHEN l.kind = 'refund' THEN 1 END) AS refunds
-           FROM jobs j LEFT JOIN ledger l ON l.job_id = j.id GROUP BY j.id"""
+           FROM jobs j LEFT JOIN ledger l ON l.job_id = j.id
+           GROUP BY j.id, j.settled_credits, j.estimate_credits, j.unreserved"""
     ):
-        expected = r["settled"] if r["settles"] else 0 if r["refunds"] else r["estimate"]
+        # A pause may have given a reservation back and the job reserved again: each
+        # reserve is closed by its own refund, except the open or settled last one.
+        open_reserve = r["reserves"] > r["refunds"] + r["settles"]
+        expected = r["settled"] if r["settles"] else r["estimate"] if open_reserve else 0
         if not r["reserves"]:
             problems.append(f"job {r['id']}: no reservation")
         elif r["charged"] != expected:
             problems.append(f"job {r['id']}: ledger charges {r['charged']}, job says {expected}")
+        elif r["unreserved"] and open_reserve:
+            problems.append(f"job {r['id']}: marked as holding no reservation but holds one")
     return problems

@@ -115,6 +115,10 @@ def encode_field(name: str, value: Any) -> list[tuple[str, Any]]:
         if value is not None and not isinstance(value, datetime):
             raise ValueError(f"{name} must be a datetime")
         return [(name, encode_time_opt(value))]
+    if name == "owner_roles":
+        return [("owner_roles_json", encode_json(list(value)) if value else None)]
+    if name in ("unreserved", "owner_admin"):
+        return [(name, 1 if value else 0)]  # INTEGER 0/1 on both backends
     if name == "progress" and value is not None:
         return [(name, float(value))]
     return [(name, value)]
@@ -161,6 +165,9 @@ def job_from_row(row: Row) -> JobRecord:
         started_at=decode_time(row["started_at"]),
         parent_id=row["parent_id"],
         parent_kind=row["parent_kind"],
+        unreserved=bool(row["unreserved"]),
+        owner_roles=tuple(decode_json(row["owner_roles_json"]) or ()),
+        owner_admin=bool(row["owner_admin"]),
     )
 
 

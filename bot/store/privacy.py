@@ -107,7 +107,7 @@ EXTRA_SCRUBS.append(lambda tx, user_key, _new_key: drop_forget_request(tx, user_
 _JOB_TEXT_SCRUB = """
     prompt = '', input_json = '{}', result_json = NULL, result_url = NULL,
     error_message = NULL, status_message_json = NULL, result_message_json = NULL,
-    interaction_token = NULL, fal_request_id = NULL,
+    interaction_token = NULL, fal_request_id = NULL, owner_roles_json = NULL,
     cancel_requested = CASE WHEN cancel_requested IS NULL THEN NULL ELSE 'forget-me' END"""
 
 

@@ -103,6 +103,7 @@ class LedgerEntry:
     job_id: int | None = None
     workspace_key: str | None = None
     note: str = ""
+    reservation: int = 0  # a job's round: its reserve and the row that closes it
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,8 @@ class JobCharge:
     reserved_usd: float
     charged: int  # sum of the job's ledger credits = what it costs now
     charged_bonus: int
-    final: Literal["settle", "refund"] | None
+    final: Literal["settle", "refund"] | None  # of the latest reservation round
+    reservation: int = 0  # the latest round (a job reserves again after a pause)
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,8 @@ class LedgerTx(Protocol):
     def charge_of(self, job_id: int) -> JobCharge | None: ...
     def record(self, entry: LedgerEntry, now: datetime) -> None: ...
     def update_job(self, job_id: int, **changes: Any) -> JobRecord: ...
+    def update_held_job(self, owner: str, job_id: int, changes: dict[str, Any]) -> JobRecord: ...
+    def get_job(self, job_id: int) -> JobRecord | None: ...
     def set_job(self, job_id: int, **changes: Any) -> None: ...
 
 

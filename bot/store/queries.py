@@ -181,7 +181,8 @@ class SqlTx:
                             ("created_at", new.created_at), ("parent_id", new.parent_id),
                             ("parent_kind", new.parent_kind),
                             ("status_message", new.status_message),
-                            ("interaction_expires_at", new.interaction_expires_at)):
+                            ("interaction_expires_at", new.interaction_expires_at),
+                            ("owner_roles", new.owner.roles), ("owner_admin", new.owner.is_admin)):
             values.update(encode_field(name, value))
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
@@ -194,14 +195,19 @@ class SqlTx:
     def charge_of(self, job_id: int) -> JobCharge | None:
         rows = self.fetch(
             """SELECT j.owner_key, j.workspace_key, j.created_at, l.kind AS l_kind,
-                      l.credits AS l_credits, l.bonus AS l_bonus, l.usd AS l_usd
+                      l.credits AS l_credits, l.bonus AS l_bonus, l.usd AS l_usd,
+                      l.reservation AS l_round, l.charged_at AS l_at
                FROM jobs j LEFT JOIN ledger l ON l.job_id = j.id WHERE j.id = ?""",
             (job_id,),
         )
         if not rows:
             return None
+        # Only the latest round's reserve is open or closed now (a pause may have given an
+        # earlier one back); the charge is the sum of every row.
+        latest = max((row["l_round"] for row in rows if row["l_kind"] is not None), default=0)
         reserved = reserved_bonus = charged = charged_bonus = 0
         reserved_usd = 0.0
+        created = decode_time(rows[0]["created_at"])
         final: Literal["settle", "refund"] | None = None
         for row in rows:
             kind = row["l_kind"]
@@ -209,26 +215,30 @@ class SqlTx:
                 continue
             charged += row["l_credits"]
             charged_bonus += row["l_bonus"]
+            if row["l_round"] != latest:
+                continue
             if kind == "reserve":
                 reserved, reserved_bonus, reserved_usd = row["l_credits"], row["l_bonus"], row["l_usd"]
+                created = decode_time(row["l_at"])
             elif kind in ("settle", "refund"):
                 final = kind
-        created = decode_time(rows[0]["created_at"])
         assert created is not None
         return JobCharge(job_id=job_id, owner_key=rows[0]["owner_key"],
                          workspace_key=rows[0]["workspace_key"], created_at=created,
                          reserved=reserved,
                          reserved_bonus=reserved_bonus, reserved_usd=reserved_usd,
-                         charged=charged, charged_bonus=charged_bonus, final=final)
+                         charged=charged, charged_bonus=charged_bonus, final=final,
+                         reservation=latest)
 
     def record(self, entry: LedgerEntry, now: datetime) -> None:
         day, month = day_key(entry.charged_at), month_key(entry.charged_at)
         self.execute(
             """INSERT INTO ledger (kind, credits, bonus, usd, job_id, user_key, workspace_key,
-                                   at, charged_at, day, month, note)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                   at, charged_at, day, month, note, reservation)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (entry.kind, entry.credits, entry.bonus, entry.usd, entry.job_id, entry.user_key,
-             entry.workspace_key, encode_time(now), encode_time(entry.charged_at), day, month, entry.note),
+             entry.workspace_key, encode_time(now), encode_time(entry.charged_at), day, month,
+             entry.note, entry.reservation),
         )
         if entry.kind == "grant":
             self.execute(

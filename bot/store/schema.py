@@ -245,6 +245,27 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (user_key, platform, channel, message_id)
         )<rowid>""",
     ),
+    # v10: a fal-account pause gives back the reservation of every job not at fal yet
+    # (bot/jobs/paused.py, bot/quota_pause.py): `unreserved` marks a job that holds none and reserves
+    # again, under the limits of a new job, before it is sent. A job's ledger rows belong
+    # to one `reservation` round each (its reserve and the row that closes it), so the
+    # database still refuses a second reserve or closing row within one round. The
+    # owner's roles and admin flag at admission make that second reservation see the
+    # same tier and exemption a new command of theirs would.
+    (
+        "ALTER TABLE jobs ADD COLUMN unreserved INTEGER NOT NULL DEFAULT 0 "
+        "CHECK (unreserved IN (0, 1))",
+        "ALTER TABLE jobs ADD COLUMN owner_roles_json TEXT",
+        "ALTER TABLE jobs ADD COLUMN owner_admin INTEGER NOT NULL DEFAULT 0 "
+        "CHECK (owner_admin IN (0, 1))",
+        "ALTER TABLE ledger ADD COLUMN reservation INTEGER NOT NULL DEFAULT 0",
+        "DROP INDEX ledger_one_reserve",
+        "DROP INDEX ledger_one_final",
+        "CREATE UNIQUE INDEX ledger_one_reserve ON ledger(job_id, reservation) "
+        "WHERE kind = 'reserve'",
+        "CREATE UNIQUE INDEX ledger_one_final ON ledger(job_id, reservation) "
+        "WHERE kind IN ('settle', 'refund')",
+    ),
     # v11: forget-me requests waiting for their Forget me button, one per user, so the
     # button works in whichever process takes the press. See bot/store/forget_requests.py.
     (

@@ -37,6 +37,7 @@ from bot.errors import QuotaExceeded
 from bot.fal import FalClient
 from bot.jobs import JobRunner, leases
 from bot.model import GenerationRequest, JobRecord, LocalMedia, MediaRef, MediaSlot
+from bot.pause import Paused
 from bot.ports import Invocation, Place, User
 from bot.quota import Quota
 from bot.store import open_store
@@ -123,7 +124,7 @@ async def run(args: argparse.Namespace) -> int:
                     await runner.start_job(inv, ltx2_request(settings, prompt, image), [image])
                 else:
                     await runner.start_job(inv, request(settings, prompt), [])
-            except QuotaExceeded:
+            except (QuotaExceeded, Paused):
                 chat.note(refused=index)
         chat.note(submitted=args.submit)
         if args.until_store_empty:

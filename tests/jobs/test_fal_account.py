@@ -1,8 +1,10 @@
 """fal refusing the operator's key (401) or account (403 "User is locked. Reason:
 Exhausted balance"): an account state, not a job failure. Generation pauses (in the
 store, for every process), the job fal refused goes back to waiting, waiting jobs
-keep waiting, the operator is told once, new commands are refused before anything is
-fetched or charged, and generation resumes when a probe succeeds or an admin resumes.
+keep waiting with their credits given back to the user until generation resumes, the
+operator is told once, new commands are refused before anything is fetched or
+charged, and generation resumes when a probe succeeds or an admin resumes; each job
+then reserves its credits again as a new one would, or ends free when it no longer can.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import pytest
 from bot.errors import FalError
 from bot.fal import FalAccountError
 from bot.model import JobState
-from bot.pause import ACCOUNT_TEXT, FAL_ACCOUNT, WAITING_TEXT, Paused
+from bot.pause import ACCOUNT_TEXT, FAL_ACCOUNT, RETURNED_TEXT, WAITING_TEXT, Paused
+from bot.pause import ADMIN as ADMIN_PAUSE
 from bot.store.pauses import EVERYWHERE
 from tests.jobs.conftest import (
     ADMIN,
     ALICE,
+    ROOM,
     Jobs,
     image_request,
     invocation,
@@ -56,10 +60,14 @@ async def test_an_account_refusal_pauses_and_the_jobs_wait_then_resume(
     with caplog.at_level(logging.INFO):
         first = await jobs.submit_text("out of money")
         await _paused(jobs)
-        await _card_says(jobs, first.id, WAITING_TEXT)
+        await _card_says(jobs, first.id, RETURNED_TEXT)
         stored = await jobs.store.get_job(first.id)
         assert stored is not None and stored.state is JobState.WAITING  # not failed
-        assert stored.fal_request_id is None
+        assert stored.fal_request_id is None and stored.unreserved
+        # Its credits are the user's again while it waits.
+        assert await jobs.ledger(first.id) == [("reserve", 2), ("refund", -2)]
+        assert (await jobs.quota.status(ALICE, ROOM)).daily_used == 0
+        assert await jobs.store.audit() == []
         [row] = await jobs.store.pauses()
         assert (row.scope, row.kind) == (EVERYWHERE, FAL_ACCOUNT)
         if fault == "locked":
@@ -83,7 +91,11 @@ async def test_an_account_refusal_pauses_and_the_jobs_wait_then_resume(
     assert done.state is JobState.DONE, done.error_message
     assert jobs.sim.requests_by_kind["submit"] >= 1
     assert len(jobs.sim.submitted) == 1  # accepted once
-    assert await jobs.ledger(first.id) == [("reserve", 2), ("settle", 0)]
+    # Reserved again before it was sent, then settled: charged once.
+    assert await jobs.ledger(first.id) == [("reserve", 2), ("refund", -2), ("reserve", 2),
+                                           ("settle", 0)]
+    assert await jobs.charged(first.id) == 2 and await jobs.store.audit() == []
+    assert (await jobs.quota.status(ALICE, ROOM)).daily_used == 2
     assert await jobs.store.pauses() == []
     # Told once, at ERROR, without the key.
     told = [m for m in _errors(caplog) if "fal refused the operator's key or account" in m]
@@ -99,11 +111,14 @@ async def test_waiting_jobs_keep_waiting_and_the_operator_is_told_once(
         started = [await jobs.submit_text(f"job {i}", seed=i) for i in range(3)]
         await _paused(jobs)
         for job in started:
-            await _card_says(jobs, job.id, WAITING_TEXT)
+            await _card_says(jobs, job.id, RETURNED_TEXT)
         await asyncio.sleep(0.3)
         for job in started:
             stored = await jobs.store.get_job(job.id)
-            assert stored is not None and stored.state is JobState.WAITING
+            assert stored is not None and stored.state is JobState.WAITING and stored.unreserved
+            assert await jobs.ledger(job.id) == [("reserve", 2), ("refund", -2)]
+        assert (await jobs.quota.status(ALICE, ROOM)).daily_used == 0
+        assert await jobs.store.audit() == []
     told = [m for m in _errors(caplog) if "fal refused the operator's key or account" in m]
     assert len(told) == 1, _errors(caplog)
     assert len(jobs.sim.submitted) == 0
@@ -115,8 +130,10 @@ async def test_waiting_jobs_keep_waiting_and_the_operator_is_told_once(
         async with asyncio.timeout(BOUND):
             done = await jobs.runner.wait(job.id)
         assert done.state is JobState.DONE, done.error_message
-        assert await jobs.ledger(job.id) == [("reserve", 2), ("settle", 0)]
+        assert await jobs.ledger(job.id) == [("reserve", 2), ("refund", -2), ("reserve", 2),
+                                             ("settle", 0)]
     assert len(jobs.sim.submitted) == 3
+    assert await jobs.store.audit() == []
 
 
 async def test_an_admin_resume_while_fal_still_refuses_pauses_again(jobs: Jobs) -> None:
@@ -131,6 +148,7 @@ async def test_an_admin_resume_while_fal_still_refuses_pauses_again(jobs: Jobs) 
     assert stored is not None and not stored.state.final
     await jobs.runner.cancel(job.id, ADMIN)
     assert await jobs.charged(job.id) == 0
+    assert await jobs.store.audit() == []
 
 
 async def test_the_probe_asks_fal_something_that_needs_the_account(jobs: Jobs) -> None:
@@ -188,3 +206,92 @@ async def test_an_upload_refused_for_the_account_pauses_and_refunds(
     assert row.kind == FAL_ACCOUNT
     assert len([m for m in _errors(caplog) if "fal refused the operator's key" in m]) == 1
     assert jobs.sim.requests_by_kind["submit"] == 0
+
+
+@pytest.mark.parametrize("max_concurrent", [1])
+async def test_jobs_waiting_in_line_give_their_credits_back_and_take_them_again(
+    jobs: Jobs, max_concurrent: int,
+) -> None:
+    # One slot: the first job meets the refusal, the others wait in the local line.
+    jobs.runner.rt.pause_poll_seconds = 0.05
+    jobs.sim.fail_account("locked")
+    started = [await jobs.submit_text(f"in line {i}", seed=i) for i in range(3)]
+    await _paused(jobs)
+    for job in started:
+        await _card_says(jobs, job.id, RETURNED_TEXT)
+    for job in started:
+        assert await jobs.ledger(job.id) == [("reserve", 2), ("refund", -2)]
+    assert (await jobs.quota.status(ALICE, ROOM)).daily_used == 0
+    assert await jobs.store.audit() == []
+
+    jobs.sim.fail_account(None)
+    assert await jobs.runner.pauses.probe_once() is True
+    for job in started:
+        async with asyncio.timeout(BOUND):
+            done = await jobs.runner.wait(job.id)
+        assert done.state is JobState.DONE, done.error_message
+        assert await jobs.ledger(job.id) == [("reserve", 2), ("refund", -2), ("reserve", 2),
+                                             ("settle", 0)]
+    assert len(jobs.sim.submitted) == 3
+    assert (await jobs.quota.status(ALICE, ROOM)).daily_used == 6
+    assert await jobs.store.audit() == []
+
+
+async def test_a_job_the_user_can_no_longer_pay_for_ends_free_with_the_quota_message(
+    jobs: Jobs,
+) -> None:
+    jobs.runner.rt.pause_poll_seconds = 0.05
+    jobs.sim.fail_account("locked")
+    job = await jobs.submit_text("too dear now")
+    await _paused(jobs)
+    await _card_says(jobs, job.id, RETURNED_TEXT)
+    # While it waited, the operator lowered the daily quota below its cost.
+    jobs.settings.quota.daily_credits = 1
+    jobs.sim.fail_account(None)
+    await jobs.runner.pauses.resume()
+    async with asyncio.timeout(BOUND):
+        done = await jobs.runner.wait(job.id)
+    assert done.state is JobState.FAILED and done.error_type == "quota"
+    assert done.error_message is not None
+    assert done.error_message.startswith("This job costs 2 credits, more than your whole "
+                                         "daily quota of 1 credits."), done.error_message
+    assert "refunded" not in done.error_message.lower()
+    card = await jobs.chat.wait_final(job.id)
+    assert any(done.error_message in line for line in card.lines), card.lines
+    assert await jobs.ledger(job.id) == [("reserve", 2), ("refund", -2)]
+    assert await jobs.charged(job.id) == 0 and await jobs.store.audit() == []
+    assert jobs.sim.submitted == {}
+
+
+async def test_a_cancel_of_a_job_whose_credits_went_back_refunds_nothing_more(
+    jobs: Jobs,
+) -> None:
+    jobs.runner.rt.pause_poll_seconds = 0.05
+    jobs.sim.fail_account("bad_key")
+    job = await jobs.submit_text("never mind")
+    await _paused(jobs)
+    await _card_says(jobs, job.id, RETURNED_TEXT)
+    ended = await jobs.runner.cancel(job.id, ALICE)
+    assert ended.state is JobState.CANCELLED
+    assert await jobs.ledger(job.id) == [("reserve", 2), ("refund", -2)]
+    assert (await jobs.quota.status(ALICE, ROOM)).daily_used == 0
+    assert await jobs.store.audit() == []
+
+
+@pytest.mark.parametrize("max_concurrent", [1])
+async def test_an_admin_pause_keeps_the_waiting_jobs_reserved(
+    jobs: Jobs, max_concurrent: int,
+) -> None:
+    jobs.runner.rt.pause_poll_seconds = 0.05
+    jobs.sim.options.run_seconds = 1.0
+    first = await jobs.submit_text("at fal")
+    second = await jobs.submit_text("in line", seed=3)
+    await jobs.runner.pauses.pause(EVERYWHERE, ADMIN_PAUSE, "maintenance", "root")
+    await _card_says(jobs, second.id, WAITING_TEXT)
+    assert await jobs.ledger(second.id) == [("reserve", 2)]
+    await jobs.runner.pauses.resume()
+    for job in (first, second):
+        async with asyncio.timeout(BOUND):
+            done = await jobs.runner.wait(job.id)
+        assert done.state is JobState.DONE, done.error_message
+        assert await jobs.ledger(job.id) == [("reserve", 2), ("settle", 0)]

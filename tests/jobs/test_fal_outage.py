@@ -19,9 +19,9 @@ import pytest
 
 from bot.jobs import cards
 from bot.jobs.outage import UNREACHABLE_TEXT
-from bot.model import JobState
+from bot.model import JobRecord, JobState
 from bot.sim import SimOptions, Simulator
-from tests.jobs.conftest import ALICE, Jobs
+from tests.jobs.conftest import ALICE, Jobs, image_request, invocation, png_input
 
 BOUND = 60.0  # an upper bound for a step, never an expectation of speed
 
@@ -161,6 +161,76 @@ async def test_a_cancel_during_an_outage_ends_at_once_and_reaches_fal_later(
     assert request_id is not None and back.requests_by_id[request_id] >= 1
     assert jobs.chat.videos(job.id) == []
 
+
+
+async def _start_image_job(jobs: Jobs, prompt: str) -> asyncio.Task[JobRecord]:
+    """A job with a local attachment (uploaded to fal's CDN first), started in the
+    background: while fal is away its start waits on the upload."""
+    item = png_input(jobs.tmp_path / "in", jobs.settings)
+    request = image_request(jobs.settings, "fox.png", prompt)
+    return asyncio.create_task(jobs.runner.start_job(invocation(ALICE, prompt), request, [item]))
+
+
+async def _only_job(jobs: Jobs) -> int:
+    async with asyncio.timeout(BOUND):
+        while not (ids := {c.job_id for c in jobs.chat.calls if c.job_id is not None}):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    (job_id,) = ids
+    return job_id
+
+
+async def test_an_input_upload_rides_out_an_outage(jobs: Jobs, fal: Fal) -> None:
+    jobs.fal.max_retries = 1  # the client's own retries end soon; the job's go on
+    await fal.go_away()
+    start = await _start_image_job(jobs, "the fox waits for the lights")
+    job_id = await _only_job(jobs)
+    await _card_says(jobs, job_id, UNREACHABLE_TEXT)
+    await asyncio.sleep(1.0)  # longer than the client's own retries: still not failed
+    assert not start.done()
+    stored = await jobs.store.get_job(job_id)
+    assert stored is not None and not stored.state.final
+
+    back = await fal.come_back()
+    async with asyncio.timeout(BOUND):
+        await start
+        done = await jobs.runner.wait(job_id)
+    assert done.state is JobState.DONE, done.error_message
+    assert back.requests_by_kind["upload"] == 1 and fal.count("submit") == 1
+    assert done.input["image_url"].startswith(back.url + "/files/")
+    assert await jobs.ledger(job_id) == [("reserve", done.estimate_credits), ("settle", 0)]
+    assert len(jobs.chat.videos(job_id)) == 1
+
+
+async def test_an_upload_past_the_limit_fails_refunded(jobs: Jobs, fal: Fal) -> None:
+    jobs.settings.jobs.fal_unreachable_minutes = 0.03  # ~2 s
+    jobs.fal.max_retries = 1
+    await fal.go_away()
+    start = await _start_image_job(jobs, "nobody to take it")
+    async with asyncio.timeout(BOUND):
+        job = await start
+    assert job.state is JobState.FAILED and job.error_type == "upload_failed"
+    assert job.error_message is not None and "could not be sent to fal" in job.error_message
+    assert await jobs.charged(job.id) == 0
+    assert fal.count("submit") == 0
+
+
+async def test_a_cancel_while_an_upload_waits_out_an_outage_ends_at_once(
+    jobs: Jobs, fal: Fal,
+) -> None:
+    jobs.fal.max_retries = 1
+    await fal.go_away()
+    start = await _start_image_job(jobs, "never mind the fox")
+    job_id = await _only_job(jobs)
+    await _card_says(jobs, job_id, UNREACHABLE_TEXT)
+    asked = time.monotonic()
+    ended = await jobs.runner.cancel(job_id, ALICE)
+    assert time.monotonic() - asked < 5.0  # not after the outage limit (30 minutes)
+    assert ended.state is JobState.CANCELLED
+    async with asyncio.timeout(BOUND):
+        await start
+    assert await jobs.charged(job_id) == 0
+    assert (await jobs.chat.wait_final(job_id)).state == "cancelled"
+    assert fal.count("submit") == 0
 
 
 def test_only_a_submit_that_cannot_have_arrived_is_sent_again() -> None:

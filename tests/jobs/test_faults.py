@@ -70,7 +70,9 @@ async def test_fal_down_fails_and_refunds(jobs: Jobs) -> None:
 
 
 async def test_upload_failure_fails_the_job_and_refunds(jobs: Jobs) -> None:
-    jobs.sim.fail_next(500, 1, path_contains="/files/upload")
+    # fal's storage refusing the file itself (a 5xx is an outage, waited out: see
+    # test_fal_outage.py).
+    jobs.sim.fail_next(413, 1, path_contains="/files/upload")
     item = png_input(jobs.tmp_path / "in", jobs.settings)
     job = await jobs.runner.start_job(invocation(), image_request(jobs.settings, "fox.png"), [item])
     assert job.state is JobState.FAILED

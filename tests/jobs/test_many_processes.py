@@ -186,3 +186,72 @@ async def test_twenty_bots_one_user_five_jobs_worth_of_credits(
     assert len(refused) == 15
     assert videos(tmp_path / "chat.jsonl") == Counter({job_id: 1 for job_id in range(1, 6)})
     await audit_clean(tmp_path / "bot.sqlite3", 5)
+
+
+async def _ledgers(db: Where) -> tuple[dict[int, list[tuple[str, int]]], list[str]]:
+    store = await open_store(db)
+    try:
+        rows: dict[int, list[tuple[str, int]]] = {}
+        for row in await store.ledger_rows():
+            rows.setdefault(row["job_id"], []).append((row["kind"], row["credits"]))
+        return rows, await store.audit()
+    finally:
+        await store.close()
+
+
+async def test_a_fal_account_pause_gives_back_every_waiting_job_s_credits_in_each_process(
+    tmp_path: Path, sim: Simulator, db: Where
+) -> None:
+    # Two slots at fal for the whole store, six jobs: two run at fal (a while), four wait,
+    # spread over both processes. Then fal locks the account: the next submit is refused,
+    # generation pauses in the store, and every waiting job in either process gives its
+    # credits back; after the resume each reserves again and is sent once.
+    sim.options.run_seconds = 6.0
+    procs = [await start(tmp_path, sim, db, f"bot{i}", "--submit", "3", "--until-done",
+                         "--max-concurrent", "2", "--lease-seconds", LONG_LEASE)
+             for i in range(2)]
+    try:
+        async def all_admitted() -> bool | None:
+            return len(states(db)) == 6 or None
+
+        await until(all_admitted, "six jobs admitted", within=BOUND)
+        sim.fail_account("locked")
+
+        async def four_given_back() -> bool | None:
+            rows, _audit = await _ledgers(db)
+            returned = [j for j, r in rows.items() if ("refund", -2) in r]
+            return len(returned) == 4 or None
+
+        await until(four_given_back, "every waiting job's credits given back", within=BOUND)
+        rows, audit = await _ledgers(db)
+        assert audit == []
+        # The two at fal kept theirs (and were settled when they ended, which is what
+        # freed the slot that met the refusal).
+        assert sorted(tuple(r) for r in rows.values()) == sorted(
+            [(("reserve", 2), ("settle", 0))] * 2 + [(("reserve", 2), ("refund", -2))] * 4), rows
+        store = await open_store(db)
+        try:
+            assert all(job.unreserved for job in await store.unfinished_jobs()
+                       if job.state.value == "waiting")
+            sim.fail_account(None)
+            assert await store.clear_pauses("*", ["fal_account", "admin"]) == 1  # admin resume
+        finally:
+            await store.close()
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+        raise
+    codes = await finish(procs)
+    logs = [(tmp_path / f"bot{i}.log").read_text() for i in range(2)]
+    assert codes == [0, 0], [log[-2000:] for log in logs]
+    # Each process gave back only what it drove, and both had some to give back.
+    gave = [{line.split("job ")[1].split(":")[0] for line in log.splitlines()
+             if "credits go back to the user" in line} for log in logs]
+    assert all(gave) and not gave[0] & gave[1] and len(gave[0] | gave[1]) == 4, gave
+    assert len(set(sim.submitted)) == 6
+    assert videos(tmp_path / "chat.jsonl") == Counter({job_id: 1 for job_id in range(1, 7)})
+    rows, audit = await _ledgers(db)
+    assert audit == []
+    assert sorted(tuple(r) for r in rows.values()) == sorted(
+        [(("reserve", 2), ("settle", 0))] * 2
+        + [(("reserve", 2), ("refund", -2), ("reserve", 2), ("settle", 0))] * 4)
