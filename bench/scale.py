@@ -40,21 +40,21 @@ import asyncio  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from typing import Any  # noqa: E402
 
-import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
+from bench.common import BenchPort, latency_ms  # noqa: E402
 from bot import catalog  # noqa: E402
+from bot.app import http_client_for  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.fal import FalClient  # noqa: E402
 from bot.jobs import JobRunner  # noqa: E402
 from bot.model import GenerationRequest, JobState  # noqa: E402
-from bot.ports import Invocation, MessageRef, Place, PlatformTraits, StatusCard, User  # noqa: E402
+from bot.ports import Invocation, Place, User  # noqa: E402
 from bot.quota import Quota  # noqa: E402
 from bot.sim import SimOptions, Simulator  # noqa: E402
 from bot.store import open_store  # noqa: E402
@@ -92,15 +92,6 @@ def _request(settings: Settings) -> GenerationRequest:
     return GenerationRequest(endpoint=endpoint, input=payload, estimate=estimate, prompt="bench")
 
 
-def _ms(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p99": None, "max": None}
-    values = sorted(values)
-    return {"p50": round(statistics.median(values) * 1000, 2),
-            "p99": round(values[min(len(values) - 1, int(len(values) * 0.99))] * 1000, 2),
-            "max": round(values[-1] * 1000, 2)}
-
-
 async def _ready_set_go() -> float:
     """Tell the conductor this worker is ready; wait until it says go (all are ready)."""
     print("ready", flush=True)
@@ -136,59 +127,29 @@ async def quota_worker(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*(task(n) for n in range(args.tasks)))
     finally:
         await store.close()
-    return {"ops": counts["ops"], "op_ms": _ms(latencies)}
+    return {"ops": counts["ops"], "op_ms": latency_ms([x * 1000 for x in latencies])}
 
 
 # ---------------------------------------------------------------- jobs worker
 
 
-class CountingPort:
-    """A chat port that keeps nothing but when each job's video arrived."""
-
-    platform = "console"
-    traits = PlatformTraits()
-
-    def __init__(self) -> None:
-        self._ids = itertools.count(1)
-        self.sent: dict[int, list[float]] = {}
-
-    def _ref(self, place: Place) -> MessageRef:
-        return MessageRef(platform="console", channel=place.channel, id=f"{os.getpid()}-{next(self._ids)}")
-
-    async def post(self, place: Place, card: StatusCard) -> MessageRef:
-        return self._ref(place)
-
-    async def edit(self, ref: MessageRef, card: StatusCard) -> MessageRef:
-        return ref
-
-    async def send_video(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
-        self.sent.setdefault(card.job_id or 0, []).append(time.perf_counter())
-        return self._ref(place)
-
-    async def send_image(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
-        return await self.send_video(place, path, card)
-
-    async def delete(self, ref: MessageRef) -> None:
-        return None
-
-    def upload_limit(self, place: Place) -> int:
-        return 50 * 1024 * 1024
-
-    async def tell(self, user: User, place: Place, text: str) -> None:
-        return None
-
-
 async def jobs_worker(args: argparse.Namespace) -> dict[str, Any]:
     settings = _settings(args.db, sim=args.sim)
     store = await open_store(settings.database)
-    port = CountingPort()
+    port = BenchPort()
     request = _request(settings)
-    async with httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=200)) as http:
+    marks: dict[str, dict[int, float]] = {}
+    # The client `ltx-bot run` uses (pools sized for every job at fal, in shards): a
+    # plain client's 200 connections are taken by the jobs' status streams, and result
+    # fetches and downloads then queue for a connection.
+    async with http_client_for(settings) as http:
         fal = FalClient(http, key=None, queue_url=args.sim, rest_url=args.sim,
                         backoff_base=0.005, backoff_max=0.05, poll_interval=0.02,
                         max_poll_interval=0.05, request_timeout=30.0)
         runner = JobRunner(settings, store, Quota(store, settings), fal, http)
         runner.register_port(port)
+        runner.hooks.on_mark = lambda job_id, mark, at: marks.setdefault(mark, {}).__setitem__(
+            job_id, at)
         await runner.start()
         await _ready_set_go()
         started = time.perf_counter()
@@ -208,7 +169,7 @@ async def jobs_worker(args: argparse.Namespace) -> dict[str, Any]:
         ended = time.perf_counter()
         await runner.stop()
     await store.close()
-    return {"started": started, "ended": ended, "sent": port.sent}
+    return {"started": started, "ended": ended, "sent": port.sent, "marks": marks}
 
 
 # ---------------------------------------------------------------- the conductor
@@ -246,14 +207,17 @@ async def bench_jobs(db: str, processes: int, jobs: int, sim: Simulator) -> dict
                              ["--sim", sim.url, "--jobs", str(jobs // processes)])
     sent: Counter[str] = Counter()
     arrivals: dict[str, float] = {}
-    for n, result in enumerate(results):
+    marks: dict[str, dict[str, float]] = {}
+    for result in results:
         for job_id, times in result["sent"].items():
             sent[job_id] += len(times)
-            arrivals[job_id] = times[0]
-        del n
+            arrivals[job_id] = min(times[0], arrivals.get(job_id, times[0]))
+        for mark, at in result["marks"].items():
+            for job_id, when in at.items():  # a job adopted mid-way: its latest mark
+                marks.setdefault(mark, {})[job_id] = max(when, marks.get(mark, {}).get(job_id, when))
     rids = await asyncio.to_thread(_request_ids, db)
-    added = [arrivals[j] - sim.completed_at[rids[int(j)]] for j in arrivals
-             if rids.get(int(j)) in sim.completed_at]
+    done = {j: sim.completed_at[rids[int(j)]] for j in arrivals if rids.get(int(j)) in sim.completed_at}
+    added = [(arrivals[j] - at) * 1000 for j, at in done.items()]
     total = jobs // processes * processes
     wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
     return {
@@ -264,8 +228,30 @@ async def bench_jobs(db: str, processes: int, jobs: int, sim: Simulator) -> dict
         "fal_submissions": sim.requests_by_kind["submit"] - submits_before,
         # Every job is sent to fal once: any submission beyond one per job is a duplicate.
         "duplicate_submissions": sim.requests_by_kind["submit"] - submits_before - total,
-        "added_latency_ms": _ms(added),
+        "added_latency_ms": latency_ms(added),
+        "added_latency_stages_ms": _stages(done, marks, arrivals),
     }
+
+
+def _stages(done: dict[str, float], marks: dict[str, dict[str, float]],
+            arrivals: dict[str, float]) -> dict[str, Any]:
+    """Where the added latency goes, per job: fal done -> the bot knows (`completed`) ->
+    result fetched and recorded (`download_start`) -> video downloaded (`download_end`)
+    -> fitted, settled, claimed and handed to the port."""
+    steps = [("detected", "completed"), ("result_recorded", "download_start"),
+             ("downloaded", "download_end")]
+    out: dict[str, Any] = {}
+    for job_id, fal_done in done.items():
+        previous = fal_done
+        for name, mark in steps:
+            at = marks.get(mark, {}).get(job_id)
+            if at is None:
+                break
+            out.setdefault(name, []).append((at - previous) * 1000)
+            previous = at
+        else:
+            out.setdefault("handed_to_port", []).append((arrivals[job_id] - previous) * 1000)
+    return {name: latency_ms(values) for name, values in out.items()}
 
 
 def _request_ids(db: str) -> dict[int, str]:
