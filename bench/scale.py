@@ -10,7 +10,10 @@ process is a real process (this file, `--worker`). Prints ONE JSON object:
                "postgresql_4": ..., "postgresql_4_global_limit": ...},
      "jobs": {"sqlite_1": {...}, "postgresql_1": ..., "postgresql_2": ..., "postgresql_4": ...},
      "thousand": {"jobs", "processes", "delivered_once", "duplicate_submissions",
-                  "added_latency_ms": {"p50", "p99", "max"}, ...},
+                  "added_latency_ms": {"p50", "p99", "max"},
+                  "added_latency_stages_ms": {"detected", "result_recorded", "downloaded",
+                                              "handed_to_port"}, ...},
+     "thousand_steady": {...the same, the jobs arriving at --steady-rate a second},
      "goals": {...each goal, its figure and whether it was met}}
 
 Quota: each process runs `--tasks` tasks admitting (reserve) and settling jobs of
@@ -19,9 +22,20 @@ With no workspace or global limit (the default configuration) except in
 `postgresql_4_global_limit`, where every admission queues on the day's global row.
 Jobs: `--jobs` jobs split over the processes, submitted at once, through the
 JobRunner to the simulator and delivered to a port that only counts.
-Added latency: from the simulator finishing a job to the port being handed its video.
+Added latency: from the simulator finishing a job to the port being handed its video;
+its stages say where a job waited (fal done -> the bot knows -> result fetched and
+recorded -> video downloaded -> fitted, settled, claimed, sent).
+
+`thousand` sends all 1,000 jobs at once: with fal finishing each 0.5 s after it starts
+(400 at a time), results come far faster than two processes on two cores deliver
+them (about 25 a second here), so its added latency is the length of that queue
+divided by the throughput (Little's law), not a delay the bot adds to a job: it
+measures exactly-once delivery and throughput under a burst. `thousand_steady` sends
+the same 1,000 at `--steady-rate` a second, below that throughput: its added latency
+is the latency goal's figure.
 
     .venv/bin/python bench/scale.py [--seconds 3] [--tasks 16] [--jobs 120] [--thousand 1000]
+        [--steady-rate 10] [--parts quota,jobs,thousand,steady]
 """
 
 from __future__ import annotations
@@ -159,7 +173,14 @@ async def jobs_worker(args: argparse.Namespace) -> dict[str, Any]:
             await runner.start_job(Invocation(user=user, place=ROOM, command="video",
                                               text="bench"), request, [])
 
-        await asyncio.gather(*(one(n) for n in range(args.jobs)))
+        async def at_rate(n: int) -> None:
+            # All at once (a burst), or spread at `--rate` jobs a second over all processes.
+            if args.rate:
+                await asyncio.sleep(max(0.0, started + n * args.processes / args.rate
+                                        - time.perf_counter()))
+            await one(n)
+
+        await asyncio.gather(*(at_rate(n) for n in range(args.jobs)))
         # Until no job of the store is unfinished: a job whose lease another process
         # took over (or whose process lost it) is finished by whoever holds it then.
         while await store.unfinished_jobs():  # noqa: ASYNC110
@@ -201,10 +222,12 @@ async def bench_quota(db: str, processes: int, args: argparse.Namespace,
             "op_ms_p99_worst_process": max(r["op_ms"]["p99"] or 0 for r in results)}
 
 
-async def bench_jobs(db: str, processes: int, jobs: int, sim: Simulator) -> dict[str, Any]:
+async def bench_jobs(db: str, processes: int, jobs: int, sim: Simulator,
+                     rate: float = 0.0) -> dict[str, Any]:
     submits_before = sim.requests_by_kind["submit"]
     results = await _workers("jobs", db, processes,
-                             ["--sim", sim.url, "--jobs", str(jobs // processes)])
+                             ["--sim", sim.url, "--jobs", str(jobs // processes),
+                              "--rate", str(rate), "--processes", str(processes)])
     sent: Counter[str] = Counter()
     arrivals: dict[str, float] = {}
     marks: dict[str, dict[str, float]] = {}
@@ -221,7 +244,8 @@ async def bench_jobs(db: str, processes: int, jobs: int, sim: Simulator) -> dict
     total = jobs // processes * processes
     wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
     return {
-        "processes": processes, "jobs": total, "wall_seconds": round(wall, 2),
+        "processes": processes, "jobs": total, "rate_per_s": rate or "all at once",
+        "wall_seconds": round(wall, 2),
         "jobs_per_s": round(total / wall, 1),
         "delivered_once": sum(1 for c in sent.values() if c == 1),
         "delivered_twice_or_more": sum(1 for c in sent.values() if c > 1),
@@ -289,6 +313,9 @@ async def conduct(args: argparse.Namespace) -> dict[str, Any]:
                 await _jobs_part(out, tmp, server, names, sim, args)
             if "thousand" in args.parts:
                 out["thousand"] = await bench_jobs(_fresh_pg(server, names), 2, args.thousand, sim)
+            if "steady" in args.parts:
+                out["thousand_steady"] = await bench_jobs(
+                    _fresh_pg(server, names), 2, args.thousand, sim, args.steady_rate)
     finally:
         await sim.stop()
         await asyncio.to_thread(server.stop)
@@ -327,14 +354,17 @@ def _progress(out: dict[str, Any]) -> None:
 def _goals(out: dict[str, Any]) -> dict[str, Any]:
     thousand = out["thousand"]
     pg4, sqlite1 = out["quota"]["postgresql_4"]["ops_per_s"], out["quota"]["sqlite_1"]["ops_per_s"]
-    p99 = thousand["added_latency_ms"]["p99"]
+    # The bot's delay, measured where the jobs come no faster than the machine delivers.
+    latency_run = "thousand_steady" if "thousand_steady" in out else "thousand"
+    p99 = out[latency_run]["added_latency_ms"]["p99"]
     return {
         "duplicate_submissions": {"goal": 0, "got": thousand["duplicate_submissions"],
                                   "met": thousand["duplicate_submissions"] == 0},
         "all_delivered_once": {"goal": thousand["jobs"], "got": thousand["delivered_once"],
                                "met": thousand["delivered_once"] == thousand["jobs"]
                                and thousand["delivered_twice_or_more"] == 0},
-        "added_latency_p99_ms": {"goal": "< 100", "got": p99, "met": p99 is not None and p99 < 100},
+        "added_latency_p99_ms": {"goal": "< 100", "got": p99, "run": latency_run,
+                                 "met": p99 is not None and p99 < 100},
         "quota_ops_per_s_4_processes_vs_sqlite_1": {
             "goal": f">= {sqlite1}", "got": pg4, "met": pg4 >= sqlite1},
     }
@@ -346,14 +376,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=16)
     parser.add_argument("--jobs", type=int, default=120)
     parser.add_argument("--thousand", type=int, default=1000)
-    parser.add_argument("--parts", default="quota,jobs,thousand",
-                        help="which of quota, jobs, thousand (comma-separated)")
+    parser.add_argument("--steady-rate", type=float, default=10.0,
+                        help="thousand_steady: jobs a second over both processes")
+    parser.add_argument("--parts", default="quota,jobs,thousand,steady",
+                        help="which of quota, jobs, thousand, steady (comma-separated)")
     parser.add_argument("--run-seconds", type=float, default=0.5, help="each job's time at fal")
     # A worker process (started by the conductor above).
     parser.add_argument("--worker", choices=("quota", "jobs"))
     parser.add_argument("--db", default="")
     parser.add_argument("--tag", default="w")
     parser.add_argument("--sim", default="")
+    parser.add_argument("--rate", type=float, default=0.0)
+    parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--global-limit", action="store_true")
     args = parser.parse_args(argv)
     if args.worker == "quota":
