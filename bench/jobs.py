@@ -11,7 +11,9 @@ second and each job runs `--run-seconds` at fal, so with the defaults all
               "peak_rss_mb", "cpu_seconds_per_job", "fal_requests_per_job",
               "command_to_fal_ms": {"p50", "p99", "max"},     # Bot.handle called -> fal submit sent
               "done_to_port_ms": {...},                        # sim completed_at -> send_video, minus download
-              "done_to_port_with_download_ms": {...}, "download_ms": {...}, "config": {...}}}
+              "done_to_port_with_download_ms": {...}, "download_ms": {...},
+              "lease_renewal_ms": {...},                       # one heartbeat renewal, all jobs held
+              "config": {...}}}
 
     .venv/bin/python bench/jobs.py [--jobs 1000] [--rate 25] [--run-seconds 45]
 
@@ -220,6 +222,7 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
                 await asyncio.sleep(delay)
             commands.append(asyncio.create_task(command(index)))
         await asyncio.gather(*commands)
+        renewals = await _time_renewals(store, in_flight)
         finals = await asyncio.gather(*(runner.wait(job_id) for job_id in accepted.values()))
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu_before
@@ -261,6 +264,9 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
         "cpu_seconds_per_job": round(cpu / n, 5),
         "fal_requests_per_job": round(fal.request_count / n, 2),
         "card_edits_per_job": round(port.edits / n, 2),
+        # What one lease renewal (the heartbeat's, of every job this process holds) costs
+        # with all jobs in flight, store queue included.
+        "lease_renewal_ms": renewals,
         "command_to_fal_ms": latency_ms(submit_ms),
         "user_messages": port.told,  # refusals or errors told to users: 0 in a clean run
         "done_to_port_ms": latency_ms(done_ms),
@@ -271,6 +277,16 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
                    "edit_interval_seconds": args.edit_interval, "endpoint": ENDPOINT_KEY,
                    "transport": args.transport},
     }
+
+
+async def _time_renewals(store: Any, held: int, times: int = 5) -> dict[str, Any]:
+    took = []
+    for _ in range(times):
+        t0 = time.perf_counter()
+        await store.renew_leases(["console"])
+        took.append((time.perf_counter() - t0) * 1000)
+        await asyncio.sleep(0.2)
+    return {"jobs_held": held, **latency_ms(took)}
 
 
 async def run_quota() -> Any:
