@@ -11,7 +11,9 @@ second and each job runs `--run-seconds` at fal, so with the defaults all
               "peak_rss_mb", "cpu_seconds_per_job", "fal_requests_per_job",
               "command_to_fal_ms": {"p50", "p99", "max"},     # Bot.handle called -> fal submit sent
               "done_to_port_ms": {...},                        # sim completed_at -> send_video, minus download
-              "done_to_port_with_download_ms": {...}, "download_ms": {...}, "config": {...}}}
+              "done_to_port_with_download_ms": {...}, "download_ms": {...},
+              "lease_renewal_ms": {...},                       # one heartbeat renewal, all jobs held
+              "config": {...}}}
 
     .venv/bin/python bench/jobs.py [--jobs 1000] [--rate 25] [--run-seconds 45]
 
@@ -34,11 +36,9 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
 import inspect  # noqa: E402
-import itertools  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import resource  # noqa: E402
-import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
@@ -47,13 +47,14 @@ from typing import Any  # noqa: E402
 import httpx  # noqa: E402
 from aiohttp import web  # noqa: E402
 
+from bench.common import BenchPort, latency_ms  # noqa: E402
 from bot.app import http_client_for  # noqa: E402
 from bot.commands import Bot  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.fal import FalClient  # noqa: E402
 from bot.jobs import JobRunner  # noqa: E402
 from bot.model import JobState  # noqa: E402
-from bot.ports import Invocation, MessageRef, Place, PlatformTraits, StatusCard, User  # noqa: E402
+from bot.ports import Invocation, Place, User  # noqa: E402
 from bot.quota import Quota  # noqa: E402
 from bot.sim import SimOptions, Simulator  # noqa: E402
 from bot.store import open_store  # noqa: E402
@@ -89,49 +90,6 @@ async def _serve_sim(args: argparse.Namespace) -> None:
     await sim.stop()
 
 
-# ---------------------------------------------------------------- a port that only counts
-
-
-class BenchPort:
-    platform = "console"
-    traits = PlatformTraits()
-
-    def __init__(self) -> None:
-        self._ids = itertools.count(1)
-        self.posts = 0
-        self.edits = 0
-        self.handed: dict[int, float] = {}
-        self.told = 0
-
-    def _ref(self, place: Place) -> MessageRef:
-        return MessageRef(platform=self.platform, channel=place.channel, id=str(next(self._ids)))
-
-    async def post(self, place: Place, card: StatusCard) -> MessageRef:
-        self.posts += 1
-        return self._ref(place)
-
-    async def edit(self, ref: MessageRef, card: StatusCard) -> MessageRef:
-        self.edits += 1
-        return ref
-
-    async def send_video(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
-        assert card.job_id is not None
-        self.handed[card.job_id] = time.perf_counter()
-        return self._ref(place)
-
-    async def send_image(self, place: Place, path: Path, card: StatusCard) -> MessageRef:
-        return await self.send_video(place, path, card)
-
-    async def delete(self, ref: MessageRef) -> None:
-        return None
-
-    def upload_limit(self, place: Place) -> int:
-        return 100 * 1024 * 1024
-
-    async def tell(self, user: User, place: Place, text: str) -> None:
-        self.told += 1
-
-
 # ---------------------------------------------------------------- http
 
 
@@ -159,15 +117,6 @@ class SplitTransport(httpx.AsyncBaseTransport):
 
 
 # ---------------------------------------------------------------- the run
-
-
-def _stats(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p99": None, "max": None}
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {"p50": round(statistics.median(ordered), 2), "p99": round(p99, 2),
-            "max": round(ordered[-1], 2)}
 
 
 def _command_text(index: int) -> str:
@@ -273,6 +222,7 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
                 await asyncio.sleep(delay)
             commands.append(asyncio.create_task(command(index)))
         await asyncio.gather(*commands)
+        renewals = await _time_renewals(store, in_flight)
         finals = await asyncio.gather(*(runner.wait(job_id) for job_id in accepted.values()))
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu_before
@@ -285,12 +235,13 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
     done_ms: list[float] = []
     done_with_download_ms: list[float] = []
     download_ms: list[float] = []
+    handed_at = port.handed
     for job in finals:
         called = received.get(job.prompt)
         sent = marks["fal_submit"].get(job.id)
         if called is not None and sent is not None:
             submit_ms.append((sent - called) * 1000)
-        handed = port.handed.get(job.id)
+        handed = handed_at.get(job.id)
         fal_done = completed_at.get(job.fal_request_id or "")
         d0, d1 = marks["download_start"].get(job.id), marks["download_end"].get(job.id)
         if handed is not None and fal_done is not None and d0 is not None and d1 is not None:
@@ -303,7 +254,7 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
     states = [job.state for job in finals]
     return {
         "count": n,
-        "delivered": len(port.handed),
+        "delivered": len(handed_at),
         "done": states.count(JobState.DONE),
         "failed": states.count(JobState.FAILED),
         "peak_in_flight": peak_in_flight,
@@ -313,16 +264,29 @@ async def _run(args: argparse.Namespace, sim_url: str, side_url: str, tmp: Path)
         "cpu_seconds_per_job": round(cpu / n, 5),
         "fal_requests_per_job": round(fal.request_count / n, 2),
         "card_edits_per_job": round(port.edits / n, 2),
-        "command_to_fal_ms": _stats(submit_ms),
+        # What one lease renewal (the heartbeat's, of every job this process holds) costs
+        # with all jobs in flight, store queue included.
+        "lease_renewal_ms": renewals,
+        "command_to_fal_ms": latency_ms(submit_ms),
         "user_messages": port.told,  # refusals or errors told to users: 0 in a clean run
-        "done_to_port_ms": _stats(done_ms),
-        "done_to_port_with_download_ms": _stats(done_with_download_ms),
-        "download_ms": _stats(download_ms),
+        "done_to_port_ms": latency_ms(done_ms),
+        "done_to_port_with_download_ms": latency_ms(done_with_download_ms),
+        "download_ms": latency_ms(download_ms),
         "config": {"rate_per_s": args.rate, "run_seconds": args.run_seconds,
                    "sim_concurrency": args.sim_concurrency, "max_concurrent": args.max_concurrent,
                    "edit_interval_seconds": args.edit_interval, "endpoint": ENDPOINT_KEY,
                    "transport": args.transport},
     }
+
+
+async def _time_renewals(store: Any, held: int, times: int = 5) -> dict[str, Any]:
+    took = []
+    for _ in range(times):
+        t0 = time.perf_counter()
+        await store.renew_leases(["console"])
+        took.append((time.perf_counter() - t0) * 1000)
+        await asyncio.sleep(0.2)
+    return {"jobs_held": held, **latency_ms(took)}
 
 
 async def run_quota() -> Any:

@@ -20,6 +20,7 @@ from bot.errors import FalError, NotFound, PermissionDenied, UserError, report_u
 from bot.fal import FalAccountError, FalClient
 from bot.jobs import cards
 from bot.jobs.admission import Admission
+from bot.jobs.collector import settle_collector
 from bot.jobs.driver import AT_FAL, LOCAL_MARK, WAITING, CancelRequested, JobDriver, uploaded
 from bot.jobs.leases import LeaseKeeper
 from bot.jobs.runtime import RunnerHooks, Runtime
@@ -108,6 +109,8 @@ class JobRunner:
     async def start(self) -> None:
         """Clean up old scratch files and resume every unfinished job."""
         self.rt.stopping = False
+        # Hundreds of jobs in flight make Python's full collections long pauses.
+        settle_collector()
         removed = await asyncio.to_thread(media.cleanup_stale, self.settings.media)
         if removed:
             log.info("removed %d stale temporary file(s)", removed)
