@@ -192,12 +192,7 @@ class SqlTx:
         return job_from_row(row)
 
     def charge_of(self, job_id: int) -> JobCharge | None:
-        rows = self.fetch(
-            """SELECT j.owner_key, j.workspace_key, j.created_at, l.kind AS l_kind,
-                      l.credits AS l_credits, l.bonus AS l_bonus, l.usd AS l_usd
-               FROM jobs j LEFT JOIN ledger l ON l.job_id = j.id WHERE j.id = ?""",
-            (job_id,),
-        )
+        rows = self.fetch(CHARGE_OF, (job_id,))
         if not rows:
             return None
         reserved = reserved_bonus = charged = charged_bonus = 0
@@ -351,6 +346,10 @@ class SqlTx:
         return 0 if row is None else int(row["version"])
 
 
+# A job and its ledger rows (through the index ledger_job).
+CHARGE_OF = """SELECT j.owner_key, j.workspace_key, j.created_at, l.kind AS l_kind,
+                      l.credits AS l_credits, l.bonus AS l_bonus, l.usd AS l_usd
+               FROM jobs j LEFT JOIN ledger l ON l.job_id = j.id WHERE j.id = ?"""
 _USAGE_BY_USER = """
     SELECT l.user_key AS key, COALESCE(u.name, l.user_key) AS name,
            COUNT(DISTINCT l.job_id) AS jobs, SUM(l.credits) AS credits, SUM(l.usd) AS usd
