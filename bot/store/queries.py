@@ -9,7 +9,8 @@ for a writer) is added by `postgres_tx.PgTx`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import zlib
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -61,16 +62,50 @@ class Connection(Protocol):
     def execute(self, sql: str, params: Any, /) -> Cursor: ...
 
 
-def usage_keys(user_key: str, workspace_key: str | None, day: str,
-               month: str) -> list[tuple[str, str, str]]:
-    """The usage_totals rows one charge moves, as (scope, key, period), in the one order in
-    which every transaction touches them (on PostgreSQL that order is the lock order, so
-    two transactions never wait on each other in a circle)."""
+# The rows shared between users (a workspace's month, the bot's day) are each kept as
+# SHARED_SHARDS rows, told apart by a suffix of the period: every charge adds to the
+# row of its user's shard, and a read sums them all. On PostgreSQL every admission and
+# settle of every user would otherwise update the one row of the bot's day, and each
+# waits for the one before it to commit (row locks), even with no limit configured.
+# SQLite lets one writer in at a time anyway: it writes shard 0 only (`Dialect.shards`).
+SHARED_SHARDS = 8
+SHARED_SCOPES = ("ws_month", "global_day")
+
+
+def shard_period(period: str, shard: int) -> str:
+    """The period of a shared scope's row of `shard` (shard 0: the period itself)."""
+    return period if shard == 0 else f"{period}~{shard}"
+
+
+def unsharded(period: str) -> str:
+    return period.partition("~")[0]
+
+
+def shard_of(user_key: str, shards: int) -> int:
+    """The shard a user's charges go to, the same every time."""
+    return zlib.crc32(user_key.encode()) % shards
+
+
+def usage_keys(user_key: str, workspace_key: str | None, day: str, month: str,
+               shards: Iterable[int] = (0,)) -> list[tuple[str, str, str]]:
+    """The usage_totals rows one charge moves (`shards`: those of the shared scopes), as
+    (scope, key, period), in the one order in which every transaction touches them (on
+    PostgreSQL that order is the lock order, so two transactions never wait on each
+    other in a circle)."""
     keys = [("user_day", user_key, day), ("user_month", user_key, month)]
+    shards = sorted(shards)
     if workspace_key:
-        keys.append(("ws_month", workspace_key, month))
-    keys.append(("global_day", GLOBAL_KEY, day))
+        keys.extend(("ws_month", workspace_key, shard_period(month, s)) for s in shards)
+    keys.extend(("global_day", GLOBAL_KEY, shard_period(day, s)) for s in shards)
     return keys
+
+
+def _shard_marks(name: str) -> str:
+    return "(" + ", ".join(f":{name}{s}" for s in range(SHARED_SHARDS)) + ")"
+
+
+def _shard_params(name: str, period: str) -> dict[str, str]:
+    return {f"{name}{s}": shard_period(period, s) for s in range(SHARED_SHARDS)}
 
 
 class SqlTx:
@@ -139,19 +174,8 @@ class SqlTx:
         ("ws_month", "global_day") a configured limit checks (None: all), which a backend
         that runs writers side by side must lock before reading; SQLite needs none."""
         day, month = day_key(at), month_key(at)
-        row = self._one(
-            f"""SELECT
-              (SELECT credits FROM usage_totals WHERE scope = 'user_day' AND key = :u AND period = :d) AS dc,
-              (SELECT bonus FROM usage_totals WHERE scope = 'user_day' AND key = :u AND period = :d) AS db,
-              (SELECT credits FROM usage_totals WHERE scope = 'user_month' AND key = :u AND period = :m) AS mc,
-              (SELECT bonus FROM usage_totals WHERE scope = 'user_month' AND key = :u AND period = :m) AS mb,
-              (SELECT credits FROM usage_totals WHERE scope = 'ws_month' AND key = :w AND period = :m) AS wc,
-              (SELECT credits FROM usage_totals WHERE scope = 'global_day' AND key = '{GLOBAL_KEY}' AND period = :d) AS gc,
-              (SELECT COUNT(*) FROM jobs WHERE owner_key = :u AND state NOT IN {FINAL_SQL}) AS running,
-              (SELECT MAX(created_at) FROM jobs WHERE owner_key = :u) AS last_at,
-              (SELECT bonus_credits FROM users WHERE key = :u) AS balance""",
-            {"u": user_key, "d": day, "m": month, "w": workspace_key},
-        )
+        row = self._one(_USAGE, {"u": user_key, "d": day, "m": month, "w": workspace_key,
+                                 **_shard_params("ms", month), **_shard_params("ds", day)})
         assert row is not None
         return UsageSnapshot(
             day_credits=row["dc"] or 0, day_bonus=row["db"] or 0,
@@ -236,7 +260,8 @@ class SqlTx:
                 "UPDATE users SET bonus_credits = bonus_credits - ? WHERE key = ?",
                 (entry.bonus, entry.user_key),
             )
-        scopes = usage_keys(entry.user_key, entry.workspace_key, day, month)
+        shard = shard_of(entry.user_key, self.dialect.shards)
+        scopes = usage_keys(entry.user_key, entry.workspace_key, day, month, (shard,))
         marks = ", ".join("(?, ?, ?, ?, ?)" for _ in scopes)
         params: list[Any] = []
         for scope, key, period in scopes:
@@ -346,6 +371,19 @@ class SqlTx:
         return 0 if row is None else int(row["version"])
 
 
+# A user's, its workspace's and the bot's usage (the shared rows summed over shards).
+_USAGE = f"""SELECT
+  (SELECT credits FROM usage_totals WHERE scope = 'user_day' AND key = :u AND period = :d) AS dc,
+  (SELECT bonus FROM usage_totals WHERE scope = 'user_day' AND key = :u AND period = :d) AS db,
+  (SELECT credits FROM usage_totals WHERE scope = 'user_month' AND key = :u AND period = :m) AS mc,
+  (SELECT bonus FROM usage_totals WHERE scope = 'user_month' AND key = :u AND period = :m) AS mb,
+  (SELECT SUM(credits) FROM usage_totals
+    WHERE scope = 'ws_month' AND key = :w AND period IN {_shard_marks("ms")}) AS wc,
+  (SELECT SUM(credits) FROM usage_totals
+    WHERE scope = 'global_day' AND key = '{GLOBAL_KEY}' AND period IN {_shard_marks("ds")}) AS gc,
+  (SELECT COUNT(*) FROM jobs WHERE owner_key = :u AND state NOT IN {FINAL_SQL}) AS running,
+  (SELECT MAX(created_at) FROM jobs WHERE owner_key = :u) AS last_at,
+  (SELECT bonus_credits FROM users WHERE key = :u) AS balance"""
 # A job and its ledger rows (through the index ledger_job).
 CHARGE_OF = """SELECT j.owner_key, j.workspace_key, j.created_at, l.kind AS l_kind,
                       l.credits AS l_credits, l.bonus AS l_bonus, l.usd AS l_usd

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
+from bot.ports import User
 from bot.quota import Quota
 from bot.store import open_store
+from bot.store.dialect import POSTGRES
 from bot.store.protocol import day_key
+from bot.store.queries import shard_of, shard_period
 from bot.store.schema import GLOBAL_KEY
 from tests.pg import PgDatabases
 
@@ -42,6 +46,13 @@ async def waiting_statement(url: str) -> str:
     raise AssertionError("no admission waited for the held row")
 
 
+def hold_global_row(holder: psycopg.Connection[Any], user: User, clock: ManualClock) -> None:
+    """Lock the row of the bot's day that `user`'s charges add to (her shard's)."""
+    period = shard_period(day_key(clock()), shard_of(user.key, POSTGRES.shards))
+    holder.execute("SELECT 1 FROM usage_totals WHERE scope = 'global_day' AND key = %s"
+                   " AND period = %s FOR UPDATE", (GLOBAL_KEY, period))
+
+
 @pytest.mark.parametrize(("global_limit", "waits_in"), [
     (0, "usage_totals.credits + excluded.credits"),  # adding its reservation, decided
     (10_000, "SET credits = usage_totals.credits"),  # locking the row before deciding
@@ -54,16 +65,39 @@ async def test_an_admission_reads_under_the_global_row_only_under_a_global_limit
     store = await open_store(url, clock=clock)
     try:
         quota = Quota(store, make_settings(db_path, global_daily_credits=global_limit), clock=clock)
-        await quota.admit(BOB, GUILD, make_request(5))  # the day's rows exist from here on
+        await quota.admit(ALICE, GUILD, make_request(5))  # her shard's rows exist from here on
         with psycopg.connect(url) as holder:  # a transaction: holds the lock until closed
-            holder.execute("SELECT 1 FROM usage_totals WHERE scope = 'global_day' AND key = %s"
-                           " AND period = %s FOR UPDATE", (GLOBAL_KEY, day_key(clock())))
+            hold_global_row(holder, ALICE, clock)
             admitted = asyncio.create_task(quota.admit(ALICE, GUILD, make_request(5)))
             assert waits_in in await waiting_statement(url)
             holder.rollback()  # let the admission through
         job = await asyncio.wait_for(admitted, 60.0)
         assert job.estimate_credits == 5
         assert await store.audit() == []
+    finally:
+        await store.close()
+        pg_databases.give_back(url)
+
+
+async def test_with_no_shared_limit_users_of_other_shards_do_not_wait_for_each_other(
+    pg_databases: PgDatabases, clock: ManualClock, db_path: Path
+) -> None:
+    """Every admission and settle adds to the bot's day: on one row, each waited for
+    the one before it to commit, whoever the users were."""
+    assert shard_of(ALICE.key, POSTGRES.shards) != shard_of(BOB.key, POSTGRES.shards)
+    url = pg_databases.lend()
+    store = await open_store(url, clock=clock)
+    try:
+        quota = Quota(store, make_settings(db_path), clock=clock)
+        await quota.admit(ALICE, GUILD, make_request(5))
+        with psycopg.connect(url) as holder:  # as Alice's admission or settle, mid-commit
+            hold_global_row(holder, ALICE, clock)
+            job = await asyncio.wait_for(quota.admit(BOB, GUILD, make_request(5)), 30.0)
+            assert await asyncio.wait_for(quota.settle(job.id, 0.0), 30.0) == 0
+            holder.rollback()
+        assert await store.audit() == []
+        usage = await store.run(lambda tx: tx.usage(BOB.key, "discord:g1", clock()), write=False)
+        assert usage.global_day_credits == usage.workspace_month_credits == 5  # Alice's 5 + Bob's 0
     finally:
         await store.close()
         pg_databases.give_back(url)
