@@ -9,9 +9,17 @@ is about to read, and every transaction takes its locks in one order:
 1. the job's row (`charge_of`: settle and refund of one job wait for each other);
 2. the user's row (taken by `upsert_user`, or by `usage` when the transaction did
    not upsert the user: one user's admissions queue up);
-3. the usage_totals rows of `queries.usage_keys`, in that order, a shared scope's
-   shards in ascending order (admissions under a workspace or global limit lock
-   every shard of it, so they queue up on those rows).
+3. the usage_totals rows of `queries.usage_keys`, in that order: the user's day
+   and month, then shard 0 of the workspace's month and of the bot's day, then the
+   one other shard of each that the transaction's user charges.
+
+A shared total (a workspace's month, the bot's day) is kept as a row per shard of
+users (`queries.SHARED_SHARDS`) and read as their sum. Shard 0 is also the gate of
+a shared limit: every admission under that limit locks it before reading the sum,
+so admissions queue up there and each reads what the one before it committed. A
+settle or refund takes no gate: it adds to its user's shard whatever the sum was
+when an admission read it, and the outcome is that of the settle coming after
+that admission.
 
 An admission locks only the totals rows a configured limit reads (`limited`): the
 prefix of `usage_keys` up to the last of them, so that the rows it locks now and
@@ -44,7 +52,7 @@ import psycopg
 from bot.ports import User
 
 from .protocol import JobCharge, UsageSnapshot, UserRow, day_key, month_key
-from .queries import SHARED_SCOPES, SHARED_SHARDS, Cursor, Params, SqlTx, usage_keys
+from .queries import SHARED_SCOPES, Cursor, Params, SqlTx, usage_keys
 
 # pg_advisory_xact_lock key that serializes taking a slot at fal: "falslot" as a number.
 FAL_SLOTS_LOCK = int.from_bytes(b"falslot", "big")
@@ -111,9 +119,8 @@ class PgTx(SqlTx):
         # naming this user) need not wait.
         if user_key != self._user_locked:  # an admission has it already: one statement less
             self.execute("SELECT key FROM users WHERE key = ? FOR NO KEY UPDATE", (user_key,))
-        # Every shard of a shared scope: the limit is on their sum.
-        keys = usage_keys(user_key, workspace_key, day_key(at), month_key(at),
-                          range(SHARED_SHARDS))
+        # Shard 0 of a limited scope is its gate (see the module docstring).
+        keys = usage_keys(user_key, workspace_key, day_key(at), month_key(at))
         shared = [i for i, (scope, _k, _p) in enumerate(keys)
                   if scope in SHARED_SCOPES and (limited is None or scope in limited)]
         if not shared:
