@@ -52,7 +52,7 @@ import psycopg
 from bot.ports import User
 
 from .protocol import JobCharge, UsageSnapshot, UserRow, day_key, month_key
-from .queries import SHARED_SCOPES, Cursor, Params, SqlTx, usage_keys
+from .queries import SHARED_SCOPES, Cursor, Params, SqlTx, Statement, usage_keys
 
 # pg_advisory_xact_lock key that serializes taking a slot at fal: "falslot" as a number.
 FAL_SLOTS_LOCK = int.from_bytes(b"falslot", "big")
@@ -102,6 +102,11 @@ class PgTx(SqlTx):
         row = super().upsert_user(user, now)
         self._user_locked = user.key
         return row
+
+    def write_charge(self, ledger: Statement, totals: Statement) -> None:
+        # One statement instead of two: every admission and settle writes both, and each
+        # statement costs the bot's thread and the server a message of their own.
+        self.execute(f"WITH ledger_row AS ({ledger[0]}) {totals[0]}", [*ledger[1], *totals[1]])
 
     def charge_of(self, job_id: int) -> JobCharge | None:
         if self.write:

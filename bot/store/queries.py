@@ -44,6 +44,7 @@ from .protocol import (
 from .schema import FINAL_SQL, GLOBAL_KEY
 
 Params = Sequence[Any] | dict[str, Any]
+Statement = tuple[str, list[Any]]  # SQL with `?` marks and its parameters
 SEEN_EVENTS_KEEP_DAYS = 2  # platforms stop retrying within hours
 
 
@@ -242,14 +243,16 @@ class SqlTx:
 
     def record(self, entry: LedgerEntry, now: datetime) -> None:
         day, month = day_key(entry.charged_at), month_key(entry.charged_at)
-        self.execute(
+        ledger: Statement = (
             """INSERT INTO ledger (kind, credits, bonus, usd, job_id, user_key, workspace_key,
                                    at, charged_at, day, month, note)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (entry.kind, entry.credits, entry.bonus, entry.usd, entry.job_id, entry.user_key,
-             entry.workspace_key, encode_time(now), encode_time(entry.charged_at), day, month, entry.note),
+            [entry.kind, entry.credits, entry.bonus, entry.usd, entry.job_id, entry.user_key,
+             entry.workspace_key, encode_time(now), encode_time(entry.charged_at), day, month,
+             entry.note],
         )
         if entry.kind == "grant":
+            self.execute(*ledger)
             self.execute(
                 "UPDATE users SET bonus_credits = bonus_credits + ?, updated_at = ? WHERE key = ?",
                 (entry.credits, encode_time(now), entry.user_key),
@@ -266,13 +269,18 @@ class SqlTx:
         params: list[Any] = []
         for scope, key, period in scopes:
             params.extend((scope, key, period, entry.credits, entry.bonus))
-        self.execute(
+        self.write_charge(ledger, (
             f"""INSERT INTO usage_totals (scope, key, period, credits, bonus) VALUES {marks}
                 ON CONFLICT (scope, key, period) DO UPDATE SET
                   credits = usage_totals.credits + excluded.credits,
                   bonus = usage_totals.bonus + excluded.bonus""",
             params,
-        )
+        ))
+
+    def write_charge(self, ledger: Statement, totals: Statement) -> None:
+        """A charge's ledger row, then the totals it moves (PostgreSQL: in one statement)."""
+        self.execute(*ledger)
+        self.execute(*totals)
 
     def lock_fal_slots(self) -> None:
         """Before counting the jobs at fal to take a slot: SQLite already has the whole
