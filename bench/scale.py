@@ -22,6 +22,12 @@ JobRunner to the simulator and delivered to a port that only counts.
 Added latency: from the simulator finishing a job to the port being handed its video.
 
     .venv/bin/python bench/scale.py [--seconds 3] [--tasks 16] [--jobs 120] [--thousand 1000]
+    .venv/bin/python bench/scale.py --parts quota --quota-cases sqlite_1,postgresql_4 --quota-rounds 3
+
+`--quota-rounds N` runs the quota cases N times, interleaved (each on a fresh
+database), and reports each case's median round with every round's figure beside
+it, plus PostgreSQL 4 / SQLite 1 round by round: on a shared machine that ratio,
+measured seconds apart, is the figure to compare.
 """
 
 from __future__ import annotations
