@@ -7,7 +7,7 @@ queries are plain SQL that both backends run as written.
 
 from __future__ import annotations
 
-from .queries import SqlTx
+from .queries import SqlTx, unsharded
 from .schema import GLOBAL_KEY
 
 # usage_totals scope -> the ledger query that derives its rows: (key, period, credits, bonus).
@@ -31,8 +31,11 @@ def _usage_problems(tx: SqlTx) -> list[str]:
     for scope, sql in _USAGE_FROM_LEDGER:
         for r in tx.fetch(sql):
             derived[(scope, r["key"], r["period"])] = (r["credits"], r["bonus"])
-    kept = {(r["scope"], r["key"], r["period"]): (r["credits"], r["bonus"]) for r in tx.fetch(
-        "SELECT scope, key, period, credits, bonus FROM usage_totals")}
+    kept: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for r in tx.fetch("SELECT scope, key, period, credits, bonus FROM usage_totals"):
+        where = (r["scope"], r["key"], unsharded(r["period"]))  # shards summed
+        credits, bonus = kept.get(where, (0, 0))
+        kept[where] = (credits + r["credits"], bonus + r["bonus"])
     problems: list[str] = []
     for where in sorted(set(derived) | set(kept)):
         a, b = derived.get(where, (0, 0)), kept.get(where, (0, 0))

@@ -5,8 +5,9 @@ Every statement of the store is written once, in SQLite's spelling (`?` and
 `<time>`, `<real>`, `<rowid>`); a `Dialect` turns both into its backend's text.
 What is left differs in behaviour, not spelling, and lives with its backend: how
 migrations are serialized and recorded (SQLite's `PRAGMA user_version` under its
-write lock, a `schema_version` table under an advisory lock on PostgreSQL) and
-row locks (PostgreSQL only: SQLite locks the whole file for a writer).
+write lock, a `schema_version` table under an advisory lock on PostgreSQL), row
+locks (PostgreSQL only: SQLite locks the whole file for a writer), and so how many
+rows a shared usage total is spread over (`shards`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ class Dialect:
     types: dict[str, str] = field(hash=False)
     pyformat: bool  # psycopg's %s / %(name)s parameters instead of ? / :name
     version_sql: str  # one row, one column `version`: the schema version
+    # How many rows of each shared usage scope charges are spread over (queries.SHARED_SHARDS
+    # at most): 1 where writers take turns anyway.
+    shards: int = 1
 
     def sql(self, text: str) -> str:
         """`text` (a shared statement) in this backend's parameter style."""
@@ -62,4 +66,5 @@ POSTGRES = Dialect(
            "<real>": "DOUBLE PRECISION", "<rowid>": ""},
     pyformat=True,
     version_sql="SELECT version FROM schema_version",
+    shards=8,  # queries.SHARED_SHARDS: writers side by side, each on its own rows
 )

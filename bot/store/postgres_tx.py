@@ -7,16 +7,28 @@ writers side by side (READ COMMITTED), so a quota decision first locks what it
 is about to read, and every transaction takes its locks in one order:
 
 1. the job's row (`charge_of`: settle and refund of one job wait for each other);
-2. the user's row (`upsert_user`, then `usage`: one user's admissions queue up);
-3. the usage_totals rows of `queries.usage_keys`, in that order (admissions that
-   share a workspace or the global day queue up on those rows).
+2. the user's row (taken by `upsert_user`, or by `usage` when the transaction did
+   not upsert the user: one user's admissions queue up);
+3. the usage_totals rows of `queries.usage_keys`, in that order: the user's day
+   and month, then shard 0 of the workspace's month and of the bot's day, then the
+   one other shard of each that the transaction's user charges.
+
+A shared total (a workspace's month, the bot's day) is kept as a row per shard of
+users (`queries.SHARED_SHARDS`) and read as their sum. Shard 0 is also the gate of
+a shared limit: every admission under that limit locks it before reading the sum,
+so admissions queue up there and each reads what the one before it committed. A
+settle or refund takes no gate: it adds to its user's shard whatever the sum was
+when an admission read it, and the outcome is that of the settle coming after
+that admission.
 
 An admission locks only the totals rows a configured limit reads (`limited`): the
 prefix of `usage_keys` up to the last of them, so that the rows it locks now and
 the ones `record` updates later are still taken in that one order. With no
 workspace or global limit it locks no totals row at all: its own user's rows are
 guarded by the user's row, and what it adds to the shared rows is a sum, taken
-at the end (the row lock then lasts only until the commit that follows at once).
+at the end (the row lock then lasts only until the commit that follows at once) on
+the rows of its user's shard (`queries.SHARED_SHARDS`): admissions and settles of
+users of other shards do not wait for it at all.
 
 Each lock is taken by its own statement, so the next statement (a fresh
 snapshot under READ COMMITTED) reads what the transaction that held the lock
@@ -37,8 +49,10 @@ from typing import Any
 
 import psycopg
 
-from .protocol import JobCharge, UsageSnapshot, day_key, month_key
-from .queries import Cursor, Params, SqlTx, usage_keys
+from bot.ports import User
+
+from .protocol import JobCharge, UsageSnapshot, UserRow, day_key, month_key
+from .queries import SHARED_SCOPES, Cursor, Params, SqlTx, Statement, usage_keys
 
 # pg_advisory_xact_lock key that serializes taking a slot at fal: "falslot" as a number.
 FAL_SLOTS_LOCK = int.from_bytes(b"falslot", "big")
@@ -68,6 +82,9 @@ class PgTx(SqlTx):
     """SqlTx with PostgreSQL's row locks in write transactions (see the module docstring)."""
 
     pipeline: psycopg.Pipeline | None = None
+    # The user whose row this transaction's `upsert_user` locked (ON CONFLICT DO UPDATE
+    # locks the row it updates, FOR NO KEY UPDATE, until the end of the transaction).
+    _user_locked: str | None = None
 
     def execute(self, sql: str, params: Params = ()) -> Cursor:
         cursor = super().execute(sql, params)
@@ -80,6 +97,16 @@ class PgTx(SqlTx):
         if self.write:
             self._lock_usage(user_key, workspace_key, at, limited)
         return super().usage(user_key, workspace_key, at)
+
+    def upsert_user(self, user: User, now: datetime) -> UserRow:
+        row = super().upsert_user(user, now)
+        self._user_locked = user.key
+        return row
+
+    def write_charge(self, ledger: Statement, totals: Statement) -> None:
+        # One statement instead of two: every admission and settle writes both, and each
+        # statement costs the bot's thread and the server a message of their own.
+        self.execute(f"WITH ledger_row AS ({ledger[0]}) {totals[0]}", [*ledger[1], *totals[1]])
 
     def charge_of(self, job_id: int) -> JobCharge | None:
         if self.write:
@@ -95,10 +122,12 @@ class PgTx(SqlTx):
                     limited: Collection[str] | None) -> None:
         # NO KEY UPDATE: foreign-key checks of other transactions (their ledger rows
         # naming this user) need not wait.
-        self.execute("SELECT key FROM users WHERE key = ? FOR NO KEY UPDATE", (user_key,))
+        if user_key != self._user_locked:  # an admission has it already: one statement less
+            self.execute("SELECT key FROM users WHERE key = ? FOR NO KEY UPDATE", (user_key,))
+        # Shard 0 of a limited scope is its gate (see the module docstring).
         keys = usage_keys(user_key, workspace_key, day_key(at), month_key(at))
         shared = [i for i, (scope, _k, _p) in enumerate(keys)
-                  if scope in ("ws_month", "global_day") and (limited is None or scope in limited)]
+                  if scope in SHARED_SCOPES and (limited is None or scope in limited)]
         if not shared:
             return
         keys = keys[:shared[-1] + 1]

@@ -9,7 +9,8 @@ for a writer) is added by `postgres_tx.PgTx`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import zlib
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -43,6 +44,7 @@ from .protocol import (
 from .schema import FINAL_SQL, GLOBAL_KEY
 
 Params = Sequence[Any] | dict[str, Any]
+Statement = tuple[str, list[Any]]  # SQL with `?` marks and its parameters
 SEEN_EVENTS_KEEP_DAYS = 2  # platforms stop retrying within hours
 
 
@@ -61,16 +63,50 @@ class Connection(Protocol):
     def execute(self, sql: str, params: Any, /) -> Cursor: ...
 
 
-def usage_keys(user_key: str, workspace_key: str | None, day: str,
-               month: str) -> list[tuple[str, str, str]]:
-    """The usage_totals rows one charge moves, as (scope, key, period), in the one order in
-    which every transaction touches them (on PostgreSQL that order is the lock order, so
-    two transactions never wait on each other in a circle)."""
+# The rows shared between users (a workspace's month, the bot's day) are each kept as
+# SHARED_SHARDS rows, told apart by a suffix of the period: every charge adds to the
+# row of its user's shard, and a read sums them all. On PostgreSQL every admission and
+# settle of every user would otherwise update the one row of the bot's day, and each
+# waits for the one before it to commit (row locks), even with no limit configured.
+# SQLite lets one writer in at a time anyway: it writes shard 0 only (`Dialect.shards`).
+SHARED_SHARDS = 8
+SHARED_SCOPES = ("ws_month", "global_day")
+
+
+def shard_period(period: str, shard: int) -> str:
+    """The period of a shared scope's row of `shard` (shard 0: the period itself)."""
+    return period if shard == 0 else f"{period}~{shard}"
+
+
+def unsharded(period: str) -> str:
+    return period.partition("~")[0]
+
+
+def shard_of(user_key: str, shards: int) -> int:
+    """The shard a user's charges go to, the same every time."""
+    return zlib.crc32(user_key.encode()) % shards
+
+
+def usage_keys(user_key: str, workspace_key: str | None, day: str, month: str,
+               shards: Iterable[int] = (0,)) -> list[tuple[str, str, str]]:
+    """The usage_totals rows one charge moves (`shards`: those of the shared scopes), as
+    (scope, key, period), in the one order in which every transaction touches them (on
+    PostgreSQL that order is the lock order, so two transactions never wait on each
+    other in a circle)."""
     keys = [("user_day", user_key, day), ("user_month", user_key, month)]
+    shards = sorted(shards)
     if workspace_key:
-        keys.append(("ws_month", workspace_key, month))
-    keys.append(("global_day", GLOBAL_KEY, day))
+        keys.extend(("ws_month", workspace_key, shard_period(month, s)) for s in shards)
+    keys.extend(("global_day", GLOBAL_KEY, shard_period(day, s)) for s in shards)
     return keys
+
+
+def _shard_marks(name: str) -> str:
+    return "(" + ", ".join(f":{name}{s}" for s in range(SHARED_SHARDS)) + ")"
+
+
+def _shard_params(name: str, period: str) -> dict[str, str]:
+    return {f"{name}{s}": shard_period(period, s) for s in range(SHARED_SHARDS)}
 
 
 class SqlTx:
@@ -139,19 +175,8 @@ class SqlTx:
         ("ws_month", "global_day") a configured limit checks (None: all), which a backend
         that runs writers side by side must lock before reading; SQLite needs none."""
         day, month = day_key(at), month_key(at)
-        row = self._one(
-            f"""SELECT
-              (SELECT credits FROM usage_totals WHERE scope = 'user_day' AND key = :u AND period = :d) AS dc,
-              (SELECT bonus FROM usage_totals WHERE scope = 'user_day' AND key = :u AND period = :d) AS db,
-              (SELECT credits FROM usage_totals WHERE scope = 'user_month' AND key = :u AND period = :m) AS mc,
-              (SELECT bonus FROM usage_totals WHERE scope = 'user_month' AND key = :u AND period = :m) AS mb,
-              (SELECT credits FROM usage_totals WHERE scope = 'ws_month' AND key = :w AND period = :m) AS wc,
-              (SELECT credits FROM usage_totals WHERE scope = 'global_day' AND key = '{GLOBAL_KEY}' AND period = :d) AS gc,
-              (SELECT COUNT(*) FROM jobs WHERE owner_key = :u AND state NOT IN {FINAL_SQL}) AS running,
-              (SELECT MAX(created_at) FROM jobs WHERE owner_key = :u) AS last_at,
-              (SELECT bonus_credits FROM users WHERE key = :u) AS balance""",
-            {"u": user_key, "d": day, "m": month, "w": workspace_key},
-        )
+        row = self._one(_USAGE, {"u": user_key, "d": day, "m": month, "w": workspace_key,
+                                 **_shard_params("ms", month), **_shard_params("ds", day)})
         assert row is not None
         return UsageSnapshot(
             day_credits=row["dc"] or 0, day_bonus=row["db"] or 0,
@@ -193,13 +218,7 @@ class SqlTx:
         return job_from_row(row)
 
     def charge_of(self, job_id: int) -> JobCharge | None:
-        rows = self.fetch(
-            """SELECT j.owner_key, j.workspace_key, j.created_at, l.kind AS l_kind,
-                      l.credits AS l_credits, l.bonus AS l_bonus, l.usd AS l_usd,
-                      l.reservation AS l_round, l.charged_at AS l_at
-               FROM jobs j LEFT JOIN ledger l ON l.job_id = j.id WHERE j.id = ?""",
-            (job_id,),
-        )
+        rows = self.fetch(CHARGE_OF, (job_id,))
         if not rows:
             return None
         # Only the latest round's reserve is open or closed now (a pause may have given an
@@ -232,15 +251,16 @@ class SqlTx:
 
     def record(self, entry: LedgerEntry, now: datetime) -> None:
         day, month = day_key(entry.charged_at), month_key(entry.charged_at)
-        self.execute(
+        ledger: Statement = (
             """INSERT INTO ledger (kind, credits, bonus, usd, job_id, user_key, workspace_key,
                                    at, charged_at, day, month, note, reservation)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (entry.kind, entry.credits, entry.bonus, entry.usd, entry.job_id, entry.user_key,
+            [entry.kind, entry.credits, entry.bonus, entry.usd, entry.job_id, entry.user_key,
              entry.workspace_key, encode_time(now), encode_time(entry.charged_at), day, month,
-             entry.note, entry.reservation),
+             entry.note, entry.reservation],
         )
         if entry.kind == "grant":
+            self.execute(*ledger)
             self.execute(
                 "UPDATE users SET bonus_credits = bonus_credits + ?, updated_at = ? WHERE key = ?",
                 (entry.credits, encode_time(now), entry.user_key),
@@ -251,18 +271,24 @@ class SqlTx:
                 "UPDATE users SET bonus_credits = bonus_credits - ? WHERE key = ?",
                 (entry.bonus, entry.user_key),
             )
-        scopes = usage_keys(entry.user_key, entry.workspace_key, day, month)
+        shard = shard_of(entry.user_key, self.dialect.shards)
+        scopes = usage_keys(entry.user_key, entry.workspace_key, day, month, (shard,))
         marks = ", ".join("(?, ?, ?, ?, ?)" for _ in scopes)
         params: list[Any] = []
         for scope, key, period in scopes:
             params.extend((scope, key, period, entry.credits, entry.bonus))
-        self.execute(
+        self.write_charge(ledger, (
             f"""INSERT INTO usage_totals (scope, key, period, credits, bonus) VALUES {marks}
                 ON CONFLICT (scope, key, period) DO UPDATE SET
                   credits = usage_totals.credits + excluded.credits,
                   bonus = usage_totals.bonus + excluded.bonus""",
             params,
-        )
+        ))
+
+    def write_charge(self, ledger: Statement, totals: Statement) -> None:
+        """A charge's ledger row, then the totals it moves (PostgreSQL: in one statement)."""
+        self.execute(*ledger)
+        self.execute(*totals)
 
     def lock_fal_slots(self) -> None:
         """Before counting the jobs at fal to take a slot: SQLite already has the whole
@@ -361,6 +387,24 @@ class SqlTx:
         return 0 if row is None else int(row["version"])
 
 
+# A user's, its workspace's and the bot's usage (the shared rows summed over shards).
+_USAGE = f"""SELECT
+  (SELECT credits FROM usage_totals WHERE scope = 'user_day' AND key = :u AND period = :d) AS dc,
+  (SELECT bonus FROM usage_totals WHERE scope = 'user_day' AND key = :u AND period = :d) AS db,
+  (SELECT credits FROM usage_totals WHERE scope = 'user_month' AND key = :u AND period = :m) AS mc,
+  (SELECT bonus FROM usage_totals WHERE scope = 'user_month' AND key = :u AND period = :m) AS mb,
+  (SELECT SUM(credits) FROM usage_totals
+    WHERE scope = 'ws_month' AND key = :w AND period IN {_shard_marks("ms")}) AS wc,
+  (SELECT SUM(credits) FROM usage_totals
+    WHERE scope = 'global_day' AND key = '{GLOBAL_KEY}' AND period IN {_shard_marks("ds")}) AS gc,
+  (SELECT COUNT(*) FROM jobs WHERE owner_key = :u AND state NOT IN {FINAL_SQL}) AS running,
+  (SELECT MAX(created_at) FROM jobs WHERE owner_key = :u) AS last_at,
+  (SELECT bonus_credits FROM users WHERE key = :u) AS balance"""
+# A job and its ledger rows (through the index ledger_job).
+CHARGE_OF = """SELECT j.owner_key, j.workspace_key, j.created_at, l.kind AS l_kind,
+                      l.credits AS l_credits, l.bonus AS l_bonus, l.usd AS l_usd,
+                      l.reservation AS l_round, l.charged_at AS l_at
+               FROM jobs j LEFT JOIN ledger l ON l.job_id = j.id WHERE j.id = ?"""
 _USAGE_BY_USER = """
     SELECT l.user_key AS key, COALESCE(u.name, l.user_key) AS name,
            COUNT(DISTINCT l.job_id) AS jobs, SUM(l.credits) AS credits, SUM(l.usd) AS usd

@@ -284,6 +284,12 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (mark, scope)
         )<rowid>""",
     ),
+    # v13: the ledger by job. Every settle and refund reads its job's rows
+    # (`charge_of`); the unique indexes above are partial (by kind), so without this
+    # one each settle read the whole ledger, a cost growing with every job.
+    (
+        "CREATE INDEX ledger_job ON ledger(job_id)",
+    ),
 )
 MIGRATIONS = tuple(tuple(SQLITE.ddl(s) for s in step) for step in _MIGRATIONS)
 PG_MIGRATIONS = tuple(tuple(POSTGRES.ddl(s) for s in step) for step in _MIGRATIONS)
