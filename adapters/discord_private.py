@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -24,31 +25,14 @@ log = logging.getLogger(__name__)
 
 async def send_private_file(port: DiscordPort, user: User, place: Place, filename: str,
                             data: bytes, text: str) -> None:
-    def params() -> Any:
+    def params(**flags: Any) -> Any:  # a new File each time: sending one consumes it
         return handle_message_parameters(
             content=text, file=discord.File(io.BytesIO(data), filename=filename),
-            flags=discord.MessageFlags(ephemeral=True),
-            allowed_mentions=discord.AllowedMentions.none())
+            allowed_mentions=discord.AllowedMentions.none(), **flags)
 
-    live = port.live_for(user.id, place.channel)
-    if live is not None:
-        try:
-            # The deferred ephemeral reply's first followup takes its place: still private.
-            await port._followup_file(live, params())
-            live.resolved = True
-            return
-        except discord.HTTPException as exc:
-            log.info("ephemeral file failed (HTTP %s); sending it as a DM", exc.status)
-    try:
-        dm = await port.http.start_private_message(int(user.id))
-        with handle_message_parameters(
-            content=text, file=discord.File(io.BytesIO(data), filename=filename),
-            allowed_mentions=discord.AllowedMentions.none(),
-        ) as p:
-            await port.http.send_message(int(dm["id"]), params=p)
-    except discord.HTTPException:
-        raise UserError("I could not send you the file privately: allow direct messages "
-                        "from this server's members, or use /my-data.") from None
+    await _privately(port, user, place, params, "file", (
+        "I could not send you the file privately: allow direct messages from this "
+        "server's members, or use /my-data."))
 
 
 async def send_private_card(port: DiscordPort, user: User, place: Place, card: StatusCard) -> None:
@@ -60,6 +44,15 @@ async def send_private_card(port: DiscordPort, user: User, place: Place, card: S
         return handle_message_parameters(embed=rendered.embed, view=rendered.view,
                                          allowed_mentions=discord.AllowedMentions.none(), **flags)
 
+    await _privately(port, user, place, params, "card", (
+        "I could not ask you privately: allow direct messages from this server's members, "
+        "or use /forget-me."))
+
+
+async def _privately(port: DiscordPort, user: User, place: Place, params: Callable[..., Any],
+                     what: str, refusal: str) -> None:
+    """The ephemeral followup of the user's live interaction here, else a DM; `refusal`
+    when neither can reach them."""
     live = port.live_for(user.id, place.channel)
     if live is not None:
         try:
@@ -68,11 +61,10 @@ async def send_private_card(port: DiscordPort, user: User, place: Place, card: S
             live.resolved = True
             return
         except discord.HTTPException as exc:
-            log.info("ephemeral card failed (HTTP %s); sending it as a DM", exc.status)
+            log.info("ephemeral %s failed (HTTP %s); sending it as a DM", what, exc.status)
     try:
         dm = await port.http.start_private_message(int(user.id))
         with params() as p:
             await port.http.send_message(int(dm["id"]), params=p)
     except discord.HTTPException:
-        raise UserError("I could not ask you privately: allow direct messages from this "
-                        "server's members, or use /forget-me.") from None
+        raise UserError(refusal) from None
