@@ -492,7 +492,18 @@ class SlackAdapter:
             return
         inv = Invocation(user=user, place=place, command="action",
                          options={"action": kind, "job_id": job_id})
-        self._spawn(self._run(inv), user, place, f"action {kind}")
+        work = self._run(inv)
+        url = str(body.get("response_url") or "")
+        if kind == "forget" and container.get("is_ephemeral") and url:
+            work = self._then(work, lambda: self.port.drop_ephemeral(url))
+        self._spawn(work, user, place, f"action {kind}")
+
+    @staticmethod
+    async def _then(first: Awaitable[None], second: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await first
+        finally:
+            await second()
 
 
 # ---------------------------------------------------------------- runner for `ltx-bot run`

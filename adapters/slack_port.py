@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -225,6 +226,17 @@ class SlackPort:
         message, as `tell` sends a note. A press of its button reaches the app as any
         block_actions does (with a response_url; the message itself is not in it)."""
         await self._privately(user, place, fallback_text(card), card_blocks(card))
+
+    async def drop_ephemeral(self, response_url: str) -> None:
+        """Delete the ephemeral message a press came from (the forget-me card: its button
+        has done its one job, and left there it would invite a second press)."""
+        try:
+            result = await AsyncWebhookClient(response_url, timeout=10).send_dict(
+                {"delete_original": True})
+            if result.status_code != 200:
+                log.info("the pressed card was not deleted (HTTP %s)", result.status_code)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.info("the pressed card was not deleted (%s)", type(exc).__name__)
 
     async def _privately(self, user: User, place: Place, text: str,
                          blocks: list[dict[str, Any]] | None) -> None:

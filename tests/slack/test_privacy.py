@@ -42,6 +42,9 @@ async def test_forget_me_card_is_ephemeral_and_its_button_forgets_only_who_asked
         response_url=f"{fake.url}/response/forget"))
     await live.runner.adapter.idle()
     await fake.wait_for(lambda: [e for e in fake.ephemerals if "Forgotten" in e.text], limit=30)
+    # The pressed card goes: its button has done its one job.
+    await fake.wait_for(lambda: [r for r in fake.responses
+                                 if r["rid"] == "forget" and r.get("delete_original")], limit=10)
     assert video.deleted and buttons.deleted  # the bot's posts of the video
     job = await live.app.store.get_job(job_id)
     assert job.prompt == "" and job.owner_key.startswith("forgotten:")
