@@ -10,7 +10,6 @@ and keeps the gateway connected. `ltx-bot` finds it through `discord_plugin`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +32,7 @@ from bot.app import App
 from bot.config import Settings
 from bot.errors import UsageError, report_unexpected
 from bot.ports import Core
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +190,7 @@ class DiscordRunner:
 
     async def close(self) -> None:
         await self.client.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):  # _connect raises nothing else
-                await self._task
+        await cancel_and_wait(self._task)  # _connect raises nothing else
 
 
 def apply_api_url(api_url: str | None) -> None:

@@ -493,8 +493,8 @@ class SlackAdapter:
         inv = Invocation(user=user, place=place, command="action",
                          options={"action": kind, "job_id": job_id})
         work = self._run(inv)
-        url = str(body.get("response_url") or "")
-        if kind == "forget" and container.get("is_ephemeral") and url:
+        url = _pressed_private_card(kind, body)
+        if url:
             work = self._then(work, lambda: self.port.drop_ephemeral(url))
         self._spawn(work, user, place, f"action {kind}")
 
@@ -504,6 +504,13 @@ class SlackAdapter:
             await first
         finally:
             await second()
+
+
+def _pressed_private_card(kind: str, body: dict[str, Any]) -> str:
+    """The response_url that deletes the ephemeral forget-me card a press came from, or ""."""
+    if kind == "forget" and (body.get("container") or {}).get("is_ephemeral"):
+        return str(body.get("response_url") or "")
+    return ""
 
 
 # ---------------------------------------------------------------- runner for `ltx-bot run`

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.private_files import write_private
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +136,7 @@ async def beating(data_dir: Path, command: str) -> AsyncIterator[Heartbeat]:
     try:
         yield heartbeat
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         with contextlib.suppress(OSError):
             heartbeat.remove()
 

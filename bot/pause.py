@@ -18,7 +18,6 @@ set again by the next job or probe that fal still refuses).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ from bot.errors import FalError, PermissionDenied, UserError
 from bot.ports import Place, User
 from bot.store import Store, workspace_key_of
 from bot.store.pauses import EVERYWHERE, PauseRow
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +157,7 @@ class Pauses:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _probe_loop(self) -> None:
         while True:

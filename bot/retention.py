@@ -10,7 +10,6 @@ purge is idempotent, so several processes on one store may each run it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ from bot.privacy.compact import compact
 from bot.privacy.files import remove_files
 from bot.store import Clock, SqlStore, SqlTx, utc_now
 from bot.store.privacy import expired_jobs, purge_jobs
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,7 @@ class Retention:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _loop(self) -> None:
         while True:

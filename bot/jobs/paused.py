@@ -15,13 +15,13 @@ reservations (it is meant to be short, and the user chose to wait).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
 from bot import pause, quota_pause
 from bot.errors import PermissionDenied, QuotaExceeded
 from bot.store.protocol import LeaseRefused
+from bot.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from bot.jobs.driver import JobDriver
@@ -120,7 +120,4 @@ async def wait_in_line(driver: JobDriver) -> None:
                 return line.result()
             await _applies(driver)
     finally:
-        if not line.done():
-            line.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await line
+        await cancel_and_wait(line)

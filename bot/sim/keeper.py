@@ -12,7 +12,6 @@ any client asking.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +20,7 @@ from bot.sim.files import FileStore
 from bot.sim.jobs import COMPLETED, JobQueue, SimJob
 from bot.sim.options import SimOptions
 from bot.sim.state import HEARTBEAT_SECONDS, SimState
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,8 @@ class Keeper:
                      self.state.root)
 
     async def stop(self) -> None:
-        if self._beating is not None:
-            self._beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beating
-            self._beating = None
+        beating, self._beating = self._beating, None
+        await cancel_and_wait(beating)
         self.state.close()
 
     # ------------------------------------------------------------ one request
