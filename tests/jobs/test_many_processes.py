@@ -215,6 +215,13 @@ async def test_a_fal_account_pause_gives_back_every_waiting_job_s_credits_in_eac
             return len(states(db)) == 6 or None
 
         await until(all_admitted, "six jobs admitted", within=BOUND)
+
+        async def two_at_fal() -> bool | None:
+            return len(set(sim.submitted)) == 2 or None
+
+        # Both slots taken before the account fails (a loaded machine may admit all six
+        # before the second submit): the two at fal are not given back.
+        await until(two_at_fal, "two jobs at fal", within=BOUND)
         sim.fail_account("locked")
 
         async def four_given_back() -> bool | None:
@@ -225,10 +232,11 @@ async def test_a_fal_account_pause_gives_back_every_waiting_job_s_credits_in_eac
         await until(four_given_back, "every waiting job's credits given back", within=BOUND)
         rows, audit = await _ledgers(db)
         assert audit == []
-        # The two at fal kept theirs (and were settled when they ended, which is what
-        # freed the slot that met the refusal).
-        assert sorted(tuple(r) for r in rows.values()) == sorted(
-            [(("reserve", 2), ("settle", 0))] * 2 + [(("reserve", 2), ("refund", -2))] * 4), rows
+        # The two at fal kept theirs: the one whose end freed the slot that met the
+        # refusal is settled, the other may still run.
+        kept = sorted(tuple(r) for r in rows.values() if ("refund", -2) not in r)
+        assert len(kept) == 2 and all(r in ((("reserve", 2),), (("reserve", 2), ("settle", 0)))
+                                      for r in kept), rows
         store = await open_store(db)
         try:
             assert all(job.unreserved for job in await store.unfinished_jobs()
