@@ -58,6 +58,7 @@ class TokenRefresher:
         self.rotator = AsyncTokenRotator(client_id=client_id, client_secret=client_secret,
                                          client=client)
         self.clock = clock
+        self.handover_seconds = HANDOVER_SECONDS
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     def expiring(self, bot: Bot) -> bool:
@@ -107,7 +108,7 @@ class TokenRefresher:
 
     async def _handover(self, mine: Bot, exc: SlackTokenRotationError) -> Bot | None:
         """Wait for the winner's save: a token other than the one this process holds."""
-        deadline = self.clock() + HANDOVER_SECONDS
+        deadline = self.clock() + self.handover_seconds
         while True:
             latest = await self._find(mine)
             if latest is None or latest.bot_token != mine.bot_token:

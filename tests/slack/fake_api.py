@@ -184,6 +184,10 @@ class FakeSlack:
     def revoke(self, token: str) -> None:
         self.installed.pop(token, None)
 
+    def revoke_refresh_tokens(self) -> None:
+        """Every refresh token handed out stops working (as after an uninstall elsewhere)."""
+        self._refresh.clear()
+
     def expired(self, token: str) -> bool:
         return token in self._expires and self.clock() >= self._expires[token]
 

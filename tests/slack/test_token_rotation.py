@@ -8,6 +8,7 @@ winner's token. Time moves by an injected clock, shared with the fake Slack."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -131,3 +132,31 @@ async def test_two_processes_refreshing_at_once_agree_on_the_winner_s_token(
     assert mine.token == theirs.token == new and new != old
     assert not live.fake.expired(new)
     assert len(live.fake.installed) == 2  # the install's token and one refreshed token
+
+
+async def test_a_token_that_cannot_be_renewed_is_said_plainly(
+        live: Live, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    """The refresh token no longer works: the log says so at ERROR (no token in it), the
+    background notice is not sent with a dead token, and a command from the workspace is
+    answered with bolt's "reinstall this app" and starts nothing."""
+    clock, old = await rotating_install(live, settings)
+    refresher = live.runner.adapter.workspaces.refresher
+    assert refresher is not None
+    refresher.handover_seconds = 0.0  # no winner will save a token: give up at once
+    live.fake.revoke_refresh_tokens()
+    clock.offset = 13 * HOURS
+    with caplog.at_level(logging.WARNING):
+        assert await live.app.notify_admins("Budget alert: after") == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("could not be refreshed (invalid_refresh_token); reinstall" in e for e in errors)
+    assert not any(old in r.getMessage() or "xoxe-1" in r.getMessage() for r in caplog.records)
+    assert live.fake.named("conversations.open") == []
+    assert (await stored_token(live))[0] == old  # nothing changed in the store
+
+    reply = await live.sender.command(slash_command(
+        "a kite --seconds 1", team=NEW_TEAM, response_url=f"{live.fake.url}/response/1"))
+    assert reply.status_code == 200
+    said = await live.fake.wait_for(lambda: live.fake.responses)
+    assert "reinstall this app" in str(said[-1])
+    await live.runner.adapter.idle()
+    assert await live.app.store.list_jobs("slack:U0001") == []
