@@ -12,7 +12,9 @@ process a lock per workspace lets one task refresh while the others wait and re-
 Across processes there is no lock: each re-reads the store first (a token another process
 already refreshed is simply used); when two still spend the same refresh token, Slack
 honours it once and refuses the other (`invalid_refresh_token`), so the loser re-reads
-the store until the winner's save is there and uses that token.
+the store until the winner's save is there and uses that token. A refresh that fails
+while the token still lasts (Slack down, a lost race without a save) leaves it in use,
+and the next use tries again; once it has run out, `RotationFailed`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from slack_sdk.errors import SlackTokenRotationError
+import aiohttp
+from slack_sdk.errors import SlackClientError, SlackTokenRotationError
 from slack_sdk.oauth.installation_store import Bot
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
@@ -39,7 +42,8 @@ HANDOVER_STEP = 0.1
 
 
 class RotationFailed(Exception):
-    """The token could not be refreshed and no other process saved a fresh one."""
+    """The token has run out, could not be refreshed, and no other process saved a fresh
+    one."""
 
 
 def rotating(bot: Bot) -> bool:
@@ -69,7 +73,8 @@ class TokenRefresher:
 
     async def fresh(self, bot: Bot) -> Bot | None:
         """`bot` itself, or the installation with a token good for the window; None when
-        the app was uninstalled meanwhile. RotationFailed when no fresh token is to be had."""
+        the app was uninstalled meanwhile. RotationFailed when the token has run out and
+        no fresh one is to be had."""
         if not self.expiring(bot):
             return bot
         key = (bot.enterprise_id or "", bot.team_id or "")
@@ -78,21 +83,28 @@ class TokenRefresher:
             latest = await self._find(bot)
             if latest is None or not self.expiring(latest):
                 return latest
-            try:
-                refreshed = await self._rotate(latest)
-            except SlackTokenRotationError as exc:
-                # Most likely another process spent the refresh token first.
-                return await self._handover(latest, exc)
-            await self.installations.async_save_bot(refreshed)
-            log.info("slack: refreshed the bot token of workspace %s", latest.team_id)
-            return refreshed
+            return await self._renew(latest)
+
+    async def _renew(self, bot: Bot) -> Bot | None:
+        try:
+            refreshed = await self._rotate(bot)
+        except SlackTokenRotationError as exc:
+            # Most likely another process spent the refresh token first.
+            return await self._handover(bot, _reason(exc))
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            return self._meanwhile(bot, type(exc).__name__)
+        if refreshed is None:
+            return bot  # at the window's very edge by the wall clock: the next use renews
+        await self.installations.async_save_bot(refreshed)
+        log.info("slack: refreshed the bot token of workspace %s", bot.team_id)
+        return refreshed
 
     async def _find(self, bot: Bot) -> Bot | None:
         return await self.installations.async_find_bot(
             enterprise_id=bot.enterprise_id, team_id=bot.team_id,
             is_enterprise_install=bot.is_enterprise_install)
 
-    async def _rotate(self, bot: Bot) -> Bot:
+    async def _rotate(self, bot: Bot) -> Bot | None:
         """The rotator judges expiry by the wall clock: give it the expiry as the wall
         clock sees it (the same when `clock` is the wall clock) and translate back."""
         skew = int(self.clock() - time.time())
@@ -101,12 +113,11 @@ class TokenRefresher:
                          "bot_token_expires_at": bot.bot_token_expires_at - skew})
         refreshed = await self.rotator.perform_bot_token_rotation(
             bot=shifted, minutes_before_expiration=ROTATION_MINUTES)
-        if refreshed is None or refreshed.bot_token_expires_at is None:
-            raise SlackTokenRotationError(ValueError("Slack returned no bot token"))  # type: ignore[arg-type]
-        refreshed.bot_token_expires_at += skew
+        if refreshed is not None and refreshed.bot_token_expires_at is not None:
+            refreshed.bot_token_expires_at += skew
         return refreshed
 
-    async def _handover(self, mine: Bot, exc: SlackTokenRotationError) -> Bot | None:
+    async def _handover(self, mine: Bot, reason: str) -> Bot | None:
         """Wait for the winner's save: a token other than the one this process holds."""
         deadline = self.clock() + self.handover_seconds
         while True:
@@ -114,13 +125,25 @@ class TokenRefresher:
             if latest is None or latest.bot_token != mine.bot_token:
                 return latest
             if self.clock() >= deadline:
-                log.error("slack: the bot token of workspace %s could not be refreshed (%s); "
-                          "reinstall the app there", mine.team_id, _reason(exc))
-                raise RotationFailed(mine.team_id) from None
+                return self._meanwhile(mine, reason)
             await asyncio.sleep(HANDOVER_STEP)
+
+    def _meanwhile(self, bot: Bot, reason: str) -> Bot:
+        """No new token this time: the current one while it lasts (the next use tries
+        again), else RotationFailed."""
+        expires = bot.bot_token_expires_at or 0
+        if expires > self.clock():
+            log.warning("slack: the bot token of workspace %s could not be refreshed yet (%s); "
+                        "it lasts %d more minutes", bot.team_id, reason,
+                        (expires - self.clock()) // 60)
+            return bot
+        log.error("slack: the bot token of workspace %s could not be refreshed (%s); "
+                  "reinstall the app there", bot.team_id, reason)
+        raise RotationFailed(bot.team_id)
 
 
 def _reason(exc: SlackTokenRotationError) -> str:
+    """Slack's error code (invalid_refresh_token, ...), never the request."""
     response = getattr(exc.api_error, "response", None)
     data = getattr(response, "data", None)
     return str(data.get("error")) if isinstance(data, dict) else type(exc.api_error).__name__

@@ -160,3 +160,24 @@ async def test_a_token_that_cannot_be_renewed_is_said_plainly(
     assert "reinstall this app" in str(said[-1])
     await live.runner.adapter.idle()
     assert await live.app.store.list_jobs("slack:U0001") == []
+
+
+async def test_a_failed_refresh_keeps_the_token_while_it_lasts_and_tries_again(
+        live: Live, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    """Inside the two-hour window but not yet expired: Slack failing the refresh does not
+    stop the bot; the current token serves, and the next use renews it."""
+    clock, old = await rotating_install(live, settings)
+    refresher = live.runner.adapter.workspaces.refresher
+    assert refresher is not None
+    refresher.handover_seconds = 0.0
+    clock.offset = 11 * HOURS  # one hour left
+    live.fake.inject("oauth.v2.access", status=500, count=1)
+    with caplog.at_level(logging.WARNING):
+        assert await live.app.notify_admins("Budget alert: one") == 1
+    assert live.fake.tokens_of("chat.postMessage") == [old]
+    assert any("could not be refreshed yet" in r.getMessage() for r in caplog.records)
+    assert (await stored_token(live))[0] == old
+
+    assert await live.app.notify_admins("Budget alert: two") == 1
+    new, _ = await stored_token(live)
+    assert new != old and live.fake.tokens_of("chat.postMessage") == [old, new]
