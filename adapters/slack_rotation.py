@@ -14,7 +14,7 @@ already refreshed is simply used); when two still spend the same refresh token, 
 honours it once and refuses the other (`invalid_refresh_token`), so the loser re-reads
 the store until the winner's save is there and uses that token. A refresh that fails
 while the token still lasts (Slack down, a lost race without a save) leaves it in use,
-and the next use tries again; once it has run out, `RotationFailed`.
+and a use a minute later tries again; once it has run out, `RotationFailed`.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ ROTATION_MINUTES = 120
 # How long a process that lost a refresh race waits for the winner's save to appear.
 HANDOVER_SECONDS = 5.0
 HANDOVER_STEP = 0.1
+# After a failed refresh the token still lasting is used without asking Slack again for
+# this long (every status edit would otherwise try while Slack is down).
+RETRY_SECONDS = 60.0
 
 
 class RotationFailed(Exception):
@@ -64,6 +67,7 @@ class TokenRefresher:
         self.clock = clock
         self.handover_seconds = HANDOVER_SECONDS
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._retry_at: dict[tuple[str, str], float] = {}  # after a failed refresh
 
     def expiring(self, bot: Bot) -> bool:
         """True when the token runs out within the rotation window (or already has)."""
@@ -75,15 +79,20 @@ class TokenRefresher:
         """`bot` itself, or the installation with a token good for the window; None when
         the app was uninstalled meanwhile. RotationFailed when the token has run out and
         no fresh one is to be had."""
-        if not self.expiring(bot):
-            return bot
         key = (bot.enterprise_id or "", bot.team_id or "")
+        if not self.expiring(bot) or self._waiting(key, bot):
+            return bot
         async with self._locks.setdefault(key, asyncio.Lock()):
             # Another task or process may have refreshed it while this one waited.
             latest = await self._find(bot)
             if latest is None or not self.expiring(latest):
                 return latest
             return await self._renew(latest)
+
+    def _waiting(self, key: tuple[str, str], bot: Bot) -> bool:
+        """A refresh failed a moment ago and the token still lasts: use it meanwhile."""
+        now = self.clock()
+        return now < self._retry_at.get(key, 0.0) and (bot.bot_token_expires_at or 0) > now
 
     async def _renew(self, bot: Bot) -> Bot | None:
         try:
@@ -133,6 +142,8 @@ class TokenRefresher:
         again), else RotationFailed."""
         expires = bot.bot_token_expires_at or 0
         if expires > self.clock():
+            key = (bot.enterprise_id or "", bot.team_id or "")
+            self._retry_at[key] = self.clock() + RETRY_SECONDS
             log.warning("slack: the bot token of workspace %s could not be refreshed yet (%s); "
                         "it lasts %d more minutes", bot.team_id, reason,
                         (expires - self.clock()) // 60)

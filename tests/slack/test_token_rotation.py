@@ -177,7 +177,12 @@ async def test_a_failed_refresh_keeps_the_token_while_it_lasts_and_tries_again(
     assert live.fake.tokens_of("chat.postMessage") == [old]
     assert any("could not be refreshed yet" in r.getMessage() for r in caplog.records)
     assert (await stored_token(live))[0] == old
-
+    # Within a minute the token is used without asking Slack again...
     assert await live.app.notify_admins("Budget alert: two") == 1
+    assert refreshes(live) == 1 and live.fake.tokens_of("chat.postMessage") == [old, old]
+
+    clock.offset += 61  # ... and after it, renewed.
+    assert await live.app.notify_admins("Budget alert: three") == 1
     new, _ = await stored_token(live)
-    assert new != old and live.fake.tokens_of("chat.postMessage") == [old, new]
+    assert new != old and live.fake.tokens_of("chat.postMessage") == [old, old, new]
+    assert refreshes(live) == 2
