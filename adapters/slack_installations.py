@@ -86,12 +86,15 @@ class StoreInstallationStore(AsyncInstallationStore):
         return self._logger
 
     async def async_save(self, installation: Installation) -> None:
-        await self.async_save_bot(installation.to_bot())
+        """An install (the OAuth flow); a refreshed token comes through `async_save_bot`."""
+        bot = installation.to_bot()
+        await self.async_save_bot(bot)
+        log.info("slack: installed in workspace %s", bot.team_id or f"org {bot.enterprise_id}")
 
     async def async_save_bot(self, bot: Bot) -> None:
+        # to_dict_for_copying keeps bot_refresh_token and bot_token_expires_at (rotation).
         enterprise, workspace = _key(bot.enterprise_id, bot.team_id, bot.is_enterprise_install)
         await self.rows.save(enterprise, workspace, self.sealer.seal(bot.to_dict_for_copying()))
-        log.info("slack: installed in workspace %s", workspace or f"org {enterprise}")
 
     async def async_find_bot(self, *, enterprise_id: str | None, team_id: str | None,
                              is_enterprise_install: bool | None = False) -> Bot | None:

@@ -7,6 +7,8 @@ Slack sends the admin back to the Redirect URL (`[slack] redirect_uri`, path def
 /slack/oauth_redirect), where the state is consumed once (by whichever process gets the
 request), the code is exchanged with `oauth.v2.access`, and the installation is sealed
 into the store (`slack_installations`). `app_uninstalled` and `tokens_revoked` remove it.
+With token rotation opted in, bolt's authorize step refreshes an expiring token for
+incoming requests through the same refresher as background work (`slack_rotation`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from urllib.parse import urljoin, urlsplit
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_installations import Sealer, StoreInstallationStore, StoreStateStore
+from adapters.slack_rotation import ROTATION_MINUTES, BoltRotator
 from adapters.slack_workspaces import DEFAULT_API_URL, Workspaces
 from bot.config import SlackSettings
 from bot.store import SqlStore
@@ -72,7 +76,8 @@ class SlackOAuth:
             # Straight to Slack's page: there is nothing to choose on ours.
             install_page_rendering_enabled=False, authorization_url=authorize_url(settings),
             installation_store=self.installations, installation_store_bot_only=True,
-            state_store=self.states, state_expiration_seconds=STATE_SECONDS, logger=log))
+            state_store=self.states, state_expiration_seconds=STATE_SECONDS,
+            token_rotation_expiration_minutes=ROTATION_MINUTES, logger=log))
 
     def add_routes(self, web_app: web.Application) -> None:
         web_app.router.add_get(self.install_path, self._install)
@@ -85,7 +90,11 @@ class SlackOAuth:
         return await to_aiohttp_response(await self.flow.handle_callback(_bolt(request)))
 
     def register(self, bolt: AsyncApp, workspaces: Workspaces) -> None:
-        """Forget a workspace's token when the app is uninstalled or its token revoked."""
+        """Forget a workspace's token when the app is uninstalled or its token revoked;
+        rotate tokens for incoming requests the way `workspaces` does for background work."""
+        authorize = self.flow.settings.authorize
+        if isinstance(authorize, AsyncInstallationStoreAuthorize) and workspaces.refresher:
+            authorize.token_rotator = BoltRotator(workspaces.refresher)
 
         async def uninstalled(ack: AsyncAck, context: AsyncBoltContext) -> None:
             await ack()

@@ -11,6 +11,13 @@ for the admin approving the app in workspace `next_install_team` and redirects t
 the redirect URL with a one-time code; `oauth.v2.access` trades the code (with the
 app's client id and secret) for that workspace's own bot token, which the API then
 accepts, `auth.test` answering with its workspace; `revoke` makes a token invalid.
+
+Token rotation (`rotation = True`, the app's "token rotation" opted in): an install's
+token expires `expires_in` seconds after it was issued (by `clock`, which a test moves
+instead of sleeping) and the Web API then answers `token_expired`; `oauth.v2.access`
+with `grant_type=refresh_token` trades a refresh token, once, for a new token and a new
+refresh token (the old refresh token is revoked: a second use is `invalid_refresh_token`),
+in the shape Slack documents (access_token, refresh_token, expires_in, token_type bot, ...).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import asyncio
 import base64
 import itertools
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +114,11 @@ class FakeSlack:
     redirect_uri: str = ""
     installed: dict[str, str] = field(default_factory=dict)
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
+    # Token rotation: off unless a test opts in; `clock` is the fake's idea of now.
+    rotation: bool = False
+    expires_in: int = 43_200  # Slack's rotating tokens last 12 hours
+    clock: Callable[[], float] = time.time
+    refresh_gate: asyncio.Event | None = None  # hold refresh answers until set (races)
 
     def __post_init__(self) -> None:
         self._injected: dict[str, Injected] = {}
@@ -117,6 +130,8 @@ class FakeSlack:
         self._socket_ready = asyncio.Event()
         self._codes: dict[str, str] = {}  # OAuth code -> workspace
         self._caller: str | None = None  # the bearer token of the call being answered
+        self._expires: dict[str, float] = {}  # rotating token -> when it stops working
+        self._refresh: dict[str, str] = {}  # live refresh token -> workspace
 
     # ------------------------------------------------------------ lifecycle
 
@@ -168,6 +183,13 @@ class FakeSlack:
 
     def revoke(self, token: str) -> None:
         self.installed.pop(token, None)
+
+    def revoke_refresh_tokens(self) -> None:
+        """Every refresh token handed out stops working (as after an uninstall elsewhere)."""
+        self._refresh.clear()
+
+    def expired(self, token: str) -> bool:
+        return token in self._expires and self.clock() >= self._expires[token]
 
     def tokens_of(self, method: str) -> list[str]:
         """The bearer token of each call of `method`, in order."""
@@ -242,10 +264,12 @@ class FakeSlack:
                     {"ok": False, "error": "ratelimited" if injected.status == 429 else "fatal_error"},
                     status=injected.status, headers={"Retry-After": str(injected.retry_after)})
             if method == "oauth.v2.access":
-                return web.json_response(self._oauth_access(params, request.headers))
+                return web.json_response(await self._oauth_access(params, request.headers))
             expected = self.app_token if method == "apps.connections.open" else self.bot_token
             auth = request.headers.get("Authorization", "")
             self._caller = auth.removeprefix("Bearer ")
+            if self.expired(self._caller):
+                return web.json_response({"ok": False, "error": "token_expired"})
             if auth != f"Bearer {expected}" and not (
                     method != "apps.connections.open" and self._caller in self.installed):
                 return web.json_response({"ok": False, "error": "invalid_auth"})
@@ -286,22 +310,41 @@ class FakeSlack:
         target = back + "?" + urlencode({"code": code, "state": query.get("state", "")})
         raise web.HTTPFound(target)
 
-    def _oauth_access(self, p: dict[str, Any], headers: Any) -> dict[str, Any]:
+    async def _oauth_access(self, p: dict[str, Any], headers: Any) -> dict[str, Any]:
         basic = headers.get("Authorization", "").removeprefix("Basic ")
         creds = base64.b64decode(basic).decode() if basic else ""
         given = creds or f"{p.get('client_id')}:{p.get('client_secret')}"
         if given != f"{self.client_id}:{self.client_secret}":
             return {"ok": False, "error": "invalid_client_id"}
+        if p.get("grant_type") == "refresh_token":
+            if self.refresh_gate is not None:
+                await self._notify()  # the call is recorded: a test may now open the gate
+                await self.refresh_gate.wait()
+            # A refresh token is good once: Slack revokes it when it hands out the next.
+            team = self._refresh.pop(str(p.get("refresh_token")), None)
+            if team is None:
+                return {"ok": False, "error": "invalid_refresh_token"}
+            return self._grant(team)
         team = self._codes.pop(str(p.get("code")), None)
         if team is None:
             return {"ok": False, "error": "invalid_code"}
-        token = f"xoxb-{team}-{next(self._ids)}"
+        return {**self._grant(team), "authed_user": {"id": "UADMIN"}}
+
+    def _grant(self, team: str) -> dict[str, Any]:
+        n = next(self._ids)
+        token = f"xoxe.xoxb-{team}-{n}" if self.rotation else f"xoxb-{team}-{n}"
         self.installed[token] = team
-        return {"ok": True, "app_id": "A0001", "access_token": token, "token_type": "bot",
-                "scope": "commands,chat:write,app_mentions:read,files:read,files:write",
-                "bot_user_id": self.bot_user_id, "team": {"id": team, "name": f"Team {team}"},
-                "enterprise": None, "is_enterprise_install": False,
-                "authed_user": {"id": "UADMIN"}}
+        grant: dict[str, Any] = {
+            "ok": True, "app_id": "A0001", "access_token": token, "token_type": "bot",
+            "scope": "commands,chat:write,app_mentions:read,files:read,files:write",
+            "bot_user_id": self.bot_user_id, "team": {"id": team, "name": f"Team {team}"},
+            "enterprise": None, "is_enterprise_install": False}
+        if self.rotation:
+            refresh = f"xoxe-1-{team}-{n}"
+            self._refresh[refresh] = team
+            self._expires[token] = self.clock() + self.expires_in
+            grant.update(refresh_token=refresh, expires_in=self.expires_in)
+        return grant
 
     def _m_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"url": self.url.replace("http://", "ws://") + "/link"}
@@ -416,7 +459,8 @@ class FakeSlack:
         fid = request.match_info["team_file"].split("-", 1)[-1]
         f = self.files.get(fid)
         token = (auth or "").removeprefix("Bearer ")
-        if (token != self.bot_token and token not in self.installed) or f is None:
+        if (token != self.bot_token and token not in self.installed) or self.expired(token) \
+                or f is None:
             # What Slack does without a valid token: 200 and an HTML sign-in page.
             return web.Response(body=LOGIN_PAGE, content_type="text/html")
         return web.Response(body=f.data, content_type=f.mimetype)
