@@ -19,8 +19,9 @@ from bot.config import Settings
 from bot.model import JobRecord
 from bot.ports import Place
 from bot.store import SqlStore
-from bot.store.community import Community, _sql
+from bot.store.community import Community
 from bot.store.modlog_posts import ModlogPost
+from bot.store.tables import _sql
 
 
 class _Logs:

@@ -13,17 +13,15 @@ workspace (direct messages on a platform whose DMs belong to none, a terminal).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from .block_marks import marked_scopes, restore_blocks
 from .codec import decode_time, encode_time
-from .protocol import LedgerTx, Store
 from .queries import SqlTx
+from .tables import StoreTables
 
-T = TypeVar("T")
 AUDIT_LIST_LIMIT = 200
 
 
@@ -93,22 +91,8 @@ def _events(tx: SqlTx, scope: str, kind: str, since: datetime) -> int:
     return int(row[0]["n"])
 
 
-def _sql(tx: LedgerTx) -> SqlTx:
-    # Both stores hand their bodies a SqlTx; the protocol names only the ledger's part.
-    if not isinstance(tx, SqlTx):
-        raise TypeError(f"a SQL store's transaction was expected, got {type(tx).__name__}")
-    return tx
-
-
-class Community:
+class Community(StoreTables):
     """The settings, audit and counter tables of one `Store`."""
-
-    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
-        self.store = store
-        self.clock = clock
-
-    async def _run(self, body: Callable[[SqlTx], T], *, write: bool = True) -> T:
-        return await self.store.run(lambda tx: body(_sql(tx)), write=write)
 
     async def settings(self, scope: str) -> dict[str, Any]:
         """The settings this scope changed (name -> value); the rest are the defaults."""

@@ -10,13 +10,11 @@ forget transaction (it names them). Rows that ran out go whenever anyone asks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from .codec import encode_time
-from .community import _sql
-from .protocol import LedgerTx, Store
 from .queries import SqlTx
+from .tables import StoreTables
 
 
 def drop_user(tx: SqlTx, user_key: str) -> None:
@@ -24,40 +22,34 @@ def drop_user(tx: SqlTx, user_key: str) -> None:
     tx.execute("DELETE FROM forget_requests WHERE user_key = ?", (user_key,))
 
 
-class ForgetRequests:
-    """The `forget_requests` table of one `Store`; `clock` is the store's (wall-clock
-    UTC, the same in every process, unlike a monotonic one)."""
-
-    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
-        self.store = store
-        self.clock = clock
+class ForgetRequests(StoreTables):
+    """The `forget_requests` table of one `Store`."""
 
     async def ask(self, user_key: str, seconds: float) -> None:
         """Remember that `user_key` asked, for `seconds` (a new ask starts the time again)."""
         now = self.clock()
         expires = encode_time(now + timedelta(seconds=seconds))
 
-        def body(ltx: LedgerTx) -> None:
-            tx = _sql(ltx)
+        def body(tx: SqlTx) -> None:
             tx.execute("DELETE FROM forget_requests WHERE expires_at < ?", (encode_time(now),))
             tx.execute("""INSERT INTO forget_requests (user_key, expires_at) VALUES (?, ?)
                           ON CONFLICT (user_key) DO UPDATE SET expires_at = excluded.expires_at""",
                        (user_key, expires))
 
-        await self.store.run(body)
+        await self._run(body)
 
     async def confirm(self, user_key: str) -> bool:
         """True exactly once for a request of `user_key` that has not run out."""
         now: datetime = self.clock()
 
-        def body(ltx: LedgerTx) -> bool:
-            cursor = _sql(ltx).execute(
+        def body(tx: SqlTx) -> bool:
+            cursor = tx.execute(
                 "DELETE FROM forget_requests WHERE user_key = ? AND expires_at >= ?",
                 (user_key, encode_time(now)))
             return bool(cursor.rowcount == 1)
 
-        return await self.store.run(body)
+        return await self._run(body)
 
     async def withdraw(self, user_key: str) -> None:
         """Drop the user's request (they were forgotten another way)."""
-        await self.store.run(lambda ltx: drop_user(_sql(ltx), user_key))
+        await self._run(lambda tx: drop_user(tx, user_key))

@@ -9,17 +9,14 @@ the alert, every other one finds it there).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from .codec import decode_time, encode_time
-from .community import _sql
-from .protocol import Store
 from .queries import SqlTx
+from .tables import StoreTables
 
-T = TypeVar("T")
 REPORT_LIST_LIMIT = 200
 
 
@@ -64,15 +61,8 @@ def _time(value: Any) -> datetime:
     return at
 
 
-class Moderation:
+class Moderation(StoreTables):
     """The reports and alerts tables of one `Store`."""
-
-    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
-        self.store = store
-        self.clock = clock
-
-    async def _run(self, body: Callable[[SqlTx], T], *, write: bool = True) -> T:
-        return await self.store.run(lambda tx: body(_sql(tx)), write=write)
 
     async def report(self, job_id: int, user_key: str, user_name: str, scope: str,
                      *, logged: bool) -> bool:

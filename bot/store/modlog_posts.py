@@ -10,19 +10,14 @@ when the job ends only while its row is still here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
 
 from bot.ports import MessageRef
 
 from .codec import decode_ref, encode_ref, encode_time
-from .community import _sql
-from .protocol import Store
 from .queries import SqlTx
-
-T = TypeVar("T")
+from .tables import StoreTables
 
 
 @dataclass(frozen=True)
@@ -64,15 +59,8 @@ def drop_user(tx: SqlTx, user_key: str) -> None:
     tx.execute("DELETE FROM modlog_posts WHERE user_key = ?", (user_key,))
 
 
-class ModlogPosts:
+class ModlogPosts(StoreTables):
     """The `modlog_posts` table of one `Store`."""
-
-    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
-        self.store = store
-        self.clock = clock
-
-    async def _run(self, body: Callable[[SqlTx], T], *, write: bool = True) -> T:
-        return await self.store.run(lambda tx: body(_sql(tx)), write=write)
 
     async def keep(self, ref: MessageRef, job_id: int, *user_keys: str) -> None:
         """Remember a post about these users (a job's owner, a reporter)."""
