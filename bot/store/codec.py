@@ -47,6 +47,13 @@ def decode_time(value: str | datetime | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+def required_time(value: str | datetime) -> datetime:
+    """A NOT NULL time column's value."""
+    decoded = decode_time(value)
+    assert decoded is not None  # the column is NOT NULL
+    return decoded
+
+
 def _json_default(value: Any) -> Any:
     # MessageRef.extra may hold an interaction expiry; keep it a datetime on the way back.
     if isinstance(value, datetime):

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from .block_marks import marked_scopes, restore_blocks
-from .codec import decode_time, encode_time
+from .codec import encode_time, required_time
 from .queries import SqlTx
 from .tables import StoreTables
 
@@ -69,14 +69,8 @@ def _actions(tx: SqlTx, scope: str | None, since: datetime) -> list[AdminAction]
     params: tuple[Any, ...] = (encode_time(since),) + (() if scope is None else (scope,))
     rows = tx.fetch(f"SELECT * FROM admin_audit WHERE {where} ORDER BY at DESC, id DESC "
                     f"LIMIT {AUDIT_LIST_LIMIT}", params)
-    return [AdminAction(at=_time(r["at"]), actor=r["actor"], scope=r["scope"],
+    return [AdminAction(at=required_time(r["at"]), actor=r["actor"], scope=r["scope"],
                         action=r["action"], target=r["target"], detail=r["detail"]) for r in rows]
-
-
-def _time(value: Any) -> datetime:
-    at = decode_time(value)
-    assert at is not None  # the column is NOT NULL
-    return at
 
 
 def _count_event(tx: SqlTx, scope: str, user_key: str, kind: str, channel: str,

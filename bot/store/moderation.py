@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .codec import decode_time, encode_time
+from .codec import encode_time, required_time
 from .queries import SqlTx
 from .tables import StoreTables
 
@@ -45,7 +45,7 @@ def _reports(tx: SqlTx, scope: str | None, since: datetime) -> list[Report]:
     rows = tx.fetch(f"SELECT * FROM reports WHERE {where} ORDER BY at DESC, job_id DESC "
                     f"LIMIT {REPORT_LIST_LIMIT}", params)
     return [Report(job_id=int(r["job_id"]), user_key=r["user_key"], user_name=r["user_name"],
-                   scope=r["scope"], at=_time(r["at"]), logged=bool(r["logged"])) for r in rows]
+                   scope=r["scope"], at=required_time(r["at"]), logged=bool(r["logged"])) for r in rows]
 
 
 def _claim_alert(tx: SqlTx, alert: str, now: datetime) -> bool:
@@ -53,12 +53,6 @@ def _claim_alert(tx: SqlTx, alert: str, now: datetime) -> bool:
         "INSERT INTO alerts_sent (alert, at) VALUES (?, ?) ON CONFLICT (alert) DO NOTHING",
         (alert, encode_time(now)))
     return cursor.rowcount == 1
-
-
-def _time(value: Any) -> datetime:
-    at = decode_time(value)
-    assert at is not None  # the column is NOT NULL
-    return at
 
 
 class Moderation(StoreTables):

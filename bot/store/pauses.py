@@ -54,21 +54,15 @@ def clear_pauses(tx: SqlTx, scope: str, kinds: Sequence[str]) -> int:
 
 def pauses_for(tx: SqlTx, scopes: Sequence[str]) -> list[PauseRow]:
     """The pauses that apply to any of `scopes`, oldest first."""
+    from .codec import required_time  # codec imports the protocol, which imports this
+
     if not scopes:
         return []
     marks = ", ".join("?" for _ in scopes)
     rows = tx.fetch(f"SELECT * FROM pauses WHERE scope IN ({marks}) ORDER BY since, kind",
                     tuple(scopes))
     return [PauseRow(scope=r["scope"], kind=r["kind"], reason=r["reason"], by=r["by_name"],
-                     since=_time(r["since"])) for r in rows]
-
-
-def _time(value: str | datetime) -> datetime:
-    from .codec import decode_time
-
-    decoded = decode_time(value)
-    assert decoded is not None
-    return decoded
+                     since=required_time(r["since"])) for r in rows]
 
 
 class PauseMethods:
