@@ -118,12 +118,14 @@ async def refuse_blocked(svc: Any, inv: Invocation, workspace_word: str) -> None
     through forget-me applies again first (the operator's block is then refused by the
     quota's check, as any block)."""
     community = _community(svc)
-    restored = await community.restore_blocks(inv.user.key)
-    if restored:
+    scope = scope_of(inv.place)
+    stored, marked = await community.settings_and_marks(scope, inv.user.key)
+    if marked:
+        restored = await community.restore_blocks(inv.user.key)
         log.info("blocks kept through forget-me apply to %s again (%s)", inv.user.key, ", ".join(restored))
+        stored = await community.settings(scope)
     if inv.user.is_admin:
         return
-    stored = await community.settings(scope_of(inv.place))
     if stored.get(BLOCK_PREFIX + inv.user.key):
         raise PermissionDenied(f"You are blocked from starting jobs in this {workspace_word}.")
 

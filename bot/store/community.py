@@ -116,10 +116,14 @@ class Community(StoreTables):
     async def events(self, scope: str, kind: str, since: datetime) -> int:
         return await self._run(lambda tx: _events(tx, scope, kind, since), write=False)
 
+    async def settings_and_marks(self, scope: str, user_key: str) -> tuple[dict[str, Any], list[str]]:
+        """This scope's settings and the scopes of blocks forget-me kept for `user_key`
+        (bot/store/block_marks.py; none for almost everyone), in one read."""
+        return await self._run(lambda tx: (_settings(tx, scope), marked_scopes(tx, user_key)),
+                               write=False)
+
     async def restore_blocks(self, user_key: str) -> list[str]:
-        """Blocks forget-me kept for this key (bot/store/block_marks.py) become blocks on it
-        again; the scopes restored. One read when there are none, as for almost everyone."""
-        if not await self._run(lambda tx: marked_scopes(tx, user_key), write=False):
-            return []
+        """Blocks forget-me kept for this key become blocks on it again; the scopes
+        restored (none when there were none, or another process restored them first)."""
         now = self.clock()
         return await self._run(lambda tx: restore_blocks(tx, user_key, now))
