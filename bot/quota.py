@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from bot import catalog
@@ -330,6 +330,21 @@ class Quota:
                                            ("global_day", self._q.global_daily_credits))
                 if limit]
 
+    def reservation_checks(self, tx: LedgerTx, user: User, row: UserRow | None, place: Place,
+                           cost: int, now: datetime, *, workspace_word: str,
+                           already_running: bool = False) -> int:
+        """What a reservation meets in its own transaction: blocked, then every limit of
+        `check`; returns the granted credits it takes. `already_running`: the job is among
+        the user's unfinished ones already and started long ago (no cooldown): a job
+        reserving again after a fal-account pause (`bot.quota_pause`)."""
+        if row is not None and row.blocked and not user.is_admin:
+            raise PermissionDenied(BLOCKED)
+        usage = tx.usage(user.key, workspace_key_of(place), now, limited=self.shared_limits())
+        if already_running:
+            usage = replace(usage, running_jobs=max(0, usage.running_jobs - 1), last_job_at=None)
+        return self.check(user, place, self.limits_for(user, row), usage, cost, now,
+                          workspace_word=workspace_word)
+
     # -- the contract
 
     async def precheck(self, user: User, place: Place, floor: Floor | None, *,
@@ -366,11 +381,8 @@ class Quota:
             kind = parent_kind  # type: ignore[assignment]
         def body(tx: LedgerTx) -> JobRecord:
             row = tx.upsert_user(user, now)
-            if row.blocked and not user.is_admin:
-                raise PermissionDenied(BLOCKED)
-            limits = self.limits_for(user, row)
-            usage = tx.usage(user.key, workspace_key, now, limited=self.shared_limits())
-            bonus = self.check(user, place, limits, usage, cost, now, workspace_word=workspace_word)
+            bonus = self.reservation_checks(tx, user, row, place, cost, now,
+                                            workspace_word=workspace_word)
             job = tx.insert_job(NewJob(
                 owner=user, place=place, endpoint_id=request.endpoint.endpoint_id,
                 input=request.input, prompt=request.prompt, estimate_credits=cost,

@@ -13,12 +13,9 @@ message and costs nothing. Both are fenced by the process's lease when it has on
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from bot.errors import PermissionDenied
 from bot.model import JobRecord, JobState
 from bot.ports import User
-from bot.quota import BLOCKED, Quota
+from bot.quota import Quota
 from bot.store import LedgerEntry, LedgerTx, workspace_key_of
 
 # Not at fal yet: the only states whose reservation a pause gives back.
@@ -74,15 +71,9 @@ async def reserve_again(quota: Quota, job: JobRecord, *, owner: str | None,
             raise LookupError(f"job {job.id} not found")
         if not stored.unreserved:
             return False
-        row = tx.get_user(user.key)
-        if row is not None and row.blocked and not user.is_admin:
-            raise PermissionDenied(BLOCKED)
-        usage = tx.usage(user.key, workspace_key, now, limited=quota.shared_limits())
-        # This job is among the user's unfinished ones already; it started long ago.
-        usage = replace(usage, running_jobs=max(0, usage.running_jobs - 1), last_job_at=None)
         cost = stored.estimate_credits
-        bonus = quota.check(user, job.place, quota.limits_for(user, row), usage, cost, now,
-                            workspace_word=workspace_word)
+        bonus = quota.reservation_checks(tx, user, tx.get_user(user.key), job.place, cost, now,
+                                         workspace_word=workspace_word, already_running=True)
         tx.record(LedgerEntry(
             kind="reserve", credits=cost, bonus=bonus, usd=stored.estimate_usd,
             user_key=user.key, workspace_key=workspace_key, job_id=job.id, charged_at=now,
