@@ -50,6 +50,7 @@ from adapters.slack_render import (
     read_form,
 )
 from adapters.slack_translate import (
+    error_code,
     is_complete,
     is_direct_message,
     is_workspace_admin,
@@ -248,7 +249,7 @@ class SlackAdapter:
             return False
         except SlackApiError as exc:
             self.log.warning("slack: users.info failed (%s); is users:read granted?",
-                             exc.response.get("error"))
+                             error_code(exc))
             return False
         info = answer.get("user")
         return isinstance(info, dict) and is_workspace_admin(info)

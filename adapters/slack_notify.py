@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_render import note_text
+from adapters.slack_translate import error_code
 from bot.errors import UserError
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ async def notify_admins(port: SlackPort, text: str) -> int:
             return 1
         except SlackApiError as exc:
             log.warning("the admin channel %s could not be told (%s); trying the admins' "
-                        "direct messages", settings.admin_channel, _error(exc))
+                        "direct messages", settings.admin_channel, error_code(exc))
     told = 0
     # admin_users may name a user as `U…` or `slack:U…`; each is told once.
     for user_id in dict.fromkeys(u.removeprefix("slack:") for u in settings.admin_users):
@@ -51,7 +52,7 @@ async def notify_admins(port: SlackPort, text: str) -> int:
         except SlackApiError as exc:
             # One admin that cannot be reached must not keep the news from the others.
             log.warning("admin %s could not be told by direct message (%s; the app needs "
-                        "the im:write scope)", user_id, _error(exc))
+                        "the im:write scope)", user_id, error_code(exc))
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("admin %s could not be told by direct message (%s)", user_id,
                         type(exc).__name__)
@@ -73,8 +74,3 @@ async def _client(port: SlackPort) -> AsyncWebClient | None:
         log.warning("Slack admins are not told in chat: the app is not installed in "
                     "[slack] admin_team %s", team)
         return None
-
-
-def _error(exc: SlackApiError) -> str:
-    data = getattr(exc.response, "data", None)
-    return str(data.get("error") or "") if isinstance(data, dict) else ""

@@ -33,7 +33,7 @@ from adapters.slack_render import (
     note_text,
     summary_text,
 )
-from adapters.slack_translate import PLATFORM
+from adapters.slack_translate import PLATFORM, error_code
 from adapters.slack_workspaces import Workspaces
 from bot.config import SlackSettings
 from bot.errors import UserError
@@ -110,7 +110,7 @@ class SlackPort:
                 channel=place.channel, thread_ts=place.thread, text=fallback_text(card),
                 blocks=card_blocks(card), unfurl_links=False, unfurl_media=False)
         except SlackApiError as exc:
-            if _error(exc) in NOT_A_MEMBER:
+            if error_code(exc) in NOT_A_MEMBER:
                 raise UserError(NOT_A_MEMBER_TEXT) from None
             raise
         ts = str(resp["ts"])
@@ -127,7 +127,7 @@ class SlackPort:
             await client.chat_update(channel=ref.channel, ts=ref.id,
                                           text=fallback_text(card), blocks=card_blocks(card))
         except SlackApiError as exc:
-            if _error(exc) not in GONE:
+            if error_code(exc) not in GONE:
                 raise
             # The message was deleted or can't be edited any more: show the card anew.
             return await self.post(Place(PLATFORM, ref.channel, team,
@@ -176,7 +176,7 @@ class SlackPort:
             opened = await self.client.conversations_open(users=user.id)
         except SlackApiError as exc:
             log.warning("my-data: cannot open a DM (%s); the app needs the im:write scope",
-                        _error(exc))
+                        error_code(exc))
             raise UserError("I could not open a direct message with you to send the file; "
                             "ask the bot's operator (the Slack app needs im:write).") from None
         channel = str(opened["channel"]["id"])
@@ -201,7 +201,7 @@ class SlackPort:
         try:
             await call
         except SlackApiError as exc:
-            if _error(exc) not in ALREADY_GONE:
+            if error_code(exc) not in ALREADY_GONE:
                 raise
 
     def upload_limit(self, place: Place) -> int:
@@ -248,7 +248,7 @@ class SlackPort:
                                             blocks=blocks, thread_ts=place.thread)
             return
         except SlackApiError as exc:
-            log.info("postEphemeral refused (%s); trying the response URL", _error(exc))
+            log.info("postEphemeral refused (%s); trying the response URL", error_code(exc))
             failure: Exception = exc
         entry = self._response_urls.get((user.id, place.channel))
         if entry is not None and entry[1] > self.clock():
@@ -265,11 +265,5 @@ class SlackPort:
                 await client.chat_postMessage(channel=user.id, text=text, blocks=blocks)
                 return
             except SlackApiError as exc:
-                log.info("DM to the user refused too (%s)", _error(exc))
+                log.info("DM to the user refused too (%s)", error_code(exc))
         raise failure
-
-
-def _error(exc: SlackApiError) -> str:
-    """Slack's error code ("not_in_channel"); "" when the answer was not Slack's JSON."""
-    data = getattr(exc.response, "data", None)
-    return str(data.get("error") or "") if isinstance(data, dict) else ""

@@ -178,3 +178,10 @@ def who_and_where(body: Mapping[str, Any]) -> tuple[str, str] | None:
     channel = (body.get("channel_id") or event.get("channel")
                or (channel_obj.get("id") if isinstance(channel_obj, Mapping) else None))
     return (str(user), str(channel)) if user and channel else None
+
+
+def error_code(exc: Exception) -> str:
+    """Slack's error code of a refused Web API call ("not_in_channel"); "" when the answer
+    was not Slack's JSON."""
+    data = getattr(getattr(exc, "response", None), "data", None)
+    return str(data.get("error") or "") if isinstance(data, dict) else ""

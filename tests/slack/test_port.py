@@ -10,7 +10,8 @@ import pytest
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack_app import SlackAdapter
-from adapters.slack_port import SlackPort, _error
+from adapters.slack_port import SlackPort
+from adapters.slack_translate import error_code
 from bot.config import Settings
 from bot.errors import UserError
 from bot.ports import Action, Invocation, MessageRef, Place, StatusCard, User
@@ -187,8 +188,8 @@ async def test_edits_of_one_message_are_at_least_3_seconds_apart(
 
 
 def test_an_answer_that_is_not_slack_json_has_no_error_code() -> None:
-    assert _error(SlackApiError("bad gateway", SimpleNamespace(data=b"<html>502</html>"))) == ""
-    assert _error(SlackApiError("no", SimpleNamespace(data={"ok": False, "error": "not_in_channel"}))
+    assert error_code(SlackApiError("bad gateway", SimpleNamespace(data=b"<html>502</html>"))) == ""
+    assert error_code(SlackApiError("no", SimpleNamespace(data={"ok": False, "error": "not_in_channel"}))
                   ) == "not_in_channel"
 
 
